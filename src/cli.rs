@@ -1,0 +1,297 @@
+//! Argument parsing and output for each `quarry` subcommand. Errors become messages and exit
+//! codes here, at the edge, with `anyhow` carrying context.
+
+mod progress;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use quarry::{CancelToken, Engine, EngineConfig, SearchMode};
+
+/// First argument that starts the hidden extraction worker.
+pub(crate) const WORKER_ARG: &str = "__extract-worker";
+
+#[derive(Debug, Parser)]
+#[command(name = "quarry", version, about = "Ask questions about your own documents, offline")]
+struct Cli {
+    /// Library folder [default: the platform's data folder]
+    #[arg(long, env = "QUARRY_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// Models folder [default: <data-dir>/models]
+    #[arg(long, env = "QUARRY_MODELS_DIR", global = true)]
+    models_dir: Option<PathBuf>,
+    /// More log output (-v info, -vv debug)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Add files or folders and index them incrementally (no paths: re-scan known folders)
+    Index {
+        /// Files or folders
+        paths: Vec<PathBuf>,
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+        /// Seconds one file may take before its extractor is stopped
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+        /// Files extracted at once [default: number of cores, at most 4]
+        #[arg(long)]
+        workers: Option<usize>,
+    },
+    /// Library summary
+    Status {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// List documents with their state and errors
+    Docs {
+        /// Only failed documents
+        #[arg(long)]
+        failed: bool,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove files or folders from the library
+    Remove {
+        /// Files or folders
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Search the library
+    Search {
+        /// The query
+        query: String,
+        /// Number of hits
+        #[arg(short, default_value_t = 10)]
+        k: usize,
+        /// How to search
+        #[arg(long, value_enum, default_value_t = Mode::Text)]
+        mode: Mode,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild derived indexes from the tables
+    Reindex {
+        /// Rebuild the full-text index
+        #[arg(long, required = true)]
+        text: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Mode {
+    /// BM25 full-text search
+    Text,
+}
+
+impl From<Mode> for SearchMode {
+    fn from(mode: Mode) -> Self {
+        match mode {
+            Mode::Text => SearchMode::Text,
+        }
+    }
+}
+
+/// Runs the command line and maps errors to exit codes.
+pub(crate) fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            let user = err.downcast_ref::<quarry::Error>().is_some_and(quarry::Error::is_user_error);
+            eprintln!("error: {err:#}");
+            ExitCode::from(if user { 1 } else { 2 })
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("QUARRY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn config_for(cli: &Cli) -> anyhow::Result<EngineConfig> {
+    let data_dir = match &cli.data_dir {
+        Some(dir) => dir.clone(),
+        None => directories::ProjectDirs::from("org", "Quarry", "quarry")
+            .map(|p| p.data_dir().to_owned())
+            .context("no home folder to keep the library in; pass --data-dir")?,
+    };
+    let models_dir = cli.models_dir.clone().unwrap_or_else(|| data_dir.join("models"));
+    let tokenizer = quarry::models::find_model(&models_dir, quarry::models::DEFAULT_EMBEDDER)
+        .map(|dir| dir.join("tokenizer.json"))
+        .filter(|p| p.is_file());
+    if tokenizer.is_none() {
+        tracing::info!(
+            "no tokenizer for {} in {}; sizing chunks by characters",
+            quarry::models::DEFAULT_EMBEDDER,
+            models_dir.display()
+        );
+    }
+    let exe = std::env::current_exe().context("cannot find the quarry executable")?;
+    let mut config = EngineConfig { data_dir, tokenizer, ..EngineConfig::default() };
+    config.extraction.worker_command =
+        Some(vec![exe.to_string_lossy().into_owned(), WORKER_ARG.to_owned()]);
+    Ok(config)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut config = config_for(&cli)?;
+    match cli.command {
+        Command::Index { paths, json, timeout, workers } => {
+            config.extraction.per_file_timeout_secs = timeout;
+            if let Some(workers) = workers {
+                config.extraction.workers = workers;
+            }
+            let engine = Engine::open_for_write(config).await?;
+            let cancel = CancelToken::new();
+            let on_interrupt = cancel.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!("stopping after the files in progress (Ctrl-C again to abort)");
+                    on_interrupt.cancel();
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        std::process::exit(130);
+                    }
+                }
+            });
+            let mut display = progress::IndexDisplay::new(!json, std::io::stderr().is_terminal());
+            let report = engine.index(&paths, &mut |e| display.event(e), &cancel).await?;
+            display.finish();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "{} added, {} updated, {} removed, {} unchanged, {} failed; {} pages, {} chunks in {:.1} s",
+                    report.added,
+                    report.updated,
+                    report.removed,
+                    report.unchanged,
+                    report.failed,
+                    report.pages,
+                    report.chunks,
+                    report.seconds
+                );
+            }
+        }
+        Command::Status { json } => {
+            let status = Engine::open(config).await?.status().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                println!("library   {}", status.data_dir);
+                println!(
+                    "documents {} ({} indexed, {} failed, {} skipped, {} pending)",
+                    status.documents, status.indexed, status.failed, status.skipped, status.pending
+                );
+                println!("chunks    {} (text index {})", status.chunks, status.text_index_chunks);
+                println!("chunking  {}", status.chunker);
+                for source in &status.sources {
+                    println!("source    {source}");
+                }
+            }
+        }
+        Command::Docs { failed, json } => {
+            let mut docs = Engine::open(config).await?.documents().await?;
+            if failed {
+                docs.retain(|d| d.state != quarry::DocumentState::Indexed);
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "documents": docs }))?);
+            } else {
+                for doc in &docs {
+                    println!(
+                        "{:<8} {:>4} p {:>5} ch  {}",
+                        doc.state.as_str(),
+                        doc.pages,
+                        doc.chunks,
+                        doc.path
+                    );
+                    if let Some(error) = &doc.error {
+                        println!("         error: {error}");
+                    }
+                    for warning in &doc.warnings {
+                        println!("         warning: {warning}");
+                    }
+                }
+            }
+        }
+        Command::Remove { paths, json } => {
+            let engine = Engine::open_for_write(config).await?;
+            let removed = engine.remove(&paths).await?;
+            if json {
+                println!("{}", serde_json::json!({ "removed": removed }));
+            } else {
+                println!("{removed} documents removed");
+            }
+        }
+        Command::Search { query, k, mode, json } => {
+            let hits = Engine::open(config).await?.search(&query, mode.into(), k).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "hits": hits }))?);
+            } else if hits.is_empty() {
+                println!("no matches");
+            } else {
+                for (n, hit) in hits.iter().enumerate() {
+                    let pages = if hit.page_end > hit.page {
+                        format!("pp. {}-{}", hit.page, hit.page_end)
+                    } else {
+                        format!("p. {}", hit.page)
+                    };
+                    println!("[{}] {} ({pages}) score {:.2}", n + 1, hit.doc_path, hit.score);
+                    println!("    {}", preview(&hit.text, 240));
+                }
+            }
+        }
+        Command::Reindex { text } => {
+            let engine = Engine::open_for_write(config).await?;
+            if text {
+                engine.rebuild_text_index().await?;
+                println!("full-text index rebuilt");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn preview(text: &str, max_chars: usize) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max_chars {
+        flat
+    } else {
+        let cut: String = flat.chars().take(max_chars).collect();
+        format!("{cut}…")
+    }
+}

@@ -1,0 +1,111 @@
+//! Engine settings as plain data, validated once when the engine opens.
+//! The engine never reads files or the environment to find its settings: callers build this.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Everything the engine needs to know from its caller.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// The library folder (LanceDB tables, tantivy index, `library.json`).
+    pub data_dir: PathBuf,
+    /// A `tokenizer.json` used to size chunks in tokens; without it chunks are sized in
+    /// characters (about four per token).
+    pub tokenizer: Option<PathBuf>,
+    /// How document text is extracted.
+    pub extraction: ExtractionConfig,
+    /// How text is cut into chunks.
+    pub chunking: ChunkingConfig,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("quarry-data"),
+            tokenizer: None,
+            extraction: ExtractionConfig::default(),
+            chunking: ChunkingConfig::default(),
+        }
+    }
+}
+
+/// Where and how untrusted files are parsed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExtractionConfig {
+    /// Parse files in worker processes started with this command line (the `quarry` binary
+    /// in its hidden worker mode), so a crash or hang in a parser loses only that file.
+    /// `None` parses in-process, which only tests should do.
+    pub worker_command: Option<Vec<String>>,
+    /// Number of files extracted at once.
+    pub workers: usize,
+    /// Longest time one file may take before its worker is killed.
+    pub per_file_timeout_secs: u64,
+    /// Files larger than this are skipped with a reason.
+    pub max_file_bytes: u64,
+}
+
+impl Default for ExtractionConfig {
+    fn default() -> Self {
+        Self {
+            worker_command: None,
+            workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(4),
+            per_file_timeout_secs: 120,
+            max_file_bytes: 512 * 1024 * 1024,
+        }
+    }
+}
+
+impl ExtractionConfig {
+    /// The per-file time limit.
+    pub fn per_file_timeout(&self) -> Duration {
+        Duration::from_secs(self.per_file_timeout_secs)
+    }
+}
+
+/// Chunk sizing. Recorded in `library.json`, since it changes what the index contains.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChunkingConfig {
+    /// Largest chunk, in tokens. all-MiniLM-L6-v2 reads at most 256 word pieces; 200 leaves
+    /// room for the special tokens and for the query/passage prefixes of other models.
+    pub max_tokens: usize,
+    /// Tokens shared by neighbouring chunks, so a sentence cut at a boundary is still whole
+    /// in one of them.
+    pub overlap_tokens: usize,
+}
+
+impl Default for ChunkingConfig {
+    fn default() -> Self {
+        Self { max_tokens: 200, overlap_tokens: 32 }
+    }
+}
+
+impl EngineConfig {
+    /// Checks the settings once, so nothing downstream re-checks them.
+    pub fn validate(&self) -> Result<()> {
+        if self.chunking.max_tokens < 16 {
+            return Err(Error::user("chunking.max_tokens must be at least 16"));
+        }
+        if self.chunking.overlap_tokens >= self.chunking.max_tokens / 2 {
+            return Err(Error::user("chunking.overlap_tokens must be less than half of max_tokens"));
+        }
+        if self.extraction.workers == 0 {
+            return Err(Error::user("extraction.workers must be at least 1"));
+        }
+        if self.extraction.per_file_timeout_secs == 0 {
+            return Err(Error::user("extraction.per_file_timeout_secs must be at least 1"));
+        }
+        if let Some(cmd) = &self.extraction.worker_command
+            && cmd.is_empty()
+        {
+            return Err(Error::user("extraction.worker_command is empty"));
+        }
+        Ok(())
+    }
+}

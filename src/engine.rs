@@ -1,0 +1,186 @@
+//! The engine facade: the one place that wires the stages together. Callers (the CLI, the
+//! desktop shell, the HTTP server) open an [`Engine`] and call its methods; they never reach
+//! into a stage.
+
+mod indexing;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tracing::instrument;
+
+use crate::api::{DocumentInfo, DocumentState, IndexReport, LibraryStatus, SearchHit, SearchMode};
+use crate::chunk::Chunker;
+use crate::config::EngineConfig;
+use crate::error::{Error, Result};
+use crate::ids::DocumentId;
+use crate::index::Store;
+use crate::index::schema::DocumentRow;
+use crate::progress::{CancelToken, ProgressSink};
+
+/// An open library with the models and settings to index and search it.
+#[derive(Debug)]
+pub struct Engine {
+    config: EngineConfig,
+    store: Store,
+    chunker: Arc<Chunker>,
+}
+
+impl Engine {
+    /// Opens the library for reading (search, listing).
+    pub async fn open(config: EngineConfig) -> Result<Self> {
+        config.validate()?;
+        let store = Store::open(&config.data_dir).await?;
+        let chunker = Arc::new(make_chunker(&config)?);
+        Ok(Self { config, store, chunker })
+    }
+
+    /// Opens the library for writing: takes the writer lock and repairs an interrupted run.
+    pub async fn open_for_write(config: EngineConfig) -> Result<Self> {
+        config.validate()?;
+        let store = Store::open_for_write(&config.data_dir).await?;
+        let chunker = Arc::new(make_chunker(&config)?);
+        Ok(Self { config, store, chunker })
+    }
+
+    /// The settings this engine runs with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Adds files and folders to the library and indexes them incrementally: new files are
+    /// added, changed ones replaced, unchanged ones skipped, vanished ones removed. With no
+    /// paths, every source added before is re-scanned.
+    #[instrument(skip_all, target = "engine::ingest", fields(n_paths = paths.len()))]
+    pub async fn index(
+        &self,
+        paths: &[PathBuf],
+        sink: &mut dyn ProgressSink,
+        cancel: &CancelToken,
+    ) -> Result<IndexReport> {
+        let roots = if paths.is_empty() {
+            let sources: Vec<PathBuf> = self.store.meta().sources.iter().map(PathBuf::from).collect();
+            if sources.is_empty() {
+                return Err(Error::user("no folders in the library yet: name a file or folder to add"));
+            }
+            sources
+        } else {
+            paths.iter().map(|p| canonical(p)).collect::<Result<Vec<_>>>()?
+        };
+        self.store.update_meta(|meta| {
+            for root in &roots {
+                let root = root.to_string_lossy().into_owned();
+                if !meta.sources.contains(&root) {
+                    meta.sources.push(root);
+                }
+            }
+        })?;
+        indexing::run(&self.store, &self.chunker, &self.config, &roots, sink, cancel).await
+    }
+
+    /// Removes files (or everything under folders) from the library; returns how many
+    /// documents were removed.
+    pub async fn remove(&self, paths: &[PathBuf]) -> Result<u32> {
+        let mut doc_ids = Vec::new();
+        let mut removed_sources = Vec::new();
+        for path in paths {
+            let abs = std::fs::canonicalize(path)
+                .or_else(|_| std::path::absolute(path))
+                .map_err(|e| Error::io(path, e))?;
+            let docs = self.store.documents_under(&abs).await?;
+            if docs.is_empty() {
+                return Err(Error::user(format!("{}: not in the library", path.display())));
+            }
+            doc_ids.extend(docs.into_iter().map(|d| d.doc_id));
+            removed_sources.push(abs);
+        }
+        self.store.remove(&doc_ids).await?;
+        self.store.update_meta(|meta| {
+            meta.sources.retain(|s| !removed_sources.iter().any(|r| Path::new(s).starts_with(r)));
+        })?;
+        Ok(doc_ids.len() as u32)
+    }
+
+    /// Every document with its state, sorted by path.
+    pub async fn documents(&self) -> Result<Vec<DocumentInfo>> {
+        let mut docs: Vec<DocumentInfo> =
+            self.store.documents().await?.into_iter().map(document_info).collect();
+        docs.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(docs)
+    }
+
+    /// The library at a glance.
+    pub async fn status(&self) -> Result<LibraryStatus> {
+        let docs = self.store.documents().await?;
+        let count = |state| docs.iter().filter(|d| d.state == state).count() as u64;
+        let (chunks, text_chunks) = self.store.chunk_counts().await?;
+        let meta = self.store.meta();
+        Ok(LibraryStatus {
+            data_dir: self.store.dir().to_string_lossy().into_owned(),
+            format_version: meta.format_version,
+            documents: docs.len() as u64,
+            indexed: count(DocumentState::Indexed),
+            failed: count(DocumentState::Failed),
+            skipped: count(DocumentState::Skipped),
+            pending: count(DocumentState::Pending),
+            chunks,
+            text_index_chunks: text_chunks,
+            chunker: meta.chunker,
+            sources: meta.sources,
+        })
+    }
+
+    /// Searches the library, best hit first.
+    #[instrument(skip_all, target = "engine::retrieve", fields(k))]
+    pub async fn search(&self, query: &str, mode: SearchMode, k: usize) -> Result<Vec<SearchHit>> {
+        if query.trim().is_empty() {
+            return Err(Error::user("the query is empty"));
+        }
+        match mode {
+            SearchMode::Text => self.store.search_text(query, k).await,
+        }
+    }
+
+    /// Rebuilds the full-text index from the chunks table (`quarry reindex --text`).
+    pub async fn rebuild_text_index(&self) -> Result<()> {
+        self.store.rebuild_text_index().await
+    }
+
+    /// The id a document at `path` has.
+    pub fn document_id(path: &Path) -> DocumentId {
+        DocumentId::for_path(path)
+    }
+}
+
+fn make_chunker(config: &EngineConfig) -> Result<Chunker> {
+    match &config.tokenizer {
+        Some(path) => Chunker::with_tokenizer(path, &config.chunking),
+        None => Ok(Chunker::with_characters(&config.chunking)),
+    }
+}
+
+fn canonical(path: &Path) -> Result<PathBuf> {
+    std::fs::canonicalize(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::user(format!("{}: no such file or folder", path.display()))
+        } else {
+            Error::io(path, e)
+        }
+    })
+}
+
+fn document_info(row: DocumentRow) -> DocumentInfo {
+    DocumentInfo {
+        path: row.path,
+        kind: row.kind,
+        state: row.state,
+        error: row.error,
+        warnings: row.warnings,
+        pages: row.pages,
+        chunks: row.chunks,
+        sha256: row.sha256,
+        indexed_at: row.indexed_at,
+        size: row.size,
+        title: row.title,
+    }
+}

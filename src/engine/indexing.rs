@@ -1,0 +1,380 @@
+//! The add-documents pipeline: walk → plan (what changed) → extract in isolated workers →
+//! chunk → commit in batches. Extraction runs on its own threads and feeds the committing
+//! task through a bounded channel, so memory stays flat however large the folder is.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tracing::{debug, info_span, warn};
+
+use crate::api::{DocumentState, Failure, FileKind, IndexReport};
+use crate::chunk::Chunker;
+use crate::config::EngineConfig;
+use crate::error::{Error, ExtractError, Result};
+use crate::ids::{ChunkId, DocumentId, hex};
+use crate::index::schema::{ChunkRow, DocumentRow};
+use crate::index::{PreparedDocument, Store};
+use crate::ingest::walk::{FoundFile, walk};
+use crate::ingest::worker::{WorkerProcess, extract_in_process};
+use crate::ingest::{Extracted, Source, extractors};
+use crate::progress::{CancelToken, IngestEvent, ProgressSink};
+
+/// A batch is committed when it holds this many documents...
+const BATCH_DOCS: usize = 64;
+/// ...or this many chunks...
+const BATCH_CHUNKS: usize = 4096;
+/// ...or when its oldest document has waited this long, so progress is saved steadily.
+const BATCH_AGE: Duration = Duration::from_secs(3);
+
+/// One file to process, with what the library knew about it before.
+struct Job {
+    file: FoundFile,
+    previous: Option<DocumentRow>,
+    force: bool,
+}
+
+/// What a worker thread made of one job.
+enum Outcome {
+    /// Content unchanged: only size/mtime moved.
+    Unchanged(DocumentRow),
+    /// Extracted (or failed) and ready to commit.
+    Prepared { doc: PreparedDocument, existed: bool, warnings: Vec<String> },
+}
+
+pub(super) async fn run(
+    store: &Store,
+    chunker: &Arc<Chunker>,
+    config: &EngineConfig,
+    roots: &[PathBuf],
+    sink: &mut dyn ProgressSink,
+    cancel: &CancelToken,
+) -> Result<IndexReport> {
+    let started = Instant::now();
+    let mut report = IndexReport::default();
+
+    let existing: HashMap<String, DocumentRow> =
+        store.documents().await?.into_iter().map(|d| (d.path.clone(), d)).collect();
+    let rechunk = store.meta().chunker != chunker.description();
+
+    let mut jobs = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut refreshed = Vec::new();
+    for root in roots {
+        let _span = info_span!(target: "engine::ingest", "walk", root = %root.display()).entered();
+        let (files, problems) = walk(root);
+        for problem in problems {
+            warn!(target: "engine::ingest", path = ?problem.path, "{}", problem.message);
+        }
+        for file in files {
+            let key = file.path.to_string_lossy().into_owned();
+            if !seen.insert(key.clone()) {
+                continue;
+            }
+            let previous = existing.get(&key).cloned();
+            let settled = previous.as_ref().is_some_and(|p| {
+                matches!(p.state, DocumentState::Indexed | DocumentState::Failed | DocumentState::Skipped)
+            });
+            let same_stat =
+                previous.as_ref().is_some_and(|p| p.size == file.size && p.mtime_ns == file.mtime_ns);
+            let same_kind = previous.as_ref().is_some_and(|p| Ok(p.kind) == file.kind);
+            if settled && same_stat && same_kind && !rechunk {
+                report.unchanged += 1;
+                continue;
+            }
+            if let Some(prev) = previous.as_ref().filter(|_| settled && same_kind && !rechunk) {
+                // Size or mtime moved: the content hash decides (a `touch` changes nothing).
+                if let Ok(sha) = sha256_file(&file.path)
+                    && sha == prev.sha256
+                {
+                    refreshed.push(DocumentRow {
+                        size: file.size,
+                        mtime_ns: file.mtime_ns,
+                        ..prev.clone()
+                    });
+                    report.unchanged += 1;
+                    continue;
+                }
+            }
+            jobs.push(Job { file, previous, force: rechunk });
+        }
+    }
+    let vanished: Vec<String> = existing
+        .values()
+        .filter(|d| !seen.contains(&d.path))
+        .filter(|d| roots.iter().any(|r| Path::new(&d.path).starts_with(r)))
+        .map(|d| d.doc_id.clone())
+        .collect();
+    let total = jobs.len() as u64;
+    sink.event(IngestEvent::Planned { total, unchanged: report.unchanged as u64, removed: vanished.len() as u64 });
+    store.refresh_rows(&refreshed).await?;
+
+    let written = process(store, chunker, config, jobs, &mut report, sink, cancel).await?;
+
+    if !vanished.is_empty() && !cancel.is_cancelled() {
+        store.remove(&vanished).await?;
+        report.removed = vanished.len() as u32;
+    }
+    store.update_meta(|meta| meta.chunker = chunker.description().to_owned())?;
+    if written > 0 || report.removed > 0 {
+        store.optimize().await?;
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    sink.event(IngestEvent::Finished { report: report.clone() });
+    if cancel.is_cancelled() {
+        return Err(Error::Cancelled);
+    }
+    Ok(report)
+}
+
+/// Runs the jobs through the extraction threads and commits the results in batches.
+/// Returns how many documents were written.
+async fn process(
+    store: &Store,
+    chunker: &Arc<Chunker>,
+    config: &EngineConfig,
+    jobs: Vec<Job>,
+    report: &mut IndexReport,
+    sink: &mut dyn ProgressSink,
+    cancel: &CancelToken,
+) -> Result<u64> {
+    let total = jobs.len() as u64;
+    if total == 0 {
+        return Ok(0);
+    }
+    let n_threads = config.extraction.workers.min(jobs.len()).max(1);
+    let queue = Arc::new(Mutex::new(jobs.into_iter()));
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Outcome>(n_threads * 2);
+    for _ in 0..n_threads {
+        let queue = Arc::clone(&queue);
+        let tx = tx.clone();
+        let cancel = cancel.clone();
+        let chunker = Arc::clone(chunker);
+        let config = config.clone();
+        // Plain threads: extraction blocks on worker pipes and chunking is CPU-bound. They stop
+        // when the queue is empty, on cancel, or when the committing side goes away.
+        std::thread::spawn(move || {
+            let mut extractor = Extractor::new(&config);
+            loop {
+                if cancel.is_cancelled() {
+                    break;
+                }
+                let job = match queue.lock() {
+                    Ok(mut q) => q.next(),
+                    Err(_) => None,
+                };
+                let Some(job) = job else { break };
+                let outcome = prepare(job, &mut extractor, &chunker, &config);
+                if tx.blocking_send(outcome).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    drop(tx);
+
+    let mut done = 0u64;
+    let mut written = 0u64;
+    let mut batch: Vec<PreparedDocument> = Vec::new();
+    let mut batch_chunks = 0usize;
+    let mut oldest: Option<Instant> = None;
+    let mut pending_events = Vec::new();
+    loop {
+        let wait = oldest.map_or(BATCH_AGE, |t| BATCH_AGE.saturating_sub(t.elapsed()));
+        let next = tokio::time::timeout(wait, rx.recv()).await;
+        let finished = matches!(next, Ok(None));
+        if let Ok(Some(outcome)) = next {
+            match outcome {
+                Outcome::Unchanged(row) => {
+                    report.unchanged += 1;
+                    done += 1;
+                    store.refresh_rows(&[row]).await?;
+                }
+                Outcome::Prepared { doc, existed, warnings } => {
+                    tally(report, &doc, existed);
+                    pending_events.push(file_done(&doc, warnings));
+                    batch_chunks += doc.chunks.len();
+                    oldest.get_or_insert_with(Instant::now);
+                    batch.push(doc);
+                }
+            }
+        }
+        let full = batch.len() >= BATCH_DOCS || batch_chunks >= BATCH_CHUNKS;
+        let aged = oldest.is_some_and(|t| t.elapsed() >= BATCH_AGE);
+        if !batch.is_empty() && (full || aged || finished) {
+            store.commit(&batch).await?;
+            written += batch.len() as u64;
+            done += batch.len() as u64;
+            for event in pending_events.drain(..) {
+                sink.event(event);
+            }
+            sink.event(IngestEvent::Committed { done, total });
+            batch.clear();
+            batch_chunks = 0;
+            oldest = None;
+        }
+        if finished {
+            return Ok(written);
+        }
+    }
+}
+
+fn tally(report: &mut IndexReport, doc: &PreparedDocument, existed: bool) {
+    match doc.row.state {
+        DocumentState::Indexed => {
+            if existed {
+                report.updated += 1;
+            } else {
+                report.added += 1;
+            }
+            report.chunks += doc.chunks.len() as u64;
+            report.pages += u64::from(doc.row.pages);
+        }
+        DocumentState::Failed | DocumentState::Skipped | DocumentState::Pending => {
+            report.failed += 1;
+            report.failures.push(Failure {
+                path: doc.row.path.clone(),
+                error: doc.row.error.clone().unwrap_or_default(),
+            });
+        }
+    }
+}
+
+fn file_done(doc: &PreparedDocument, warnings: Vec<String>) -> IngestEvent {
+    IngestEvent::FileDone {
+        path: doc.row.path.clone(),
+        state: doc.row.state,
+        pages: doc.row.pages,
+        chunks: doc.chunks.len() as u32,
+        error: doc.row.error.clone(),
+        warnings,
+    }
+}
+
+/// Extraction for one thread: an isolated worker process, or in-process for tests.
+enum Extractor {
+    Isolated(WorkerProcess),
+    InProcess,
+}
+
+impl Extractor {
+    fn new(config: &EngineConfig) -> Self {
+        match &config.extraction.worker_command {
+            Some(command) => Extractor::Isolated(WorkerProcess::new(
+                command.clone(),
+                config.extraction.per_file_timeout(),
+            )),
+            None => Extractor::InProcess,
+        }
+    }
+
+    fn extract(&mut self, source: &Source) -> std::result::Result<Extracted, ExtractError> {
+        match self {
+            Extractor::Isolated(worker) => worker.extract(source),
+            Extractor::InProcess => extract_in_process(source),
+        }
+    }
+}
+
+/// Hashes, extracts and chunks one file on a worker thread.
+fn prepare(job: Job, extractor: &mut Extractor, chunker: &Chunker, config: &EngineConfig) -> Outcome {
+    let path = job.file.path.to_string_lossy().into_owned();
+    let _span = info_span!(target: "engine::ingest", "document", path = %path).entered();
+    let doc_id = DocumentId::for_path(&job.file.path);
+    let existed = job.previous.is_some();
+    let mut row = DocumentRow {
+        doc_id: doc_id.0.clone(),
+        path,
+        kind: job.file.kind.clone().unwrap_or(FileKind::Text),
+        size: job.file.size,
+        mtime_ns: job.file.mtime_ns,
+        sha256: String::new(),
+        state: DocumentState::Failed,
+        error: None,
+        warnings: Vec::new(),
+        pages: 0,
+        chunks: 0,
+        extractor: String::new(),
+        title: None,
+        indexed_at: Some(chrono::Utc::now().to_rfc3339()),
+    };
+    let fail = |mut row: DocumentRow, state: DocumentState, error: String| {
+        row.state = state;
+        row.error = Some(error);
+        Outcome::Prepared { doc: PreparedDocument { row, chunks: Vec::new() }, existed, warnings: Vec::new() }
+    };
+    match sha256_file(&job.file.path) {
+        Ok(sha) => row.sha256 = sha,
+        Err(e) => return fail(row, DocumentState::Failed, format!("cannot read the file: {e}")),
+    }
+    if let Some(prev) = &job.previous
+        && !job.force
+        && prev.sha256 == row.sha256
+        && prev.state != DocumentState::Pending
+        && Ok(prev.kind) == job.file.kind
+    {
+        return Outcome::Unchanged(DocumentRow { size: row.size, mtime_ns: row.mtime_ns, ..prev.clone() });
+    }
+    let kind = match &job.file.kind {
+        Ok(kind) => *kind,
+        Err(reason) => return fail(row, DocumentState::Failed, reason.clone()),
+    };
+    if job.file.size > config.extraction.max_file_bytes {
+        let limit_mb = config.extraction.max_file_bytes / (1024 * 1024);
+        return fail(row, DocumentState::Skipped, format!("larger than the {limit_mb} MiB limit"));
+    }
+    row.extractor = extractors()
+        .iter()
+        .find(|e| e.accepts(kind))
+        .map_or_else(String::new, |e| e.name().to_owned());
+    let source = Source { path: job.file.path.clone(), kind };
+    let extracted = match extractor.extract(&source) {
+        Ok(doc) => doc,
+        Err(e) => return fail(row, DocumentState::Failed, e.to_string()),
+    };
+    let chunks = chunker.chunk(&extracted, kind);
+    debug!(target: "engine::chunk", n_chunks = chunks.len(), "chunked");
+    row.state = DocumentState::Indexed;
+    row.pages = extracted.pages;
+    row.title = extracted.title.clone();
+    row.warnings = extracted.warnings.clone();
+    if !extracted.has_text() && !row.warnings.iter().any(|w| w.contains("no extractable text")) {
+        row.warnings.push("the document contains no text".into());
+    }
+    row.chunks = chunks.len() as u32;
+    let rows = chunks
+        .into_iter()
+        .map(|c| ChunkRow {
+            chunk_id: ChunkId::new(&doc_id, &row.sha256, c.ordinal).0,
+            doc_id: doc_id.0.clone(),
+            doc_path: row.path.clone(),
+            ordinal: c.ordinal,
+            text: c.text,
+            page_start: c.page_start,
+            page_end: c.page_end,
+            char_start: c.char_start,
+            char_end: c.char_end,
+            heading: c.heading,
+            language: c.language,
+        })
+        .collect();
+    let warnings = row.warnings.clone();
+    Outcome::Prepared { doc: PreparedDocument { row, chunks: rows }, existed, warnings }
+}
+
+fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex(&hasher.finalize()))
+}

@@ -1,0 +1,115 @@
+//! The engine's error type: user mistakes, internal faults, I/O and cancellation kept apart,
+//! so the CLI can choose an exit code and the UI can tell "your file is encrypted" from "a bug".
+
+use std::path::PathBuf;
+
+/// Result with the engine's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Every error the engine returns.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Something the user can fix: a missing path, a library built with other settings.
+    #[error("{0}")]
+    User(String),
+    /// A bug or a corrupted index; the message says which part failed.
+    #[error("internal error: {message}")]
+    Internal {
+        /// What was being done.
+        message: String,
+        /// The underlying cause.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// Reading or writing a file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or folder involved.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The operation was cancelled through its [`crate::progress::CancelToken`].
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl Error {
+    /// A user error with the given message.
+    pub fn user(message: impl Into<String>) -> Self {
+        Error::User(message.into())
+    }
+
+    /// An internal error wrapping its cause.
+    pub fn internal(
+        message: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::Internal { message: message.into(), source: Some(source.into()) }
+    }
+
+    /// An internal error without an underlying cause.
+    pub fn invariant(message: impl Into<String>) -> Self {
+        Error::Internal { message: message.into(), source: None }
+    }
+
+    /// An I/O error on `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+
+    /// Whether the user can act on this error (exit code 1 rather than 2).
+    pub fn is_user_error(&self) -> bool {
+        matches!(self, Error::User(_) | Error::Io { .. } | Error::Cancelled)
+    }
+}
+
+/// Why text could not be extracted from one file. Recorded on the document as its error.
+#[derive(Debug, Clone, thiserror::Error, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub enum ExtractError {
+    /// The file is encrypted and no password was given.
+    #[error("encrypted: {0}")]
+    Encrypted(String),
+    /// The file is not what its name says, or is too damaged to read.
+    #[error("{0}")]
+    Malformed(String),
+    /// The file type is not supported.
+    #[error("unsupported file type: {0}")]
+    Unsupported(String),
+    /// Reading the file failed.
+    #[error("read failed: {0}")]
+    Io(String),
+    /// The isolated extractor process crashed or exceeded its time limit.
+    #[error("extractor {0}")]
+    Crashed(String),
+}
+
+/// Errors of the index stage (LanceDB, tantivy, library metadata).
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// LanceDB failed.
+    #[error("vector store: {0}")]
+    Lance(#[from] lancedb::Error),
+    /// Arrow conversion failed.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    /// tantivy failed.
+    #[error("full-text index: {0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+    /// The query could not be parsed.
+    #[error("query: {0}")]
+    Query(#[from] tantivy::query::QueryParserError),
+    /// The stored data does not have the expected shape.
+    #[error("corrupt library: {0}")]
+    Corrupt(String),
+}
+
+impl From<IndexError> for Error {
+    fn from(err: IndexError) -> Self {
+        match err {
+            IndexError::Query(e) => Error::user(format!("could not parse the query: {e}")),
+            other => Error::internal("index", other),
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! Index stage: the library on disk. [`Store`] keeps the LanceDB tables (the source of truth)
+//! and the tantivy index in step with the pending→indexed protocol of DESIGN.md §3, so a
+//! process killed at any moment leaves a library that opens, tells the truth and finishes later.
+
+pub mod fulltext;
+pub mod meta;
+pub mod schema;
+pub mod tables;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use tracing::{info, warn};
+
+use self::fulltext::{FullText, TextEntry};
+use self::meta::{LibraryMeta, WriterLock};
+use self::schema::{ChunkRow, DocumentRow};
+use self::tables::{Tables, in_filter};
+use crate::api::{DocumentState, SearchHit};
+use crate::error::{Error, Result};
+
+/// A document ready to be committed: its final row and its chunks.
+#[derive(Debug, Clone)]
+pub struct PreparedDocument {
+    /// The row as it will read once committed.
+    pub row: DocumentRow,
+    /// Its chunks (empty for failed documents).
+    pub chunks: Vec<ChunkRow>,
+}
+
+/// The library: LanceDB tables, tantivy index and `library.json` in one data folder.
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+    tables: Tables,
+    fulltext: FullText,
+    meta: Mutex<LibraryMeta>,
+    lock: Option<WriterLock>,
+}
+
+impl Store {
+    /// Opens the library in `dir` for reading (and creates it when missing).
+    pub async fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let meta = LibraryMeta::load_or_new(dir)?;
+        let lance_dir = dir.join("lance");
+        let uri = lance_dir
+            .to_str()
+            .ok_or_else(|| Error::user(format!("data folder {} is not valid UTF-8", dir.display())))?;
+        let tables = Tables::open(uri).await?;
+        let text_dir = dir.join("text");
+        let fulltext = match FullText::open(&text_dir) {
+            Ok(ft) => ft,
+            Err(e) => {
+                // The text index is derived data: a damaged one is rebuilt, never fatal.
+                warn!(target: "engine::index", "text index unreadable ({e}); rebuilding");
+                std::fs::remove_dir_all(&text_dir).map_err(|e| Error::io(&text_dir, e))?;
+                FullText::open(&text_dir)?
+            }
+        };
+        let store = Self { dir: dir.to_owned(), tables, fulltext, meta: Mutex::new(meta), lock: None };
+        if !dir.join("library.json").exists() {
+            store.save_meta()?;
+        }
+        Ok(store)
+    }
+
+    /// Opens the library for writing: takes the writer lock, then repairs what an interrupted
+    /// run left behind.
+    pub async fn open_for_write(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let lock = WriterLock::acquire(dir)?;
+        let mut store = Self::open(dir).await?;
+        store.lock = Some(lock);
+        store.recover().await?;
+        Ok(store)
+    }
+
+    /// The data folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A copy of `library.json`.
+    pub fn meta(&self) -> LibraryMeta {
+        self.meta.lock().map(|m| m.clone()).unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Changes `library.json` and saves it.
+    pub fn update_meta(&self, change: impl FnOnce(&mut LibraryMeta)) -> Result<()> {
+        {
+            let mut meta = self.meta.lock().unwrap_or_else(|p| p.into_inner());
+            change(&mut meta);
+        }
+        self.save_meta()
+    }
+
+    fn save_meta(&self) -> Result<()> {
+        self.meta().save(&self.dir)
+    }
+
+    fn ensure_writer(&self) -> Result<()> {
+        if self.lock.is_none() {
+            return Err(Error::invariant("library opened read-only was asked to write"));
+        }
+        Ok(())
+    }
+
+    /// Cleans up after an interrupted run: chunks of pending documents and orphan chunks are
+    /// removed from both indexes, and a text index that disagrees with the tables is rebuilt.
+    async fn recover(&self) -> Result<()> {
+        let docs = self.tables.documents().await?;
+        let pending: Vec<String> = docs
+            .iter()
+            .filter(|d| d.state == DocumentState::Pending)
+            .map(|d| d.doc_id.clone())
+            .collect();
+        let with_chunks: HashSet<&str> = docs
+            .iter()
+            .filter(|d| d.state == DocumentState::Indexed)
+            .map(|d| d.doc_id.as_str())
+            .collect();
+        let orphans: Vec<String> = self
+            .tables
+            .chunk_doc_ids()
+            .await?
+            .into_iter()
+            .filter(|id| !with_chunks.contains(id.as_str()))
+            .collect();
+        let mut stale: Vec<String> = pending.clone();
+        stale.extend(orphans);
+        stale.sort();
+        stale.dedup();
+        if !stale.is_empty() {
+            info!(target: "engine::index", n_pending = pending.len(), n_stale = stale.len(), "recovering interrupted run");
+            self.tables.delete_chunks_of(&stale).await?;
+            self.fulltext.replace(&stale, &[])?;
+        }
+        let n_chunks = self.tables.count_chunks().await?;
+        if self.fulltext.len() != n_chunks {
+            warn!(target: "engine::index", text = self.fulltext.len(), tables = n_chunks, "text index out of step; rebuilding");
+            self.rebuild_text_index().await?;
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the tantivy index from the `chunks` table.
+    pub async fn rebuild_text_index(&self) -> Result<()> {
+        self.ensure_writer()?;
+        let titles: HashMap<String, String> = self
+            .tables
+            .documents()
+            .await?
+            .into_iter()
+            .map(|d| (d.doc_id.clone(), index_title(&d)))
+            .collect();
+        let mut batches: Vec<Vec<ChunkRow>> = Vec::new();
+        self.tables
+            .for_each_chunk(|rows| {
+                batches.push(rows);
+                Ok(())
+            })
+            .await?;
+        self.fulltext.rebuild(|add| {
+            for rows in &batches {
+                let entries: Vec<TextEntry<'_>> = rows
+                    .iter()
+                    .map(|r| text_entry(r, titles.get(&r.doc_id).map_or("", String::as_str)))
+                    .collect();
+                add(&entries)?;
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Every document row.
+    pub async fn documents(&self) -> Result<Vec<DocumentRow>> {
+        Ok(self.tables.documents().await?)
+    }
+
+    /// Document rows whose path is `root` or lies under it.
+    pub async fn documents_under(&self, root: &Path) -> Result<Vec<DocumentRow>> {
+        let docs = self.tables.documents().await?;
+        Ok(docs.into_iter().filter(|d| Path::new(&d.path).starts_with(root)).collect())
+    }
+
+    /// Commits a batch of documents with the pending→indexed protocol:
+    /// 1. rows marked pending; 2. chunks replaced in LanceDB (one transaction);
+    /// 3. chunks replaced in tantivy (one commit); 4. rows written with their final state.
+    /// A crash between 1 and 4 leaves pending rows that [`Store::open_for_write`] cleans up.
+    pub async fn commit(&self, batch: &[PreparedDocument]) -> Result<()> {
+        self.ensure_writer()?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let doc_ids: Vec<String> = batch.iter().map(|d| d.row.doc_id.clone()).collect();
+        let pending: Vec<DocumentRow> = batch
+            .iter()
+            .map(|d| DocumentRow { state: DocumentState::Pending, ..d.row.clone() })
+            .collect();
+        self.tables.upsert_documents(&pending).await?;
+        let chunks: Vec<ChunkRow> = batch.iter().flat_map(|d| d.chunks.iter().cloned()).collect();
+        self.tables.replace_chunks(&doc_ids, &chunks).await?;
+        let titles: HashMap<&str, String> =
+            batch.iter().map(|d| (d.row.doc_id.as_str(), index_title(&d.row))).collect();
+        let entries: Vec<TextEntry<'_>> = chunks
+            .iter()
+            .map(|c| text_entry(c, titles.get(c.doc_id.as_str()).map_or("", String::as_str)))
+            .collect();
+        self.fulltext.replace(&doc_ids, &entries)?;
+        let finals: Vec<DocumentRow> = batch.iter().map(|d| d.row.clone()).collect();
+        self.tables.upsert_documents(&finals).await?;
+        Ok(())
+    }
+
+    /// Updates rows whose file is unchanged but whose size or mtime moved (a `touch`).
+    pub async fn refresh_rows(&self, rows: &[DocumentRow]) -> Result<()> {
+        self.ensure_writer()?;
+        Ok(self.tables.upsert_documents(rows).await?)
+    }
+
+    /// Removes documents and their chunks from both indexes.
+    pub async fn remove(&self, doc_ids: &[String]) -> Result<()> {
+        self.ensure_writer()?;
+        if doc_ids.is_empty() {
+            return Ok(());
+        }
+        // Mark first, so an interruption leaves pending rows that recovery cleans.
+        let rows = self.tables.documents_where(Some(&in_filter("doc_id", doc_ids))).await?;
+        let pending: Vec<DocumentRow> =
+            rows.into_iter().map(|r| DocumentRow { state: DocumentState::Pending, ..r }).collect();
+        self.tables.upsert_documents(&pending).await?;
+        self.tables.delete_chunks_of(doc_ids).await?;
+        self.fulltext.replace(doc_ids, &[])?;
+        self.tables.delete_documents(doc_ids).await?;
+        Ok(())
+    }
+
+    /// Compacts the tables after a large run.
+    pub async fn optimize(&self) -> Result<()> {
+        self.ensure_writer()?;
+        Ok(self.tables.optimize().await?)
+    }
+
+    /// BM25 search over chunk text, best first.
+    pub async fn search_text(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>> {
+        let scored = self.fulltext.search(query, limit)?;
+        if scored.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = scored.iter().map(|(id, _)| id.clone()).collect();
+        let mut rows: HashMap<String, ChunkRow> = self
+            .tables
+            .chunks_by_id(&ids)
+            .await?
+            .into_iter()
+            .map(|r| (r.chunk_id.clone(), r))
+            .collect();
+        let mut res = Vec::with_capacity(scored.len());
+        for (id, score) in scored {
+            // A chunk in the text index but not in the table means the two are out of step;
+            // skip it rather than cite text that is not in the library.
+            let Some(row) = rows.remove(&id) else {
+                warn!(target: "engine::index", chunk = %id, "text hit without a chunk row");
+                continue;
+            };
+            res.push(SearchHit {
+                chunk_id: row.chunk_id,
+                doc_path: row.doc_path,
+                page: row.page_start,
+                page_end: row.page_end,
+                char_start: row.char_start,
+                char_end: row.char_end,
+                heading: row.heading,
+                score,
+                text: row.text,
+            });
+        }
+        Ok(res)
+    }
+
+    /// Number of chunks in the tables and in the text index.
+    pub async fn chunk_counts(&self) -> Result<(u64, u64)> {
+        Ok((self.tables.count_chunks().await?, self.fulltext.len()))
+    }
+}
+
+/// The title indexed with each chunk: the document's own title and its file name.
+fn index_title(row: &DocumentRow) -> String {
+    let name = Path::new(&row.path).file_stem().map(|s| s.to_string_lossy()).unwrap_or_default();
+    match &row.title {
+        Some(title) => format!("{title} {name}"),
+        None => name.into_owned(),
+    }
+}
+
+fn text_entry<'a>(row: &'a ChunkRow, title: &'a str) -> TextEntry<'a> {
+    TextEntry { chunk_id: &row.chunk_id, doc_id: &row.doc_id, text: &row.text, title }
+}

@@ -1,0 +1,226 @@
+//! The tantivy side of the library: a BM25 index over chunk text and document titles with an
+//! English analyzer (stop words, Snowball stemming). Derived from the `chunks` table and
+//! rebuildable from it at any time.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use tantivy::collector::TopDocs;
+use tantivy::query::QueryParser;
+use tantivy::schema::{
+    Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
+};
+use tantivy::tokenizer::{
+    Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
+};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+
+use crate::error::IndexError;
+
+const ANALYZER: &str = "quarry_en";
+/// Memory for the writer's in-RAM segment before it flushes (tantivy's own examples use 50 MB).
+const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
+
+/// One chunk as the text index sees it.
+#[derive(Debug, Clone)]
+pub struct TextEntry<'a> {
+    /// Chunk id, stored and returned by searches.
+    pub chunk_id: &'a str,
+    /// Owning document, for deleting all chunks of a document.
+    pub doc_id: &'a str,
+    /// Chunk text.
+    pub text: &'a str,
+    /// Document title and file name, so a query naming the document finds it.
+    pub title: &'a str,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Fields {
+    chunk_id: Field,
+    doc_id: Field,
+    text: Field,
+    title: Field,
+}
+
+/// The full-text index.
+pub struct FullText {
+    index: Index,
+    reader: IndexReader,
+    writer: Mutex<Option<IndexWriter>>,
+    fields: Fields,
+}
+
+impl std::fmt::Debug for FullText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FullText").finish_non_exhaustive()
+    }
+}
+
+fn schema() -> Schema {
+    let mut builder = Schema::builder();
+    builder.add_text_field("chunk_id", STRING | STORED);
+    builder.add_text_field("doc_id", STRING);
+    let analyzed = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(ANALYZER)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
+    builder.add_text_field("text", analyzed.clone());
+    builder.add_text_field("title", analyzed);
+    builder.build()
+}
+
+fn analyzer() -> TextAnalyzer {
+    let builder = TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser);
+    match StopWordFilter::new(Language::English) {
+        Some(stop) => builder.filter(stop).filter(Stemmer::new(Language::English)).build(),
+        None => builder.filter(Stemmer::new(Language::English)).build(),
+    }
+}
+
+impl FullText {
+    /// Opens the index in `dir`, creating it when missing. A stored schema that differs from
+    /// ours is reported as corrupt (the caller rebuilds).
+    pub fn open(dir: &Path) -> Result<Self, IndexError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| IndexError::Corrupt(format!("{}: {e}", dir.display())))?;
+        let directory = tantivy::directory::MmapDirectory::open(dir)
+            .map_err(|e| IndexError::Corrupt(format!("{}: {e}", dir.display())))?;
+        let index = Index::open_or_create(directory, schema())?;
+        index.tokenizers().register(ANALYZER, analyzer());
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        let s = index.schema();
+        let field = |name: &str| {
+            s.get_field(name).map_err(|_| IndexError::Corrupt(format!("text index lacks {name}")))
+        };
+        let fields = Fields {
+            chunk_id: field("chunk_id")?,
+            doc_id: field("doc_id")?,
+            text: field("text")?,
+            title: field("title")?,
+        };
+        Ok(Self { index, reader, writer: Mutex::new(None), fields })
+    }
+
+    fn with_writer<T>(
+        &self,
+        f: impl FnOnce(&mut IndexWriter) -> Result<T, IndexError>,
+    ) -> Result<T, IndexError> {
+        let mut guard =
+            self.writer.lock().map_err(|_| IndexError::Corrupt("text index writer poisoned".into()))?;
+        if guard.is_none() {
+            *guard = Some(self.index.writer(WRITER_HEAP_BYTES)?);
+        }
+        match guard.as_mut() {
+            Some(writer) => f(writer),
+            None => Err(IndexError::Corrupt("text index writer missing".into())),
+        }
+    }
+
+    /// Replaces every chunk of `doc_ids` with `entries` and commits.
+    pub fn replace(&self, doc_ids: &[String], entries: &[TextEntry<'_>]) -> Result<(), IndexError> {
+        let fields = self.fields;
+        self.with_writer(|writer| {
+            for doc_id in doc_ids {
+                writer.delete_term(Term::from_field_text(fields.doc_id, doc_id));
+            }
+            for entry in entries {
+                let mut doc = TantivyDocument::default();
+                doc.add_text(fields.chunk_id, entry.chunk_id);
+                doc.add_text(fields.doc_id, entry.doc_id);
+                doc.add_text(fields.text, entry.text);
+                doc.add_text(fields.title, entry.title);
+                writer.add_document(doc)?;
+            }
+            writer.commit()?;
+            Ok(())
+        })?;
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    /// Removes everything, then adds `entries` in batches from `fill`, and commits once.
+    pub fn rebuild(
+        &self,
+        fill: impl FnOnce(&mut dyn FnMut(&[TextEntry<'_>]) -> Result<(), IndexError>) -> Result<(), IndexError>,
+    ) -> Result<(), IndexError> {
+        let fields = self.fields;
+        self.with_writer(|writer| {
+            writer.delete_all_documents()?;
+            let mut add = |entries: &[TextEntry<'_>]| -> Result<(), IndexError> {
+                for entry in entries {
+                    let mut doc = TantivyDocument::default();
+                    doc.add_text(fields.chunk_id, entry.chunk_id);
+                    doc.add_text(fields.doc_id, entry.doc_id);
+                    doc.add_text(fields.text, entry.text);
+                    doc.add_text(fields.title, entry.title);
+                    writer.add_document(doc)?;
+                }
+                Ok(())
+            };
+            fill(&mut add)?;
+            writer.commit()?;
+            Ok(())
+        })?;
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    /// The best `limit` chunks for `query` by BM25, as (chunk id, score).
+    /// Query syntax errors are forgiven: the parsable part of the query is used.
+    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<(String, f32)>, IndexError> {
+        let mut parser = QueryParser::for_index(&self.index, vec![self.fields.text, self.fields.title]);
+        parser.set_field_boost(self.fields.title, 0.5);
+        let (query, _errors) = parser.parse_query_lenient(query);
+        let searcher = self.reader.searcher();
+        let top = searcher.search(&query, &TopDocs::with_limit(limit.max(1)).order_by_score())?;
+        let mut res = Vec::with_capacity(top.len());
+        for (score, address) in top {
+            let doc: TantivyDocument = searcher.doc(address)?;
+            if let Some(id) = doc.get_first(self.fields.chunk_id).and_then(|v| v.as_str()) {
+                res.push((id.to_owned(), score));
+            }
+        }
+        Ok(res)
+    }
+
+    /// Number of chunks in the committed index.
+    pub fn len(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    /// Whether the index holds no chunk.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stems_replaces_and_rebuilds() {
+        let dir = tempfile::tempdir().unwrap();
+        let ft = FullText::open(dir.path()).unwrap();
+        let e = |c, d, t| TextEntry { chunk_id: c, doc_id: d, text: t, title: "" };
+        ft.replace(
+            &["d1".into(), "d2".into()],
+            &[e("c1", "d1", "Tracing the loops"), e("c2", "d2", "Gardening with roses")],
+        )
+        .unwrap();
+        assert_eq!(ft.search("traces loop", 5).unwrap()[0].0, "c1");
+        // Query syntax errors do not fail the search.
+        assert_eq!(ft.search("roses AND (", 5).unwrap()[0].0, "c2");
+        ft.replace(&["d1".into()], &[e("c3", "d1", "Other words")]).unwrap();
+        assert!(ft.search("loops", 5).unwrap().is_empty());
+        assert_eq!(ft.len(), 2);
+        ft.rebuild(|add| add(&[e("c9", "d9", "only one")])).unwrap();
+        assert_eq!(ft.len(), 1);
+        drop(ft);
+        let reopened = FullText::open(dir.path()).unwrap();
+        assert_eq!(reopened.search("one", 5).unwrap()[0].0, "c9");
+    }
+}

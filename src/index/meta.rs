@@ -1,0 +1,124 @@
+//! `library.json`: the format version and the settings an index was built with, so a library
+//! opened by another version or with other settings asks for a re-index instead of returning
+//! nonsense. Also the library's writer lock.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Version of the on-disk layout. Bump it when tables or the text index change shape.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The contents of `library.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LibraryMeta {
+    /// On-disk format version.
+    pub format_version: u32,
+    /// How chunks were sized ([`crate::chunk::Chunker::description`]); empty before the first run.
+    pub chunker: String,
+    /// Folders and files the user added, absolute.
+    pub sources: Vec<String>,
+    /// When the library was created (RFC 3339).
+    pub created_at: String,
+}
+
+impl LibraryMeta {
+    fn new() -> Self {
+        Self {
+            format_version: FORMAT_VERSION,
+            chunker: String::new(),
+            sources: Vec::new(),
+            created_at: chrono::Utc::now().to_rfc3339(),
+        }
+    }
+
+    fn path(dir: &Path) -> PathBuf {
+        dir.join("library.json")
+    }
+
+    /// Reads `library.json` from `dir`, or starts a new one; refuses other format versions.
+    pub fn load_or_new(dir: &Path) -> Result<Self> {
+        let path = Self::path(dir);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::new()),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        let meta: LibraryMeta = serde_json::from_str(&text).map_err(|e| {
+            Error::user(format!("{} is damaged ({e}); delete the data folder and re-index", path.display()))
+        })?;
+        if meta.format_version != FORMAT_VERSION {
+            return Err(Error::user(format!(
+                "the library in {} has format {} but this Quarry reads format {FORMAT_VERSION}; \
+                 re-index into a new data folder",
+                dir.display(),
+                meta.format_version
+            )));
+        }
+        Ok(meta)
+    }
+
+    /// Writes `library.json` atomically (write, then rename).
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let path = Self::path(dir);
+        let tmp = dir.join("library.json.tmp");
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| Error::internal("encode library.json", e))?;
+        std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+        Ok(())
+    }
+}
+
+/// Held while a process writes to the library; a second writer gets a clear error.
+/// The operating system releases it when the process dies, so a crash never leaves it stuck.
+#[derive(Debug)]
+pub struct WriterLock {
+    _file: File,
+}
+
+impl WriterLock {
+    /// Takes the lock on the library in `dir`.
+    pub fn acquire(dir: &Path) -> Result<Self> {
+        let path = dir.join("writer.lock");
+        let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::user(format!(
+                "another Quarry process is writing to the library in {}; wait for it to finish",
+                dir.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(path, e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_round_trips_and_rejects_other_formats() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut meta = LibraryMeta::load_or_new(dir.path()).unwrap();
+        meta.sources.push("/docs".into());
+        meta.save(dir.path()).unwrap();
+        assert_eq!(LibraryMeta::load_or_new(dir.path()).unwrap(), meta);
+        meta.format_version = 99;
+        meta.save(dir.path()).unwrap();
+        let err = LibraryMeta::load_or_new(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("format 99"), "{err}");
+    }
+
+    #[test]
+    fn second_writer_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = WriterLock::acquire(dir.path()).unwrap();
+        assert!(WriterLock::acquire(dir.path()).unwrap_err().to_string().contains("another Quarry"));
+        drop(first);
+        WriterLock::acquire(dir.path()).unwrap();
+    }
+}

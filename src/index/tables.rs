@@ -1,0 +1,233 @@
+//! The LanceDB side of the library: the `documents` and `chunks` tables, the source of truth
+//! from which the full-text index can always be rebuilt.
+
+use std::sync::Arc;
+
+use arrow_array::{RecordBatch, RecordBatchIterator};
+use futures::TryStreamExt;
+use lancedb::query::{ExecutableQuery, QueryBase, Select};
+use lancedb::{Connection, Table};
+
+use super::schema::{
+    ChunkRow, DocumentRow, chunks_batch, chunks_from_batch, chunks_schema, documents_batch,
+    documents_from_batch, documents_schema,
+};
+use crate::error::IndexError;
+
+const DOCUMENTS: &str = "documents";
+const CHUNKS: &str = "chunks";
+
+/// How many ids go into one `IN (...)` filter; keeps SQL text and plans small.
+const IDS_PER_FILTER: usize = 512;
+
+/// Open handles on the two tables.
+#[derive(Clone)]
+pub struct Tables {
+    documents: Table,
+    chunks: Table,
+}
+
+impl std::fmt::Debug for Tables {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tables").finish_non_exhaustive()
+    }
+}
+
+impl Tables {
+    /// Opens the tables in the LanceDB database at `uri`, creating them when missing.
+    pub async fn open(uri: &str) -> Result<Self, IndexError> {
+        let db = lancedb::connect(uri).execute().await?;
+        let documents = open_or_create(&db, DOCUMENTS, documents_schema()).await?;
+        let chunks = open_or_create(&db, CHUNKS, chunks_schema()).await?;
+        Ok(Self { documents, chunks })
+    }
+
+    /// Every document row.
+    pub async fn documents(&self) -> Result<Vec<DocumentRow>, IndexError> {
+        self.documents_where(None).await
+    }
+
+    /// Document rows matching an SQL filter.
+    pub async fn documents_where(&self, filter: Option<&str>) -> Result<Vec<DocumentRow>, IndexError> {
+        let mut query = self.documents.query();
+        if let Some(filter) = filter {
+            query = query.only_if(filter);
+        }
+        let batches: Vec<RecordBatch> = query.execute().await?.try_collect().await?;
+        let mut res = Vec::new();
+        for batch in &batches {
+            res.extend(documents_from_batch(batch)?);
+        }
+        Ok(res)
+    }
+
+    /// Inserts or replaces document rows by `doc_id`, in one transaction.
+    pub async fn upsert_documents(&self, rows: &[DocumentRow]) -> Result<(), IndexError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let batch = documents_batch(rows)?;
+        let mut merge = self.documents.merge_insert(&["doc_id"]);
+        merge.when_matched_update_all(None).when_not_matched_insert_all();
+        merge.execute(reader(batch)).await?;
+        Ok(())
+    }
+
+    /// Replaces all chunks of `doc_ids` with `rows` in one transaction, so a reader sees either
+    /// the old chunks or the new ones, never a mix or none.
+    pub async fn replace_chunks(&self, doc_ids: &[String], rows: &[ChunkRow]) -> Result<(), IndexError> {
+        if doc_ids.is_empty() {
+            return Ok(());
+        }
+        if rows.is_empty() {
+            return self.delete_chunks_of(doc_ids).await;
+        }
+        let batch = chunks_batch(rows)?;
+        // merge_insert deletes unmatched target rows only within one filter; with a very large
+        // batch of documents the filter is long but still a single transaction.
+        let filter = in_filter("doc_id", doc_ids);
+        let mut merge = self.chunks.merge_insert(&["chunk_id"]);
+        merge
+            .when_matched_update_all(None)
+            .when_not_matched_insert_all()
+            .when_not_matched_by_source_delete(Some(filter));
+        merge.execute(reader(batch)).await?;
+        Ok(())
+    }
+
+    /// Deletes the chunks of `doc_ids`.
+    pub async fn delete_chunks_of(&self, doc_ids: &[String]) -> Result<(), IndexError> {
+        for ids in doc_ids.chunks(IDS_PER_FILTER) {
+            self.chunks.delete(in_filter("doc_id", ids).as_str()).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes document rows (their chunks must be deleted first).
+    pub async fn delete_documents(&self, doc_ids: &[String]) -> Result<(), IndexError> {
+        for ids in doc_ids.chunks(IDS_PER_FILTER) {
+            self.documents.delete(in_filter("doc_id", ids).as_str()).await?;
+        }
+        Ok(())
+    }
+
+    /// The chunks with the given ids, in no particular order.
+    pub async fn chunks_by_id(&self, chunk_ids: &[String]) -> Result<Vec<ChunkRow>, IndexError> {
+        let mut res = Vec::with_capacity(chunk_ids.len());
+        for ids in chunk_ids.chunks(IDS_PER_FILTER) {
+            res.extend(self.chunks_where(&in_filter("chunk_id", ids), None).await?);
+        }
+        Ok(res)
+    }
+
+    /// Chunk rows matching an SQL filter.
+    pub async fn chunks_where(
+        &self,
+        filter: &str,
+        limit: Option<usize>,
+    ) -> Result<Vec<ChunkRow>, IndexError> {
+        let mut query = self.chunks.query().only_if(filter);
+        if let Some(limit) = limit {
+            query = query.limit(limit);
+        }
+        let batches: Vec<RecordBatch> = query.execute().await?.try_collect().await?;
+        let mut res = Vec::new();
+        for batch in &batches {
+            res.extend(chunks_from_batch(batch)?);
+        }
+        Ok(res)
+    }
+
+    /// Streams every chunk to `each`, a batch at a time (for rebuilding the text index).
+    pub async fn for_each_chunk(
+        &self,
+        mut each: impl FnMut(Vec<ChunkRow>) -> Result<(), IndexError>,
+    ) -> Result<(), IndexError> {
+        let mut stream = self.chunks.query().execute().await?;
+        while let Some(batch) = stream.try_next().await? {
+            each(chunks_from_batch(&batch)?)?;
+        }
+        Ok(())
+    }
+
+    /// Ids of the documents that have chunks (to find orphans).
+    pub async fn chunk_doc_ids(&self) -> Result<std::collections::HashSet<String>, IndexError> {
+        let mut stream = self
+            .chunks
+            .query()
+            .select(Select::columns(&["doc_id"]))
+            .execute()
+            .await?;
+        let mut res = std::collections::HashSet::new();
+        while let Some(batch) = stream.try_next().await? {
+            let ids = batch
+                .column_by_name("doc_id")
+                .and_then(|c| c.as_any().downcast_ref::<arrow_array::StringArray>())
+                .ok_or_else(|| IndexError::Corrupt("chunks.doc_id is missing".into()))?;
+            res.extend(ids.iter().flatten().map(str::to_owned));
+        }
+        Ok(res)
+    }
+
+    /// Number of chunks.
+    pub async fn count_chunks(&self) -> Result<u64, IndexError> {
+        Ok(self.chunks.count_rows(None).await? as u64)
+    }
+
+    /// Compacts small fragments and drops old versions; run after large writes.
+    pub async fn optimize(&self) -> Result<(), IndexError> {
+        use lancedb::table::OptimizeAction;
+        for table in [&self.documents, &self.chunks] {
+            table.optimize(OptimizeAction::All).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn open_or_create(
+    db: &Connection,
+    name: &str,
+    schema: arrow_schema::SchemaRef,
+) -> Result<Table, IndexError> {
+    let names = db.table_names().execute().await?;
+    if names.iter().any(|n| n == name) {
+        let table = db.open_table(name).execute().await?;
+        let actual = table.schema().await?;
+        if actual.fields().len() != schema.fields().len()
+            || actual.fields().iter().zip(schema.fields()).any(|(a, b)| a.name() != b.name())
+        {
+            return Err(IndexError::Corrupt(format!(
+                "table {name} has columns the library format does not expect"
+            )));
+        }
+        Ok(table)
+    } else {
+        Ok(db.create_empty_table(name, schema).execute().await?)
+    }
+}
+
+fn reader(batch: RecordBatch) -> Box<dyn arrow_array::RecordBatchReader + Send> {
+    let schema = batch.schema();
+    Box::new(RecordBatchIterator::new(vec![Ok(batch)], Arc::clone(&schema)))
+}
+
+/// `column IN ('a', 'b')` with the values quoted as SQL string literals.
+pub fn in_filter(column: &str, values: &[String]) -> String {
+    let quoted: Vec<String> = values.iter().map(|v| sql_string(v)).collect();
+    format!("{column} IN ({})", quoted.join(", "))
+}
+
+/// A value as an SQL string literal.
+pub fn sql_string(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_quote_values() {
+        assert_eq!(in_filter("doc_id", &["a".into(), "o'b".into()]), "doc_id IN ('a', 'o''b')");
+    }
+}

@@ -1,0 +1,213 @@
+//! Word documents (Office Open XML): paragraphs from `word/document.xml`, headings from the
+//! paragraph styles, pages from the page breaks Word records, and the title from `docProps/core.xml`.
+
+use std::io::{Cursor, Read};
+use std::path::Path;
+
+use quick_xml::Reader;
+use quick_xml::events::{BytesStart, Event};
+
+use super::{DocumentExtractor, Extracted};
+use crate::api::FileKind;
+use crate::error::ExtractError;
+
+/// Extracts `.docx` files.
+#[derive(Debug)]
+pub struct DocxExtractor;
+
+/// Refuse to inflate parts larger than this: a zip bomb must not take the machine down.
+const MAX_PART_BYTES: u64 = 256 * 1024 * 1024;
+
+impl DocumentExtractor for DocxExtractor {
+    fn name(&self) -> &'static str {
+        "docx"
+    }
+
+    fn accepts(&self, kind: FileKind) -> bool {
+        kind == FileKind::Docx
+    }
+
+    fn extract(&self, _path: &Path, bytes: &[u8]) -> Result<Extracted, ExtractError> {
+        let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
+            .map_err(|e| ExtractError::Malformed(format!("not a valid zip archive: {e}")))?;
+        let body = read_part(&mut archive, "word/document.xml")?.ok_or_else(|| {
+            ExtractError::Malformed("no word/document.xml: not a Word document".into())
+        })?;
+        let mut res = parse_document(&body)?;
+        if let Some(core) = read_part(&mut archive, "docProps/core.xml")? {
+            res.title = core_title(&core);
+        }
+        Ok(res)
+    }
+}
+
+fn read_part(
+    archive: &mut zip::ZipArchive<Cursor<&[u8]>>,
+    name: &str,
+) -> Result<Option<String>, ExtractError> {
+    let file = match archive.by_name(name) {
+        Ok(f) => f,
+        Err(zip::result::ZipError::FileNotFound) => return Ok(None),
+        Err(e) => return Err(ExtractError::Malformed(format!("{name}: {e}"))),
+    };
+    if file.encrypted() {
+        return Err(ExtractError::Encrypted("the document is password-protected".into()));
+    }
+    let mut res = String::new();
+    file.take(MAX_PART_BYTES)
+        .read_to_string(&mut res)
+        .map_err(|e| ExtractError::Malformed(format!("{name}: {e}")))?;
+    Ok(Some(res))
+}
+
+/// Builds sections from the document body: one per heading and page.
+fn parse_document(xml: &str) -> Result<Extracted, ExtractError> {
+    let mut res = Extracted::default();
+    let mut reader = Reader::from_str(xml);
+    let mut page = 1u32;
+    let mut path: Vec<(usize, String)> = Vec::new();
+    let mut section = String::new();
+    let mut section_page = 1u32;
+    let mut heading_of_section: Vec<String> = Vec::new();
+    let mut paragraph = String::new();
+    let mut paragraph_heading: Option<usize> = None;
+    let mut in_text = false;
+    let mut pending_page_break = false;
+
+    let flush = |res: &mut Extracted, section: &mut String, page: u32, heading: &[String]| {
+        if !section.trim().is_empty() {
+            let sep = if res.text.is_empty() { "" } else { "\n\n" };
+            let text = format!("{sep}{}", section.trim_end());
+            res.push_section(page, heading.to_vec(), &text);
+        }
+        section.clear();
+    };
+
+    loop {
+        let event = reader
+            .read_event()
+            .map_err(|e| ExtractError::Malformed(format!("word/document.xml: {e}")))?;
+        match event {
+            Event::Start(e) | Event::Empty(e) => match e.local_name().as_ref() {
+                b"p" => {
+                    paragraph.clear();
+                    paragraph_heading = None;
+                }
+                b"pStyle" => paragraph_heading = heading_style(&e),
+                b"t" => in_text = true,
+                b"tab" => paragraph.push('\t'),
+                b"br" | b"cr" => {
+                    if attr(&e, b"type").as_deref() == Some("page") {
+                        pending_page_break = true;
+                    } else {
+                        paragraph.push('\n');
+                    }
+                }
+                b"lastRenderedPageBreak" => pending_page_break = true,
+                _ => {}
+            },
+            Event::Text(t) if in_text => {
+                let text =
+                    t.unescape().map_err(|e| ExtractError::Malformed(format!("text: {e}")))?;
+                paragraph.push_str(&text);
+            }
+            Event::End(e) => match e.local_name().as_ref() {
+                b"t" => in_text = false,
+                b"p" => {
+                    if pending_page_break {
+                        pending_page_break = false;
+                        if !paragraph.trim().is_empty() || !section.is_empty() {
+                            flush(&mut res, &mut section, section_page, &heading_of_section);
+                            page += 1;
+                            section_page = page;
+                        }
+                    }
+                    if let Some(level) = paragraph_heading {
+                        flush(&mut res, &mut section, section_page, &heading_of_section);
+                        section_page = page;
+                        path.retain(|(l, _)| *l < level);
+                        path.push((level, paragraph.trim().to_owned()));
+                        heading_of_section = path.iter().map(|(_, t)| t.clone()).collect();
+                    }
+                    if !paragraph.trim().is_empty() {
+                        if !section.is_empty() {
+                            section.push('\n');
+                        }
+                        section.push_str(paragraph.trim_end());
+                    }
+                    paragraph.clear();
+                }
+                _ => {}
+            },
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    flush(&mut res, &mut section, section_page, &heading_of_section);
+    res.pages = page;
+    Ok(res)
+}
+
+/// Heading level of a paragraph style such as `Heading2` or `Title`.
+fn heading_style(e: &BytesStart<'_>) -> Option<usize> {
+    let style = attr(e, b"val")?.to_ascii_lowercase();
+    if style == "title" {
+        return Some(1);
+    }
+    let digits = style.strip_prefix("heading")?.trim_start_matches(['-', '_', ' ']);
+    digits.parse::<usize>().ok().filter(|l| (1..=9).contains(l))
+}
+
+fn attr(e: &BytesStart<'_>, local: &[u8]) -> Option<String> {
+    e.attributes().flatten().find(|a| a.key.local_name().as_ref() == local).and_then(|a| {
+        a.unescape_value().ok().map(|v| v.into_owned())
+    })
+}
+
+fn core_title(xml: &str) -> Option<String> {
+    let mut reader = Reader::from_str(xml);
+    let mut in_title = false;
+    loop {
+        match reader.read_event().ok()? {
+            Event::Start(e) if e.local_name().as_ref() == b"title" => in_title = true,
+            Event::Text(t) if in_title => {
+                let title = t.unescape().ok()?.trim().to_owned();
+                return (!title.is_empty()).then_some(title);
+            }
+            Event::End(_) => in_title = false,
+            Event::Eof => return None,
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paragraphs_headings_and_pages() {
+        let xml = r#"<w:document xmlns:w="w"><w:body>
+          <w:p><w:pPr><w:pStyle w:val="Heading1"/></w:pPr><w:r><w:t>Lease</w:t></w:r></w:p>
+          <w:p><w:r><w:t xml:space="preserve">Rent is </w:t></w:r><w:r><w:t>due &amp; payable.</w:t></w:r></w:p>
+          <w:p><w:r><w:br w:type="page"/><w:t>Notice period is three months.</w:t></w:r></w:p>
+          <w:p><w:pPr><w:pStyle w:val="Heading2"/></w:pPr><w:r><w:t>Exceptions</w:t></w:r></w:p>
+          <w:p><w:r><w:t>None</w:t><w:tab/><w:t>apply.</w:t></w:r></w:p>
+        </w:body></w:document>"#;
+        let doc = parse_document(xml).unwrap();
+        assert_eq!(doc.pages, 2);
+        let got: Vec<(u32, String, &str)> = doc
+            .sections
+            .iter()
+            .map(|s| (s.page, s.heading.join(" > "), doc.text[s.start..s.end].trim()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, "Lease".into(), "Lease\nRent is due & payable."),
+                (2, "Lease".into(), "Notice period is three months."),
+                (2, "Lease > Exceptions".into(), "Exceptions\nNone\tapply."),
+            ]
+        );
+    }
+}

@@ -1,0 +1,187 @@
+//! PDF text, page by page, with pdf-extract. Each page is extracted on its own and a page that
+//! fails (or makes the parser panic) becomes a warning, so one bad page never loses the document.
+//! Pages without a text layer (scans) are named in a warning, since they need OCR.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+
+use pdf_extract::{Document, PlainTextOutput, output_doc_page};
+
+use super::{DocumentExtractor, Extracted, page_ranges};
+use crate::api::FileKind;
+use crate::error::ExtractError;
+
+/// Extracts PDF files.
+#[derive(Debug)]
+pub struct PdfExtractor;
+
+impl DocumentExtractor for PdfExtractor {
+    fn name(&self) -> &'static str {
+        "pdf"
+    }
+
+    fn accepts(&self, kind: FileKind) -> bool {
+        kind == FileKind::Pdf
+    }
+
+    fn extract(&self, _path: &Path, bytes: &[u8]) -> Result<Extracted, ExtractError> {
+        let mut doc = load(bytes)?;
+        if doc.is_encrypted() && doc.decrypt("").is_err() {
+            return Err(ExtractError::Encrypted("the PDF needs a password to open".into()));
+        }
+        let pages = doc.get_pages();
+        if pages.is_empty() {
+            // lopdf cannot walk the page tree of an encrypted file it failed to decrypt.
+            if doc.trailer.get(b"Encrypt").is_ok() {
+                return Err(ExtractError::Encrypted("the PDF needs a password to open".into()));
+            }
+            return Err(ExtractError::Malformed("damaged PDF: it has no pages".into()));
+        }
+        let mut res = Extracted { pages: pages.len() as u32, ..Extracted::default() };
+        res.title = title(&doc);
+        let mut empty_pages = Vec::new();
+        let mut failed_pages = Vec::new();
+        for &page in pages.keys() {
+            match extract_page(&doc, page) {
+                Ok(text) => {
+                    let text = clean_page_text(&text);
+                    if text.trim().is_empty() {
+                        empty_pages.push(page);
+                        continue;
+                    }
+                    let sep = if res.text.is_empty() { "" } else { "\n\n" };
+                    res.push_section(page, Vec::new(), &format!("{sep}{text}"));
+                }
+                Err(reason) => failed_pages.push((page, reason)),
+            }
+        }
+        for (page, reason) in &failed_pages {
+            res.warnings.push(format!("page {page} could not be read: {reason}"));
+        }
+        if !empty_pages.is_empty() {
+            res.warnings.push(format!(
+                "no extractable text on {} {} (scanned, or fonts without a Unicode map; OCR is not supported)",
+                if empty_pages.len() == 1 { "page" } else { "pages" },
+                page_ranges(&empty_pages)
+            ));
+        }
+        if !failed_pages.is_empty() && failed_pages.len() == pages.len() {
+            let (_, first) = &failed_pages[0];
+            return Err(ExtractError::Malformed(format!("no page could be read ({first})")));
+        }
+        Ok(res)
+    }
+}
+
+fn load(bytes: &[u8]) -> Result<Document, ExtractError> {
+    match catch_unwind(|| Document::load_mem(bytes)) {
+        Ok(Ok(doc)) => Ok(doc),
+        Ok(Err(e)) => {
+            let msg = e.to_string();
+            if msg.to_ascii_lowercase().contains("decrypt") || msg.contains("password") {
+                Err(ExtractError::Encrypted(format!("the PDF needs a password to open ({msg})")))
+            } else {
+                Err(ExtractError::Malformed(format!("damaged PDF: {msg}")))
+            }
+        }
+        Err(panic) => {
+            Err(ExtractError::Malformed(format!("the PDF parser failed: {}", panic_message(&panic))))
+        }
+    }
+}
+
+fn extract_page(doc: &Document, page: u32) -> Result<String, String> {
+    let run = AssertUnwindSafe(|| {
+        let mut text = String::new();
+        let mut output = PlainTextOutput::new(&mut text);
+        output_doc_page(doc, &mut output, page).map(|()| text)
+    });
+    match catch_unwind(run) {
+        Ok(Ok(text)) => Ok(text),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(panic) => Err(format!("parser error: {}", panic_message(&panic))),
+    }
+}
+
+/// The text of a panic payload.
+pub fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_owned()
+    }
+}
+
+fn title(doc: &Document) -> Option<String> {
+    let info = doc.trailer.get(b"Info").ok()?;
+    let info = match info {
+        pdf_extract::Object::Reference(id) => doc.get_dictionary(*id).ok()?,
+        pdf_extract::Object::Dictionary(d) => d,
+        _ => return None,
+    };
+    let title = info.get(b"Title").ok()?;
+    let bytes = title.as_str().ok()?;
+    let text = decode_pdf_string(bytes);
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+/// PDF text strings are UTF-16BE with a BOM, or PDFDocEncoding (close enough to Latin-1).
+fn decode_pdf_string(bytes: &[u8]) -> String {
+    if bytes.starts_with(&[0xfe, 0xff]) {
+        let units: Vec<u16> =
+            bytes[2..].chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
+        String::from_utf16_lossy(&units)
+    } else {
+        bytes.iter().map(|&b| b as char).collect()
+    }
+}
+
+/// Tidies pdf-extract output: ligatures spelled out, trailing spaces and runs of blank lines removed.
+fn clean_page_text(text: &str) -> String {
+    let mut res = String::with_capacity(text.len());
+    let mut blank_run = 0;
+    for line in text.lines() {
+        let line = line.trim_end();
+        if line.trim().is_empty() {
+            blank_run += 1;
+            if blank_run > 1 || res.is_empty() {
+                continue;
+            }
+        } else {
+            blank_run = 0;
+        }
+        for c in line.chars() {
+            match c {
+                '\u{fb00}' => res.push_str("ff"),
+                '\u{fb01}' => res.push_str("fi"),
+                '\u{fb02}' => res.push_str("fl"),
+                '\u{fb03}' => res.push_str("ffi"),
+                '\u{fb04}' => res.push_str("ffl"),
+                '\u{fb05}' | '\u{fb06}' => res.push_str("st"),
+                '\0' => {}
+                c => res.push(c),
+            }
+        }
+        res.push('\n');
+    }
+    res.trim_end().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleans_ligatures_and_blank_runs() {
+        assert_eq!(clean_page_text("\n\n  e\u{fb03}cient  \n\n\n\nnext\n"), "  efficient\n\nnext");
+    }
+
+    #[test]
+    fn garbage_is_malformed_not_a_panic() {
+        let err = PdfExtractor.extract(Path::new("x.pdf"), b"%PDF-1.4\nnot really").unwrap_err();
+        assert!(matches!(err, ExtractError::Malformed(_)), "{err:?}");
+    }
+}

@@ -1,0 +1,170 @@
+//! Decides what a file is from its extension and its first bytes, so a `.pdf` that is really an
+//! HTML error page, or a `.txt` that is really an image, is named as such instead of parsed wrongly.
+
+use std::io::Read;
+use std::path::Path;
+
+use crate::api::FileKind;
+
+/// What sniffing concluded about a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sniffed {
+    /// A supported document of this kind.
+    Document(FileKind),
+    /// Its name says it is a document, but the content says otherwise (the reason).
+    Mismatch(String),
+    /// Not something Quarry indexes (images, archives, programs); left out silently.
+    Ignored,
+}
+
+/// Extensions whose files are indexed as plain text.
+const TEXT_EXTENSIONS: &[&str] =
+    &["txt", "text", "rst", "org", "csv", "tsv", "log", "tex", "adoc", "asciidoc", "rtf"];
+
+/// The kind a file's extension promises, if it is one Quarry reads.
+pub fn kind_from_extension(path: &Path) -> Option<FileKind> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "pdf" => FileKind::Pdf,
+        "docx" => FileKind::Docx,
+        "md" | "markdown" | "mdown" | "mkd" => FileKind::Markdown,
+        "html" | "htm" | "xhtml" => FileKind::Html,
+        e if TEXT_EXTENSIONS.contains(&e) => FileKind::Text,
+        _ => return None,
+    })
+}
+
+/// Sniffs the file at `path` by reading its first bytes.
+pub fn sniff_path(path: &Path) -> std::io::Result<Sniffed> {
+    let mut head = Vec::with_capacity(8192);
+    std::fs::File::open(path)?.take(8192).read_to_end(&mut head)?;
+    Ok(sniff(path, &head))
+}
+
+/// Sniffs a file from its name and its first bytes (up to 8 KiB is enough).
+pub fn sniff(path: &Path, head: &[u8]) -> Sniffed {
+    let by_ext = kind_from_extension(path);
+    let has_extension = path.extension().is_some();
+    let magic = magic_kind(head);
+    match (by_ext, magic) {
+        (_, Magic::Pdf) => Sniffed::Document(FileKind::Pdf),
+        (Some(FileKind::Docx), Magic::Zip) => Sniffed::Document(FileKind::Docx),
+        (Some(FileKind::Docx), other) => {
+            Sniffed::Mismatch(format!("not a Word document: {}", other.describe()))
+        }
+        (Some(FileKind::Pdf), other) => {
+            if other == Magic::Text && looks_like_html(head) {
+                Sniffed::Mismatch("not a PDF: the file is an HTML page".into())
+            } else {
+                Sniffed::Mismatch(format!("not a PDF: {}", other.describe()))
+            }
+        }
+        (Some(kind), Magic::Text) => Sniffed::Document(kind),
+        (Some(_), other) => Sniffed::Mismatch(format!("not text: {}", other.describe())),
+        (None, Magic::Text) if !has_extension => {
+            if looks_like_html(head) {
+                Sniffed::Document(FileKind::Html)
+            } else {
+                Sniffed::Document(FileKind::Text)
+            }
+        }
+        (None, _) => Sniffed::Ignored,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Magic {
+    Pdf,
+    Zip,
+    Binary(&'static str),
+    Text,
+}
+
+impl Magic {
+    fn describe(self) -> String {
+        match self {
+            Magic::Pdf => "the file is a PDF".into(),
+            Magic::Zip => "the file is a zip archive".into(),
+            Magic::Binary(what) => format!("the content looks like {what}"),
+            Magic::Text => "the file is plain text".into(),
+        }
+    }
+}
+
+fn magic_kind(head: &[u8]) -> Magic {
+    // PDF readers accept the header anywhere in the first KiB, so do we.
+    let window = &head[..head.len().min(1024)];
+    if window.windows(5).any(|w| w == b"%PDF-") {
+        return Magic::Pdf;
+    }
+    const SIGNATURES: &[(&[u8], &str)] = &[
+        (b"PK\x03\x04", "zip"),
+        (b"\x89PNG", "a PNG image"),
+        (b"\xff\xd8\xff", "a JPEG image"),
+        (b"GIF8", "a GIF image"),
+        (b"\x7fELF", "a program (ELF)"),
+        (b"MZ", "a Windows program"),
+        (b"\xd0\xcf\x11\xe0", "a legacy Office document (OLE)"),
+        (b"\x1f\x8b", "gzip data"),
+        (b"7z\xbc\xaf", "a 7-Zip archive"),
+        (b"Rar!", "a RAR archive"),
+        (b"SQLite format 3", "an SQLite database"),
+    ];
+    for (sig, what) in SIGNATURES {
+        if head.starts_with(sig) {
+            return if *what == "zip" { Magic::Zip } else { Magic::Binary(what) };
+        }
+    }
+    let has_utf16_bom = head.starts_with(b"\xff\xfe") || head.starts_with(b"\xfe\xff");
+    if has_utf16_bom {
+        return Magic::Text;
+    }
+    // Text in any 8-bit encoding has no NUL bytes and few control characters.
+    let controls =
+        head.iter().filter(|&&b| b == 0 || (b < 0x20 && !matches!(b, b'\n' | b'\r' | b'\t' | 0x0c)));
+    let n_controls = controls.count();
+    if head.contains(&0) || n_controls * 20 > head.len().max(1) {
+        Magic::Binary("binary data")
+    } else {
+        Magic::Text
+    }
+}
+
+fn looks_like_html(head: &[u8]) -> bool {
+    let start = String::from_utf8_lossy(&head[..head.len().min(512)]).to_ascii_lowercase();
+    let start = start.trim_start_matches('\u{feff}').trim_start();
+    start.starts_with("<!doctype html") || start.starts_with("<html")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(name: &str, head: &[u8], expect: Sniffed) {
+        assert_eq!(sniff(Path::new(name), head), expect, "{name}");
+    }
+
+    #[test]
+    fn sniffs_by_magic_and_extension() {
+        check("a.pdf", b"%PDF-1.7\n", Sniffed::Document(FileKind::Pdf));
+        check("a.bin", b"junk\n%PDF-1.4", Sniffed::Document(FileKind::Pdf));
+        check("a.docx", b"PK\x03\x04rest", Sniffed::Document(FileKind::Docx));
+        check("a.md", b"# Title\n", Sniffed::Document(FileKind::Markdown));
+        check("a.TXT", b"hello", Sniffed::Document(FileKind::Text));
+        check("a.txt", b"\xff\xfeh\0i\0", Sniffed::Document(FileKind::Text));
+        check("README", b"plain words", Sniffed::Document(FileKind::Text));
+        check("page", b"<!DOCTYPE html><html>", Sniffed::Document(FileKind::Html));
+        check("a.png", b"\x89PNG\r\n", Sniffed::Ignored);
+        check("a.exe", b"MZ\x90\0", Sniffed::Ignored);
+        check(
+            "a.pdf",
+            b"<!doctype html><p>404",
+            Sniffed::Mismatch("not a PDF: the file is an HTML page".into()),
+        );
+        check(
+            "a.txt",
+            b"\x89PNG\r\n\x1a\n\0\0",
+            Sniffed::Mismatch("not text: the content looks like a PNG image".into()),
+        );
+    }
+}

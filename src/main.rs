@@ -1,0 +1,25 @@
+//! The `quarry` command line: the engine's operations for terminals and scripts, with the JSON
+//! contract of DESIGN.md §5. Exit codes: 0 success, 1 user error, 2 internal error.
+// Writing to stdout and stderr is what a command-line tool is for.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod cli;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    // The hidden worker mode parses untrusted files for the indexing parent (see
+    // `quarry::ingest::worker`); it must start fast and speak only its line protocol.
+    if std::env::args().nth(1).as_deref() == Some(cli::WORKER_ARG) {
+        let stdin = std::io::stdin().lock();
+        let stdout = std::io::stdout().lock();
+        return match quarry::ingest::worker::serve(stdin, stdout) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("quarry worker: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    cli::main()
+}
