@@ -1,0 +1,53 @@
+# Two commands for a fresh Debian/Ubuntu machine:
+#   make run   set up what is missing, build, launch the desktop app
+#   make test  set up what is missing, then format check, clippy, tests, shell and UI builds
+# `make eval` and `make bench` (added with the retrieval work) run the long measurements.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := test
+
+# The build cache lives outside the clone so fresh clones and CI runs reuse it.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/quarry/target
+export CARGO_TERM_COLOR ?= never
+CARGO ?= cargo
+DESKTOP_BIN = $(CARGO_TARGET_DIR)/debug/quarry-desktop
+
+# mold is installed by setup; the inner make below sees it on its first run, so the linker
+# flags (part of cargo's cache key) are the same on every run.
+ifneq ($(shell command -v mold 2>/dev/null),)
+export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS ?= -C link-arg=-fuse-ld=mold
+endif
+
+.PHONY: run test setup ui check-fmt lint unit desktop test-inner run-inner
+
+run: setup
+	@$(MAKE) --no-print-directory run-inner
+
+test: setup
+	@$(MAKE) --no-print-directory test-inner
+
+setup:
+	@./scripts/setup.sh
+
+ui:
+	cd ui && npm run build
+
+check-fmt:
+	$(CARGO) fmt --all -- --check
+
+# --workspace everywhere: one feature resolution for engine and shell, so dependencies build once.
+lint: ui
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+unit: ui
+	$(CARGO) test --locked --workspace
+
+desktop: ui
+	$(CARGO) build --locked --workspace
+
+test-inner: check-fmt ui lint unit desktop
+	cd ui && npm run check
+	@echo "make test: all checks passed"
+
+run-inner: ui desktop
+	$(DESKTOP_BIN)

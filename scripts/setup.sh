@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs what `make run` and `make test` need and is missing: Debian/Ubuntu packages (with
+# sudo when not root), the UI's npm packages. Safe to run again: it only acts on what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# protobuf: lance's build; webkit/gtk/rsvg/appindicator/xdo: Tauri; xvfb/xauth: window tests;
+# mold: a linker that keeps link times and memory low; nodejs/npm: the UI build.
+APT_PACKAGES=(
+  build-essential pkg-config curl file
+  protobuf-compiler libprotobuf-dev
+  libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicator3-dev libxdo-dev libssl-dev
+  xvfb xauth
+  mold
+)
+
+missing=()
+if command -v dpkg-query >/dev/null 2>&1; then
+  for pkg in "${APT_PACKAGES[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
+  done
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
+fi
+
+if ((${#missing[@]})); then
+  if [[ $(id -u) -eq 0 ]]; then
+    sudo_cmd=()
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo_cmd=(sudo)
+  else
+    echo "setup: missing packages ${missing[*]}; install them as root: apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}" >&2
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: no Rust toolchain found; install rustup (https://rustup.rs) and run again" >&2
+  exit 1
+fi
+
+# npm ci only when the lock file changed since the last install.
+if [[ ! -f ui/node_modules/.package-lock.json || ui/package-lock.json -nt ui/node_modules/.package-lock.json ]]; then
+  echo "setup: installing UI packages" >&2
+  (cd ui && npm ci --no-audit --no-fund --loglevel=error)
+fi

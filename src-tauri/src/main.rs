@@ -1,0 +1,15 @@
+//! Desktop entry point. The same executable doubles as the engine's isolated extraction worker,
+//! so an installed app needs no second binary to parse untrusted files safely.
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+fn main() -> std::process::ExitCode {
+    if std::env::args().nth(1).as_deref() == Some(quarry_desktop::WORKER_ARG) {
+        let stdin = std::io::stdin().lock();
+        let stdout = std::io::stdout().lock();
+        return match quarry::ingest::worker::serve(stdin, stdout) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(_) => std::process::ExitCode::from(2),
+        };
+    }
+    quarry_desktop::run()
+}

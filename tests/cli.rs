@@ -1,0 +1,50 @@
+//! The `quarry` command line: exit codes, clear errors, and the JSON documents of DESIGN.md §5.
+
+use crate::support::{TempLibrary, json_of};
+
+#[test]
+fn json_contract_and_exit_codes() {
+    let docs = tempfile::tempdir().unwrap();
+    crate::ingest::write_fixtures(docs.path());
+    let lib = TempLibrary::new();
+    let dir = docs.path().to_str().unwrap();
+
+    let report = json_of(&lib.run(&["index", dir, "--json"]));
+    for key in ["added", "updated", "removed", "unchanged", "failed", "chunks", "seconds", "failures"] {
+        assert!(report.get(key).is_some(), "index JSON lacks {key}: {report}");
+    }
+    assert_eq!(report["failures"][0]["path"].as_str().unwrap(), docs.path().join("fake.pdf").to_str().unwrap());
+
+    let docs_json = json_of(&lib.run(&["docs", "--failed", "--json"]));
+    let failed = docs_json["documents"].as_array().unwrap();
+    assert_eq!(failed.len(), 1);
+    for key in ["path", "kind", "state", "error", "warnings", "pages", "chunks", "sha256", "indexed_at"] {
+        assert!(failed[0].get(key).is_some(), "docs JSON lacks {key}: {}", failed[0]);
+    }
+
+    let hits = json_of(&lib.run(&["search", "harbour master", "-k", "2", "--json"]));
+    let hit = &hits["hits"][0];
+    for key in ["chunk_id", "doc_path", "page", "score", "text"] {
+        assert!(hit.get(key).is_some(), "search JSON lacks {key}: {hit}");
+    }
+
+    let status = json_of(&lib.run(&["status", "--json"]));
+    assert_eq!(status["documents"], 7);
+
+    // A path that does not exist is a user error: exit code 1, a message naming it.
+    let out = lib.run(&["index", "/no/such/folder"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/no/such/folder: no such file or folder"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let removed = json_of(&lib.run(&["remove", docs.path().join("notes.txt").to_str().unwrap(), "--json"]));
+    assert_eq!(removed["removed"], 1);
+
+    // Human output names every file with its state.
+    std::fs::write(docs.path().join("new.txt"), "fresh words").unwrap();
+    let out = lib.run(&["index", dir]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("indexed  ") && stdout.contains("new.txt"), "{stdout}");
+    assert!(stdout.contains("notes.txt"), "re-added file not listed: {stdout}");
+}
