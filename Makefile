@@ -39,15 +39,18 @@ check-fmt:
 lint: ui
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
+TEST_LOG = $(CARGO_TARGET_DIR)/quarry-test.log
+
 unit: ui
-	$(CARGO) test --locked --workspace
+	@mkdir -p $(CARGO_TARGET_DIR)
+	set -o pipefail; $(CARGO) test --locked --workspace 2>&1 | tee $(TEST_LOG)
 
 desktop: ui
 	$(CARGO) build --locked --workspace
 
 test-inner: check-fmt ui lint unit desktop
 	cd ui && npm run check
-	@echo "make test: all checks passed"
+	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' $(TEST_LOG)
 
 run-inner: ui desktop
 	$(DESKTOP_BIN)

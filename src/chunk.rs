@@ -136,7 +136,8 @@ impl Chunker {
         for section in &doc.sections {
             if let Some(last) = res.last_mut() {
                 let same_page = last.sections.first().is_some_and(|s| s.page == section.page);
-                if same_page && self.size(&doc.text[last.start..section.end]) <= self.config.max_tokens
+                if same_page
+                    && self.size(&doc.text[last.start..section.end]) <= self.config.max_tokens
                 {
                     last.end = section.end;
                     last.sections.push(section);
@@ -177,11 +178,11 @@ fn chunk_config(max: usize, overlap: usize) -> ChunkConfig<Characters> {
     ChunkConfig::new(max).with_overlap(overlap).unwrap_or_else(|_| ChunkConfig::new(max))
 }
 
-fn split_with<'t, S: text_splitter::ChunkSizer>(
+fn split_with<S: text_splitter::ChunkSizer>(
     config: ChunkConfig<S>,
-    text: &'t str,
+    text: &str,
     kind: FileKind,
-) -> Vec<(usize, &'t str)> {
+) -> Vec<(usize, &str)> {
     if kind == FileKind::Markdown {
         MarkdownSplitter::new(config).chunk_indices(text).collect()
     } else {
@@ -220,7 +221,9 @@ impl<'a> CharCounter<'a> {
 
 fn detect_language(text: &str) -> String {
     match whatlang::detect(text) {
-        Some(info) if info.is_reliable() => info.lang().code().to_owned(),
+        // whatlang's own "reliable" flag rejects most chunk-sized texts; a confidence of one
+        // half already separates English from German well.
+        Some(info) if info.confidence() >= 0.5 => info.lang().code().to_owned(),
         _ => String::new(),
     }
 }
@@ -242,7 +245,8 @@ mod tests {
     fn chunks_keep_pages_spans_and_headings() {
         let config = ChunkingConfig { max_tokens: 20, overlap_tokens: 4 };
         let chunker = Chunker::with_characters(&config);
-        let long = "Der Mieter zahlt die Miete monatlich im Voraus. ".repeat(6);
+        let long =
+            "Der Mieter zahlt die Miete monatlich im Voraus und die Nebenkosten später. ".repeat(4);
         let doc = doc_of(&[(1, "Intro", "Short."), (1, "Terms", "Also short."), (2, "", &long)]);
         let chunks = chunker.chunk(&doc, FileKind::Text);
         // Page 1's two small sections merge into one chunk; page 2 needs several.

@@ -120,7 +120,8 @@ pub(crate) fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(err) => {
-            let user = err.downcast_ref::<quarry::Error>().is_some_and(quarry::Error::is_user_error);
+            let user =
+                err.downcast_ref::<quarry::Error>().is_some_and(quarry::Error::is_user_error);
             eprintln!("error: {err:#}");
             ExitCode::from(if user { 1 } else { 2 })
         }
@@ -229,7 +230,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 docs.retain(|d| d.state != quarry::DocumentState::Indexed);
             }
             if json {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "documents": docs }))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({ "documents": docs }))?
+                );
             } else {
                 for doc in &docs {
                     println!(

@@ -93,7 +93,9 @@ impl EngineConfig {
             return Err(Error::user("chunking.max_tokens must be at least 16"));
         }
         if self.chunking.overlap_tokens >= self.chunking.max_tokens / 2 {
-            return Err(Error::user("chunking.overlap_tokens must be less than half of max_tokens"));
+            return Err(Error::user(
+                "chunking.overlap_tokens must be less than half of max_tokens",
+            ));
         }
         if self.extraction.workers == 0 {
             return Err(Error::user("extraction.workers must be at least 1"));

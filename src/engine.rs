@@ -59,9 +59,12 @@ impl Engine {
         cancel: &CancelToken,
     ) -> Result<IndexReport> {
         let roots = if paths.is_empty() {
-            let sources: Vec<PathBuf> = self.store.meta().sources.iter().map(PathBuf::from).collect();
+            let sources: Vec<PathBuf> =
+                self.store.meta().sources.iter().map(PathBuf::from).collect();
             if sources.is_empty() {
-                return Err(Error::user("no folders in the library yet: name a file or folder to add"));
+                return Err(Error::user(
+                    "no folders in the library yet: name a file or folder to add",
+                ));
             }
             sources
         } else {

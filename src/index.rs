@@ -45,9 +45,9 @@ impl Store {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let meta = LibraryMeta::load_or_new(dir)?;
         let lance_dir = dir.join("lance");
-        let uri = lance_dir
-            .to_str()
-            .ok_or_else(|| Error::user(format!("data folder {} is not valid UTF-8", dir.display())))?;
+        let uri = lance_dir.to_str().ok_or_else(|| {
+            Error::user(format!("data folder {} is not valid UTF-8", dir.display()))
+        })?;
         let tables = Tables::open(uri).await?;
         let text_dir = dir.join("text");
         let fulltext = match FullText::open(&text_dir) {
@@ -59,7 +59,8 @@ impl Store {
                 FullText::open(&text_dir)?
             }
         };
-        let store = Self { dir: dir.to_owned(), tables, fulltext, meta: Mutex::new(meta), lock: None };
+        let store =
+            Self { dir: dir.to_owned(), tables, fulltext, meta: Mutex::new(meta), lock: None };
         if !dir.join("library.json").exists() {
             store.save_meta()?;
         }
@@ -189,6 +190,7 @@ impl Store {
     /// Commits a batch of documents with the pending→indexed protocol:
     /// 1. rows marked pending; 2. chunks replaced in LanceDB (one transaction);
     /// 3. chunks replaced in tantivy (one commit); 4. rows written with their final state.
+    ///
     /// A crash between 1 and 4 leaves pending rows that [`Store::open_for_write`] cleans up.
     pub async fn commit(&self, batch: &[PreparedDocument]) -> Result<()> {
         self.ensure_writer()?;

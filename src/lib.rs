@@ -37,7 +37,9 @@ pub mod ingest;
 pub mod models;
 pub mod progress;
 
-pub use api::{DocumentInfo, DocumentState, FileKind, IndexReport, LibraryStatus, SearchHit, SearchMode};
+pub use api::{
+    DocumentInfo, DocumentState, FileKind, IndexReport, LibraryStatus, SearchHit, SearchMode,
+};
 pub use config::{ChunkingConfig, EngineConfig, ExtractionConfig};
 pub use engine::Engine;
 pub use error::{Error, Result};

@@ -11,7 +11,10 @@ pub const DEFAULT_EMBEDDER: &str = "sentence-transformers/all-MiniLM-L6-v2";
 pub fn find_model(models_dir: &Path, id: &str) -> Option<PathBuf> {
     let name = id.rsplit('/').next().unwrap_or(id);
     let candidates = [models_dir.join(name), models_dir.join(id)];
-    if let Some(dir) = candidates.into_iter().find(|d| d.join("config.json").is_file() || d.join("tokenizer.json").is_file()) {
+    if let Some(dir) = candidates
+        .into_iter()
+        .find(|d| d.join("config.json").is_file() || d.join("tokenizer.json").is_file())
+    {
         return Some(dir);
     }
     let cache_name = format!("models--{}", id.replace('/', "--"));
@@ -21,7 +24,9 @@ pub fn find_model(models_dir: &Path, id: &str) -> Option<PathBuf> {
         let mut dirs: Vec<(std::time::SystemTime, PathBuf)> = entries
             .flatten()
             .filter(|e| e.path().is_dir())
-            .map(|e| (e.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH), e.path()))
+            .map(|e| {
+                (e.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH), e.path())
+            })
             .collect();
         dirs.sort();
         if let Some((_, dir)) = dirs.pop() {

@@ -10,15 +10,22 @@ fn json_contract_and_exit_codes() {
     let dir = docs.path().to_str().unwrap();
 
     let report = json_of(&lib.run(&["index", dir, "--json"]));
-    for key in ["added", "updated", "removed", "unchanged", "failed", "chunks", "seconds", "failures"] {
+    for key in
+        ["added", "updated", "removed", "unchanged", "failed", "chunks", "seconds", "failures"]
+    {
         assert!(report.get(key).is_some(), "index JSON lacks {key}: {report}");
     }
-    assert_eq!(report["failures"][0]["path"].as_str().unwrap(), docs.path().join("fake.pdf").to_str().unwrap());
+    assert_eq!(
+        report["failures"][0]["path"].as_str().unwrap(),
+        docs.path().join("fake.pdf").to_str().unwrap()
+    );
 
     let docs_json = json_of(&lib.run(&["docs", "--failed", "--json"]));
     let failed = docs_json["documents"].as_array().unwrap();
     assert_eq!(failed.len(), 1);
-    for key in ["path", "kind", "state", "error", "warnings", "pages", "chunks", "sha256", "indexed_at"] {
+    for key in
+        ["path", "kind", "state", "error", "warnings", "pages", "chunks", "sha256", "indexed_at"]
+    {
         assert!(failed[0].get(key).is_some(), "docs JSON lacks {key}: {}", failed[0]);
     }
 
@@ -38,7 +45,8 @@ fn json_contract_and_exit_codes() {
     assert!(stderr.contains("/no/such/folder: no such file or folder"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 
-    let removed = json_of(&lib.run(&["remove", docs.path().join("notes.txt").to_str().unwrap(), "--json"]));
+    let removed =
+        json_of(&lib.run(&["remove", docs.path().join("notes.txt").to_str().unwrap(), "--json"]));
     assert_eq!(removed["removed"], 1);
 
     // Human output names every file with its state.

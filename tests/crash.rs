@@ -11,7 +11,8 @@ const N_FILES: usize = 300;
 
 fn write_corpus(dir: &std::path::Path) {
     for idx in 0..N_FILES {
-        let text = format!("Document number {idx} carries the marker word zq{idx}x and nothing else.");
+        let text =
+            format!("Document number {idx} carries the marker word zq{idx}x and nothing else.");
         std::fs::write(dir.join(format!("doc{idx:04}.txt")), text).unwrap();
     }
 }

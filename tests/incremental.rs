@@ -64,7 +64,7 @@ async fn touch_edit_delete_and_remove() {
     assert_eq!(rescan.unchanged, 2);
 
     // Remove: explicit removal of one file.
-    assert_eq!(engine.remove(&[a.clone()]).await.unwrap(), 1);
+    assert_eq!(engine.remove(std::slice::from_ref(&a)).await.unwrap(), 1);
     let status = engine.status().await.unwrap();
     assert_eq!((status.documents, status.chunks, status.text_index_chunks), (1, 1, 1));
     let err = engine.remove(&[a]).await.unwrap_err();

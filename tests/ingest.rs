@@ -9,7 +9,7 @@ use quarry::{DocumentState, Engine, FileKind, SearchMode};
 use crate::support::TempLibrary;
 
 /// Writes a minimal but real Word document: two pages, headings, a table cell.
-pub fn write_docx(path: &Path) {
+pub(crate) fn write_docx(path: &Path) {
     let file = std::fs::File::create(path).unwrap();
     let mut zip = zip::ZipWriter::new(file);
     let options = zip::write::SimpleFileOptions::default();
@@ -33,18 +33,25 @@ pub fn write_docx(path: &Path) {
 }
 
 /// Writes one fixture per format into `dir`.
-pub fn write_fixtures(dir: &Path) {
-    std::fs::write(dir.join("notes.txt"), "The quarterly budget review happens every March.\n").unwrap();
+pub(crate) fn write_fixtures(dir: &Path) {
+    std::fs::write(dir.join("notes.txt"), "The quarterly budget review happens every March.\n")
+        .unwrap();
     let utf16: Vec<u8> = [0xff, 0xfe]
         .into_iter()
-        .chain("Grüße aus Köln: the ferry leaves at nine.".encode_utf16().flat_map(u16::to_le_bytes))
+        .chain(
+            "Grüße aus Köln: the ferry leaves at nine.".encode_utf16().flat_map(u16::to_le_bytes),
+        )
         .collect();
     std::fs::write(dir.join("utf16.txt"), utf16).unwrap();
     // Windows-1252: "Straße" and the euro sign.
-    std::fs::write(dir.join("latin.txt"), b"Die Stra\xdfe kostet 5 \x80 Maut f\xfcr Lastwagen.").unwrap();
+    std::fs::write(dir.join("latin.txt"), b"Die Stra\xdfe kostet 5 \x80 Maut f\xfcr Lastwagen.")
+        .unwrap();
     std::fs::write(
         dir.join("guide.md"),
-        "# Install guide\n\nIntro text.\n\n## Linux\n\nRun the AppImage on Wayland compositors.\n",
+        format!(
+            "# Install guide\n\n{}\n\n## Linux\n\nRun the AppImage on Wayland compositors.\n",
+            "This guide walks through installing the application step by step. ".repeat(14)
+        ),
     )
     .unwrap();
     std::fs::write(
@@ -71,7 +78,13 @@ async fn every_format_is_extracted_and_searchable() {
     let listed = engine.documents().await.unwrap();
     let kinds: Vec<(String, FileKind, DocumentState)> = listed
         .iter()
-        .map(|d| (Path::new(&d.path).file_name().unwrap().to_string_lossy().into_owned(), d.kind, d.state))
+        .map(|d| {
+            (
+                Path::new(&d.path).file_name().unwrap().to_string_lossy().into_owned(),
+                d.kind,
+                d.state,
+            )
+        })
         .collect();
     assert_eq!(
         kinds,
@@ -112,12 +125,16 @@ async fn every_format_is_extracted_and_searchable() {
     assert_eq!(span, hit.text);
     let hit = top(engine.search("harbour master", SearchMode::Text, 3).await.unwrap());
     assert!(hit.doc_path.ends_with("page.html"));
-    assert!(engine.search("kraken", SearchMode::Text, 3).await.unwrap().is_empty(), "script text indexed");
+    assert!(
+        engine.search("kraken", SearchMode::Text, 3).await.unwrap().is_empty(),
+        "script text indexed"
+    );
 }
 
 #[tokio::test]
 async fn chunks_are_sized_with_the_embedding_tokenizer() {
-    let Some(data) = crate::support::test_data("chunks_are_sized_with_the_embedding_tokenizer") else {
+    let Some(data) = crate::support::test_data("chunks_are_sized_with_the_embedding_tokenizer")
+    else {
         return;
     };
     let tokenizer_path = data.join("models/all-MiniLM-L6-v2/tokenizer.json");
@@ -134,17 +151,18 @@ async fn chunks_are_sized_with_the_embedding_tokenizer() {
     let mut tokenizer = tokenizers::Tokenizer::from_file(&tokenizer_path).unwrap();
     tokenizer.with_padding(None);
     tokenizer.with_truncation(None).unwrap();
-    for hit in &hits {
-        let n = tokenizer.encode(hit.text.as_str(), false).unwrap().len();
-        assert!((150..=200).contains(&n), "chunk of {n} tokens");
-    }
+    let sizes: Vec<usize> =
+        hits.iter().map(|h| tokenizer.encode(h.text.as_str(), false).unwrap().len()).collect();
+    assert!(sizes.iter().all(|&n| n <= 200), "{sizes:?}");
+    // Only the document's last chunk may be short.
+    assert!(sizes.iter().filter(|&&n| n < 150).count() <= 1, "{sizes:?}");
     let status = engine.status().await.unwrap();
     assert!(status.chunker.starts_with("tokens(all-MiniLM-L6-v2) max 200"), "{}", status.chunker);
 }
 
 /// Writes a small PDF with one page per entry, each showing its text in Helvetica. A page given
 /// `None` as its media box lacks one, which makes pdf-extract panic on that page.
-pub fn write_pdf(path: &Path, pages: &[(Option<&str>, &str)]) {
+pub(crate) fn write_pdf(path: &Path, pages: &[(Option<&str>, &str)]) {
     let n = pages.len();
     let font_id = 3 + 2 * n;
     let mut objects: Vec<String> = Vec::new();
@@ -160,7 +178,9 @@ pub fn write_pdf(path: &Path, pages: &[(Option<&str>, &str)]) {
         let stream = format!("BT /F1 12 Tf 72 720 Td ({text}) Tj ET");
         objects.push(format!("<< /Length {} >>\nstream\n{stream}\nendstream", stream.len()));
     }
-    objects.push("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>".into());
+    objects.push(
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>".into(),
+    );
     let mut out = String::from("%PDF-1.4\n");
     let mut offsets = Vec::new();
     for (i, body) in objects.iter().enumerate() {
@@ -198,7 +218,11 @@ async fn a_page_that_breaks_the_parser_is_a_warning_not_a_lost_document() {
     let doc = &engine.documents().await.unwrap()[0];
     assert_eq!(doc.pages, 3);
     assert_eq!(doc.warnings.len(), 1, "{:?}", doc.warnings);
-    assert!(doc.warnings[0].starts_with("page 2 could not be read: parser error: MediaBox"), "{:?}", doc.warnings);
+    assert!(
+        doc.warnings[0].starts_with("page 2 could not be read: parser error: MediaBox"),
+        "{:?}",
+        doc.warnings
+    );
     let hit = engine.search("harbours", SearchMode::Text, 3).await.unwrap().remove(0);
     assert_eq!(hit.page, 3);
     let hit = engine.search("lighthouses", SearchMode::Text, 3).await.unwrap().remove(0);

@@ -27,7 +27,11 @@ fn the_real_worker_extracts_and_survives_bad_files() {
     let missing = worker.extract(&source(&dir.path().join("missing.txt"))).unwrap_err();
     assert!(matches!(missing, ExtractError::Io(_)), "{missing:?}");
     let bad_pdf = dir.path().join("bad.pdf");
-    std::fs::write(&bad_pdf, b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>").unwrap();
+    std::fs::write(
+        &bad_pdf,
+        b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>",
+    )
+    .unwrap();
     let err = worker.extract(&Source { path: bad_pdf, kind: FileKind::Pdf }).unwrap_err();
     assert!(err.to_string().contains("damaged PDF"), "{err}");
     assert_eq!(worker.extract(&source(&good)).unwrap().text, "plain words");
@@ -51,7 +55,8 @@ fn a_crashing_worker_is_reported_with_its_last_words() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("a.txt");
     std::fs::write(&file, "x").unwrap();
-    let script = "read line; echo 'quarry-worker panic: index out of bounds at lib.rs:9' >&2; kill -ABRT $$";
+    let script =
+        "read line; echo 'quarry-worker panic: index out of bounds at lib.rs:9' >&2; kill -ABRT $$";
     let mut worker =
         WorkerProcess::new(vec!["sh".into(), "-c".into(), script.into()], Duration::from_secs(30));
     let err = worker.extract(&source(&file)).unwrap_err().to_string();

@@ -7,13 +7,13 @@ use std::process::{Command, Output};
 use quarry::{CancelToken, Engine, EngineConfig, IndexReport};
 
 /// The repository root.
-pub fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The shared test data (`QUARRY_TEST_DATA`, else `../shared/data`), or `None` with a note on
 /// stderr so a skipped test says why.
-pub fn test_data(test: &str) -> Option<PathBuf> {
+pub(crate) fn test_data(test: &str) -> Option<PathBuf> {
     let dir = std::env::var_os("QUARRY_TEST_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("../shared/data"));
@@ -26,51 +26,52 @@ pub fn test_data(test: &str) -> Option<PathBuf> {
 }
 
 /// The path of the `quarry` binary under test.
-pub fn quarry_bin() -> PathBuf {
+pub(crate) fn quarry_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_quarry"))
 }
 
 /// A library in a temporary folder, with the extraction worker set to the real binary.
-pub struct TempLibrary {
-    pub dir: tempfile::TempDir,
+pub(crate) struct TempLibrary {
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl TempLibrary {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self { dir: tempfile::tempdir().unwrap() }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
     /// Engine settings for this library; extraction isolated in the `quarry` worker.
-    pub fn config(&self) -> EngineConfig {
-        let mut config = EngineConfig { data_dir: self.path().to_owned(), ..EngineConfig::default() };
+    pub(crate) fn config(&self) -> EngineConfig {
+        let mut config =
+            EngineConfig { data_dir: self.path().to_owned(), ..EngineConfig::default() };
         config.extraction.worker_command =
             Some(vec![quarry_bin().to_string_lossy().into_owned(), "__extract-worker".into()]);
         config
     }
 
     /// Settings with extraction in this process (faster, for text fixtures).
-    pub fn in_process_config(&self) -> EngineConfig {
+    pub(crate) fn in_process_config(&self) -> EngineConfig {
         EngineConfig { data_dir: self.path().to_owned(), ..EngineConfig::default() }
     }
 
-    pub async fn index(&self, config: EngineConfig, paths: &[&Path]) -> IndexReport {
+    pub(crate) async fn index(&self, config: EngineConfig, paths: &[&Path]) -> IndexReport {
         let engine = Engine::open_for_write(config).await.unwrap();
         let paths: Vec<PathBuf> = paths.iter().map(|p| p.to_path_buf()).collect();
         engine.index(&paths, &mut |_| {}, &CancelToken::new()).await.unwrap()
     }
 
     /// Runs `quarry --data-dir <this library> args...`.
-    pub fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         quarry(self.path(), args)
     }
 }
 
 /// Runs the binary with a data folder and no models folder.
-pub fn quarry(data_dir: &Path, args: &[&str]) -> Output {
+pub(crate) fn quarry(data_dir: &Path, args: &[&str]) -> Output {
     Command::new(quarry_bin())
         .arg("--data-dir")
         .arg(data_dir)
@@ -83,14 +84,13 @@ pub fn quarry(data_dir: &Path, args: &[&str]) -> Output {
 }
 
 /// Parses a command's stdout as JSON, failing with its stderr when it did not succeed.
-pub fn json_of(output: &Output) -> serde_json::Value {
+pub(crate) fn json_of(output: &Output) -> serde_json::Value {
     assert!(
         output.status.success(),
         "command failed ({}): {}",
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!("not JSON ({e}): {}", String::from_utf8_lossy(&output.stdout))
-    })
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&output.stdout)))
 }

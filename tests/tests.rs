@@ -1,6 +1,15 @@
 //! The engine's integration tests, one binary (ripgrep's layout): each module covers one
 //! subject end to end, through the public API or the `quarry` binary.
 
+// Test helpers outside #[test] functions may unwrap (a failure is a test failure), print why a
+// test was skipped, and read QUARRY_TEST_DATA: the engine's rules are for the engine.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 mod support;
 
 // Extraction of generated fixtures in every supported format.

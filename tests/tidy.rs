@@ -47,7 +47,12 @@ fn no_mod_rs_and_no_disabled_tests() {
     let attribute = ["#[", "ignore", "]"].concat();
     let should_panic = ["#[", "should_panic"].concat();
     for path in all_rust_files() {
-        assert_ne!(path.file_name().unwrap(), "mod.rs", "use stage.rs next to stage/: {}", path.display());
+        assert_ne!(
+            path.file_name().unwrap(),
+            "mod.rs",
+            "use stage.rs next to stage/: {}",
+            path.display()
+        );
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains(&attribute), "{} switches a test off", path.display());
         assert!(!text.contains(&should_panic), "{} expects a panic", path.display());

@@ -38,7 +38,9 @@ impl IndexDisplay {
                 if self.lines {
                     let mut line = format!("{:<8} {path}", state.as_str());
                     match state {
-                        DocumentState::Indexed => line.push_str(&format!(" ({pages} pages, {chunks} chunks)")),
+                        DocumentState::Indexed => {
+                            line.push_str(&format!(" ({pages} pages, {chunks} chunks)"))
+                        }
                         _ => line.push_str(&format!(": {}", error.unwrap_or_default())),
                     }
                     for warning in warnings {

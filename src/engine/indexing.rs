@@ -18,6 +18,7 @@ use crate::error::{Error, ExtractError, Result};
 use crate::ids::{ChunkId, DocumentId, hex};
 use crate::index::schema::{ChunkRow, DocumentRow};
 use crate::index::{PreparedDocument, Store};
+use crate::ingest::sniff::kind_from_extension;
 use crate::ingest::walk::{FoundFile, walk};
 use crate::ingest::worker::{WorkerProcess, extract_in_process};
 use crate::ingest::{Extracted, Source, extractors};
@@ -76,10 +77,14 @@ pub(super) async fn run(
             }
             let previous = existing.get(&key).cloned();
             let settled = previous.as_ref().is_some_and(|p| {
-                matches!(p.state, DocumentState::Indexed | DocumentState::Failed | DocumentState::Skipped)
+                matches!(
+                    p.state,
+                    DocumentState::Indexed | DocumentState::Failed | DocumentState::Skipped
+                )
             });
-            let same_stat =
-                previous.as_ref().is_some_and(|p| p.size == file.size && p.mtime_ns == file.mtime_ns);
+            let same_stat = previous
+                .as_ref()
+                .is_some_and(|p| p.size == file.size && p.mtime_ns == file.mtime_ns);
             let same_kind = previous.as_ref().is_some_and(|p| Ok(p.kind) == file.kind);
             if settled && same_stat && same_kind && !rechunk {
                 report.unchanged += 1;
@@ -109,7 +114,11 @@ pub(super) async fn run(
         .map(|d| d.doc_id.clone())
         .collect();
     let total = jobs.len() as u64;
-    sink.event(IngestEvent::Planned { total, unchanged: report.unchanged as u64, removed: vanished.len() as u64 });
+    sink.event(IngestEvent::Planned {
+        total,
+        unchanged: report.unchanged as u64,
+        removed: vanished.len() as u64,
+    });
     store.refresh_rows(&refreshed).await?;
 
     let written = process(store, chunker, config, jobs, &mut report, sink, cancel).await?;
@@ -280,7 +289,12 @@ impl Extractor {
 }
 
 /// Hashes, extracts and chunks one file on a worker thread.
-fn prepare(job: Job, extractor: &mut Extractor, chunker: &Chunker, config: &EngineConfig) -> Outcome {
+fn prepare(
+    job: Job,
+    extractor: &mut Extractor,
+    chunker: &Chunker,
+    config: &EngineConfig,
+) -> Outcome {
     let path = job.file.path.to_string_lossy().into_owned();
     let _span = info_span!(target: "engine::ingest", "document", path = %path).entered();
     let doc_id = DocumentId::for_path(&job.file.path);
@@ -288,7 +302,11 @@ fn prepare(job: Job, extractor: &mut Extractor, chunker: &Chunker, config: &Engi
     let mut row = DocumentRow {
         doc_id: doc_id.0.clone(),
         path,
-        kind: job.file.kind.clone().unwrap_or(FileKind::Text),
+        kind: job
+            .file
+            .kind
+            .clone()
+            .unwrap_or_else(|_| kind_from_extension(&job.file.path).unwrap_or(FileKind::Text)),
         size: job.file.size,
         mtime_ns: job.file.mtime_ns,
         sha256: String::new(),
@@ -304,7 +322,11 @@ fn prepare(job: Job, extractor: &mut Extractor, chunker: &Chunker, config: &Engi
     let fail = |mut row: DocumentRow, state: DocumentState, error: String| {
         row.state = state;
         row.error = Some(error);
-        Outcome::Prepared { doc: PreparedDocument { row, chunks: Vec::new() }, existed, warnings: Vec::new() }
+        Outcome::Prepared {
+            doc: PreparedDocument { row, chunks: Vec::new() },
+            existed,
+            warnings: Vec::new(),
+        }
     };
     match sha256_file(&job.file.path) {
         Ok(sha) => row.sha256 = sha,
@@ -316,7 +338,11 @@ fn prepare(job: Job, extractor: &mut Extractor, chunker: &Chunker, config: &Engi
         && prev.state != DocumentState::Pending
         && Ok(prev.kind) == job.file.kind
     {
-        return Outcome::Unchanged(DocumentRow { size: row.size, mtime_ns: row.mtime_ns, ..prev.clone() });
+        return Outcome::Unchanged(DocumentRow {
+            size: row.size,
+            mtime_ns: row.mtime_ns,
+            ..prev.clone()
+        });
     }
     let kind = match &job.file.kind {
         Ok(kind) => *kind,

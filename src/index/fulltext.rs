@@ -108,8 +108,10 @@ impl FullText {
         &self,
         f: impl FnOnce(&mut IndexWriter) -> Result<T, IndexError>,
     ) -> Result<T, IndexError> {
-        let mut guard =
-            self.writer.lock().map_err(|_| IndexError::Corrupt("text index writer poisoned".into()))?;
+        let mut guard = self
+            .writer
+            .lock()
+            .map_err(|_| IndexError::Corrupt("text index writer poisoned".into()))?;
         if guard.is_none() {
             *guard = Some(self.index.writer(WRITER_HEAP_BYTES)?);
         }
@@ -144,7 +146,9 @@ impl FullText {
     /// Removes everything, then adds `entries` in batches from `fill`, and commits once.
     pub fn rebuild(
         &self,
-        fill: impl FnOnce(&mut dyn FnMut(&[TextEntry<'_>]) -> Result<(), IndexError>) -> Result<(), IndexError>,
+        fill: impl FnOnce(
+            &mut dyn FnMut(&[TextEntry<'_>]) -> Result<(), IndexError>,
+        ) -> Result<(), IndexError>,
     ) -> Result<(), IndexError> {
         let fields = self.fields;
         self.with_writer(|writer| {
@@ -171,7 +175,8 @@ impl FullText {
     /// The best `limit` chunks for `query` by BM25, as (chunk id, score).
     /// Query syntax errors are forgiven: the parsable part of the query is used.
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<(String, f32)>, IndexError> {
-        let mut parser = QueryParser::for_index(&self.index, vec![self.fields.text, self.fields.title]);
+        let mut parser =
+            QueryParser::for_index(&self.index, vec![self.fields.text, self.fields.title]);
         parser.set_field_boost(self.fields.title, 0.5);
         let (query, _errors) = parser.parse_query_lenient(query);
         let searcher = self.reader.searcher();

@@ -48,7 +48,10 @@ impl LibraryMeta {
             Err(e) => return Err(Error::io(path, e)),
         };
         let meta: LibraryMeta = serde_json::from_str(&text).map_err(|e| {
-            Error::user(format!("{} is damaged ({e}); delete the data folder and re-index", path.display()))
+            Error::user(format!(
+                "{} is damaged ({e}); delete the data folder and re-index",
+                path.display()
+            ))
         })?;
         if meta.format_version != FORMAT_VERSION {
             return Err(Error::user(format!(
@@ -117,7 +120,9 @@ mod tests {
     fn second_writer_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let first = WriterLock::acquire(dir.path()).unwrap();
-        assert!(WriterLock::acquire(dir.path()).unwrap_err().to_string().contains("another Quarry"));
+        assert!(
+            WriterLock::acquire(dir.path()).unwrap_err().to_string().contains("another Quarry")
+        );
         drop(first);
         WriterLock::acquire(dir.path()).unwrap();
     }

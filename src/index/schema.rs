@@ -182,8 +182,13 @@ fn opt(array: &StringArray, idx: usize) -> Option<String> {
 /// Reads document rows out of a batch with the `documents` schema.
 pub fn documents_from_batch(batch: &RecordBatch) -> Result<Vec<DocumentRow>, IndexError> {
     let cols = Columns(batch);
-    let (doc_id, path, kind, sha256, state) =
-        (cols.str("doc_id")?, cols.str("path")?, cols.str("kind")?, cols.str("sha256")?, cols.str("state")?);
+    let (doc_id, path, kind, sha256, state) = (
+        cols.str("doc_id")?,
+        cols.str("path")?,
+        cols.str("kind")?,
+        cols.str("sha256")?,
+        cols.str("state")?,
+    );
     let (error, warnings, extractor, title, indexed_at) = (
         cols.str("error")?,
         cols.str("warnings")?,
@@ -205,8 +210,9 @@ pub fn documents_from_batch(batch: &RecordBatch) -> Result<Vec<DocumentRow>, Ind
             size: size.value(idx),
             mtime_ns: mtime.value(idx),
             sha256: sha256.value(idx).to_owned(),
-            state: DocumentState::parse(state.value(idx))
-                .ok_or_else(|| IndexError::Corrupt(format!("unknown state {}", state.value(idx))))?,
+            state: DocumentState::parse(state.value(idx)).ok_or_else(|| {
+                IndexError::Corrupt(format!("unknown state {}", state.value(idx)))
+            })?,
             error: opt(error, idx),
             warnings: serde_json::from_str(warnings.value(idx)).unwrap_or_default(),
             pages: pages.value(idx),

@@ -48,7 +48,10 @@ impl Tables {
     }
 
     /// Document rows matching an SQL filter.
-    pub async fn documents_where(&self, filter: Option<&str>) -> Result<Vec<DocumentRow>, IndexError> {
+    pub async fn documents_where(
+        &self,
+        filter: Option<&str>,
+    ) -> Result<Vec<DocumentRow>, IndexError> {
         let mut query = self.documents.query();
         if let Some(filter) = filter {
             query = query.only_if(filter);
@@ -75,7 +78,11 @@ impl Tables {
 
     /// Replaces all chunks of `doc_ids` with `rows` in one transaction, so a reader sees either
     /// the old chunks or the new ones, never a mix or none.
-    pub async fn replace_chunks(&self, doc_ids: &[String], rows: &[ChunkRow]) -> Result<(), IndexError> {
+    pub async fn replace_chunks(
+        &self,
+        doc_ids: &[String],
+        rows: &[ChunkRow],
+    ) -> Result<(), IndexError> {
         if doc_ids.is_empty() {
             return Ok(());
         }
@@ -152,12 +159,7 @@ impl Tables {
 
     /// Ids of the documents that have chunks (to find orphans).
     pub async fn chunk_doc_ids(&self) -> Result<std::collections::HashSet<String>, IndexError> {
-        let mut stream = self
-            .chunks
-            .query()
-            .select(Select::columns(&["doc_id"]))
-            .execute()
-            .await?;
+        let mut stream = self.chunks.query().select(Select::columns(&["doc_id"])).execute().await?;
         let mut res = std::collections::HashSet::new();
         while let Some(batch) = stream.try_next().await? {
             let ids = batch

@@ -159,9 +159,10 @@ fn heading_style(e: &BytesStart<'_>) -> Option<usize> {
 }
 
 fn attr(e: &BytesStart<'_>, local: &[u8]) -> Option<String> {
-    e.attributes().flatten().find(|a| a.key.local_name().as_ref() == local).and_then(|a| {
-        a.unescape_value().ok().map(|v| v.into_owned())
-    })
+    e.attributes()
+        .flatten()
+        .find(|a| a.key.local_name().as_ref() == local)
+        .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
 }
 
 fn core_title(xml: &str) -> Option<String> {

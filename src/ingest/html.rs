@@ -30,7 +30,7 @@ impl DocumentExtractor for HtmlExtractor {
         let mut walker = Walker::default();
         walker.walk(document.tree.root());
         walker.flush();
-        res.title = walker.title.map(|t| collapse_spaces(&t)).filter(|t| !t.is_empty());
+        res.title = title(&document);
         for (heading, text) in walker.sections {
             res.push_section(1, heading, &text);
         }
@@ -38,9 +38,16 @@ impl DocumentExtractor for HtmlExtractor {
     }
 }
 
+/// The first `<title>`, whitespace collapsed.
+fn title(document: &Html) -> Option<String> {
+    let selector = scraper::Selector::parse("title").ok()?;
+    let element = document.select(&selector).next()?;
+    let text = collapse_spaces(&element.text().collect::<String>());
+    (!text.is_empty()).then_some(text)
+}
+
 #[derive(Default)]
 struct Walker {
-    title: Option<String>,
     sections: Vec<(Vec<String>, String)>,
     path: Vec<(usize, String)>,
     current: String,
@@ -51,9 +58,38 @@ struct Walker {
 const HIDDEN: &[&str] = &["script", "style", "noscript", "template", "head", "svg", "iframe"];
 /// Elements that start a new line.
 const BLOCKS: &[&str] = &[
-    "p", "div", "br", "li", "ul", "ol", "tr", "table", "section", "article", "header", "footer",
-    "blockquote", "pre", "dt", "dd", "dl", "figure", "figcaption", "hr", "main", "nav", "aside",
-    "form", "h1", "h2", "h3", "h4", "h5", "h6", "td", "th",
+    "p",
+    "div",
+    "br",
+    "li",
+    "ul",
+    "ol",
+    "tr",
+    "table",
+    "section",
+    "article",
+    "header",
+    "footer",
+    "blockquote",
+    "pre",
+    "dt",
+    "dd",
+    "dl",
+    "figure",
+    "figcaption",
+    "hr",
+    "main",
+    "nav",
+    "aside",
+    "form",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "td",
+    "th",
 ];
 
 impl Walker {
@@ -62,10 +98,6 @@ impl Walker {
             Node::Text(t) => self.line.push_str(t),
             Node::Element(el) => {
                 let name = el.name();
-                if name == "title" && self.title.is_none() {
-                    self.title = Some(node_text(node));
-                    return;
-                }
                 if HIDDEN.contains(&name) || el.attr("hidden").is_some() || is_display_none(el) {
                     return;
                 }
@@ -136,7 +168,8 @@ fn heading_level(name: &str) -> Option<usize> {
 
 fn is_display_none(el: &scraper::node::Element) -> bool {
     el.attr("style").is_some_and(|s| {
-        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
+        let s: String =
+            s.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
         s.contains("display:none") || s.contains("visibility:hidden")
     })
 }

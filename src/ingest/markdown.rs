@@ -55,7 +55,11 @@ fn headings(source: &str) -> Vec<Heading> {
     for (event, range) in Parser::new(source).into_offset_iter() {
         match event {
             Event::Start(Tag::Heading { level, .. }) => {
-                open = Some(Heading { level: level_number(level), text: String::new(), offset: range.start });
+                open = Some(Heading {
+                    level: level_number(level),
+                    text: String::new(),
+                    offset: range.start,
+                });
             }
             Event::Text(t) | Event::Code(t) => {
                 if let Some(h) = open.as_mut() {

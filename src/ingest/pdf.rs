@@ -84,9 +84,10 @@ fn load(bytes: &[u8]) -> Result<Document, ExtractError> {
                 Err(ExtractError::Malformed(format!("damaged PDF: {msg}")))
             }
         }
-        Err(panic) => {
-            Err(ExtractError::Malformed(format!("the PDF parser failed: {}", panic_message(&panic))))
-        }
+        Err(panic) => Err(ExtractError::Malformed(format!(
+            "the PDF parser failed: {}",
+            panic_message(&panic)
+        ))),
     }
 }
 

@@ -120,8 +120,9 @@ fn magic_kind(head: &[u8]) -> Magic {
         return Magic::Text;
     }
     // Text in any 8-bit encoding has no NUL bytes and few control characters.
-    let controls =
-        head.iter().filter(|&&b| b == 0 || (b < 0x20 && !matches!(b, b'\n' | b'\r' | b'\t' | 0x0c)));
+    let controls = head
+        .iter()
+        .filter(|&&b| b == 0 || (b < 0x20 && !matches!(b, b'\n' | b'\r' | b'\t' | 0x0c)));
     let n_controls = controls.count();
     if head.contains(&0) || n_controls * 20 > head.len().max(1) {
         Magic::Binary("binary data")

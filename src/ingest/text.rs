@@ -74,11 +74,15 @@ mod tests {
     fn decodes_common_encodings() {
         assert_eq!(decode("Grüße".as_bytes()), ("Grüße".into(), vec![]));
         assert_eq!(decode(b"\xef\xbb\xbfGr\xc3\xbc\xc3\x9fe").0, "Grüße");
-        let utf16le: Vec<u8> =
-            [0xff, 0xfe].into_iter().chain("Grüße".encode_utf16().flat_map(u16::to_le_bytes)).collect();
+        let utf16le: Vec<u8> = [0xff, 0xfe]
+            .into_iter()
+            .chain("Grüße".encode_utf16().flat_map(u16::to_le_bytes))
+            .collect();
         assert_eq!(decode(&utf16le).0, "Grüße");
-        let utf16be: Vec<u8> =
-            [0xfe, 0xff].into_iter().chain("Grüße".encode_utf16().flat_map(u16::to_be_bytes)).collect();
+        let utf16be: Vec<u8> = [0xfe, 0xff]
+            .into_iter()
+            .chain("Grüße".encode_utf16().flat_map(u16::to_be_bytes))
+            .collect();
         assert_eq!(decode(&utf16be).0, "Grüße");
         // "Größere Maßnahmen für Bürger" in Windows-1252.
         let latin = b"Gr\xf6\xdfere Ma\xdfnahmen f\xfcr B\xfcrger und \x80 Betr\xe4ge";

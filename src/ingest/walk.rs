@@ -40,7 +40,9 @@ pub fn walk(root: &Path) -> (Vec<FoundFile>, Vec<WalkProblem>) {
                 path: Some(root.to_owned()),
                 message: "not a supported document type".into(),
             }),
-            Err(e) => problems.push(WalkProblem { path: Some(root.to_owned()), message: e.to_string() }),
+            Err(e) => {
+                problems.push(WalkProblem { path: Some(root.to_owned()), message: e.to_string() })
+            }
         }
         return (files, problems);
     }
@@ -68,7 +70,9 @@ pub fn walk(root: &Path) -> (Vec<FoundFile>, Vec<WalkProblem>) {
                     }),
                 }
             }
-            Err(err) => problems.push(WalkProblem { path: error_path(&err), message: err.to_string() }),
+            Err(err) => {
+                problems.push(WalkProblem { path: error_path(&err), message: err.to_string() })
+            }
         }
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));

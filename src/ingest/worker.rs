@@ -181,11 +181,11 @@ fn spawn(command: &[String]) -> Result<Running, ExtractError> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| ExtractError::Crashed(format!("could not start {program}: {e}")))?;
-    let (stdin, stdout, stderr) = match (child.stdin.take(), child.stdout.take(), child.stderr.take())
-    {
-        (Some(i), Some(o), Some(e)) => (i, o, e),
-        _ => return Err(ExtractError::Crashed("extractor pipes are missing".into())),
-    };
+    let (stdin, stdout, stderr) =
+        match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
+            (Some(i), Some(o), Some(e)) => (i, o, e),
+            _ => return Err(ExtractError::Crashed("extractor pipes are missing".into())),
+        };
     let (tx, replies) = channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
