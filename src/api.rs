@@ -144,9 +144,24 @@ pub struct IndexReport {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum SearchMode {
-    /// BM25 over the full-text index.
+    /// Vector and BM25 results fused with reciprocal rank fusion.
     #[default]
+    Hybrid,
+    /// Nearest neighbours of the query embedding.
+    Vector,
+    /// BM25 over the full-text index.
     Text,
+}
+
+impl SearchMode {
+    /// The mode's name as the CLI spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SearchMode::Hybrid => "hybrid",
+            SearchMode::Vector => "vector",
+            SearchMode::Text => "text",
+        }
+    }
 }
 
 /// One search result.
@@ -166,8 +181,10 @@ pub struct SearchHit {
     pub char_end: u64,
     /// Heading path for structured formats ("Intro > Scope"), empty otherwise.
     pub heading: String,
-    /// Retriever score (BM25 for text search).
+    /// Score: BM25 for text search, cosine similarity for vector search, the RRF sum for hybrid.
     pub score: f32,
+    /// Which retrievers found it ("vector", "text").
+    pub retrievers: Vec<String>,
     /// The chunk text.
     pub text: String,
 }
@@ -195,6 +212,8 @@ pub struct LibraryStatus {
     pub text_index_chunks: u64,
     /// How chunks were sized.
     pub chunker: String,
+    /// The embedding model of the vectors, if the library has vectors.
+    pub embedder: Option<String>,
     /// Folders and files added to the library.
     pub sources: Vec<String>,
 }

@@ -77,12 +77,22 @@ enum Command {
         /// Number of hits
         #[arg(short, default_value_t = 10)]
         k: usize,
-        /// How to search
-        #[arg(long, value_enum, default_value_t = Mode::Text)]
-        mode: Mode,
+        /// How to search [default: hybrid when the library has vectors, else text]
+        #[arg(long, value_enum)]
+        mode: Option<Mode>,
         /// Print JSON
         #[arg(long)]
         json: bool,
+    },
+    /// Measure quality on standard data sets
+    Eval {
+        #[command(subcommand)]
+        what: EvalCommand,
+    },
+    /// Measure speed (JSON on stdout)
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
     },
     /// Rebuild derived indexes from the tables
     Reindex {
@@ -92,8 +102,59 @@ enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum EvalCommand {
+    /// Retrieval quality on a BEIR data set (nDCG@10, Recall@10/100, MRR@10)
+    Retrieval {
+        /// BEIR folder with corpus.jsonl, queries.jsonl and qrels/test.tsv
+        #[arg(long)]
+        beir: PathBuf,
+        /// Search mode to evaluate [default: all three on one index]
+        #[arg(long, value_enum)]
+        mode: Option<Mode>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Embedding throughput on 256-token chunks, at each thread count
+    Embed {
+        /// Thread counts to measure, each in a fresh process
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        threads: Vec<usize>,
+        /// Chunks per round
+        #[arg(long, default_value_t = 256)]
+        chunks: usize,
+        /// Measured rounds (the best counts)
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Run one measurement in this process (used by the parent)
+        #[arg(long, hide = true)]
+        in_process: bool,
+    },
+    /// Hybrid query latency (query embedding excluded) over synthetic libraries
+    Search {
+        /// Library sizes in chunks
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+        sizes: Vec<usize>,
+        /// Queries timed per size
+        #[arg(long, default_value_t = 200)]
+        queries: usize,
+        /// Vector dimensions
+        #[arg(long, default_value_t = 384)]
+        dims: usize,
+    },
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Mode {
+    /// Vector and BM25 results fused (reciprocal rank fusion)
+    Hybrid,
+    /// Nearest neighbours of the query embedding
+    Vector,
     /// BM25 full-text search
     Text,
 }
@@ -101,6 +162,8 @@ enum Mode {
 impl From<Mode> for SearchMode {
     fn from(mode: Mode) -> Self {
         match mode {
+            Mode::Hybrid => SearchMode::Hybrid,
+            Mode::Vector => SearchMode::Vector,
             Mode::Text => SearchMode::Text,
         }
     }
@@ -151,18 +214,17 @@ fn config_for(cli: &Cli) -> anyhow::Result<EngineConfig> {
             .context("no home folder to keep the library in; pass --data-dir")?,
     };
     let models_dir = cli.models_dir.clone().unwrap_or_else(|| data_dir.join("models"));
-    let tokenizer = quarry::models::find_model(&models_dir, quarry::models::DEFAULT_EMBEDDER)
-        .map(|dir| dir.join("tokenizer.json"))
-        .filter(|p| p.is_file());
-    if tokenizer.is_none() {
-        tracing::info!(
-            "no tokenizer for {} in {}; sizing chunks by characters",
+    let embedder = quarry::models::embedder_config(&models_dir, quarry::models::DEFAULT_EMBEDDER);
+    let tokenizer = embedder.as_ref().map(|e| e.dir.join("tokenizer.json")).filter(|p| p.is_file());
+    if embedder.is_none() {
+        tracing::warn!(
+            "embedding model {} not found in {}: text search only, chunks sized by characters",
             quarry::models::DEFAULT_EMBEDDER,
             models_dir.display()
         );
     }
     let exe = std::env::current_exe().context("cannot find the quarry executable")?;
-    let mut config = EngineConfig { data_dir, tokenizer, ..EngineConfig::default() };
+    let mut config = EngineConfig { data_dir, tokenizer, embedder, ..EngineConfig::default() };
     config.extraction.worker_command =
         Some(vec![exe.to_string_lossy().into_owned(), WORKER_ARG.to_owned()]);
     Ok(config)
@@ -170,6 +232,7 @@ fn config_for(cli: &Cli) -> anyhow::Result<EngineConfig> {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut config = config_for(&cli)?;
+    let models_dir = cli.models_dir.clone().unwrap_or_else(|| config.data_dir.join("models"));
     match cli.command {
         Command::Index { paths, json, timeout, workers } => {
             config.extraction.per_file_timeout_secs = timeout;
@@ -262,7 +325,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Search { query, k, mode, json } => {
-            let hits = Engine::open(config).await?.search(&query, mode.into(), k).await?;
+            let engine = Engine::open(config).await?;
+            let mode = mode.map_or_else(|| engine.default_search_mode(), SearchMode::from);
+            let hits = engine.search(&query, mode, k).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "hits": hits }))?);
             } else if hits.is_empty() {
@@ -278,6 +343,99 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     println!("    {}", preview(&hit.text, 240));
                 }
             }
+        }
+        Command::Eval { what: EvalCommand::Retrieval { beir, mode, json } } => {
+            if config.embedder.is_none() && !matches!(mode, Some(Mode::Text)) {
+                anyhow::bail!(quarry::Error::user(
+                    "vector and hybrid evaluation need the embedding model; pass --models-dir or use --mode text"
+                ));
+            }
+            let modes: Vec<SearchMode> = match mode {
+                Some(mode) => vec![mode.into()],
+                None if config.embedder.is_some() => {
+                    vec![SearchMode::Hybrid, SearchMode::Vector, SearchMode::Text]
+                }
+                None => vec![SearchMode::Text],
+            };
+            let work = tempfile::tempdir().context("cannot create a temporary folder")?;
+            let runs = quarry::eval::beir::evaluate(&beir, config, work.path(), &modes).await?;
+            if json {
+                if let [run] = runs.as_slice() {
+                    println!("{}", serde_json::to_string_pretty(run)?);
+                } else {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&serde_json::json!({ "runs": runs }))?
+                    );
+                }
+            } else {
+                for run in &runs {
+                    let m = &run.metrics;
+                    println!(
+                        "{:<7} nDCG@10 {:.4}  Recall@10 {:.4}  Recall@100 {:.4}  MRR@10 {:.4}  ({} queries, {} docs, {} chunks, index {:.1} s, search p50 {:.1} ms)",
+                        run.mode.as_str(),
+                        m.ndcg_10,
+                        m.recall_10,
+                        m.recall_100,
+                        m.mrr_10,
+                        run.queries,
+                        run.documents,
+                        run.chunks,
+                        run.index_seconds,
+                        run.search_ms_p50
+                    );
+                }
+            }
+        }
+        Command::Bench { what: BenchCommand::Embed { threads, chunks, rounds, in_process } } => {
+            let embedder = config.embedder.clone().ok_or_else(|| {
+                quarry::Error::user("the embedding model is not installed; pass --models-dir")
+            })?;
+            if in_process {
+                let threads = threads.first().copied().unwrap_or(1);
+                let prefixes = quarry::embed::candle_bert::Prefixes::default();
+                let model = quarry::embed::candle_bert::CandleEmbedder::load(
+                    &embedder.dir,
+                    &embedder.id,
+                    prefixes,
+                )?;
+                let res = quarry::bench::embed(&model, threads, chunks, rounds)?;
+                println!("{}", serde_json::to_string(&res)?);
+            } else {
+                // candle sizes its thread pool once per process from RAYON_NUM_THREADS, so each
+                // thread count runs in a fresh child.
+                let exe = std::env::current_exe()?;
+                let mut runs = Vec::new();
+                for t in threads {
+                    let out = std::process::Command::new(&exe)
+                        .arg("--data-dir")
+                        .arg(&config.data_dir)
+                        .arg("--models-dir")
+                        .arg(&models_dir)
+                        .args(["bench", "embed", "--in-process", "--threads", &t.to_string()])
+                        .args(["--chunks", &chunks.to_string(), "--rounds", &rounds.to_string()])
+                        .env("RAYON_NUM_THREADS", t.to_string())
+                        .output()?;
+                    anyhow::ensure!(
+                        out.status.success(),
+                        "bench child failed: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    runs.push(serde_json::from_slice::<serde_json::Value>(&out.stdout)?);
+                }
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({ "embed": runs }))?
+                );
+            }
+        }
+        Command::Bench { what: BenchCommand::Search { sizes, queries, dims } } => {
+            let mut runs = Vec::new();
+            for size in sizes {
+                let work = tempfile::tempdir()?;
+                runs.push(quarry::bench::search(work.path(), size, dims, queries).await?);
+            }
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "search": runs }))?);
         }
         Command::Reindex { text } => {
             let engine = Engine::open_for_write(config).await?;

@@ -17,6 +17,8 @@ pub struct EngineConfig {
     /// A `tokenizer.json` used to size chunks in tokens; without it chunks are sized in
     /// characters (about four per token).
     pub tokenizer: Option<PathBuf>,
+    /// The embedding model; `None` builds a text-only library (BM25 search only).
+    pub embedder: Option<EmbedderConfig>,
     /// How document text is extracted.
     pub extraction: ExtractionConfig,
     /// How text is cut into chunks.
@@ -28,10 +30,27 @@ impl Default for EngineConfig {
         Self {
             data_dir: PathBuf::from("quarry-data"),
             tokenizer: None,
+            embedder: None,
             extraction: ExtractionConfig::default(),
             chunking: ChunkingConfig::default(),
         }
     }
+}
+
+/// A sentence-embedding model in a local folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbedderConfig {
+    /// Model id, recorded in `library.json` ("sentence-transformers/all-MiniLM-L6-v2").
+    pub id: String,
+    /// Folder with `config.json`, `tokenizer.json`, `model.safetensors`.
+    pub dir: PathBuf,
+    /// Put before queries (E5: "query: ").
+    #[serde(default)]
+    pub query_prefix: String,
+    /// Put before passages (E5: "passage: ").
+    #[serde(default)]
+    pub passage_prefix: String,
 }
 
 /// Where and how untrusted files are parsed.

@@ -5,18 +5,25 @@
 mod indexing;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tracing::instrument;
 
 use crate::api::{DocumentInfo, DocumentState, IndexReport, LibraryStatus, SearchHit, SearchMode};
 use crate::chunk::Chunker;
-use crate::config::EngineConfig;
+use crate::config::{EmbedderConfig, EngineConfig};
+use crate::embed::Embedder;
+use crate::embed::candle_bert::{CandleEmbedder, Prefixes, dimensions_of};
 use crate::error::{Error, Result};
 use crate::ids::DocumentId;
 use crate::index::Store;
+use crate::index::meta::EmbedderMeta;
 use crate::index::schema::DocumentRow;
 use crate::progress::{CancelToken, ProgressSink};
+
+/// Hybrid search fuses this many candidates from each retriever (at least `k`): deep enough
+/// that a passage ranked moderately by both retrievers still surfaces.
+const HYBRID_DEPTH: usize = 100;
 
 /// An open library with the models and settings to index and search it.
 #[derive(Debug)]
@@ -24,23 +31,71 @@ pub struct Engine {
     config: EngineConfig,
     store: Store,
     chunker: Arc<Chunker>,
+    embedder: Option<EmbedderSlot>,
+}
+
+/// The embedding model, loaded on first use: listing documents should not pay for reading
+/// the weights.
+struct EmbedderSlot {
+    config: EmbedderConfig,
+    dims: usize,
+    model: OnceLock<std::result::Result<Arc<dyn Embedder>, String>>,
+}
+
+impl std::fmt::Debug for EmbedderSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbedderSlot").field("id", &self.config.id).finish()
+    }
+}
+
+impl EmbedderSlot {
+    fn new(config: &EmbedderConfig) -> Result<Self> {
+        let dims = dimensions_of(&config.dir)?;
+        Ok(Self { config: config.clone(), dims, model: OnceLock::new() })
+    }
+
+    fn meta(&self) -> EmbedderMeta {
+        EmbedderMeta { id: self.config.id.clone(), dimensions: self.dims }
+    }
+
+    fn get(&self) -> Result<Arc<dyn Embedder>> {
+        let loaded = self.model.get_or_init(|| {
+            let prefixes = Prefixes {
+                query: self.config.query_prefix.clone(),
+                passage: self.config.passage_prefix.clone(),
+            };
+            CandleEmbedder::load(&self.config.dir, &self.config.id, prefixes)
+                .map(|m| Arc::new(m) as Arc<dyn Embedder>)
+                .map_err(|e| e.to_string())
+        });
+        loaded.clone().map_err(Error::User)
+    }
 }
 
 impl Engine {
     /// Opens the library for reading (search, listing).
     pub async fn open(config: EngineConfig) -> Result<Self> {
         config.validate()?;
-        let store = Store::open(&config.data_dir).await?;
+        let embedder = config.embedder.as_ref().map(EmbedderSlot::new).transpose()?;
+        let store =
+            Store::open(&config.data_dir, embedder.as_ref().map(EmbedderSlot::meta)).await?;
         let chunker = Arc::new(make_chunker(&config)?);
-        Ok(Self { config, store, chunker })
+        Ok(Self { config, store, chunker, embedder })
     }
 
     /// Opens the library for writing: takes the writer lock and repairs an interrupted run.
     pub async fn open_for_write(config: EngineConfig) -> Result<Self> {
         config.validate()?;
-        let store = Store::open_for_write(&config.data_dir).await?;
+        let embedder = config.embedder.as_ref().map(EmbedderSlot::new).transpose()?;
+        let meta = embedder.as_ref().map(EmbedderSlot::meta);
+        let store = Store::open_for_write(&config.data_dir, meta).await?;
         let chunker = Arc::new(make_chunker(&config)?);
-        Ok(Self { config, store, chunker })
+        Ok(Self { config, store, chunker, embedder })
+    }
+
+    /// The loaded embedding model, if the library has one.
+    pub fn embedder(&self) -> Result<Option<Arc<dyn Embedder>>> {
+        self.embedder.as_ref().map(EmbedderSlot::get).transpose()
     }
 
     /// The settings this engine runs with.
@@ -78,7 +133,9 @@ impl Engine {
                 }
             }
         })?;
-        indexing::run(&self.store, &self.chunker, &self.config, &roots, sink, cancel).await
+        let embedder = self.embedder()?;
+        indexing::run(&self.store, &self.chunker, embedder, &self.config, &roots, sink, cancel)
+            .await
     }
 
     /// Removes files (or everything under folders) from the library; returns how many
@@ -129,6 +186,7 @@ impl Engine {
             chunks,
             text_index_chunks: text_chunks,
             chunker: meta.chunker,
+            embedder: meta.embedder.map(|e| e.id),
             sources: meta.sources,
         })
     }
@@ -139,9 +197,41 @@ impl Engine {
         if query.trim().is_empty() {
             return Err(Error::user("the query is empty"));
         }
+        if mode != SearchMode::Text && !self.store.has_vectors() {
+            return Err(Error::user(format!(
+                "{} search needs vectors, and this library was built without an embedding model; \
+                 use --mode text, or install the model and re-index into a new data folder",
+                mode.as_str()
+            )));
+        }
         match mode {
             SearchMode::Text => self.store.search_text(query, k).await,
+            SearchMode::Vector => {
+                let vector = self.query_vector(query)?;
+                self.store.search_vector(&vector, k).await
+            }
+            SearchMode::Hybrid => {
+                let depth = k.max(HYBRID_DEPTH);
+                let vector = self.query_vector(query)?;
+                let vector_hits = self.store.search_vector(&vector, depth).await?;
+                let text_hits = self.store.search_text(query, depth).await?;
+                Ok(crate::retrieve::hybrid(vector_hits, text_hits, k))
+            }
         }
+    }
+
+    /// The search mode that uses everything the library has: hybrid with vectors, else text.
+    pub fn default_search_mode(&self) -> SearchMode {
+        if self.store.has_vectors() { SearchMode::Hybrid } else { SearchMode::Text }
+    }
+
+    fn query_vector(&self, query: &str) -> Result<Vec<f32>> {
+        let embedder = self.embedder()?.ok_or_else(|| {
+            Error::user(
+                "the embedding model of this library is not installed; see `quarry models list`",
+            )
+        })?;
+        Ok(embedder.embed_query(query)?)
     }
 
     /// Rebuilds the full-text index from the chunks table (`quarry reindex --text`).

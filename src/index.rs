@@ -14,11 +14,15 @@ use std::sync::Mutex;
 use tracing::{info, warn};
 
 use self::fulltext::{FullText, TextEntry};
-use self::meta::{LibraryMeta, WriterLock};
+use self::meta::{EmbedderMeta, LibraryMeta, WriterLock};
 use self::schema::{ChunkRow, DocumentRow};
 use self::tables::{Tables, in_filter};
 use crate::api::{DocumentState, SearchHit};
 use crate::error::{Error, Result};
+
+/// From this many chunks on, vector search uses an IVF-HNSW index instead of a full scan:
+/// a scan of 50k 384-dimension vectors already takes about as long as the rest of a query.
+pub const ANN_THRESHOLD: usize = 50_000;
 
 /// A document ready to be committed: its final row and its chunks.
 #[derive(Debug, Clone)]
@@ -40,15 +44,23 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens the library in `dir` for reading (and creates it when missing).
-    pub async fn open(dir: &Path) -> Result<Self> {
+    /// Opens the library in `dir` for reading (and creates it when missing). A new library
+    /// takes `embedder` as its vector model; an existing one must have been built with it.
+    pub async fn open(dir: &Path, embedder: Option<EmbedderMeta>) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let meta = LibraryMeta::load_or_new(dir)?;
+        let mut meta = LibraryMeta::load_or_new(dir)?;
+        let is_new = !dir.join("library.json").exists();
+        if is_new {
+            meta.embedder = embedder.clone();
+        } else if embedder.is_some() && meta.embedder != embedder {
+            // A reader without a model may still search by text; another model may not read.
+            return Err(embedder_mismatch(dir, &meta.embedder, &embedder));
+        }
         let lance_dir = dir.join("lance");
         let uri = lance_dir.to_str().ok_or_else(|| {
             Error::user(format!("data folder {} is not valid UTF-8", dir.display()))
         })?;
-        let tables = Tables::open(uri).await?;
+        let tables = Tables::open(uri, meta.embedder.as_ref().map(|e| e.dimensions)).await?;
         let text_dir = dir.join("text");
         let fulltext = match FullText::open(&text_dir) {
             Ok(ft) => ft,
@@ -69,10 +81,27 @@ impl Store {
 
     /// Opens the library for writing: takes the writer lock, then repairs what an interrupted
     /// run left behind.
-    pub async fn open_for_write(dir: &Path) -> Result<Self> {
+    pub async fn open_for_write(dir: &Path, embedder: Option<EmbedderMeta>) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let lock = WriterLock::acquire(dir)?;
-        let mut store = Self::open(dir).await?;
+        let mut store = Self::open(dir, embedder.clone()).await?;
+        let built_with = store.meta().embedder;
+        if built_with != embedder {
+            if !store.tables.documents().await?.is_empty() {
+                return Err(embedder_mismatch(dir, &built_with, &embedder));
+            }
+            // An empty library (say, one `quarry status` created) simply starts over.
+            drop(store);
+            for part in ["lance", "text"] {
+                let path = dir.join(part);
+                if path.exists() {
+                    std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+                }
+            }
+            let meta_path = dir.join("library.json");
+            std::fs::remove_file(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
+            store = Self::open(dir, embedder).await?;
+        }
         store.lock = Some(lock);
         store.recover().await?;
         Ok(store)
@@ -240,9 +269,13 @@ impl Store {
         Ok(())
     }
 
-    /// Compacts the tables after a large run.
+    /// Compacts the tables after a large run, and builds the vector index once the library is
+    /// large enough to need one.
     pub async fn optimize(&self) -> Result<()> {
         self.ensure_writer()?;
+        if self.tables.ensure_vector_index(ANN_THRESHOLD).await? {
+            info!(target: "engine::index", "built the approximate vector index");
+        }
         Ok(self.tables.optimize().await?)
     }
 
@@ -268,24 +301,67 @@ impl Store {
                 warn!(target: "engine::index", chunk = %id, "text hit without a chunk row");
                 continue;
             };
-            res.push(SearchHit {
-                chunk_id: row.chunk_id,
-                doc_path: row.doc_path,
-                page: row.page_start,
-                page_end: row.page_end,
-                char_start: row.char_start,
-                char_end: row.char_end,
-                heading: row.heading,
-                score,
-                text: row.text,
-            });
+            let mut hit = hit_of(row, score);
+            hit.retrievers.push("text".into());
+            res.push(hit);
         }
         Ok(res)
+    }
+
+    /// The `limit` chunks nearest to `vector`, best first, scored by cosine similarity.
+    pub async fn search_vector(&self, vector: &[f32], limit: usize) -> Result<Vec<SearchHit>> {
+        let rows = self.tables.nearest(vector, limit).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(row, distance)| {
+                let mut hit = hit_of(row, 1.0 - distance);
+                hit.retrievers.push("vector".into());
+                hit
+            })
+            .collect())
+    }
+
+    /// Whether chunks carry vectors.
+    pub fn has_vectors(&self) -> bool {
+        self.meta().embedder.is_some()
     }
 
     /// Number of chunks in the tables and in the text index.
     pub async fn chunk_counts(&self) -> Result<(u64, u64)> {
         Ok((self.tables.count_chunks().await?, self.fulltext.len()))
+    }
+}
+
+fn embedder_mismatch(
+    dir: &Path,
+    built: &Option<EmbedderMeta>,
+    now: &Option<EmbedderMeta>,
+) -> Error {
+    let describe = |e: &Option<EmbedderMeta>| match e {
+        Some(e) => format!("{} ({} dimensions)", e.id, e.dimensions),
+        None => "no embedding model".to_owned(),
+    };
+    Error::user(format!(
+        "the library in {} was built with {}, but {} is configured now; \
+         re-index into a new data folder (or install the library's model)",
+        dir.display(),
+        describe(built),
+        describe(now)
+    ))
+}
+
+fn hit_of(row: ChunkRow, score: f32) -> SearchHit {
+    SearchHit {
+        chunk_id: row.chunk_id,
+        doc_path: row.doc_path,
+        page: row.page_start,
+        page_end: row.page_end,
+        char_start: row.char_start,
+        char_end: row.char_end,
+        heading: row.heading,
+        score,
+        retrievers: Vec::new(),
+        text: row.text,
     }
 }
 

@@ -27,15 +27,19 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod bench;
 pub mod chunk;
 pub mod config;
+pub mod embed;
 pub mod engine;
 pub mod error;
+pub mod eval;
 pub mod ids;
 pub mod index;
 pub mod ingest;
 pub mod models;
 pub mod progress;
+pub mod retrieve;
 
 pub use api::{
     DocumentInfo, DocumentState, FileKind, IndexReport, LibraryStatus, SearchHit, SearchMode,

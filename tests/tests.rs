@@ -12,6 +12,8 @@
 
 mod support;
 
+// The candle embedder against reference embeddings.
+mod embed;
 // Extraction of generated fixtures in every supported format.
 mod ingest;
 // The shared corpus of real-world PDFs, broken ones included.

@@ -14,6 +14,7 @@ use tracing::{debug, info_span, warn};
 use crate::api::{DocumentState, Failure, FileKind, IndexReport};
 use crate::chunk::Chunker;
 use crate::config::EngineConfig;
+use crate::embed::Embedder;
 use crate::error::{Error, ExtractError, Result};
 use crate::ids::{ChunkId, DocumentId, hex};
 use crate::index::schema::{ChunkRow, DocumentRow};
@@ -49,6 +50,7 @@ enum Outcome {
 pub(super) async fn run(
     store: &Store,
     chunker: &Arc<Chunker>,
+    embedder: Option<Arc<dyn Embedder>>,
     config: &EngineConfig,
     roots: &[PathBuf],
     sink: &mut dyn ProgressSink,
@@ -121,7 +123,8 @@ pub(super) async fn run(
     });
     store.refresh_rows(&refreshed).await?;
 
-    let written = process(store, chunker, config, jobs, &mut report, sink, cancel).await?;
+    let written =
+        process(store, chunker, embedder, config, jobs, &mut report, sink, cancel).await?;
 
     if !vanished.is_empty() && !cancel.is_cancelled() {
         store.remove(&vanished).await?;
@@ -141,9 +144,11 @@ pub(super) async fn run(
 
 /// Runs the jobs through the extraction threads and commits the results in batches.
 /// Returns how many documents were written.
+#[allow(clippy::too_many_arguments)] // One call site; a struct would only rename the list.
 async fn process(
     store: &Store,
     chunker: &Arc<Chunker>,
+    embedder: Option<Arc<dyn Embedder>>,
     config: &EngineConfig,
     jobs: Vec<Job>,
     report: &mut IndexReport,
@@ -157,9 +162,13 @@ async fn process(
     let n_threads = config.extraction.workers.min(jobs.len()).max(1);
     let queue = Arc::new(Mutex::new(jobs.into_iter()));
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Outcome>(n_threads * 2);
+    let (extracted_tx, extracted_rx) = std::sync::mpsc::sync_channel::<Outcome>(n_threads * 4);
+    // The embedding thread: fed by the extraction threads, so the model never waits for one
+    // slow PDF, and batching chunks of several small documents into one forward pass.
+    std::thread::spawn(move || embed_stage(embedder.as_deref(), &extracted_rx, &tx));
     for _ in 0..n_threads {
         let queue = Arc::clone(&queue);
-        let tx = tx.clone();
+        let tx = extracted_tx.clone();
         let cancel = cancel.clone();
         let chunker = Arc::clone(chunker);
         let config = config.clone();
@@ -177,13 +186,13 @@ async fn process(
                 };
                 let Some(job) = job else { break };
                 let outcome = prepare(job, &mut extractor, &chunker, &config);
-                if tx.blocking_send(outcome).is_err() {
+                if tx.send(outcome).is_err() {
                     break;
                 }
             }
         });
     }
-    drop(tx);
+    drop(extracted_tx);
 
     let mut done = 0u64;
     let mut written = 0u64;
@@ -227,6 +236,78 @@ async fn process(
         }
         if finished {
             return Ok(written);
+        }
+    }
+}
+
+/// Chunks embedded together; the embedder sorts them by length and runs its own batches.
+const EMBED_BATCH: usize = 64;
+
+/// Receives prepared documents, embeds their chunks in batches, and passes them on.
+fn embed_stage(
+    embedder: Option<&dyn Embedder>,
+    input: &std::sync::mpsc::Receiver<Outcome>,
+    output: &tokio::sync::mpsc::Sender<Outcome>,
+) {
+    let n_chunks = |o: &Outcome| match o {
+        Outcome::Prepared { doc, .. } => doc.chunks.len(),
+        Outcome::Unchanged(_) => 0,
+    };
+    while let Ok(first) = input.recv() {
+        let mut pending_chunks = n_chunks(&first);
+        let mut pending = vec![first];
+        while pending_chunks < EMBED_BATCH {
+            match input.try_recv() {
+                Ok(next) => {
+                    pending_chunks += n_chunks(&next);
+                    pending.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        if let Some(embedder) = embedder {
+            embed_outcomes(embedder, &mut pending);
+        }
+        for outcome in pending {
+            if output.blocking_send(outcome).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Gives every chunk of `outcomes` its vector; documents whose chunks cannot be embedded fail.
+fn embed_outcomes(embedder: &dyn Embedder, outcomes: &mut [Outcome]) {
+    let docs: Vec<&mut PreparedDocument> = outcomes
+        .iter_mut()
+        .filter_map(|o| match o {
+            Outcome::Prepared { doc, .. } if !doc.chunks.is_empty() => Some(doc),
+            _ => None,
+        })
+        .collect();
+    if docs.is_empty() {
+        return;
+    }
+    let texts: Vec<&str> =
+        docs.iter().flat_map(|d| d.chunks.iter().map(|c| c.text.as_str())).collect();
+    let _span = info_span!(target: "engine::embed", "embed", n_chunks = texts.len()).entered();
+    match embedder.embed_documents(&texts) {
+        Ok(vectors) => {
+            let mut vectors = vectors.into_iter();
+            for doc in docs {
+                for chunk in &mut doc.chunks {
+                    chunk.vector = vectors.next();
+                }
+            }
+        }
+        Err(e) => {
+            warn!(target: "engine::embed", "embedding failed: {e}");
+            for doc in docs {
+                doc.chunks.clear();
+                doc.row.chunks = 0;
+                doc.row.state = DocumentState::Failed;
+                doc.row.error = Some(format!("embedding failed: {e}"));
+            }
         }
     }
 }
@@ -385,6 +466,7 @@ fn prepare(
             char_end: c.char_end,
             heading: c.heading,
             language: c.language,
+            vector: None,
         })
         .collect();
     let warnings = row.warnings.clone();

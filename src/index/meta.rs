@@ -10,7 +10,16 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// Version of the on-disk layout. Bump it when tables or the text index change shape.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The embedding model a library's vectors come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmbedderMeta {
+    /// Model id.
+    pub id: String,
+    /// Vector length.
+    pub dimensions: usize,
+}
 
 /// The contents of `library.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -19,6 +28,9 @@ pub struct LibraryMeta {
     pub format_version: u32,
     /// How chunks were sized ([`crate::chunk::Chunker::description`]); empty before the first run.
     pub chunker: String,
+    /// The embedder of the vectors; `None` for a text-only library.
+    #[serde(default)]
+    pub embedder: Option<EmbedderMeta>,
     /// Folders and files the user added, absolute.
     pub sources: Vec<String>,
     /// When the library was created (RFC 3339).
@@ -30,6 +42,7 @@ impl LibraryMeta {
         Self {
             format_version: FORMAT_VERSION,
             chunker: String::new(),
+            embedder: None,
             sources: Vec::new(),
             created_at: chrono::Utc::now().to_rfc3339(),
         }

@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
+use arrow_array::types::Float32Type;
 use arrow_array::{
-    Array, ArrayRef, Int64Array, RecordBatch, StringArray, UInt32Array, UInt64Array,
+    Array, ArrayRef, FixedSizeListArray, Float32Array, Int64Array, RecordBatch, StringArray,
+    UInt32Array, UInt64Array,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
@@ -69,7 +71,12 @@ pub struct ChunkRow {
     pub heading: String,
     /// Detected language.
     pub language: String,
+    /// Embedding, when the library has an embedder.
+    pub vector: Option<Vec<f32>>,
 }
+
+/// Name of the vector column.
+pub const VECTOR: &str = "vector";
 
 /// Schema of the `documents` table.
 pub fn documents_schema() -> SchemaRef {
@@ -91,9 +98,9 @@ pub fn documents_schema() -> SchemaRef {
     ]))
 }
 
-/// Schema of the `chunks` table.
-pub fn chunks_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
+/// Schema of the `chunks` table; with `dims`, a vector column of that many dimensions.
+pub fn chunks_schema(dims: Option<usize>) -> SchemaRef {
+    let mut fields = vec![
         Field::new("chunk_id", DataType::Utf8, false),
         Field::new("doc_id", DataType::Utf8, false),
         Field::new("doc_path", DataType::Utf8, false),
@@ -105,7 +112,15 @@ pub fn chunks_schema() -> SchemaRef {
         Field::new("char_end", DataType::UInt64, false),
         Field::new("heading", DataType::Utf8, false),
         Field::new("language", DataType::Utf8, false),
-    ]))
+    ];
+    if let Some(dims) = dims {
+        fields.push(Field::new(VECTOR, vector_type(dims), true));
+    }
+    Arc::new(Schema::new(fields))
+}
+
+fn vector_type(dims: usize) -> DataType {
+    DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, true)), dims as i32)
 }
 
 fn strings<'a>(values: impl Iterator<Item = &'a str>) -> ArrayRef {
@@ -141,9 +156,9 @@ pub fn documents_batch(rows: &[DocumentRow]) -> Result<RecordBatch, IndexError> 
     Ok(RecordBatch::try_new(documents_schema(), columns)?)
 }
 
-/// Builds a record batch of chunk rows.
-pub fn chunks_batch(rows: &[ChunkRow]) -> Result<RecordBatch, IndexError> {
-    let columns: Vec<ArrayRef> = vec![
+/// Builds a record batch of chunk rows; with `dims`, every row must carry a vector that long.
+pub fn chunks_batch(rows: &[ChunkRow], dims: Option<usize>) -> Result<RecordBatch, IndexError> {
+    let mut columns: Vec<ArrayRef> = vec![
         strings(rows.iter().map(|r| r.chunk_id.as_str())),
         strings(rows.iter().map(|r| r.doc_id.as_str())),
         strings(rows.iter().map(|r| r.doc_path.as_str())),
@@ -156,7 +171,25 @@ pub fn chunks_batch(rows: &[ChunkRow]) -> Result<RecordBatch, IndexError> {
         strings(rows.iter().map(|r| r.heading.as_str())),
         strings(rows.iter().map(|r| r.language.as_str())),
     ];
-    Ok(RecordBatch::try_new(chunks_schema(), columns)?)
+    if let Some(dims) = dims {
+        for row in rows {
+            let len = row.vector.as_ref().map_or(0, Vec::len);
+            if len != dims {
+                return Err(IndexError::Corrupt(format!(
+                    "chunk {} has a vector of {len} dimensions, the library uses {dims}",
+                    row.chunk_id
+                )));
+            }
+        }
+        let vectors = FixedSizeListArray::from_iter_primitive::<Float32Type, _, _>(
+            rows.iter().map(|r| {
+                r.vector.as_ref().map(|v| v.iter().copied().map(Some).collect::<Vec<_>>())
+            }),
+            dims as i32,
+        );
+        columns.push(Arc::new(vectors));
+    }
+    Ok(RecordBatch::try_new(chunks_schema(dims), columns)?)
 }
 
 /// Typed access to the columns of a batch read back from a table.
@@ -241,6 +274,8 @@ pub fn chunks_from_batch(batch: &RecordBatch) -> Result<Vec<ChunkRow>, IndexErro
     let page_end = cols.get::<UInt32Array>("page_end")?;
     let char_start = cols.get::<UInt64Array>("char_start")?;
     let char_end = cols.get::<UInt64Array>("char_end")?;
+    let vectors =
+        batch.column_by_name(VECTOR).and_then(|c| c.as_any().downcast_ref::<FixedSizeListArray>());
     let mut res = Vec::with_capacity(batch.num_rows());
     for idx in 0..batch.num_rows() {
         res.push(ChunkRow {
@@ -255,6 +290,10 @@ pub fn chunks_from_batch(batch: &RecordBatch) -> Result<Vec<ChunkRow>, IndexErro
             char_end: char_end.value(idx),
             heading: heading.value(idx).to_owned(),
             language: language.value(idx).to_owned(),
+            vector: vectors.filter(|v| !v.is_null(idx)).and_then(|v| {
+                let values = v.value(idx);
+                values.as_any().downcast_ref::<Float32Array>().map(|f| f.values().to_vec())
+            }),
         });
     }
     Ok(res)
@@ -296,8 +335,14 @@ mod tests {
             char_end: 12,
             heading: "A > B".into(),
             language: "deu".into(),
+            vector: None,
         };
-        let batch = chunks_batch(std::slice::from_ref(&chunk)).unwrap();
-        assert_eq!(chunks_from_batch(&batch).unwrap(), vec![chunk]);
+        let batch = chunks_batch(std::slice::from_ref(&chunk), None).unwrap();
+        assert_eq!(chunks_from_batch(&batch).unwrap(), vec![chunk.clone()]);
+        let with_vector = ChunkRow { vector: Some(vec![0.5, -1.0, 2.0]), ..chunk };
+        let batch = chunks_batch(std::slice::from_ref(&with_vector), Some(3)).unwrap();
+        assert_eq!(chunks_from_batch(&batch).unwrap(), vec![with_vector.clone()]);
+        let err = chunks_batch(&[with_vector], Some(4)).unwrap_err();
+        assert!(err.to_string().contains("3 dimensions"), "{err}");
     }
 }

@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use arrow_array::{RecordBatch, RecordBatchIterator};
 use futures::TryStreamExt;
+use lancedb::index::Index;
+use lancedb::index::vector::IvfHnswSqIndexBuilder;
 use lancedb::query::{ExecutableQuery, QueryBase, Select};
 use lancedb::{Connection, Table};
 
 use super::schema::{
-    ChunkRow, DocumentRow, chunks_batch, chunks_from_batch, chunks_schema, documents_batch,
+    ChunkRow, DocumentRow, VECTOR, chunks_batch, chunks_from_batch, chunks_schema, documents_batch,
     documents_from_batch, documents_schema,
 };
 use crate::error::IndexError;
@@ -25,6 +27,7 @@ const IDS_PER_FILTER: usize = 512;
 pub struct Tables {
     documents: Table,
     chunks: Table,
+    dims: Option<usize>,
 }
 
 impl std::fmt::Debug for Tables {
@@ -34,12 +37,44 @@ impl std::fmt::Debug for Tables {
 }
 
 impl Tables {
-    /// Opens the tables in the LanceDB database at `uri`, creating them when missing.
-    pub async fn open(uri: &str) -> Result<Self, IndexError> {
+    /// Opens the tables in the LanceDB database at `uri`, creating them when missing; chunks
+    /// carry vectors of `dims` dimensions when given.
+    pub async fn open(uri: &str, dims: Option<usize>) -> Result<Self, IndexError> {
         let db = lancedb::connect(uri).execute().await?;
         let documents = open_or_create(&db, DOCUMENTS, documents_schema()).await?;
-        let chunks = open_or_create(&db, CHUNKS, chunks_schema()).await?;
-        Ok(Self { documents, chunks })
+        let chunks = open_or_create(&db, CHUNKS, chunks_schema(dims)).await?;
+        Ok(Self { documents, chunks, dims })
+    }
+
+    /// The `limit` chunks nearest to `vector` by cosine distance, with their distances.
+    pub async fn nearest(
+        &self,
+        vector: &[f32],
+        limit: usize,
+    ) -> Result<Vec<(ChunkRow, f32)>, IndexError> {
+        if self.dims.is_none() {
+            return Err(IndexError::Corrupt("this library has no vectors".into()));
+        }
+        let batches: Vec<RecordBatch> = self
+            .chunks
+            .query()
+            .nearest_to(vector)?
+            .distance_type(lancedb::DistanceType::Cosine)
+            .limit(limit)
+            .execute()
+            .await?
+            .try_collect()
+            .await?;
+        let mut res = Vec::new();
+        for batch in &batches {
+            let rows = chunks_from_batch(batch)?;
+            let distances = batch
+                .column_by_name("_distance")
+                .and_then(|c| c.as_any().downcast_ref::<arrow_array::Float32Array>())
+                .ok_or_else(|| IndexError::Corrupt("vector search returned no distances".into()))?;
+            res.extend(rows.into_iter().zip(distances.values().iter().copied()));
+        }
+        Ok(res)
     }
 
     /// Every document row.
@@ -89,7 +124,7 @@ impl Tables {
         if rows.is_empty() {
             return self.delete_chunks_of(doc_ids).await;
         }
-        let batch = chunks_batch(rows)?;
+        let batch = chunks_batch(rows, self.dims)?;
         // merge_insert deletes unmatched target rows only within one filter; with a very large
         // batch of documents the filter is long but still a single transaction.
         let filter = in_filter("doc_id", doc_ids);
@@ -174,6 +209,22 @@ impl Tables {
     /// Number of chunks.
     pub async fn count_chunks(&self) -> Result<u64, IndexError> {
         Ok(self.chunks.count_rows(None).await? as u64)
+    }
+
+    /// Builds an approximate-nearest-neighbour index on the vectors once the table holds
+    /// `threshold` chunks (below that, exact search is fast enough and exact). Later rows are
+    /// folded into it by [`Tables::optimize`]. Returns whether an index was built.
+    pub async fn ensure_vector_index(&self, threshold: usize) -> Result<bool, IndexError> {
+        if self.dims.is_none() || self.chunks.count_rows(None).await? < threshold {
+            return Ok(false);
+        }
+        let indices = self.chunks.list_indices().await?;
+        if indices.iter().any(|i| i.columns.iter().any(|c| c == VECTOR)) {
+            return Ok(false);
+        }
+        let builder = IvfHnswSqIndexBuilder::default().distance_type(lancedb::DistanceType::Cosine);
+        self.chunks.create_index(&[VECTOR], Index::IvfHnswSq(builder)).execute().await?;
+        Ok(true)
     }
 
     /// Compacts small fragments and drops old versions; run after large writes.

@@ -1,0 +1,241 @@
+//! Benchmarks behind `quarry bench`: embedding throughput on 256-token chunks, and hybrid
+//! query latency over synthetic libraries of 10k and 100k chunks (query embedding excluded).
+//! Figures are for side-by-side comparison on one machine, never for assertions in tests.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::api::{DocumentState, FileKind, SearchMode};
+use crate::embed::Embedder;
+use crate::error::{Error, Result};
+use crate::ids::{ChunkId, DocumentId};
+use crate::index::meta::EmbedderMeta;
+use crate::index::schema::{ChunkRow, DocumentRow};
+use crate::index::{PreparedDocument, Store};
+
+/// Text the embedding benchmark cuts its chunks from (English prose with some German, like
+/// the documents Quarry is for).
+const PROSE: &str = "The tenant shall give notice of termination in writing no later than three \
+months before the end of the lease. Rent is due on the third working day of each month and is \
+paid into the account named in section four. Repairs below two hundred euros are the tenant's \
+responsibility; larger repairs must be reported to the landlord without delay. Die Kaution \
+beträgt drei Monatsmieten und wird auf einem gesonderten Konto angelegt. The landlord may \
+inspect the flat once a year after announcing the visit at least two weeks in advance. Pets \
+other than small animals require written consent, which may not be refused without good reason. \
+Subletting part of the flat is allowed when the landlord agrees; the tenant remains liable for \
+the whole rent. At the end of the lease the flat is returned cleaned, with all keys, and any \
+damage beyond normal wear is repaired at the tenant's cost.";
+
+/// Embedding throughput.
+#[derive(Debug, Clone, Serialize)]
+pub struct EmbedBench {
+    /// Model id.
+    pub model: String,
+    /// Threads the math library used.
+    pub threads: usize,
+    /// Chunks embedded per measured round.
+    pub chunks: usize,
+    /// Tokens per chunk (special tokens included).
+    pub tokens_per_chunk: usize,
+    /// Chunks per second (best of the rounds).
+    pub chunks_per_s: f64,
+    /// Tokens per second (best of the rounds).
+    pub tokens_per_s: f64,
+    /// Seconds of each round.
+    pub rounds_s: Vec<f64>,
+}
+
+/// Builds `n` distinct chunks of exactly `tokens` word pieces (special tokens included).
+fn bench_chunks(
+    embedder: &crate::embed::candle_bert::CandleEmbedder,
+    n: usize,
+    tokens: usize,
+) -> Result<Vec<String>> {
+    let words: Vec<&str> = PROSE.split_whitespace().collect();
+    let mut res = Vec::with_capacity(n);
+    for idx in 0..n {
+        // Rotate the prose so no two chunks are the same text.
+        let rotated: Vec<&str> = words
+            .iter()
+            .cycle()
+            .skip(idx * 7 % words.len())
+            .take(words.len() * 3)
+            .copied()
+            .collect();
+        let mut text = rotated.join(" ");
+        // Trim words until the chunk fits the budget exactly or just below.
+        while embedder.token_ids(&text)?.len() > tokens {
+            let cut = text.rfind(' ').unwrap_or(0);
+            text.truncate(cut);
+        }
+        res.push(text);
+    }
+    Ok(res)
+}
+
+/// Measures `embed_documents` on `n_chunks` chunks of 256 tokens, `rounds` times.
+pub fn embed(
+    embedder: &crate::embed::candle_bert::CandleEmbedder,
+    threads: usize,
+    n_chunks: usize,
+    rounds: usize,
+) -> Result<EmbedBench> {
+    let tokens = 256.min(embedder.max_input_tokens());
+    let chunks = bench_chunks(embedder, n_chunks, tokens)?;
+    let texts: Vec<&str> = chunks.iter().map(String::as_str).collect();
+    let real_tokens: usize =
+        texts.iter().map(|t| embedder.token_ids(t).map_or(0, |ids| ids.len())).sum();
+    // Warm-up: first calls allocate.
+    embedder.embed_documents(&texts[..texts.len().min(8)])?;
+    let mut rounds_s = Vec::new();
+    for _ in 0..rounds.max(1) {
+        let started = Instant::now();
+        embedder.embed_documents(&texts)?;
+        rounds_s.push(started.elapsed().as_secs_f64());
+    }
+    let best = rounds_s.iter().copied().fold(f64::INFINITY, f64::min);
+    Ok(EmbedBench {
+        model: embedder.model_id().to_owned(),
+        threads,
+        chunks: n_chunks,
+        tokens_per_chunk: real_tokens / n_chunks.max(1),
+        chunks_per_s: n_chunks as f64 / best,
+        tokens_per_s: real_tokens as f64 / best,
+        rounds_s,
+    })
+}
+
+/// Query latency at one library size.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchBench {
+    /// Chunks in the library.
+    pub chunks: usize,
+    /// Search mode.
+    pub mode: SearchMode,
+    /// Queries timed.
+    pub queries: usize,
+    /// Median latency, milliseconds.
+    pub p50_ms: f64,
+    /// 95th percentile latency, milliseconds.
+    pub p95_ms: f64,
+    /// Seconds it took to build the synthetic library.
+    pub build_s: f64,
+}
+
+/// A small deterministic generator (xorshift), so synthetic libraries are the same every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn unit(&mut self) -> f32 {
+        (self.next() % 2_000_001) as f32 / 1_000_000.0 - 1.0
+    }
+}
+
+fn random_unit_vector(rng: &mut Rng, dims: usize) -> Vec<f32> {
+    let v: Vec<f32> = (0..dims).map(|_| rng.unit()).collect();
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-9);
+    v.into_iter().map(|x| x / norm).collect()
+}
+
+/// Builds a library of `n_chunks` synthetic chunks (random words, random unit vectors) in
+/// `dir`, then times `n_queries` hybrid queries with precomputed query vectors.
+pub async fn search(
+    dir: &std::path::Path,
+    n_chunks: usize,
+    dims: usize,
+    n_queries: usize,
+) -> Result<SearchBench> {
+    let words: Vec<&str> = PROSE.split_whitespace().collect();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ n_chunks as u64);
+    let meta = EmbedderMeta { id: "bench/random".into(), dimensions: dims };
+    let store = Store::open_for_write(dir, Some(meta)).await?;
+    let started = Instant::now();
+    const CHUNKS_PER_DOC: usize = 10;
+    let mut batch = Vec::new();
+    for doc_idx in 0..n_chunks.div_ceil(CHUNKS_PER_DOC) {
+        let path = format!("/bench/doc{doc_idx:06}.txt");
+        let doc_id = DocumentId::for_path(std::path::Path::new(&path));
+        let sha = format!("{doc_idx:064x}");
+        let chunks: Vec<ChunkRow> = (0..CHUNKS_PER_DOC)
+            .map(|ordinal| {
+                let text: Vec<&str> =
+                    (0..60).map(|_| words[(rng.next() % words.len() as u64) as usize]).collect();
+                ChunkRow {
+                    chunk_id: ChunkId::new(&doc_id, &sha, ordinal as u32).0,
+                    doc_id: doc_id.0.clone(),
+                    doc_path: path.clone(),
+                    ordinal: ordinal as u32,
+                    text: format!("{} w{doc_idx}x{ordinal}", text.join(" ")),
+                    page_start: 1,
+                    page_end: 1,
+                    char_start: 0,
+                    char_end: 0,
+                    heading: String::new(),
+                    language: "eng".into(),
+                    vector: Some(random_unit_vector(&mut rng, dims)),
+                }
+            })
+            .collect();
+        let row = DocumentRow {
+            doc_id: doc_id.0.clone(),
+            path,
+            kind: FileKind::Text,
+            size: 0,
+            mtime_ns: 0,
+            sha256: sha,
+            state: DocumentState::Indexed,
+            error: None,
+            warnings: Vec::new(),
+            pages: 1,
+            chunks: CHUNKS_PER_DOC as u32,
+            extractor: "bench".into(),
+            title: None,
+            indexed_at: None,
+        };
+        batch.push(PreparedDocument { row, chunks });
+        if batch.len() * CHUNKS_PER_DOC >= 10_000 {
+            store.commit(&batch).await?;
+            batch.clear();
+        }
+    }
+    store.commit(&batch).await?;
+    store.optimize().await?;
+    let build_s = started.elapsed().as_secs_f64();
+    let mut latencies = Vec::with_capacity(n_queries);
+    for q in 0..n_queries + 5 {
+        let query: Vec<&str> =
+            (0..4).map(|_| words[(rng.next() % words.len() as u64) as usize]).collect();
+        let query = query.join(" ");
+        let vector = random_unit_vector(&mut rng, dims);
+        let started = Instant::now();
+        let vector_hits = store.search_vector(&vector, 100).await?;
+        let text_hits = store.search_text(&query, 100).await?;
+        let fused = crate::retrieve::hybrid(vector_hits, text_hits, 10);
+        let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+        if fused.is_empty() {
+            return Err(Error::invariant("hybrid search over the bench library found nothing"));
+        }
+        // The first queries warm caches and are not counted.
+        if q >= 5 {
+            latencies.push(elapsed);
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
+    Ok(SearchBench {
+        chunks: n_chunks,
+        mode: SearchMode::Hybrid,
+        queries: n_queries,
+        p50_ms: pct(0.5),
+        p95_ms: pct(0.95),
+        build_s,
+    })
+}

@@ -1,0 +1,238 @@
+//! A BERT-family sentence embedder on candle, loaded from a local sentence-transformers folder
+//! (`config.json`, `tokenizer.json`, `model.safetensors`, `modules.json`, `1_Pooling/`).
+//! Pooling and normalisation follow the folder's own files; inputs are truncated at the
+//! model's `max_seq_length`, padded per batch only, and batched by length.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use tokenizers::{Tokenizer, TruncationParams};
+
+use super::{EmbedError, Embedder, Embedding};
+
+/// How token vectors become one sentence vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pooling {
+    /// Mean over the tokens the attention mask keeps.
+    Mean,
+    /// The `[CLS]` token's vector.
+    Cls,
+}
+
+/// Text put before inputs, as the model was trained (E5: `query: ` / `passage: `).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Prefixes {
+    /// Before queries.
+    pub query: String,
+    /// Before passages.
+    pub passage: String,
+}
+
+/// Inputs embedded in one forward pass. Larger batches amortise overhead, but padding to the
+/// longest input and attention's quadratic cost make very large ones slower on CPU.
+const BATCH_SIZE: usize = 32;
+
+/// A sentence-transformers BERT model on the CPU.
+pub struct CandleEmbedder {
+    id: String,
+    model: BertModel,
+    tokenizer: Tokenizer,
+    pooling: Pooling,
+    normalize: bool,
+    max_tokens: usize,
+    dims: usize,
+    prefixes: Prefixes,
+    device: Device,
+}
+
+impl std::fmt::Debug for CandleEmbedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CandleEmbedder").field("id", &self.id).field("dims", &self.dims).finish()
+    }
+}
+
+fn load_err(path: &Path, message: impl std::fmt::Display) -> EmbedError {
+    EmbedError::Load { path: path.display().to_string(), message: message.to_string() }
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value, EmbedError> {
+    let text = std::fs::read_to_string(path).map_err(|e| load_err(path, e))?;
+    serde_json::from_str(&text).map_err(|e| load_err(path, e))
+}
+
+impl CandleEmbedder {
+    /// Loads the model in `dir` under the id `id`.
+    pub fn load(dir: &Path, id: &str, prefixes: Prefixes) -> Result<Self, EmbedError> {
+        let config_path = dir.join("config.json");
+        let config: Config = serde_json::from_value(read_json(&config_path)?)
+            .map_err(|e| load_err(&config_path, e))?;
+        let (pooling, normalize) = pooling_of(dir)?;
+        let max_tokens = max_seq_length(dir)?.min(config.max_position_embeddings);
+        let tokenizer_path = dir.join("tokenizer.json");
+        let mut tokenizer =
+            Tokenizer::from_file(&tokenizer_path).map_err(|e| load_err(&tokenizer_path, e))?;
+        // The shipped tokenizer.json pads every input to 128 and truncates there: pad per batch
+        // instead, and truncate at the model's real limit.
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: max_tokens,
+                ..Default::default()
+            }))
+            .map_err(|e| load_err(&tokenizer_path, e))?;
+        let weights_path = dir.join("model.safetensors");
+        let weights = std::fs::read(&weights_path).map_err(|e| load_err(&weights_path, e))?;
+        let device = Device::Cpu;
+        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)
+            .map_err(|e| load_err(&weights_path, e))?;
+        let model = BertModel::load(vb, &config).map_err(|e| load_err(&weights_path, e))?;
+        Ok(Self {
+            id: id.to_owned(),
+            model,
+            tokenizer,
+            pooling,
+            normalize,
+            max_tokens,
+            dims: config.hidden_size,
+            prefixes,
+            device,
+        })
+    }
+
+    /// Token ids of `text` as the model sees it (with special tokens, truncated).
+    pub fn token_ids(&self, text: &str) -> Result<Vec<u32>, EmbedError> {
+        let encoding =
+            self.tokenizer.encode(text, true).map_err(|e| EmbedError::Tokenize(e.to_string()))?;
+        Ok(encoding.get_ids().to_vec())
+    }
+
+    fn embed_all(&self, texts: Vec<String>) -> Result<Vec<Embedding>, EmbedError> {
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts, true)
+            .map_err(|e| EmbedError::Tokenize(e.to_string()))?;
+        // Sort by length so each batch pads little; restore the order at the end.
+        let mut order: Vec<usize> = (0..encodings.len()).collect();
+        order.sort_by_key(|&i| encodings[i].get_ids().len());
+        let mut res: Vec<Embedding> = vec![Vec::new(); encodings.len()];
+        for batch in order.chunks(BATCH_SIZE) {
+            let ids: Vec<&[u32]> = batch.iter().map(|&i| encodings[i].get_ids()).collect();
+            let vectors = self.forward(&ids).map_err(|e| EmbedError::Model(e.to_string()))?;
+            for (&i, vector) in batch.iter().zip(vectors) {
+                res[i] = vector;
+            }
+        }
+        Ok(res)
+    }
+
+    fn forward(&self, batch: &[&[u32]]) -> candle_core::Result<Vec<Embedding>> {
+        let width = batch.iter().map(|ids| ids.len()).max().unwrap_or(0).max(1);
+        let mut input = Vec::with_capacity(batch.len() * width);
+        let mut mask = Vec::with_capacity(batch.len() * width);
+        for ids in batch {
+            input.extend_from_slice(ids);
+            input.extend(std::iter::repeat_n(0u32, width - ids.len()));
+            mask.extend(std::iter::repeat_n(1u32, ids.len()));
+            mask.extend(std::iter::repeat_n(0u32, width - ids.len()));
+        }
+        let shape = (batch.len(), width);
+        let input = Tensor::from_vec(input, shape, &self.device)?;
+        let mask = Tensor::from_vec(mask, shape, &self.device)?;
+        let token_types = input.zeros_like()?;
+        let hidden = self.model.forward(&input, &token_types, Some(&mask))?;
+        let pooled = match self.pooling {
+            Pooling::Mean => {
+                let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+                let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
+                let counts = mask.sum(1)?.clamp(1e-9, f64::MAX)?;
+                summed.broadcast_div(&counts)?
+            }
+            Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
+        };
+        let pooled = if self.normalize {
+            let norms = pooled.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+            pooled.broadcast_div(&norms)?
+        } else {
+            pooled
+        };
+        pooled.to_vec2::<f32>()
+    }
+}
+
+impl Embedder for CandleEmbedder {
+    fn model_id(&self) -> &str {
+        &self.id
+    }
+
+    fn dimensions(&self) -> usize {
+        self.dims
+    }
+
+    fn max_input_tokens(&self) -> usize {
+        self.max_tokens
+    }
+
+    fn embed_documents(&self, texts: &[&str]) -> Result<Vec<Embedding>, EmbedError> {
+        let _span =
+            tracing::debug_span!(target: "engine::embed", "embed_documents", n = texts.len())
+                .entered();
+        self.embed_all(texts.iter().map(|t| format!("{}{t}", self.prefixes.passage)).collect())
+    }
+
+    fn embed_query(&self, text: &str) -> Result<Embedding, EmbedError> {
+        let mut res = self.embed_all(vec![format!("{}{text}", self.prefixes.query)])?;
+        res.pop().ok_or_else(|| EmbedError::Model("no vector for the query".into()))
+    }
+}
+
+/// Pooling mode and whether a Normalize module follows, from the sentence-transformers files.
+/// Folders without them (plain transformers exports) get mean pooling and normalisation,
+/// the sentence-transformers default.
+fn pooling_of(dir: &Path) -> Result<(Pooling, bool), EmbedError> {
+    let modules_path = dir.join("modules.json");
+    if !modules_path.is_file() {
+        return Ok((Pooling::Mean, true));
+    }
+    let modules = read_json(&modules_path)?;
+    let modules = modules.as_array().cloned().unwrap_or_default();
+    let kind_of = |m: &serde_json::Value| m["type"].as_str().unwrap_or_default().to_owned();
+    let normalize = modules.iter().any(|m| kind_of(m).ends_with("Normalize"));
+    let pooling_dir = modules
+        .iter()
+        .find(|m| kind_of(m).ends_with("Pooling"))
+        .and_then(|m| m["path"].as_str())
+        .map(|p| dir.join(p));
+    let pooling = match pooling_dir {
+        Some(path) => {
+            let config = read_json(&path.join("config.json"))?;
+            if config["pooling_mode_cls_token"].as_bool() == Some(true) {
+                Pooling::Cls
+            } else if config["pooling_mode_mean_tokens"].as_bool() == Some(true) {
+                Pooling::Mean
+            } else {
+                return Err(load_err(&path, "only mean and CLS pooling are supported"));
+            }
+        }
+        None => Pooling::Mean,
+    };
+    Ok((pooling, normalize))
+}
+
+fn max_seq_length(dir: &Path) -> Result<usize, EmbedError> {
+    let path = dir.join("sentence_bert_config.json");
+    if !path.is_file() {
+        return Ok(512);
+    }
+    Ok(read_json(&path)?["max_seq_length"].as_u64().map_or(512, |n| n as usize))
+}
+
+/// The vector length of the model in `dir`, read from its `config.json` without loading weights.
+pub fn dimensions_of(dir: &Path) -> Result<usize, EmbedError> {
+    let path = dir.join("config.json");
+    read_json(&path)?["hidden_size"]
+        .as_u64()
+        .map(|n| n as usize)
+        .ok_or_else(|| load_err(&path, "no hidden_size"))
+}

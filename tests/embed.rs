@@ -1,0 +1,48 @@
+//! The candle embedder against the reference: all-MiniLM-L6-v2 embeddings computed with
+//! transformers in float32 (`reference_embeddings.json` in the shared data).
+
+use quarry::embed::candle_bert::{CandleEmbedder, Prefixes};
+use quarry::embed::{Embedder, cosine};
+
+use crate::support::test_data;
+
+#[test]
+fn minilm_matches_the_reference_embeddings() {
+    let Some(data) = test_data("minilm_matches_the_reference_embeddings") else { return };
+    let dir = data.join("models/all-MiniLM-L6-v2");
+    let embedder =
+        CandleEmbedder::load(&dir, "sentence-transformers/all-MiniLM-L6-v2", Prefixes::default())
+            .unwrap();
+    assert_eq!((embedder.dimensions(), embedder.max_input_tokens()), (384, 256));
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("reference_embeddings.json")).unwrap(),
+    )
+    .unwrap();
+    let sentences = reference["sentences"].as_array().unwrap();
+    let texts: Vec<&str> = sentences.iter().map(|s| s["text"].as_str().unwrap()).collect();
+    // One batch of mixed lengths: padding and length sorting must not change any vector.
+    let vectors = embedder.embed_documents(&texts).unwrap();
+    for (sentence, vector) in sentences.iter().zip(&vectors) {
+        let text = sentence["text"].as_str().unwrap();
+        let ids: Vec<u32> = sentence["input_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        assert_eq!(embedder.token_ids(text).unwrap(), ids, "{text}");
+        let expected: Vec<f32> = sentence["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        let similarity = cosine(vector, &expected);
+        assert!(similarity > 0.9999, "{text}: cosine {similarity}");
+        let norm: f32 = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "{text}: norm {norm}");
+    }
+    // A query is embedded the same way (this model has no prefixes).
+    let query = embedder.embed_query(texts[0]).unwrap();
+    assert!(cosine(&query, &vectors[0]) > 0.99999);
+}
