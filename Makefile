@@ -18,7 +18,21 @@ ifneq ($(shell command -v mold 2>/dev/null),)
 export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS ?= -C link-arg=-fuse-ld=mold
 endif
 
-.PHONY: run test setup ui check-fmt lint unit desktop test-inner run-inner
+.PHONY: run test eval bench setup ui check-fmt lint unit desktop test-inner run-inner
+
+# Shared test data and models (see ../shared/data/MANIFEST.md).
+QUARRY_TEST_DATA ?= $(abspath ../shared/data)
+QUARRY_BIN = $(CARGO_TARGET_DIR)/debug/quarry
+
+# Full evaluations and benchmarks: minutes each, so not part of `make test`.
+eval: setup
+	$(CARGO) build --locked --workspace
+	$(QUARRY_BIN) --models-dir $(QUARRY_TEST_DATA)/models eval retrieval --beir $(QUARRY_TEST_DATA)/beir/scifact --json
+
+bench: setup
+	$(CARGO) build --locked --workspace
+	$(QUARRY_BIN) --models-dir $(QUARRY_TEST_DATA)/models bench embed
+	$(QUARRY_BIN) bench search
 
 run: setup
 	@$(MAKE) --no-print-directory run-inner

@@ -47,14 +47,22 @@ impl Store {
     /// Opens the library in `dir` for reading (and creates it when missing). A new library
     /// takes `embedder` as its vector model; an existing one must have been built with it.
     pub async fn open(dir: &Path, embedder: Option<EmbedderMeta>) -> Result<Self> {
+        let store = Self::open_unchecked(dir, embedder.clone()).await?;
+        let built_with = store.meta().embedder;
+        // A reader without a model may still search by text; another model may not read.
+        if embedder.is_some() && built_with != embedder {
+            return Err(embedder_mismatch(dir, &built_with, &embedder));
+        }
+        Ok(store)
+    }
+
+    /// Opens (or creates) the library without comparing its embedder with `embedder`.
+    async fn open_unchecked(dir: &Path, embedder: Option<EmbedderMeta>) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let mut meta = LibraryMeta::load_or_new(dir)?;
         let is_new = !dir.join("library.json").exists();
         if is_new {
-            meta.embedder = embedder.clone();
-        } else if embedder.is_some() && meta.embedder != embedder {
-            // A reader without a model may still search by text; another model may not read.
-            return Err(embedder_mismatch(dir, &meta.embedder, &embedder));
+            meta.embedder = embedder;
         }
         let lance_dir = dir.join("lance");
         let uri = lance_dir.to_str().ok_or_else(|| {
@@ -84,7 +92,7 @@ impl Store {
     pub async fn open_for_write(dir: &Path, embedder: Option<EmbedderMeta>) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let lock = WriterLock::acquire(dir)?;
-        let mut store = Self::open(dir, embedder.clone()).await?;
+        let mut store = Self::open_unchecked(dir, embedder.clone()).await?;
         let built_with = store.meta().embedder;
         if built_with != embedder {
             if !store.tables.documents().await?.is_empty() {
@@ -100,7 +108,7 @@ impl Store {
             }
             let meta_path = dir.join("library.json");
             std::fs::remove_file(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
-            store = Self::open(dir, embedder).await?;
+            store = Self::open_unchecked(dir, embedder).await?;
         }
         store.lock = Some(lock);
         store.recover().await?;
@@ -376,4 +384,79 @@ fn index_title(row: &DocumentRow) -> String {
 
 fn text_entry<'a>(row: &'a ChunkRow, title: &'a str) -> TextEntry<'a> {
     TextEntry { chunk_id: &row.chunk_id, doc_id: &row.doc_id, text: &row.text, title }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minilm() -> Option<EmbedderMeta> {
+        Some(EmbedderMeta { id: "m/a".into(), dimensions: 4 })
+    }
+
+    fn other() -> Option<EmbedderMeta> {
+        Some(EmbedderMeta { id: "m/b".into(), dimensions: 8 })
+    }
+
+    fn row(path: &str) -> PreparedDocument {
+        PreparedDocument {
+            row: DocumentRow {
+                doc_id: "d1".into(),
+                path: path.into(),
+                kind: crate::api::FileKind::Text,
+                size: 1,
+                mtime_ns: 1,
+                sha256: "00".into(),
+                state: DocumentState::Indexed,
+                error: None,
+                warnings: vec![],
+                pages: 1,
+                chunks: 1,
+                extractor: "text".into(),
+                title: None,
+                indexed_at: None,
+            },
+            chunks: vec![ChunkRow {
+                chunk_id: "c1".into(),
+                doc_id: "d1".into(),
+                doc_path: path.into(),
+                ordinal: 0,
+                text: "alpha beta".into(),
+                page_start: 1,
+                page_end: 1,
+                char_start: 0,
+                char_end: 10,
+                heading: String::new(),
+                language: String::new(),
+                vector: Some(vec![1.0, 0.0, 0.0, 0.0]),
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn another_embedder_is_refused_and_an_empty_library_adopts_one() {
+        let dir = tempfile::tempdir().unwrap();
+        // An empty text-only library (say, from `quarry status`) takes the model on first write.
+        drop(Store::open(dir.path(), None).await.unwrap());
+        let store = Store::open_for_write(dir.path(), minilm()).await.unwrap();
+        store.commit(&[row("/x/a.txt")]).await.unwrap();
+        let hits = store.search_vector(&[1.0, 0.0, 0.0, 0.0], 5).await.unwrap();
+        assert_eq!(
+            (hits[0].chunk_id.as_str(), hits[0].retrievers.as_slice()),
+            ("c1", &["vector".to_owned()][..])
+        );
+        assert!((hits[0].score - 1.0).abs() < 1e-5);
+        drop(store);
+        let err = Store::open_for_write(dir.path(), other()).await.unwrap_err();
+        assert!(err.to_string().contains("built with m/a (4 dimensions)"), "{err}");
+        let err = Store::open_for_write(dir.path(), None).await.unwrap_err();
+        assert!(
+            err.to_string().contains("no embedding model is configured now")
+                || err.to_string().contains("but no embedding model"),
+            "{err}"
+        );
+        // Reading without the model still allows text search.
+        let reader = Store::open(dir.path(), None).await.unwrap();
+        assert_eq!(reader.search_text("alpha", 5).await.unwrap().len(), 1);
+    }
 }

@@ -22,6 +22,8 @@ mod pdf_corpus;
 mod incremental;
 // Killing `quarry index` mid-run and reopening the library.
 mod crash;
+// Hybrid retrieval with the real embedder on a SciFact slice.
+mod retrieve;
 // Worker-process isolation: crashes and hangs cost one file.
 mod isolation;
 // The `quarry` command line and its JSON contract.
