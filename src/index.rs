@@ -235,22 +235,42 @@ impl Store {
             return Ok(());
         }
         let doc_ids: Vec<String> = batch.iter().map(|d| d.row.doc_id.clone()).collect();
-        let pending: Vec<DocumentRow> = batch
-            .iter()
-            .map(|d| DocumentRow { state: DocumentState::Pending, ..d.row.clone() })
+        let known: HashSet<String> = self
+            .tables
+            .documents_where(Some(&in_filter("doc_id", &doc_ids)))
+            .await?
+            .into_iter()
+            .map(|d| d.doc_id)
             .collect();
-        self.tables.upsert_documents(&pending).await?;
-        let chunks: Vec<ChunkRow> = batch.iter().flat_map(|d| d.chunks.iter().cloned()).collect();
-        self.tables.replace_chunks(&doc_ids, &chunks).await?;
+        // Rows are written complete but pending; only the state changes at the end.
+        let pending =
+            |d: &PreparedDocument| DocumentRow { state: DocumentState::Pending, ..d.row.clone() };
+        let (old, new): (Vec<&PreparedDocument>, Vec<&PreparedDocument>) =
+            batch.iter().partition(|d| known.contains(&d.row.doc_id));
+        self.tables.upsert_documents(&old.iter().map(|d| pending(d)).collect::<Vec<_>>()).await?;
+        self.tables.add_documents(&new.iter().map(|d| pending(d)).collect::<Vec<_>>()).await?;
+        // New documents' chunks are appended (no scan of the table); documents that had
+        // chunks get theirs replaced in one merge, so readers never see a mix.
+        let new_chunks: Vec<ChunkRow> = new.iter().flat_map(|d| d.chunks.iter().cloned()).collect();
+        self.tables.add_chunks(&new_chunks).await?;
+        let old_ids: Vec<String> = old.iter().map(|d| d.row.doc_id.clone()).collect();
+        let old_chunks: Vec<ChunkRow> = old.iter().flat_map(|d| d.chunks.iter().cloned()).collect();
+        self.tables.replace_chunks(&old_ids, &old_chunks).await?;
         let titles: HashMap<&str, String> =
             batch.iter().map(|d| (d.row.doc_id.as_str(), index_title(&d.row))).collect();
-        let entries: Vec<TextEntry<'_>> = chunks
+        let entries: Vec<TextEntry<'_>> = batch
             .iter()
+            .flat_map(|d| d.chunks.iter())
             .map(|c| text_entry(c, titles.get(c.doc_id.as_str()).map_or("", String::as_str)))
             .collect();
         self.fulltext.replace(&doc_ids, &entries)?;
-        let finals: Vec<DocumentRow> = batch.iter().map(|d| d.row.clone()).collect();
-        self.tables.upsert_documents(&finals).await?;
+        let mut by_state: HashMap<DocumentState, Vec<String>> = HashMap::new();
+        for doc in batch {
+            by_state.entry(doc.row.state).or_default().push(doc.row.doc_id.clone());
+        }
+        for (state, ids) in by_state {
+            self.tables.set_state(&ids, state.as_str()).await?;
+        }
         Ok(())
     }
 

@@ -29,8 +29,9 @@ use crate::progress::{CancelToken, IngestEvent, ProgressSink};
 const BATCH_DOCS: usize = 64;
 /// ...or this many chunks...
 const BATCH_CHUNKS: usize = 4096;
-/// ...or when its oldest document has waited this long, so progress is saved steadily.
-const BATCH_AGE: Duration = Duration::from_secs(3);
+/// ...or when its oldest document has waited this long, so progress is saved steadily
+/// (each commit costs a few table versions, so not much more often than this).
+const BATCH_AGE: Duration = Duration::from_secs(10);
 
 /// One file to process, with what the library knew about it before.
 struct Job {

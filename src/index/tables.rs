@@ -19,6 +19,25 @@ use crate::error::IndexError;
 const DOCUMENTS: &str = "documents";
 const CHUNKS: &str = "chunks";
 
+/// The chunk columns a search hit needs: everything but the vector, which is large and
+/// not shown.
+const HIT_COLUMNS: &[&str] = &[
+    "chunk_id",
+    "doc_id",
+    "doc_path",
+    "ordinal",
+    "text",
+    "page_start",
+    "page_end",
+    "char_start",
+    "char_end",
+    "heading",
+    "language",
+];
+
+/// From this many chunks on, lookups by chunk id use a B-tree index instead of a scan.
+const ID_INDEX_THRESHOLD: usize = 10_000;
+
 /// How many ids go into one `IN (...)` filter; keeps SQL text and plans small.
 const IDS_PER_FILTER: usize = 512;
 
@@ -60,6 +79,7 @@ impl Tables {
             .query()
             .nearest_to(vector)?
             .distance_type(lancedb::DistanceType::Cosine)
+            .select(Select::columns(HIT_COLUMNS))
             .limit(limit)
             .execute()
             .await?
@@ -108,6 +128,37 @@ impl Tables {
         let mut merge = self.documents.merge_insert(&["doc_id"]);
         merge.when_matched_update_all(None).when_not_matched_insert_all();
         merge.execute(reader(batch)).await?;
+        Ok(())
+    }
+
+    /// Appends document rows (for documents not in the table yet).
+    pub async fn add_documents(&self, rows: &[DocumentRow]) -> Result<(), IndexError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.documents.add(reader(documents_batch(rows)?)).execute().await?;
+        Ok(())
+    }
+
+    /// Sets the state of documents `doc_ids` to `state` (a [`crate::api::DocumentState`] name).
+    pub async fn set_state(&self, doc_ids: &[String], state: &str) -> Result<(), IndexError> {
+        for ids in doc_ids.chunks(IDS_PER_FILTER) {
+            self.documents
+                .update()
+                .only_if(in_filter("doc_id", ids))
+                .column("state", sql_string(state))
+                .execute()
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Appends chunk rows (for documents that have none yet).
+    pub async fn add_chunks(&self, rows: &[ChunkRow]) -> Result<(), IndexError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.chunks.add(reader(chunks_batch(rows, self.dims)?)).execute().await?;
         Ok(())
     }
 
@@ -168,7 +219,7 @@ impl Tables {
         filter: &str,
         limit: Option<usize>,
     ) -> Result<Vec<ChunkRow>, IndexError> {
-        let mut query = self.chunks.query().only_if(filter);
+        let mut query = self.chunks.query().only_if(filter).select(Select::columns(HIT_COLUMNS));
         if let Some(limit) = limit {
             query = query.limit(limit);
         }
@@ -215,11 +266,15 @@ impl Tables {
     /// `threshold` chunks (below that, exact search is fast enough and exact). Later rows are
     /// folded into it by [`Tables::optimize`]. Returns whether an index was built.
     pub async fn ensure_vector_index(&self, threshold: usize) -> Result<bool, IndexError> {
-        if self.dims.is_none() || self.chunks.count_rows(None).await? < threshold {
-            return Ok(false);
-        }
+        let n_rows = self.chunks.count_rows(None).await?;
         let indices = self.chunks.list_indices().await?;
-        if indices.iter().any(|i| i.columns.iter().any(|c| c == VECTOR)) {
+        let has_index =
+            |column: &str| indices.iter().any(|i| i.columns.iter().any(|c| c == column));
+        if n_rows >= ID_INDEX_THRESHOLD && !has_index("chunk_id") {
+            let btree = Index::BTree(lancedb::index::scalar::BTreeIndexBuilder::default());
+            self.chunks.create_index(&["chunk_id"], btree).execute().await?;
+        }
+        if self.dims.is_none() || n_rows < threshold || has_index(VECTOR) {
             return Ok(false);
         }
         let builder = IvfHnswSqIndexBuilder::default().distance_type(lancedb::DistanceType::Cosine);
