@@ -350,6 +350,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "vector and hybrid evaluation need the embedding model; pass --models-dir or use --mode text"
                 ));
             }
+            if matches!(mode, Some(Mode::Text)) {
+                // Text-only evaluation needs no vectors: skip the embedding work (chunks are
+                // still sized with the model's tokenizer, as in a full library).
+                config.embedder = None;
+            }
             let modes: Vec<SearchMode> = match mode {
                 Some(mode) => vec![mode.into()],
                 None if config.embedder.is_some() => {

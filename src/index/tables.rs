@@ -79,7 +79,7 @@ impl Tables {
             .query()
             .nearest_to(vector)?
             .distance_type(lancedb::DistanceType::Cosine)
-            .select(Select::columns(HIT_COLUMNS))
+            .select(Select::columns(&[HIT_COLUMNS, &["_distance"]].concat()))
             .limit(limit)
             .execute()
             .await?
