@@ -112,6 +112,9 @@ enum EvalCommand {
         /// Search mode to evaluate [default: all three on one index]
         #[arg(long, value_enum)]
         mode: Option<Mode>,
+        /// Chunk size in tokens, to compare chunking settings [default: the library default]
+        #[arg(long)]
+        chunk_tokens: Option<usize>,
         /// Print JSON
         #[arg(long)]
         json: bool,
@@ -344,7 +347,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Eval { what: EvalCommand::Retrieval { beir, mode, json } } => {
+        Command::Eval { what: EvalCommand::Retrieval { beir, mode, chunk_tokens, json } } => {
+            if let Some(n) = chunk_tokens {
+                config.chunking.max_tokens = n;
+            }
             if config.embedder.is_none() && !matches!(mode, Some(Mode::Text)) {
                 anyhow::bail!(quarry::Error::user(
                     "vector and hybrid evaluation need the embedding model; pass --models-dir or use --mode text"

@@ -97,9 +97,6 @@ pub enum IndexError {
     /// tantivy failed.
     #[error("full-text index: {0}")]
     Tantivy(#[from] tantivy::TantivyError),
-    /// The query could not be parsed.
-    #[error("query: {0}")]
-    Query(#[from] tantivy::query::QueryParserError),
     /// The stored data does not have the expected shape.
     #[error("corrupt library: {0}")]
     Corrupt(String),
@@ -107,9 +104,6 @@ pub enum IndexError {
 
 impl From<IndexError> for Error {
     fn from(err: IndexError) -> Self {
-        match err {
-            IndexError::Query(e) => Error::user(format!("could not parse the query: {e}")),
-            other => Error::internal("index", other),
-        }
+        Error::internal("index", err)
     }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use tantivy::collector::TopDocs;
-use tantivy::query::QueryParser;
+use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
 };
@@ -18,6 +18,8 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Te
 use crate::error::IndexError;
 
 const ANALYZER: &str = "quarry_en";
+/// Weight of a match in the document title against one in the chunk text.
+const TITLE_BOOST: f32 = 0.5;
 /// Memory for the writer's in-RAM segment before it flushes (tantivy's own examples use 50 MB).
 const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
 
@@ -173,12 +175,30 @@ impl FullText {
     }
 
     /// The best `limit` chunks for `query` by BM25, as (chunk id, score).
-    /// Query syntax errors are forgiven: the parsable part of the query is used.
+    ///
+    /// The query is a bag of words, analysed like the indexed text: no query syntax, so a
+    /// hyphen, colon or quote in a question never turns into an operator or a phrase.
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<(String, f32)>, IndexError> {
-        let mut parser =
-            QueryParser::for_index(&self.index, vec![self.fields.text, self.fields.title]);
-        parser.set_field_boost(self.fields.title, 0.5);
-        let (query, _errors) = parser.parse_query_lenient(query);
+        let mut analyzer = analyzer();
+        let mut stream = analyzer.token_stream(query);
+        let mut terms = Vec::new();
+        while stream.advance() {
+            terms.push(stream.token().text.clone());
+        }
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for (field, boost) in [(self.fields.text, 1.0), (self.fields.title, TITLE_BOOST)] {
+            for term in &terms {
+                let query = TermQuery::new(
+                    Term::from_field_text(field, term),
+                    IndexRecordOption::WithFreqs,
+                );
+                clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(query), boost))));
+            }
+        }
+        if clauses.is_empty() {
+            return Ok(Vec::new());
+        }
+        let query = BooleanQuery::new(clauses);
         let searcher = self.reader.searcher();
         let top = searcher.search(&query, &TopDocs::with_limit(limit.max(1)).order_by_score())?;
         let mut res = Vec::with_capacity(top.len());
@@ -217,8 +237,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ft.search("traces loop", 5).unwrap()[0].0, "c1");
-        // Query syntax errors do not fail the search.
+        // Query syntax is not interpreted: operators and stray punctuation are just text.
         assert_eq!(ft.search("roses AND (", 5).unwrap()[0].0, "c2");
+        assert_eq!(ft.search("-roses gardening:", 5).unwrap()[0].0, "c2");
+        assert!(ft.search("the and of", 5).unwrap().is_empty(), "stop words alone match nothing");
         ft.replace(&["d1".into()], &[e("c3", "d1", "Other words")]).unwrap();
         assert!(ft.search("loops", 5).unwrap().is_empty());
         assert_eq!(ft.len(), 2);
