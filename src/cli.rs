@@ -254,7 +254,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
             });
-            let mut display = progress::IndexDisplay::new(!json, std::io::stderr().is_terminal());
+            let mut display = progress::IndexDisplay::new(!json, std::io::stdout().is_terminal());
             let report = engine.index(&paths, &mut |e| display.event(e), &cancel).await?;
             display.finish();
             if json {
