@@ -44,6 +44,18 @@ struct Fields {
     title: Field,
 }
 
+impl Fields {
+    /// The tantivy document of one chunk.
+    fn document(&self, entry: &TextEntry<'_>) -> TantivyDocument {
+        let mut doc = TantivyDocument::default();
+        doc.add_text(self.chunk_id, entry.chunk_id);
+        doc.add_text(self.doc_id, entry.doc_id);
+        doc.add_text(self.text, entry.text);
+        doc.add_text(self.title, entry.title);
+        doc
+    }
+}
+
 /// The full-text index.
 pub struct FullText {
     index: Index,
@@ -131,12 +143,7 @@ impl FullText {
                 writer.delete_term(Term::from_field_text(fields.doc_id, doc_id));
             }
             for entry in entries {
-                let mut doc = TantivyDocument::default();
-                doc.add_text(fields.chunk_id, entry.chunk_id);
-                doc.add_text(fields.doc_id, entry.doc_id);
-                doc.add_text(fields.text, entry.text);
-                doc.add_text(fields.title, entry.title);
-                writer.add_document(doc)?;
+                writer.add_document(fields.document(entry))?;
             }
             writer.commit()?;
             Ok(())
@@ -157,12 +164,7 @@ impl FullText {
             writer.delete_all_documents()?;
             let mut add = |entries: &[TextEntry<'_>]| -> Result<(), IndexError> {
                 for entry in entries {
-                    let mut doc = TantivyDocument::default();
-                    doc.add_text(fields.chunk_id, entry.chunk_id);
-                    doc.add_text(fields.doc_id, entry.doc_id);
-                    doc.add_text(fields.text, entry.text);
-                    doc.add_text(fields.title, entry.title);
-                    writer.add_document(doc)?;
+                    writer.add_document(fields.document(entry))?;
                 }
                 Ok(())
             };
@@ -179,7 +181,7 @@ impl FullText {
     /// The query is a bag of words, analysed like the indexed text: no query syntax, so a
     /// hyphen, colon or quote in a question never turns into an operator or a phrase.
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<(String, f32)>, IndexError> {
-        let mut analyzer = analyzer();
+        let mut analyzer = self.index.tokenizers().get(ANALYZER).unwrap_or_else(analyzer);
         let mut stream = analyzer.token_stream(query);
         let mut terms = Vec::new();
         while stream.advance() {
