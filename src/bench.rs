@@ -240,3 +240,116 @@ pub async fn search(
         build_s,
     })
 }
+
+/// Generation speed of one GGUF model at one thread count.
+#[derive(Debug, Clone, Serialize)]
+pub struct GenerateBench {
+    /// Model name.
+    pub model: String,
+    /// GGUF architecture.
+    pub architecture: String,
+    /// Quantization.
+    pub quantization: String,
+    /// Threads the math library used.
+    pub threads: usize,
+    /// Prompt length.
+    pub prompt_tokens: usize,
+    /// Tokens decoded after the prompt.
+    pub gen_tokens: usize,
+    /// Prompt processing, tokens per second (best round).
+    pub prompt_tokens_per_s: f64,
+    /// Decoding, tokens per second (best round).
+    pub decode_tokens_per_s: f64,
+    /// Time to first token: prompt processing plus choosing the first token (best round).
+    pub ttft_ms: f64,
+    /// Loading the model.
+    pub load_ms: f64,
+    /// Peak resident memory of the process.
+    pub peak_rss_mb: f64,
+}
+
+/// Peak resident set size of this process in MiB (Linux; 0 elsewhere).
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|l| {
+                l.strip_prefix("VmHWM:")?.trim().trim_end_matches("kB").trim().parse::<f64>().ok()
+            })
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// Prompt processing and greedy decoding speed of the GGUF model at `path`, best of `rounds`.
+/// The prompt is English prose in the model's vocabulary; decoding ignores end-of-turn tokens
+/// so every round produces `gen_tokens`.
+pub fn generate(
+    path: &std::path::Path,
+    threads: usize,
+    prompt_tokens: usize,
+    gen_tokens: usize,
+    rounds: usize,
+) -> Result<GenerateBench> {
+    use crate::generate::Generator;
+    use crate::generate::candle_gguf::GgufGenerator;
+
+    let started = Instant::now();
+    let mut model = GgufGenerator::load(path)?;
+    let load_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let mut prompt = Vec::with_capacity(prompt_tokens);
+    while prompt.len() < prompt_tokens {
+        prompt.extend(model.encode(PROSE)?);
+    }
+    prompt.truncate(prompt_tokens);
+    if prompt.len() + gen_tokens > model.info().context_length {
+        return Err(Error::user(format!(
+            "{} prompt + {} generated tokens exceed the model's context of {}",
+            prompt.len(),
+            gen_tokens,
+            model.info().context_length
+        )));
+    }
+    // Warm-up: page in the weights and size the scratch buffers.
+    model.forward(&prompt[..prompt.len().min(16)], 0)?;
+
+    let (mut best_pp, mut best_tg, mut best_ttft) = (0.0f64, 0.0f64, f64::INFINITY);
+    for _ in 0..rounds.max(1) {
+        let t0 = Instant::now();
+        let mut logits = model.forward(&prompt, 0)?;
+        let prefill = t0.elapsed().as_secs_f64();
+        let mut next = argmax(&logits);
+        best_ttft = best_ttft.min(t0.elapsed().as_secs_f64() * 1000.0);
+        best_pp = best_pp.max(prompt.len() as f64 / prefill);
+        let t1 = Instant::now();
+        for step in 0..gen_tokens {
+            logits = model.forward(&[next], prompt.len() + step)?;
+            next = argmax(&logits);
+        }
+        best_tg = best_tg.max(gen_tokens as f64 / t1.elapsed().as_secs_f64());
+    }
+    let info = model.info();
+    Ok(GenerateBench {
+        model: info.name.clone(),
+        architecture: info.architecture.clone(),
+        quantization: info.quantization.clone(),
+        threads,
+        prompt_tokens: prompt.len(),
+        gen_tokens,
+        prompt_tokens_per_s: best_pp,
+        decode_tokens_per_s: best_tg,
+        ttft_ms: best_ttft,
+        load_ms,
+        peak_rss_mb: peak_rss_mb(),
+    })
+}
+
+fn argmax(values: &[f32]) -> u32 {
+    let mut best = 0;
+    for (idx, v) in values.iter().enumerate() {
+        if *v > values[best] {
+            best = idx;
+        }
+    }
+    best as u32
+}

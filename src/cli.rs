@@ -1,6 +1,7 @@
 //! Argument parsing and output for each `quarry` subcommand. Errors become messages and exit
 //! codes here, at the edge, with `anyhow` carrying context.
 
+mod generation;
 mod progress;
 
 use std::io::IsTerminal;
@@ -94,11 +95,63 @@ enum Command {
         #[command(subcommand)]
         what: BenchCommand,
     },
+    /// Stream a reply from a local language model (a developer tool; `ask` answers from documents)
+    Generate {
+        /// GGUF file, or the name of an installed generator
+        #[arg(long)]
+        model: String,
+        /// The user message
+        prompt: String,
+        /// A system message before it
+        #[arg(long)]
+        system: Option<String>,
+        /// Most tokens to generate
+        #[arg(long, default_value_t = 256)]
+        max_tokens: usize,
+        /// Sampling temperature [default: greedy decoding]
+        #[arg(long)]
+        temperature: Option<f64>,
+        /// Nucleus sampling mass (with --temperature)
+        #[arg(long)]
+        top_p: Option<f64>,
+        /// Sampler seed
+        #[arg(long, default_value_t = 299_792_458)]
+        seed: u64,
+        /// Stop at this string (repeatable)
+        #[arg(long)]
+        stop: Vec<String>,
+        /// Print the reply and timings as JSON instead of streaming
+        #[arg(long)]
+        json: bool,
+    },
+    /// Installed models
+    Models {
+        #[command(subcommand)]
+        what: ModelsCommand,
+    },
     /// Rebuild derived indexes from the tables
     Reindex {
         /// Rebuild the full-text index
         #[arg(long, required = true)]
         text: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelsCommand {
+    /// Generators and embedders in the models folder (and the Hugging Face cache layout)
+    List {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy a model folder (or a .gguf file) into the models folder and check that it loads
+    Import {
+        /// The folder or file, e.g. on a USB stick
+        source: PathBuf,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -149,6 +202,70 @@ enum BenchCommand {
         /// Vector dimensions
         #[arg(long, default_value_t = 384)]
         dims: usize,
+    },
+    /// Prompt processing and decoding speed of a GGUF model, at each thread count
+    Generate {
+        /// GGUF file, or the name of an installed generator
+        #[arg(long)]
+        model: String,
+        /// Thread counts to measure, each in a fresh process
+        #[arg(long, value_delimiter = ',', default_value = "2")]
+        threads: Vec<usize>,
+        /// Prompt length in tokens
+        #[arg(long, default_value_t = 512)]
+        prompt_tokens: usize,
+        /// Tokens to decode
+        #[arg(long, default_value_t = 128)]
+        gen_tokens: usize,
+        /// Measured rounds (the best counts)
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Run one measurement in this process (used by the parent)
+        #[arg(long, hide = true)]
+        in_process: bool,
+        /// Print JSON (the only output format; accepted for symmetry)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Teacher-forced logits at every position, for comparing with a reference implementation
+    Logits {
+        /// GGUF file
+        #[arg(long)]
+        model: PathBuf,
+        /// JSON array of token ids
+        #[arg(long)]
+        tokens: PathBuf,
+        /// Output: little-endian f32, one row of vocabulary size per position
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write a random-weight GGUF checkpoint in a real model's shape (tests and benchmarks)
+    Checkpoint {
+        /// Shape: smollm2-135m, qwen2.5-0.5b, qwen3-0.6b, llama-3.2-1b, gemma3-1b,
+        /// phi-3.5-mini, or tiny-llama|qwen2|qwen3|phi3|gemma3
+        #[arg(long)]
+        shape: String,
+        /// f32, q8_0 or q4_k_m
+        #[arg(long, default_value = "q4_k_m")]
+        quant: String,
+        /// tokenizer.json whose vocabulary goes into the file
+        #[arg(long)]
+        tokenizer: PathBuf,
+        /// Beginning-of-text token
+        #[arg(long, default_value = "<|im_start|>")]
+        bos: String,
+        /// End-of-text token
+        #[arg(long, default_value = "<|im_end|>")]
+        eos: String,
+        /// Jinja chat template to embed
+        #[arg(long)]
+        chat_template: Option<PathBuf>,
+        /// Seed of the weights
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Output file
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -447,6 +564,73 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 runs.push(quarry::bench::search(work.path(), size, dims, queries).await?);
             }
             println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "search": runs }))?);
+        }
+        Command::Generate {
+            model,
+            prompt,
+            system,
+            max_tokens,
+            temperature,
+            top_p,
+            seed,
+            stop,
+            json,
+        } => {
+            let model = generation::resolve_model(&models_dir, &model)?;
+            let params = quarry::generate::GenerationParams {
+                max_tokens,
+                temperature,
+                top_p,
+                seed,
+                stop,
+            };
+            let args = generation::GenerateArgs { model, prompt, system, params, json };
+            tokio::task::spawn_blocking(move || generation::generate(args)).await??;
+        }
+        Command::Models { what: ModelsCommand::List { json } } => {
+            generation::list_models(&models_dir, json)?;
+        }
+        Command::Models { what: ModelsCommand::Import { source, json } } => {
+            generation::import_model(&models_dir, &source, json)?;
+        }
+        Command::Bench {
+            what:
+                BenchCommand::Generate {
+                    model,
+                    threads,
+                    prompt_tokens,
+                    gen_tokens,
+                    rounds,
+                    in_process,
+                    json: _,
+                },
+        } => {
+            let model = generation::resolve_model(&models_dir, &model)?;
+            generation::bench_generate(
+                &model,
+                &threads,
+                prompt_tokens,
+                gen_tokens,
+                rounds,
+                in_process,
+            )?;
+        }
+        Command::Bench { what: BenchCommand::Logits { model, tokens, out } } => {
+            generation::bench_logits(&model, &tokens, &out)?;
+        }
+        Command::Bench {
+            what: BenchCommand::Checkpoint { shape, quant, tokenizer, bos, eos, chat_template, seed, out },
+        } => {
+            generation::write_checkpoint(generation::CheckpointArgs {
+                shape,
+                quant,
+                tokenizer,
+                bos,
+                eos,
+                chat_template,
+                seed,
+                out,
+            })?;
         }
         Command::Reindex { text } => {
             let engine = Engine::open_for_write(config).await?;

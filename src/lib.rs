@@ -34,6 +34,7 @@ pub mod embed;
 pub mod engine;
 pub mod error;
 pub mod eval;
+pub mod generate;
 pub mod ids;
 pub mod index;
 pub mod ingest;

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::EmbedderConfig;
 
@@ -101,6 +101,138 @@ pub fn find_model(models_dir: &Path, id: &str) -> Option<PathBuf> {
         }
     }
     None
+}
+
+/// A model found in the models folder.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InstalledModel {
+    /// Catalog id, or the folder / file name.
+    pub id: String,
+    /// "generate" or "embed".
+    pub role: String,
+    /// Architecture (GGUF `general.architecture`, or the embedder's catalog family).
+    pub family: String,
+    /// Quantization of a generator ("Q4_K_M", ...), "F32" for an embedder.
+    pub quantization: String,
+    /// Number of weights, when the header says.
+    pub parameters: Option<u64>,
+    /// Bytes on disk.
+    pub bytes: u64,
+    /// The file (generators) or folder (embedders).
+    pub path: PathBuf,
+    /// Why the model cannot be used, if it cannot.
+    pub problem: Option<String>,
+}
+
+/// Every generator (`*.gguf`) and embedder (a folder with `config.json` and
+/// `model.safetensors`) under `models_dir`, in Quarry's layout or the Hugging Face cache
+/// layout, sorted by role and id.
+pub fn installed(models_dir: &Path) -> Vec<InstalledModel> {
+    let mut found = Vec::new();
+    let walker = ignore::WalkBuilder::new(models_dir)
+        .standard_filters(false)
+        .follow_links(true)
+        .max_depth(Some(6))
+        .build();
+    for entry in walker.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) && path.is_file() {
+            found.push(describe_generator(path));
+        } else if path.is_dir()
+            && path.join("config.json").is_file()
+            && path.join("model.safetensors").is_file()
+        {
+            found.push(describe_embedder(path));
+        }
+    }
+    found.sort_by(|a, b| (&a.role, &a.id, &a.path).cmp(&(&b.role, &b.id, &b.path)));
+    found
+}
+
+fn id_from_path(path: &Path) -> String {
+    // Hugging Face cache: .../models--org--name/snapshots/<rev>/file
+    for ancestor in path.ancestors() {
+        if let Some(name) = ancestor.file_name().and_then(|n| n.to_str())
+            && let Some(rest) = name.strip_prefix("models--")
+        {
+            return rest.replacen("--", "/", 1);
+        }
+    }
+    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+fn describe_generator(path: &Path) -> InstalledModel {
+    let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let mut id = id_from_path(path);
+    if id.contains('/') {
+        // A repository holds several quantizations: name the file too.
+        let file = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        id = format!("{id}/{file}");
+    }
+    match crate::generate::candle_gguf::describe(path) {
+        Ok(info) => {
+            let supported = crate::generate::candle_gguf::SUPPORTED_ARCHITECTURES
+                .contains(&info.architecture.as_str());
+            InstalledModel {
+                id,
+                role: "generate".into(),
+                problem: (!supported)
+                    .then(|| format!("architecture \"{}\" is not supported", info.architecture)),
+                family: info.architecture,
+                quantization: info.quantization,
+                parameters: Some(info.parameters),
+                bytes,
+                path: path.to_path_buf(),
+            }
+        }
+        Err(e) => InstalledModel {
+            id,
+            role: "generate".into(),
+            family: String::new(),
+            quantization: String::new(),
+            parameters: None,
+            bytes,
+            path: path.to_path_buf(),
+            problem: Some(e.to_string()),
+        },
+    }
+}
+
+fn describe_embedder(dir: &Path) -> InstalledModel {
+    let name = id_from_path(&dir.join("x"));
+    let name = if name == "x" {
+        dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    } else {
+        name
+    };
+    let entry = catalog()
+        .into_iter()
+        .find(|m| m.role == "embed" && (m.id == name || m.id.rsplit('/').next() == Some(&name)));
+    let bytes = std::fs::metadata(dir.join("model.safetensors")).map(|m| m.len()).unwrap_or(0);
+    InstalledModel {
+        id: entry.as_ref().map(|e| e.id.clone()).unwrap_or(name),
+        role: "embed".into(),
+        family: entry.map(|e| e.family).unwrap_or_else(|| "bert".into()),
+        quantization: "F32".into(),
+        parameters: Some(bytes / 4),
+        bytes,
+        path: dir.to_path_buf(),
+        problem: (!dir.join("tokenizer.json").is_file()).then(|| "no tokenizer.json".to_owned()),
+    }
+}
+
+/// The generator `name_or_path` names: an existing file, or the id or file name (without
+/// `.gguf`) of an installed generator.
+pub fn find_generator(models_dir: &Path, name_or_path: &str) -> Option<PathBuf> {
+    let direct = Path::new(name_or_path);
+    if direct.is_file() {
+        return Some(direct.to_path_buf());
+    }
+    let wanted = name_or_path.trim_end_matches(".gguf");
+    installed(models_dir).into_iter().filter(|m| m.role == "generate").find_map(|m| {
+        let stem = m.path.file_stem().map(|s| s.to_string_lossy().into_owned());
+        (m.id == wanted || stem.as_deref() == Some(wanted)).then_some(m.path)
+    })
 }
 
 #[cfg(test)]

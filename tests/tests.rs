@@ -26,6 +26,8 @@ mod crash;
 mod retrieve;
 // Worker-process isolation: crashes and hangs cost one file.
 mod isolation;
+// The generation engine on random-weight checkpoints, and real chat templates.
+mod generate;
 // The `quarry` command line and its JSON contract.
 mod cli;
 // House rules checked on the source tree.

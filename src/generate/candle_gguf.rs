@@ -1,0 +1,564 @@
+//! Runs GGUF checkpoints on candle: dispatches on `general.architecture` to the matching
+//! candle-transformers quantized module, prefills in chunks, keeps the attention cache of the
+//! system prompt for the next question, samples, streams, and stops on the model's own
+//! end-of-turn tokens.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::quantized::gguf_file::{self, Content};
+use candle_core::{DType, Device, Tensor};
+use candle_transformers::generation::{LogitsProcessor, Sampling};
+use candle_transformers::models::{
+    quantized_gemma3, quantized_llama, quantized_phi3, quantized_qwen2, quantized_qwen3,
+};
+use tokenizers::Tokenizer;
+
+use super::chat_template::ChatTemplate;
+use super::text_stream::{IncrementalDecoder, StopMatcher};
+use super::{
+    ChatMessage, GenerateError, GenerationParams, GenerationReport, Generator, GeneratorInfo,
+    StopReason, TokenSink,
+};
+use crate::progress::CancelToken;
+
+/// Architectures Quarry runs, as GGUF names them.
+pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3", "phi3", "gemma3"];
+
+/// Prompt tokens per forward pass while prefilling; bounds the attention scores' memory.
+const PREFILL_CHUNK: usize = 512;
+
+/// Strings models use to end a turn; those in a vocabulary stop generation.
+const END_OF_TURN_TOKENS: &[&str] = &[
+    "<|im_end|>",
+    "<|eot_id|>",
+    "<|eom_id|>",
+    "<|end|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "<|end_of_text|>",
+    "</s>",
+];
+
+/// The loaded network of one of the supported architectures.
+enum Weights {
+    Llama(Box<quantized_llama::ModelWeights>),
+    Qwen2(Box<quantized_qwen2::ModelWeights>),
+    Qwen3(Box<quantized_qwen3::ModelWeights>),
+    Phi3(Box<quantized_phi3::ModelWeights>),
+    Gemma3(Box<quantized_gemma3::ModelWeights>),
+}
+
+impl Weights {
+    fn load(arch: &str, content: Content, file: &mut std::fs::File) -> candle_core::Result<Self> {
+        let dev = &Device::Cpu;
+        Ok(match arch {
+            "llama" => Self::Llama(Box::new(quantized_llama::ModelWeights::from_gguf(content, file, dev)?)),
+            "qwen2" => Self::Qwen2(Box::new(quantized_qwen2::ModelWeights::from_gguf(content, file, dev)?)),
+            "qwen3" => Self::Qwen3(Box::new(quantized_qwen3::ModelWeights::from_gguf(content, file, dev)?)),
+            "phi3" => Self::Phi3(Box::new(quantized_phi3::ModelWeights::from_gguf(false, content, file, dev)?)),
+            "gemma3" => Self::Gemma3(Box::new(quantized_gemma3::ModelWeights::from_gguf(content, file, dev)?)),
+            other => candle_core::bail!("unsupported architecture {other}"),
+        })
+    }
+
+    /// Logits after the last of `ids`, which sit at positions `pos..`.
+    fn forward(&mut self, ids: &[u32], pos: usize) -> candle_core::Result<Tensor> {
+        let input = Tensor::new(ids, &Device::Cpu)?.unsqueeze(0)?;
+        let logits = match self {
+            Self::Llama(m) => m.forward(&input, pos)?,
+            Self::Qwen2(m) => m.forward(&input, pos)?,
+            Self::Qwen3(m) => m.forward(&input, pos)?,
+            Self::Phi3(m) => m.forward(&input, pos)?,
+            Self::Gemma3(m) => m.forward(&input, pos)?,
+        };
+        logits.squeeze(0)?.to_dtype(DType::F32)
+    }
+
+    /// A copy sharing the weights, with its own attention cache; `None` where the module
+    /// cannot be copied (qwen2), which then re-reads its prompt every time.
+    fn try_clone(&self) -> Option<Self> {
+        match self {
+            Self::Llama(m) => Some(Self::Llama(m.clone())),
+            Self::Qwen2(_) => None,
+            Self::Qwen3(m) => Some(Self::Qwen3(m.clone())),
+            Self::Phi3(m) => Some(Self::Phi3(m.clone())),
+            Self::Gemma3(m) => Some(Self::Gemma3(m.clone())),
+        }
+    }
+
+    /// Forgets the attention cache (phi3 and gemma3 do so themselves at position 0).
+    fn reset(&mut self) {
+        match self {
+            Self::Llama(m) => m.clear_kv_cache(),
+            Self::Qwen2(m) => m.clear_kv_cache(),
+            Self::Qwen3(m) => m.clear_kv_cache(),
+            Self::Phi3(_) | Self::Gemma3(_) => {}
+        }
+    }
+
+    /// Most prompt tokens one forward pass may take at position `pos`. candle's gemma3 builds
+    /// its attention mask only for a pass that starts at position 0 (a later multi-token pass
+    /// fails on a dtype mismatch), so it prefills in one pass, then one token at a time.
+    fn prefill_chunk(&self, pos: usize) -> usize {
+        match (self, pos) {
+            (Self::Gemma3(_), 0) => usize::MAX,
+            (Self::Gemma3(_), _) => 1,
+            _ => PREFILL_CHUNK,
+        }
+    }
+
+    /// Whether a cached prefix can be continued with a multi-token pass.
+    fn continues_prefill(&self) -> bool {
+        !matches!(self, Self::Gemma3(_))
+    }
+
+    /// Longest sequence the module can hold, whatever the file says.
+    fn max_positions(&self, file_context: usize) -> usize {
+        match self {
+            Self::Llama(_) => file_context.min(quantized_llama::MAX_SEQ_LEN),
+            // The CPU attention cache of candle's qwen3 holds 4096 positions.
+            Self::Qwen3(_) => file_context.min(4096),
+            Self::Gemma3(_) => file_context.min(quantized_gemma3::MAX_SEQ_LEN),
+            Self::Qwen2(_) | Self::Phi3(_) => file_context,
+        }
+    }
+}
+
+/// The attention state after a system prompt, reused while the next prompt starts the same.
+struct PrefixCache {
+    ids: Vec<u32>,
+    weights: Weights,
+}
+
+/// A GGUF model on the CPU.
+pub struct GgufGenerator {
+    info: GeneratorInfo,
+    tokenizer: Tokenizer,
+    template: Option<ChatTemplate>,
+    stop_ids: Vec<u32>,
+    /// Never run: copied for each fresh start, so no copy shares an attention cache.
+    pristine: Option<Weights>,
+    /// The instance that runs.
+    work: Weights,
+    prefix: Option<PrefixCache>,
+}
+
+impl std::fmt::Debug for GgufGenerator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GgufGenerator").field("info", &self.info).finish()
+    }
+}
+
+fn metadata_str(content: &Content, key: &str) -> Option<String> {
+    content.metadata.get(key).and_then(|v| v.to_string().ok()).cloned()
+}
+
+fn metadata_u32(content: &Content, key: &str) -> Option<u32> {
+    content.metadata.get(key).and_then(|v| v.to_u32().ok())
+}
+
+/// llama.cpp's `general.file_type` names.
+fn file_type_name(file_type: u32) -> Option<&'static str> {
+    Some(match file_type {
+        0 => "F32",
+        1 => "F16",
+        2 => "Q4_0",
+        3 => "Q4_1",
+        7 => "Q8_0",
+        8 => "Q5_0",
+        9 => "Q5_1",
+        10 => "Q2_K",
+        11 => "Q3_K_S",
+        12 => "Q3_K_M",
+        13 => "Q3_K_L",
+        14 => "Q4_K_S",
+        15 => "Q4_K_M",
+        16 => "Q5_K_S",
+        17 => "Q5_K_M",
+        18 => "Q6_K",
+        32 => "BF16",
+        _ => return None,
+    })
+}
+
+/// Reads the GGUF header of `path` (metadata and tensor table, not the weights).
+pub fn read_header(path: &Path) -> Result<Content, GenerateError> {
+    let load = |message: String| GenerateError::Load { path: path.display().to_string(), message };
+    let mut file = std::fs::File::open(path).map_err(|e| load(e.to_string()))?;
+    gguf_file::Content::read(&mut file).map_err(|e| load(format!("not a readable GGUF file: {e}")))
+}
+
+/// Describes the model in `path` from its header alone.
+pub fn describe(path: &Path) -> Result<GeneratorInfo, GenerateError> {
+    let content = read_header(path)?;
+    Ok(info_of(path, &content, None, String::new()))
+}
+
+fn info_of(
+    path: &Path,
+    content: &Content,
+    max_positions: Option<usize>,
+    tokenizer_source: String,
+) -> GeneratorInfo {
+    let architecture = metadata_str(content, "general.architecture").unwrap_or_default();
+    let file_context =
+        metadata_u32(content, &format!("{architecture}.context_length")).unwrap_or(2048) as usize;
+    let quantization = metadata_u32(content, "general.file_type")
+        .and_then(file_type_name)
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            // Without a file type, name the storage of the largest tensor.
+            content
+                .tensor_infos
+                .values()
+                .max_by_key(|t| t.shape.elem_count())
+                .map(|t| format!("{:?}", t.ggml_dtype))
+                .unwrap_or_default()
+        });
+    GeneratorInfo {
+        path: path.to_path_buf(),
+        name: metadata_str(content, "general.name").unwrap_or_else(|| {
+            path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+        }),
+        architecture,
+        context_length: max_positions.unwrap_or(file_context),
+        parameters: content.tensor_infos.values().map(|t| t.shape.elem_count() as u64).sum(),
+        quantization,
+        file_bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+        tokenizer_source,
+    }
+}
+
+/// `tokenizer.json` beside the model: `<stem>.tokenizer.json` or `tokenizer.json`.
+fn tokenizer_beside(path: &Path) -> Option<PathBuf> {
+    let dir = path.parent()?;
+    let stem = path.file_stem()?.to_string_lossy();
+    [dir.join(format!("{stem}.tokenizer.json")), dir.join("tokenizer.json")]
+        .into_iter()
+        .find(|p| p.is_file())
+}
+
+/// The chat template in `tokenizer_config.json` beside the model (a string, or a list of
+/// named templates of which "default" is taken).
+fn template_beside(path: &Path) -> Option<String> {
+    let config = path.parent()?.join("tokenizer_config.json");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(config).ok()?).ok()?;
+    match &json["chat_template"] {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Array(list) => list
+            .iter()
+            .find(|t| t["name"] == "default")
+            .or_else(|| list.first())
+            .and_then(|t| t["template"].as_str().map(str::to_owned)),
+        _ => None,
+    }
+}
+
+impl GgufGenerator {
+    /// Loads the GGUF file at `path` with its tokenizer and chat template.
+    pub fn load(path: &Path) -> Result<Self, GenerateError> {
+        let load = |message: String| GenerateError::Load { path: path.display().to_string(), message };
+        let mut file = std::fs::File::open(path).map_err(|e| load(e.to_string()))?;
+        let content = gguf_file::Content::read(&mut file)
+            .map_err(|e| load(format!("not a readable GGUF file: {e}")))?;
+        let arch = metadata_str(&content, "general.architecture")
+            .ok_or_else(|| load("the file has no general.architecture".into()))?;
+        if !SUPPORTED_ARCHITECTURES.contains(&arch.as_str()) {
+            return Err(GenerateError::UnsupportedArchitecture {
+                path: path.display().to_string(),
+                architecture: arch,
+                supported: SUPPORTED_ARCHITECTURES.join(", "),
+            });
+        }
+        let (tokenizer, tokenizer_source) = match tokenizer_beside(path) {
+            Some(tok) => (
+                Tokenizer::from_file(&tok).map_err(|e| load(format!("{}: {e}", tok.display())))?,
+                tok.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            ),
+            None => (super::gguf_tokenizer::from_gguf(&content).map_err(load)?, "gguf".to_owned()),
+        };
+        let token_text = |key: &str| {
+            metadata_u32(&content, key).and_then(|id| tokenizer.id_to_token(id)).unwrap_or_default()
+        };
+        let bos = token_text("tokenizer.ggml.bos_token_id");
+        let eos = token_text("tokenizer.ggml.eos_token_id");
+        let template = match metadata_str(&content, "tokenizer.chat_template")
+            .or_else(|| template_beside(path))
+        {
+            Some(source) => Some(ChatTemplate::new(source, bos, eos.clone())?),
+            None => None,
+        };
+        let mut stop_ids: Vec<u32> = ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"]
+            .iter()
+            .filter_map(|k| metadata_u32(&content, k))
+            .collect();
+        stop_ids.extend(END_OF_TURN_TOKENS.iter().filter_map(|t| tokenizer.token_to_id(t)));
+        stop_ids.sort_unstable();
+        stop_ids.dedup();
+
+        let mut info = info_of(path, &content, None, tokenizer_source);
+        let started = Instant::now();
+        let work = Weights::load(&arch, content, &mut file).map_err(|e| load(e.to_string()))?;
+        info.context_length = work.max_positions(info.context_length);
+        tracing::info!(
+            model = %info.name, arch = %info.architecture, ms = started.elapsed().as_millis() as u64,
+            "generator loaded"
+        );
+        Ok(Self { pristine: work.try_clone(), work, info, tokenizer, template, stop_ids, prefix: None })
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Token ids of `text`, without adding special tokens (templates write their own).
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, GenerateError> {
+        self.tokenizer
+            .encode(text, false)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| GenerateError::Tokenize(e.to_string()))
+    }
+
+    /// Token ids that end a turn.
+    pub fn stop_ids(&self) -> &[u32] {
+        &self.stop_ids
+    }
+
+    /// Starts from an empty attention cache.
+    pub fn start_fresh(&mut self) {
+        match self.pristine.as_ref().and_then(Weights::try_clone) {
+            Some(fresh) => self.work = fresh,
+            None => self.work.reset(),
+        }
+    }
+
+    /// Runs `ids` at positions `pos..` on the current attention cache (position 0 starts
+    /// fresh) and returns the logits after the last one.
+    pub fn forward(&mut self, ids: &[u32], pos: usize) -> Result<Vec<f32>, GenerateError> {
+        if pos == 0 {
+            self.start_fresh();
+        }
+        self.check_fits(pos + ids.len())?;
+        let logits = self.run_prompt(ids, pos, &CancelToken::new())?;
+        let logits = logits.ok_or_else(|| GenerateError::Model("no tokens to run".into()))?;
+        logits.to_vec1().map_err(|e| GenerateError::Model(e.to_string()))
+    }
+
+    /// Runs `ids` from position `pos` in passes as large as the module allows, checking
+    /// `cancel` between passes; the logits after the last token, `None` when cancelled.
+    fn run_prompt(
+        &mut self,
+        ids: &[u32],
+        mut pos: usize,
+        cancel: &CancelToken,
+    ) -> Result<Option<Tensor>, GenerateError> {
+        let mut logits = None;
+        let mut done = 0;
+        while done < ids.len() {
+            if cancel.is_cancelled() {
+                return Ok(None);
+            }
+            let end = done.saturating_add(self.work.prefill_chunk(pos)).min(ids.len());
+            logits = Some(self.forward_raw(&ids[done..end], pos)?);
+            pos += end - done;
+            done = end;
+        }
+        Ok(logits)
+    }
+
+    fn forward_raw(&mut self, ids: &[u32], pos: usize) -> Result<Tensor, GenerateError> {
+        let _span = tracing::trace_span!("forward", tokens = ids.len(), pos).entered();
+        self.work.forward(ids, pos).map_err(|e| GenerateError::Model(e.to_string()))
+    }
+
+    fn check_fits(&self, tokens: usize) -> Result<(), GenerateError> {
+        if tokens > self.info.context_length {
+            return Err(GenerateError::ContextTooLong {
+                prompt_tokens: tokens,
+                context_length: self.info.context_length,
+            });
+        }
+        Ok(())
+    }
+
+    /// Logits at every position of `ids`, each token fed after the previous one (teacher
+    /// forcing), from an empty cache: what `bench/compare_logits.py` compares with llama.cpp.
+    pub fn logits_per_position(&mut self, ids: &[u32]) -> Result<Vec<Vec<f32>>, GenerateError> {
+        self.check_fits(ids.len())?;
+        self.start_fresh();
+        let mut out = Vec::with_capacity(ids.len());
+        for (pos, &id) in ids.iter().enumerate() {
+            let logits = self.forward_raw(&[id], pos)?;
+            out.push(logits.to_vec1().map_err(|e| GenerateError::Model(e.to_string()))?);
+        }
+        Ok(out)
+    }
+
+    /// Prompt tokens of the system message alone, when the prompt starts with them: the
+    /// prefix worth caching across questions.
+    fn system_prefix(&self, messages: &[ChatMessage], ids: &[u32]) -> Option<Vec<u32>> {
+        let template = self.template.as_ref()?;
+        if messages.len() < 2
+            || messages[0].role != "system"
+            || self.pristine.is_none()
+            || !self.work.continues_prefill()
+        {
+            return None;
+        }
+        let text = template.render(&messages[..1], false).ok()?;
+        let prefix = self.encode(&text).ok()?;
+        (!prefix.is_empty() && ids.len() > prefix.len() && ids.starts_with(&prefix))
+            .then_some(prefix)
+    }
+
+    /// Sets up the attention cache for `ids`: the cached system prompt when it matches, else
+    /// a fresh start that caches the system prompt for next time. Returns the next position.
+    fn prepare_prefix(
+        &mut self,
+        messages: &[ChatMessage],
+        ids: &[u32],
+    ) -> Result<usize, GenerateError> {
+        if let Some(cached) = &self.prefix
+            && ids.len() > cached.ids.len()
+            && ids.starts_with(&cached.ids)
+            && let Some(weights) = cached.weights.try_clone()
+        {
+            self.work = weights;
+            return Ok(cached.ids.len());
+        }
+        self.start_fresh();
+        let Some(prefix) = self.system_prefix(messages, ids) else { return Ok(0) };
+        self.run_prompt(&prefix, 0, &CancelToken::new())?;
+        if let Some(weights) = self.work.try_clone() {
+            self.prefix = Some(PrefixCache { ids: prefix.clone(), weights });
+        }
+        Ok(prefix.len())
+    }
+}
+
+impl Generator for GgufGenerator {
+    fn info(&self) -> &GeneratorInfo {
+        &self.info
+    }
+
+    fn render_prompt(&self, messages: &[ChatMessage]) -> Result<String, GenerateError> {
+        let template = self.template.as_ref().ok_or_else(|| {
+            GenerateError::Template(format!(
+                "{} has no chat template (no tokenizer.chat_template in the file and no \
+                 tokenizer_config.json beside it)",
+                self.info.path.display()
+            ))
+        })?;
+        template.render(messages, true)
+    }
+
+    fn count_tokens(&self, text: &str) -> Result<usize, GenerateError> {
+        Ok(self.encode(text)?.len())
+    }
+
+    fn generate(
+        &mut self,
+        messages: &[ChatMessage],
+        params: &GenerationParams,
+        sink: &mut dyn TokenSink,
+        cancel: &CancelToken,
+    ) -> Result<GenerationReport, GenerateError> {
+        let _span = tracing::info_span!("generate", model = %self.info.name).entered();
+        let started = Instant::now();
+        let prompt = self.render_prompt(messages)?;
+        let ids = self.encode(&prompt)?;
+        if ids.is_empty() {
+            return Err(GenerateError::Template("the chat template rendered nothing".into()));
+        }
+        // The prompt and at least one generated token must fit.
+        self.check_fits(ids.len() + 1)?;
+
+        let mut report = GenerationReport {
+            text: String::new(),
+            stop_reason: StopReason::Cancelled,
+            prompt_tokens: ids.len(),
+            cached_prompt_tokens: 0,
+            generated_tokens: 0,
+            prefill_ms: 0.0,
+            ttft_ms: 0.0,
+            total_ms: 0.0,
+            decode_tokens_per_s: 0.0,
+        };
+        let ms = |since: Instant| since.elapsed().as_secs_f64() * 1000.0;
+        let reused = self.prefix.as_ref().is_some_and(|p| ids.starts_with(&p.ids));
+        let mut pos = self.prepare_prefix(messages, &ids)?;
+        if reused {
+            report.cached_prompt_tokens = pos;
+        }
+        let Some(mut logits) = self.run_prompt(&ids[pos..], pos, cancel)? else {
+            report.total_ms = ms(started);
+            return Ok(report);
+        };
+        pos = ids.len();
+        report.prefill_ms = ms(started);
+
+        let sampling = match (params.temperature, params.top_p) {
+            (Some(t), Some(p)) if t > 0.0 => Sampling::TopP { p, temperature: t },
+            (Some(t), None) if t > 0.0 => Sampling::All { temperature: t },
+            _ => Sampling::ArgMax,
+        };
+        let mut sampler = LogitsProcessor::from_sampling(params.seed, sampling);
+        let mut decoder = IncrementalDecoder::new();
+        let mut matcher = StopMatcher::new(&params.stop);
+        let mut first_token_at = None;
+        report.stop_reason = loop {
+            if cancel.is_cancelled() {
+                break StopReason::Cancelled;
+            }
+            let next = sampler.sample(&logits).map_err(|e| GenerateError::Model(e.to_string()))?;
+            if first_token_at.is_none() {
+                first_token_at = Some(Instant::now());
+                report.ttft_ms = ms(started);
+            }
+            if self.stop_ids.contains(&next) {
+                break StopReason::EndOfTurn;
+            }
+            report.generated_tokens += 1;
+            if let Some(piece) = decoder.push(&self.tokenizer, next)? {
+                let matched = matcher.push(&piece);
+                if !matched.release.is_empty() {
+                    sink.text(&matched.release);
+                    report.text.push_str(&matched.release);
+                }
+                if matched.stopped {
+                    break StopReason::StopString;
+                }
+            }
+            if report.generated_tokens >= params.max_tokens {
+                break StopReason::MaxTokens;
+            }
+            if pos + 1 > self.info.context_length {
+                break StopReason::ContextFull;
+            }
+            logits = self.forward_raw(&[next], pos)?;
+            pos += 1;
+        };
+        if report.stop_reason != StopReason::StopString {
+            let mut rest = decoder.finish(&self.tokenizer)?.unwrap_or_default();
+            let held = matcher.push(&rest);
+            rest = held.release;
+            if !held.stopped {
+                rest.push_str(&matcher.finish());
+            }
+            if !rest.is_empty() {
+                sink.text(&rest);
+                report.text.push_str(&rest);
+            }
+        }
+        report.total_ms = ms(started);
+        if let Some(first) = first_token_at
+            && report.generated_tokens > 1
+        {
+            let secs = first.elapsed().as_secs_f64();
+            report.decode_tokens_per_s = (report.generated_tokens - 1) as f64 / secs.max(1e-9);
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,278 @@
+//! The generation engine on random-weight GGUF checkpoints of every supported architecture
+//! (tiny shapes, real file format, the SmolLM2 vocabulary), and the chat templates of real
+//! models against reference renderings made the way transformers renders them.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{Local, NaiveDate, TimeZone};
+use quarry::CancelToken;
+use quarry::generate::candle_gguf::GgufGenerator;
+use quarry::generate::chat_template::ChatTemplate;
+use quarry::generate::checkpoint::{self, CheckpointSpec, GgufVocab, Quantization};
+use quarry::generate::{ChatMessage, GenerateError, GenerationParams, Generator, StopReason};
+
+use crate::support::{repo_root, test_data};
+
+const TINY: &[&str] = &["tiny-llama", "tiny-qwen2", "tiny-qwen3", "tiny-phi3", "tiny-gemma3"];
+
+fn templates_dir() -> PathBuf {
+    repo_root().join("tests/fixtures/templates")
+}
+
+fn smollm_tokenizer(data: &Path) -> PathBuf {
+    data.join("models/smollm2-135m-instruct-tokenizer/tokenizer.json")
+}
+
+/// Writes the tiny checkpoint `shape` into `dir` (no tokenizer.json beside it).
+fn tiny_checkpoint(data: &Path, dir: &Path, shape: &str, quant: Quantization) -> PathBuf {
+    let spec = CheckpointSpec {
+        shape: checkpoint::preset(shape).unwrap(),
+        quantization: quant,
+        seed: 11,
+        vocab: GgufVocab::from_tokenizer_json(&smollm_tokenizer(data), "<|im_start|>", "<|im_end|>")
+            .unwrap(),
+        chat_template: Some(std::fs::read_to_string(templates_dir().join("smollm2.jinja")).unwrap()),
+        name: format!("random {shape}"),
+    };
+    let path = dir.join(format!("{shape}.gguf"));
+    checkpoint::write(&path, &spec).unwrap();
+    path
+}
+
+fn chat(question: &str) -> Vec<ChatMessage> {
+    vec![
+        ChatMessage::system("Answer only from the numbered sources and cite them as [n]."),
+        ChatMessage::user(question),
+    ]
+}
+
+#[test]
+fn chat_templates_match_reference_renderings() {
+    // bench/render_chat_templates.py made the .expected files with jinja2 as transformers
+    // configures it, at this date.
+    let now = Local
+        .from_local_datetime(&NaiveDate::from_ymd_opt(2026, 11, 21).unwrap().and_hms_opt(9, 30, 0).unwrap())
+        .unwrap();
+    let conversations = [
+        (
+            "with_system",
+            vec![
+                ChatMessage::system("Answer only from the sources. Cite [n]."),
+                ChatMessage::user("Wie lang ist die Kündigungsfrist?"),
+            ],
+        ),
+        (
+            "multi_turn",
+            vec![
+                ChatMessage::user("What is the notice period?"),
+                ChatMessage::assistant("Three months [1]."),
+                ChatMessage::user("And the deposit?"),
+            ],
+        ),
+    ];
+    let tokens = [
+        ("qwen2.5", "", "<|im_end|>"),
+        ("qwen3", "", "<|im_end|>"),
+        ("smollm2", "<|im_start|>", "<|im_end|>"),
+        ("llama3.2", "<|begin_of_text|>", "<|eot_id|>"),
+        ("phi3", "<s>", "<|endoftext|>"),
+        ("gemma3", "<bos>", "<eos>"),
+    ];
+    for (name, bos, eos) in tokens {
+        let source = std::fs::read_to_string(templates_dir().join(format!("{name}.jinja"))).unwrap();
+        let template = ChatTemplate::new(source, bos, eos).unwrap();
+        for (conversation, messages) in &conversations {
+            let expected = std::fs::read_to_string(
+                templates_dir().join(format!("{name}.{conversation}.expected")),
+            )
+            .unwrap();
+            let got = template.render_at(messages, true, now).unwrap();
+            assert_eq!(got, expected, "{name} {conversation}");
+        }
+    }
+    // Spot checks of what the formats must look like, independent of the reference files.
+    let llama = ChatTemplate::new(
+        std::fs::read_to_string(templates_dir().join("llama3.2.jinja")).unwrap(),
+        "<|begin_of_text|>",
+        "<|eot_id|>",
+    )
+    .unwrap();
+    let got = llama.render_at(&conversations[0].1, true, now).unwrap();
+    assert!(got.starts_with("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"));
+    assert!(got.contains("Today Date: 21 Nov 2026"), "{got}");
+    assert!(got.ends_with("<|start_header_id|>assistant<|end_header_id|>\n\n"));
+    // Gemma 3 rejects turns that do not alternate, through raise_exception.
+    let gemma = ChatTemplate::new(
+        std::fs::read_to_string(templates_dir().join("gemma3.jinja")).unwrap(),
+        "<bos>",
+        "<eos>",
+    )
+    .unwrap();
+    let err = gemma
+        .render(&[ChatMessage::user("a"), ChatMessage::user("b")], true)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("alternate"), "{err}");
+}
+
+#[test]
+fn every_architecture_generates_deterministically_and_streams() {
+    let Some(data) = test_data("every_architecture_generates_deterministically_and_streams")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for shape in TINY {
+        let path = tiny_checkpoint(&data, dir.path(), shape, Quantization::Q8_0);
+        let mut model = GgufGenerator::load(&path).unwrap();
+        assert_eq!(model.info().tokenizer_source, "gguf", "{shape}");
+        assert_eq!(model.info().quantization, "Q8_0");
+        let params = GenerationParams { max_tokens: 12, ..GenerationParams::default() };
+        let mut pieces = Vec::new();
+        let first = model
+            .generate(&chat("What is the notice period?"), &params, &mut |p: &str| pieces.push(p.to_owned()), &CancelToken::new())
+            .unwrap();
+        assert!(first.generated_tokens > 0, "{shape}: {first:?}");
+        assert_eq!(pieces.concat(), first.text, "{shape}: streamed pieces make the text");
+        assert!(
+            matches!(first.stop_reason, StopReason::MaxTokens | StopReason::EndOfTurn),
+            "{shape}: {first:?}"
+        );
+        // Greedy decoding is reproducible, and a fresh load gives the same answer as a
+        // generator whose system prompt is cached.
+        let second = model
+            .generate(&chat("What is the notice period?"), &params, &mut |_: &str| {}, &CancelToken::new())
+            .unwrap();
+        assert_eq!(second.text, first.text, "{shape}");
+        // candle's qwen2 cannot copy its cache, and its gemma3 cannot continue one.
+        if !["tiny-qwen2", "tiny-gemma3"].contains(shape) {
+            assert!(second.cached_prompt_tokens > 0, "{shape}: system prompt reused: {second:?}");
+        }
+        let other = model
+            .generate(&chat("Who pays for repairs?"), &params, &mut |_: &str| {}, &CancelToken::new())
+            .unwrap();
+        let mut fresh = GgufGenerator::load(&path).unwrap();
+        let expected = fresh
+            .generate(&chat("Who pays for repairs?"), &params, &mut |_: &str| {}, &CancelToken::new())
+            .unwrap();
+        assert_eq!(other.text, expected.text, "{shape}: cached prefix changes nothing");
+        assert_eq!(expected.cached_prompt_tokens, 0);
+    }
+}
+
+#[test]
+fn chunked_prefill_matches_token_by_token() {
+    let Some(data) = test_data("chunked_prefill_matches_token_by_token") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    for shape in ["tiny-llama", "tiny-qwen3", "tiny-gemma3"] {
+        let path = tiny_checkpoint(&data, dir.path(), shape, Quantization::F32);
+        let mut model = GgufGenerator::load(&path).unwrap();
+        // Longer than one prefill chunk (512), and than the tiny Gemma's sliding window.
+        let text = "The tenant gives notice in writing three months ahead. ".repeat(60);
+        let ids = model.encode(&text).unwrap();
+        assert!(ids.len() > 600, "{}", ids.len());
+        let ids = &ids[..600];
+        let at_once = model.forward(ids, 0).unwrap();
+        let stepwise = model.logits_per_position(ids).unwrap();
+        let last = stepwise.last().unwrap();
+        let max_diff =
+            at_once.iter().zip(last).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(max_diff < 2e-3, "{shape}: chunked prefill differs by {max_diff}");
+    }
+}
+
+#[test]
+fn stop_strings_cancel_and_context_limits() {
+    let Some(data) = test_data("stop_strings_cancel_and_context_limits") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = tiny_checkpoint(&data, dir.path(), "tiny-llama", Quantization::Q8_0);
+    let mut model = GgufGenerator::load(&path).unwrap();
+    let params = GenerationParams { max_tokens: 24, ..GenerationParams::default() };
+    let full = model.generate(&chat("Hi"), &params, &mut |_: &str| {}, &CancelToken::new()).unwrap();
+    assert_eq!(full.stop_reason, StopReason::MaxTokens);
+    assert_eq!(full.generated_tokens, 24);
+
+    // A stop string taken from the middle of the greedy output cuts it there.
+    let words: Vec<&str> = full.text.split_inclusive(' ').collect();
+    if words.len() >= 3 {
+        let stop = words[1].trim().to_owned();
+        if !stop.is_empty() {
+            let with_stop = GenerationParams { stop: vec![stop.clone()], ..params.clone() };
+            let cut =
+                model.generate(&chat("Hi"), &with_stop, &mut |_: &str| {}, &CancelToken::new()).unwrap();
+            assert_eq!(cut.stop_reason, StopReason::StopString, "{stop:?} in {:?}", full.text);
+            assert!(!cut.text.contains(&stop));
+            assert!(full.text.starts_with(&cut.text));
+        }
+    }
+
+    // Cancelling from the sink stops before the next token.
+    let cancel = CancelToken::new();
+    let on_first = cancel.clone();
+    let report =
+        model.generate(&chat("Hi"), &params, &mut move |_: &str| on_first.cancel(), &cancel).unwrap();
+    assert_eq!(report.stop_reason, StopReason::Cancelled);
+    assert!(report.generated_tokens <= 2, "{report:?}");
+
+    // A prompt longer than the context is refused with the numbers.
+    let long = "word ".repeat(5000);
+    let err = model.generate(&chat(&long), &params, &mut |_: &str| {}, &CancelToken::new()).unwrap_err();
+    assert!(matches!(err, GenerateError::ContextTooLong { context_length: 4096, .. }), "{err}");
+    assert!(err.to_string().contains("4096"), "{err}");
+}
+
+#[test]
+fn gguf_vocabulary_rebuilds_the_tokenizer() {
+    let Some(data) = test_data("gguf_vocabulary_rebuilds_the_tokenizer") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = tiny_checkpoint(&data, dir.path(), "tiny-llama", Quantization::Q8_0);
+    let rebuilt = GgufGenerator::load(&path).unwrap();
+    let real = tokenizers::Tokenizer::from_file(smollm_tokenizer(&data)).unwrap();
+    let samples = [
+        "The notice period is three months.",
+        "Die Kündigungsfrist beträgt 3 Monate, gezählt ab 01.02.2025!",
+        "<|im_start|>user\nWhat's 12345 + 678?<|im_end|>\n",
+        "  indented\tcode();\n\n\nend  ",
+        "東京 — naïve café 🚀",
+    ];
+    for text in samples {
+        let expected = real.encode(text, false).unwrap().get_ids().to_vec();
+        assert_eq!(rebuilt.encode(text).unwrap(), expected, "{text:?}");
+        assert_eq!(rebuilt.tokenizer().decode(&expected, false).unwrap(), text);
+    }
+}
+
+#[test]
+fn unsupported_and_broken_files_name_the_cause() {
+    let Some(data) = test_data("unsupported_and_broken_files_name_the_cause") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut shape = checkpoint::preset("tiny-llama").unwrap();
+    shape.architecture = "mamba";
+    let spec = CheckpointSpec {
+        shape,
+        quantization: Quantization::F32,
+        seed: 1,
+        vocab: GgufVocab::from_tokenizer_json(&smollm_tokenizer(&data), "<|im_start|>", "<|im_end|>")
+            .unwrap(),
+        chat_template: None,
+        name: "mamba".into(),
+    };
+    let path = dir.path().join("mamba.gguf");
+    checkpoint::write(&path, &spec).unwrap();
+    let err = GgufGenerator::load(&path).unwrap_err().to_string();
+    assert!(err.contains("\"mamba\" is not supported") && err.contains("mamba.gguf"), "{err}");
+    assert!(err.contains("qwen2"), "lists what is supported: {err}");
+
+    let garbage = dir.path().join("garbage.gguf");
+    std::fs::write(&garbage, b"GGUF but not really").unwrap();
+    let err = GgufGenerator::load(&garbage).unwrap_err().to_string();
+    assert!(err.contains("garbage.gguf") && err.contains("not a readable GGUF file"), "{err}");
+
+    // A truncated file fails cleanly too.
+    let good = tiny_checkpoint(&data, dir.path(), "tiny-qwen2", Quantization::Q8_0);
+    let bytes = std::fs::read(&good).unwrap();
+    let cut = dir.path().join("cut.gguf");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let err = GgufGenerator::load(&cut).unwrap_err().to_string();
+    assert!(err.contains("cut.gguf"), "{err}");
+}
