@@ -14,8 +14,13 @@ DESKTOP_BIN = $(CARGO_TARGET_DIR)/debug/quarry-desktop
 
 # mold is installed by setup; the inner make below sees it on its first run, so the linker
 # flags (part of cargo's cache key) are the same on every run.
+# candle's quantized kernels choose their SIMD code at compile time: build for x86-64-v3 (AVX2,
+# FMA, F16C: every x86 PC since 2013), as .cargo/config.toml does for plain cargo commands.
+X86_FLAGS := -C target-cpu=x86-64-v3
 ifneq ($(shell command -v mold 2>/dev/null),)
-export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS ?= -C link-arg=-fuse-ld=mold
+export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS ?= -C link-arg=-fuse-ld=mold $(X86_FLAGS)
+else
+export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS ?= $(X86_FLAGS)
 endif
 
 .PHONY: run test eval bench setup ui check-fmt lint unit desktop test-inner run-inner

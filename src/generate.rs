@@ -6,8 +6,10 @@
 pub mod candle_gguf;
 pub mod chat_template;
 pub mod checkpoint;
+pub mod gemma3;
 pub mod gguf_tokenizer;
 pub mod text_stream;
+pub mod widen_q5;
 
 use std::path::PathBuf;
 

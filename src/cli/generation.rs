@@ -34,7 +34,7 @@ pub(crate) struct GenerateArgs {
 
 /// `quarry generate`: streams the reply to stdout, or prints a JSON report.
 pub(crate) fn generate(args: GenerateArgs) -> anyhow::Result<()> {
-    let mut generator = GgufGenerator::load(&args.model)?;
+    let mut generator = GgufGenerator::load(&args.model).map_err(quarry::Error::from)?;
     let mut messages = Vec::new();
     if let Some(system) = args.system {
         messages.push(ChatMessage::system(system));
@@ -64,7 +64,9 @@ pub(crate) fn generate(args: GenerateArgs) -> anyhow::Result<()> {
             let _ = stdout.flush();
         }
     };
-    let report = generator.generate(&messages, &args.params, &mut sink, &cancel)?;
+    let report = generator
+        .generate(&messages, &args.params, &mut sink, &cancel)
+        .map_err(quarry::Error::from)?;
     if args.json {
         let out = serde_json::json!({ "model": generator.info(), "report": report });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -200,7 +202,7 @@ fn check_loads(dir: &Path) -> anyhow::Result<Vec<String>> {
     let mut loaded = Vec::new();
     for m in found {
         if m.role == "generate" {
-            let generator = GgufGenerator::load(&m.path)?;
+            let generator = GgufGenerator::load(&m.path).map_err(quarry::Error::from)?;
             let info = generator.info();
             loaded.push(format!("{} {} {}", info.name, info.architecture, info.quantization));
         } else {
@@ -208,7 +210,8 @@ fn check_loads(dir: &Path) -> anyhow::Result<Vec<String>> {
                 &m.path,
                 &m.id,
                 quarry::embed::candle_bert::Prefixes::default(),
-            )?;
+            )
+            .map_err(quarry::Error::from)?;
             use quarry::embed::Embedder;
             loaded.push(format!("{} ({} dimensions)", m.id, model.dimensions()));
         }
@@ -260,8 +263,8 @@ pub(crate) fn bench_logits(model: &Path, tokens: &Path, out: &Path) -> anyhow::R
         &std::fs::read(tokens).with_context(|| tokens.display().to_string())?,
     )
     .with_context(|| format!("{}: expected a JSON array of token ids", tokens.display()))?;
-    let mut generator = GgufGenerator::load(model)?;
-    let rows = generator.logits_per_position(&ids)?;
+    let mut generator = GgufGenerator::load(model).map_err(quarry::Error::from)?;
+    let rows = generator.logits_per_position(&ids).map_err(quarry::Error::from)?;
     let mut bytes = Vec::with_capacity(rows.len() * rows.first().map_or(0, Vec::len) * 4);
     for row in &rows {
         for v in row {
@@ -300,7 +303,8 @@ pub(crate) fn write_checkpoint(args: CheckpointArgs) -> anyhow::Result<()> {
     })?;
     let quantization = checkpoint::Quantization::parse(&args.quant)
         .ok_or_else(|| quarry::Error::user(format!("unknown quantization {}", args.quant)))?;
-    let vocab = checkpoint::GgufVocab::from_tokenizer_json(&args.tokenizer, &args.bos, &args.eos)?;
+    let vocab = checkpoint::GgufVocab::from_tokenizer_json(&args.tokenizer, &args.bos, &args.eos)
+        .map_err(quarry::Error::from)?;
     let chat_template = match &args.chat_template {
         Some(path) => {
             Some(std::fs::read_to_string(path).with_context(|| path.display().to_string())?)
@@ -315,7 +319,7 @@ pub(crate) fn write_checkpoint(args: CheckpointArgs) -> anyhow::Result<()> {
         vocab,
         chat_template,
     };
-    let written = checkpoint::write(&args.out, &spec)?;
+    let written = checkpoint::write(&args.out, &spec).map_err(quarry::Error::from)?;
     println!(
         "{}",
         serde_json::json!({ "path": args.out, "shape": spec.shape, "parameters": written.parameters, "bytes": written.bytes })

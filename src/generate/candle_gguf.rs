@@ -10,7 +10,7 @@ use candle_core::quantized::gguf_file::{self, Content};
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 use candle_transformers::models::{
-    quantized_gemma3, quantized_llama, quantized_phi3, quantized_qwen2, quantized_qwen3,
+    quantized_llama, quantized_phi3, quantized_qwen2, quantized_qwen3,
 };
 use tokenizers::Tokenizer;
 
@@ -46,18 +46,29 @@ enum Weights {
     Qwen2(Box<quantized_qwen2::ModelWeights>),
     Qwen3(Box<quantized_qwen3::ModelWeights>),
     Phi3(Box<quantized_phi3::ModelWeights>),
-    Gemma3(Box<quantized_gemma3::ModelWeights>),
+    Gemma3(Box<super::gemma3::Gemma3>),
 }
 
 impl Weights {
-    fn load(arch: &str, content: Content, file: &mut std::fs::File) -> candle_core::Result<Self> {
+    fn load(arch: &str, content: Content, file: std::fs::File) -> candle_core::Result<Self> {
+        match super::widen_q5::widen(&content, file.try_clone()?) {
+            Some((content, mut widened)) => Self::load_from(arch, content, &mut widened),
+            None => Self::load_from(arch, content, &mut std::io::BufReader::new(file)),
+        }
+    }
+
+    fn load_from<R: std::io::Read + std::io::Seek>(
+        arch: &str,
+        content: Content,
+        file: &mut R,
+    ) -> candle_core::Result<Self> {
         let dev = &Device::Cpu;
         Ok(match arch {
             "llama" => Self::Llama(Box::new(quantized_llama::ModelWeights::from_gguf(content, file, dev)?)),
             "qwen2" => Self::Qwen2(Box::new(quantized_qwen2::ModelWeights::from_gguf(content, file, dev)?)),
             "qwen3" => Self::Qwen3(Box::new(quantized_qwen3::ModelWeights::from_gguf(content, file, dev)?)),
             "phi3" => Self::Phi3(Box::new(quantized_phi3::ModelWeights::from_gguf(false, content, file, dev)?)),
-            "gemma3" => Self::Gemma3(Box::new(quantized_gemma3::ModelWeights::from_gguf(content, file, dev)?)),
+            "gemma3" => Self::Gemma3(Box::new(super::gemma3::Gemma3::from_gguf(content, file, dev)?)),
             other => candle_core::bail!("unsupported architecture {other}"),
         })
     }
@@ -97,29 +108,13 @@ impl Weights {
         }
     }
 
-    /// Most prompt tokens one forward pass may take at position `pos`. candle's gemma3 builds
-    /// its attention mask only for a pass that starts at position 0 (a later multi-token pass
-    /// fails on a dtype mismatch), so it prefills in one pass, then one token at a time.
-    fn prefill_chunk(&self, pos: usize) -> usize {
-        match (self, pos) {
-            (Self::Gemma3(_), 0) => usize::MAX,
-            (Self::Gemma3(_), _) => 1,
-            _ => PREFILL_CHUNK,
-        }
-    }
-
-    /// Whether a cached prefix can be continued with a multi-token pass.
-    fn continues_prefill(&self) -> bool {
-        !matches!(self, Self::Gemma3(_))
-    }
-
     /// Longest sequence the module can hold, whatever the file says.
     fn max_positions(&self, file_context: usize) -> usize {
         match self {
             Self::Llama(_) => file_context.min(quantized_llama::MAX_SEQ_LEN),
             // The CPU attention cache of candle's qwen3 holds 4096 positions.
             Self::Qwen3(_) => file_context.min(4096),
-            Self::Gemma3(_) => file_context.min(quantized_gemma3::MAX_SEQ_LEN),
+            Self::Gemma3(m) => file_context.min(m.max_positions),
             Self::Qwen2(_) | Self::Phi3(_) => file_context,
         }
     }
@@ -299,7 +294,7 @@ impl GgufGenerator {
 
         let mut info = info_of(path, &content, None, tokenizer_source);
         let started = Instant::now();
-        let work = Weights::load(&arch, content, &mut file).map_err(|e| load(e.to_string()))?;
+        let work = Weights::load(&arch, content, file).map_err(|e| load(e.to_string()))?;
         info.context_length = work.max_positions(info.context_length);
         tracing::info!(
             model = %info.name, arch = %info.architecture, ms = started.elapsed().as_millis() as u64,
@@ -360,7 +355,7 @@ impl GgufGenerator {
             if cancel.is_cancelled() {
                 return Ok(None);
             }
-            let end = done.saturating_add(self.work.prefill_chunk(pos)).min(ids.len());
+            let end = (done + PREFILL_CHUNK).min(ids.len());
             logits = Some(self.forward_raw(&ids[done..end], pos)?);
             pos += end - done;
             done = end;
@@ -400,11 +395,7 @@ impl GgufGenerator {
     /// prefix worth caching across questions.
     fn system_prefix(&self, messages: &[ChatMessage], ids: &[u32]) -> Option<Vec<u32>> {
         let template = self.template.as_ref()?;
-        if messages.len() < 2
-            || messages[0].role != "system"
-            || self.pristine.is_none()
-            || !self.work.continues_prefill()
-        {
+        if messages.len() < 2 || messages[0].role != "system" || self.pristine.is_none() {
             return None;
         }
         let text = template.render(&messages[..1], false).ok()?;

@@ -89,7 +89,8 @@ pub fn preset(name: &str) -> Option<ModelShape> {
         pre_tokenizer: "smollm",
         sliding_window: 0,
     };
-    let tiny = 49_152;
+    // The SmolLM2 vocabulary plus room for other families' turn markers.
+    let tiny = 49_152 + 32;
     Some(match name {
         "smollm2-135m" => ModelShape {
             context: 8192,
@@ -136,8 +137,7 @@ pub fn preset(name: &str) -> Option<ModelShape> {
         "tiny-phi3" => ModelShape { tied: false, ..base("phi3", 64, 2, 4, 4, 192, tiny) },
         "tiny-gemma3" => ModelShape {
             head_dim: 32,
-            // candle's gemma3 applies the window only when prefilling, so tests keep within it.
-            sliding_window: 4096,
+            sliding_window: 16,
             ..base("gemma3", 64, 7, 4, 2, 192, tiny)
         },
         _ => return None,
@@ -337,9 +337,20 @@ fn metadata(spec: &CheckpointSpec) -> Vec<(String, gguf_file::Value)> {
     let v = &spec.vocab;
     let mut tokens: Vec<Value> = v.tokens.iter().map(|t| Value::String(t.clone())).collect();
     let mut types: Vec<Value> = v.types.iter().map(|&t| Value::I32(t)).collect();
+    // Rows beyond the vocabulary first get the turn markers other families use (llama.cpp
+    // looks some of them up by name, e.g. Phi-3's `<|end|>`), then unused tokens.
+    let mut markers = FAMILY_MARKERS.iter().filter(|m| !v.tokens.iter().any(|t| t == *m));
     for idx in v.tokens.len()..s.vocab {
-        tokens.push(Value::String(format!("<|unused_{idx}|>")));
-        types.push(Value::I32(5));
+        match markers.next() {
+            Some(marker) => {
+                tokens.push(Value::String((*marker).to_owned()));
+                types.push(Value::I32(3));
+            }
+            None => {
+                tokens.push(Value::String(format!("<|unused_{idx}|>")));
+                types.push(Value::I32(5));
+            }
+        }
     }
     md.extend([
         ("tokenizer.ggml.model".into(), Value::String("gpt2".into())),
@@ -359,6 +370,23 @@ fn metadata(spec: &CheckpointSpec) -> Vec<(String, gguf_file::Value)> {
     }
     md
 }
+
+/// Special tokens of the families, added to vocabularies that lack them.
+const FAMILY_MARKERS: &[&str] = &[
+    "<|end|>",
+    "<|assistant|>",
+    "<|user|>",
+    "<|system|>",
+    "<|eot_id|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|begin_of_text|>",
+    "<start_of_turn>",
+    "<end_of_turn>",
+    "<s>",
+    "</s>",
+    "<unk>",
+];
 
 /// llama.cpp's `use_more_bits`: the first and last eighth of the layers and every third one
 /// between get more bits in Q4_K_M.

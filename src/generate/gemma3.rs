@@ -1,0 +1,216 @@
+//! Gemma 3 from GGUF, Quarry's own module. candle-transformers 0.11's `quantized_gemma3`
+//! differs from the model in three ways that change answers: its feed-forward uses SiLU where
+//! Gemma uses tanh-approximated GELU, it applies the sliding window only when prefilling (so
+//! decoding past the window attends to everything), and it cannot continue a cache with a
+//! multi-token pass. This module follows llama.cpp's `gemma3` graph instead; it was checked
+//! against llama.cpp's logits with `bench/compare_logits.py`.
+
+use candle_core::quantized::{QMatMul, QTensor, gguf_file};
+use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
+use candle_transformers::quantized_nn::RmsNorm;
+
+#[derive(Debug, Clone)]
+struct Rope {
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl Rope {
+    fn new(head_dim: usize, base: f32, positions: usize, device: &Device) -> Result<Self> {
+        let inv: Vec<f32> =
+            (0..head_dim).step_by(2).map(|i| 1.0 / base.powf(i as f32 / head_dim as f32)).collect();
+        let inv = Tensor::new(inv.as_slice(), device)?;
+        let t = Tensor::arange(0, positions as u32, device)?.to_dtype(DType::F32)?;
+        let freqs = t.reshape((positions, 1))?.matmul(&inv.reshape((1, head_dim / 2))?)?;
+        Ok(Self { cos: freqs.cos()?, sin: freqs.sin()? })
+    }
+
+    fn apply(&self, x: &Tensor, pos: usize) -> Result<Tensor> {
+        let seq_len = x.dim(2)?;
+        let cos = self.cos.narrow(0, pos, seq_len)?;
+        let sin = self.sin.narrow(0, pos, seq_len)?;
+        candle_nn::rotary_emb::rope(&x.contiguous()?, &cos, &sin)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Layer {
+    wq: QMatMul,
+    wk: QMatMul,
+    wv: QMatMul,
+    wo: QMatMul,
+    q_norm: RmsNorm,
+    k_norm: RmsNorm,
+    attn_norm: RmsNorm,
+    post_attn_norm: RmsNorm,
+    ffn_norm: RmsNorm,
+    post_ffn_norm: RmsNorm,
+    gate: QMatMul,
+    up: QMatMul,
+    down: QMatMul,
+    n_head: usize,
+    n_kv_head: usize,
+    head_dim: usize,
+    /// Keys at positions `pos - window` and before are hidden from a query at `pos`.
+    window: Option<usize>,
+    rope: Rope,
+    cache: Option<(Tensor, Tensor)>,
+}
+
+/// Additive mask (0 or -inf) of shape (seq_len, pos + seq_len) for queries at `pos..`:
+/// causal, and within `window` positions when given (llama.cpp's `p_query - p_key >= n_swa`
+/// is masked).
+fn mask(seq_len: usize, pos: usize, window: Option<usize>, device: &Device) -> Result<Tensor> {
+    let kv_len = pos + seq_len;
+    let values: Vec<f32> = (0..seq_len)
+        .flat_map(|i| {
+            let q = pos + i;
+            (0..kv_len).map(move |k| {
+                let hidden = k > q || window.is_some_and(|w| q - k >= w);
+                if hidden { f32::NEG_INFINITY } else { 0.0 }
+            })
+        })
+        .collect();
+    Tensor::from_vec(values, (seq_len, kv_len), device)
+}
+
+impl Layer {
+    fn attention(&mut self, x: &Tensor, pos: usize) -> Result<Tensor> {
+        let (b, seq_len, _) = x.dims3()?;
+        let shape = |t: Tensor, heads: usize| -> Result<Tensor> {
+            t.reshape((b, seq_len, heads, self.head_dim))?.transpose(1, 2)
+        };
+        let q = shape(self.wq.forward(x)?, self.n_head)?;
+        let k = shape(self.wk.forward(x)?, self.n_kv_head)?;
+        let v = shape(self.wv.forward(x)?, self.n_kv_head)?;
+        let q = self.rope.apply(&self.q_norm.forward(&q.contiguous()?)?, pos)?;
+        let k = self.rope.apply(&self.k_norm.forward(&k.contiguous()?)?, pos)?;
+        let (k, v) = match (&self.cache, pos) {
+            (Some((kc, vc)), p) if p > 0 => (Tensor::cat(&[kc, &k], 2)?, Tensor::cat(&[vc, &v], 2)?),
+            _ => (k, v.contiguous()?),
+        };
+        self.cache = Some((k.clone(), v.clone()));
+        let kv_len = k.dim(2)?;
+        let groups = self.n_head / self.n_kv_head;
+        let k = candle_transformers::utils::repeat_kv(k, groups)?.contiguous()?;
+        let v = candle_transformers::utils::repeat_kv(v, groups)?.contiguous()?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let mut scores = (q.contiguous()?.matmul(&k.t()?)? * scale)?;
+        let needs_mask = seq_len > 1 || self.window.is_some_and(|w| kv_len > w);
+        if needs_mask {
+            let m = mask(seq_len, kv_len - seq_len, self.window, x.device())?;
+            scores = scores.broadcast_add(&m)?;
+        }
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, seq_len, self.n_head * self.head_dim))?;
+        self.wo.forward(&out)
+    }
+
+    fn forward(&mut self, x: &Tensor, pos: usize) -> Result<Tensor> {
+        let h = self.attn_norm.forward(x)?;
+        let attended = self.attention(&h, pos)?;
+        let h = self.post_attn_norm.forward(&attended)?;
+        let x = (x + h)?;
+        let h = self.ffn_norm.forward(&x)?;
+        let h = (self.gate.forward(&h)?.gelu()? * self.up.forward(&h)?)?;
+        let h = self.post_ffn_norm.forward(&self.down.forward(&h)?)?;
+        x + h
+    }
+}
+
+/// A Gemma 3 network read from GGUF.
+#[derive(Debug, Clone)]
+pub struct Gemma3 {
+    embed: Tensor,
+    hidden: usize,
+    layers: Vec<Layer>,
+    norm: RmsNorm,
+    output: QMatMul,
+    /// Positions the rotary tables cover.
+    pub max_positions: usize,
+}
+
+impl Gemma3 {
+    /// Reads the weights named as llama.cpp's converter names them.
+    pub fn from_gguf<R: std::io::Seek + std::io::Read>(
+        content: gguf_file::Content,
+        reader: &mut R,
+        device: &Device,
+    ) -> Result<Self> {
+        let md = |key: &str| {
+            content
+                .metadata
+                .get(&format!("gemma3.{key}"))
+                .ok_or_else(|| candle_core::Error::Msg(format!("cannot find gemma3.{key}")))
+        };
+        let n_head = md("attention.head_count")?.to_u32()? as usize;
+        let n_kv_head = md("attention.head_count_kv")?.to_u32()? as usize;
+        let n_layers = md("block_count")?.to_u32()? as usize;
+        let hidden = md("embedding_length")?.to_u32()? as usize;
+        let head_dim = md("attention.key_length")?.to_u32()? as usize;
+        let eps = md("attention.layer_norm_rms_epsilon")?.to_f32()? as f64;
+        let window = md("attention.sliding_window")?.to_u32()? as usize;
+        let context = md("context_length")?.to_u32()? as usize;
+        let base = md("rope.freq_base").and_then(|v| v.to_f32()).unwrap_or(1_000_000.0);
+        let local_base = md("rope.local_freq_base").and_then(|v| v.to_f32()).unwrap_or(10_000.0);
+        // Every sixth layer attends globally (llama.cpp: swa pattern 6).
+        let pattern = md("attention.sliding_window_type")
+            .and_then(|v| v.to_u32())
+            .map(|v| v as usize)
+            .unwrap_or(6);
+        let max_positions = context.min(32_768);
+        let global_rope = Rope::new(head_dim, base, max_positions, device)?;
+        let local_rope = Rope::new(head_dim, local_base, max_positions, device)?;
+
+        let mut tensor = |name: &str| content.tensor(reader, name, device);
+        let embed_q: QTensor = tensor("token_embd.weight")?;
+        let embed = embed_q.dequantize(device)?;
+        let output = match tensor("output.weight") {
+            Ok(t) => t,
+            Err(_) => embed_q,
+        };
+        let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?, eps)?;
+        let mut layers = Vec::with_capacity(n_layers);
+        for idx in 0..n_layers {
+            let mut t = |name: &str| tensor(&format!("blk.{idx}.{name}.weight"));
+            let sliding = (idx + 1) % pattern != 0;
+            layers.push(Layer {
+                wq: QMatMul::from_qtensor(t("attn_q")?)?,
+                wk: QMatMul::from_qtensor(t("attn_k")?)?,
+                wv: QMatMul::from_qtensor(t("attn_v")?)?,
+                wo: QMatMul::from_qtensor(t("attn_output")?)?,
+                q_norm: RmsNorm::from_qtensor(t("attn_q_norm")?, eps)?,
+                k_norm: RmsNorm::from_qtensor(t("attn_k_norm")?, eps)?,
+                attn_norm: RmsNorm::from_qtensor(t("attn_norm")?, eps)?,
+                post_attn_norm: RmsNorm::from_qtensor(t("post_attention_norm")?, eps)?,
+                ffn_norm: RmsNorm::from_qtensor(t("ffn_norm")?, eps)?,
+                post_ffn_norm: RmsNorm::from_qtensor(t("post_ffw_norm")?, eps)?,
+                gate: QMatMul::from_qtensor(t("ffn_gate")?)?,
+                up: QMatMul::from_qtensor(t("ffn_up")?)?,
+                down: QMatMul::from_qtensor(t("ffn_down")?)?,
+                n_head,
+                n_kv_head,
+                head_dim,
+                window: sliding.then_some(window),
+                rope: if sliding { local_rope.clone() } else { global_rope.clone() },
+                cache: None,
+            });
+        }
+        Ok(Self { embed, hidden, layers, norm, output: QMatMul::from_qtensor(output)?, max_positions })
+    }
+
+    /// Logits after the last of `ids` (shape (batch, vocab)), the tokens sitting at `pos..`.
+    pub fn forward(&mut self, ids: &Tensor, pos: usize) -> Result<Tensor> {
+        let (b, seq_len) = ids.dims2()?;
+        let mut x = self
+            .embed
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, seq_len, self.hidden))?;
+        x = (x * (self.hidden as f64).sqrt())?;
+        for layer in &mut self.layers {
+            x = layer.forward(&x, pos)?;
+        }
+        let x = self.norm.forward(&x)?.i((.., seq_len - 1, ..))?;
+        self.output.forward(&x.contiguous()?)
+    }
+}
