@@ -577,13 +577,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
         } => {
             let model = generation::resolve_model(&models_dir, &model)?;
-            let params = quarry::generate::GenerationParams {
-                max_tokens,
-                temperature,
-                top_p,
-                seed,
-                stop,
-            };
+            let params =
+                quarry::generate::GenerationParams { max_tokens, temperature, top_p, seed, stop };
             let args = generation::GenerateArgs { model, prompt, system, params, json };
             tokio::task::spawn_blocking(move || generation::generate(args)).await??;
         }
@@ -619,7 +614,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             generation::bench_logits(&model, &tokens, &out)?;
         }
         Command::Bench {
-            what: BenchCommand::Checkpoint { shape, quant, tokenizer, bos, eos, chat_template, seed, out },
+            what:
+                BenchCommand::Checkpoint { shape, quant, tokenizer, bos, eos, chat_template, seed, out },
         } => {
             generation::write_checkpoint(generation::CheckpointArgs {
                 shape,

@@ -59,7 +59,13 @@ pub struct GenerationParams {
 
 impl Default for GenerationParams {
     fn default() -> Self {
-        Self { max_tokens: 512, temperature: None, top_p: None, seed: 299_792_458, stop: Vec::new() }
+        Self {
+            max_tokens: 512,
+            temperature: None,
+            top_p: None,
+            seed: 299_792_458,
+            stop: Vec::new(),
+        }
     }
 }
 

@@ -29,9 +29,15 @@ fn tiny_checkpoint(data: &Path, dir: &Path, shape: &str, quant: Quantization) ->
         shape: checkpoint::preset(shape).unwrap(),
         quantization: quant,
         seed: 11,
-        vocab: GgufVocab::from_tokenizer_json(&smollm_tokenizer(data), "<|im_start|>", "<|im_end|>")
-            .unwrap(),
-        chat_template: Some(std::fs::read_to_string(templates_dir().join("smollm2.jinja")).unwrap()),
+        vocab: GgufVocab::from_tokenizer_json(
+            &smollm_tokenizer(data),
+            "<|im_start|>",
+            "<|im_end|>",
+        )
+        .unwrap(),
+        chat_template: Some(
+            std::fs::read_to_string(templates_dir().join("smollm2.jinja")).unwrap(),
+        ),
         name: format!("random {shape}"),
     };
     let path = dir.join(format!("{shape}.gguf"));
@@ -51,7 +57,9 @@ fn chat_templates_match_reference_renderings() {
     // bench/render_chat_templates.py made the .expected files with jinja2 as transformers
     // configures it, at this date.
     let now = Local
-        .from_local_datetime(&NaiveDate::from_ymd_opt(2026, 11, 21).unwrap().and_hms_opt(9, 30, 0).unwrap())
+        .from_local_datetime(
+            &NaiveDate::from_ymd_opt(2026, 11, 21).unwrap().and_hms_opt(9, 30, 0).unwrap(),
+        )
         .unwrap();
     let conversations = [
         (
@@ -79,7 +87,8 @@ fn chat_templates_match_reference_renderings() {
         ("gemma3", "<bos>", "<eos>"),
     ];
     for (name, bos, eos) in tokens {
-        let source = std::fs::read_to_string(templates_dir().join(format!("{name}.jinja"))).unwrap();
+        let source =
+            std::fs::read_to_string(templates_dir().join(format!("{name}.jinja"))).unwrap();
         let template = ChatTemplate::new(source, bos, eos).unwrap();
         for (conversation, messages) in &conversations {
             let expected = std::fs::read_to_string(
@@ -117,8 +126,7 @@ fn chat_templates_match_reference_renderings() {
 
 #[test]
 fn every_architecture_generates_deterministically_and_streams() {
-    let Some(data) = test_data("every_architecture_generates_deterministically_and_streams")
-    else {
+    let Some(data) = test_data("every_architecture_generates_deterministically_and_streams") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -130,7 +138,12 @@ fn every_architecture_generates_deterministically_and_streams() {
         let params = GenerationParams { max_tokens: 12, ..GenerationParams::default() };
         let mut pieces = Vec::new();
         let first = model
-            .generate(&chat("What is the notice period?"), &params, &mut |p: &str| pieces.push(p.to_owned()), &CancelToken::new())
+            .generate(
+                &chat("What is the notice period?"),
+                &params,
+                &mut |p: &str| pieces.push(p.to_owned()),
+                &CancelToken::new(),
+            )
             .unwrap();
         assert!(first.generated_tokens > 0, "{shape}: {first:?}");
         assert_eq!(pieces.concat(), first.text, "{shape}: streamed pieces make the text");
@@ -141,7 +154,12 @@ fn every_architecture_generates_deterministically_and_streams() {
         // Greedy decoding is reproducible, and a fresh load gives the same answer as a
         // generator whose system prompt is cached.
         let second = model
-            .generate(&chat("What is the notice period?"), &params, &mut |_: &str| {}, &CancelToken::new())
+            .generate(
+                &chat("What is the notice period?"),
+                &params,
+                &mut |_: &str| {},
+                &CancelToken::new(),
+            )
             .unwrap();
         assert_eq!(second.text, first.text, "{shape}");
         // candle's qwen2 cannot copy its cache.
@@ -149,11 +167,21 @@ fn every_architecture_generates_deterministically_and_streams() {
             assert!(second.cached_prompt_tokens > 0, "{shape}: system prompt reused: {second:?}");
         }
         let other = model
-            .generate(&chat("Who pays for repairs?"), &params, &mut |_: &str| {}, &CancelToken::new())
+            .generate(
+                &chat("Who pays for repairs?"),
+                &params,
+                &mut |_: &str| {},
+                &CancelToken::new(),
+            )
             .unwrap();
         let mut fresh = GgufGenerator::load(&path).unwrap();
         let expected = fresh
-            .generate(&chat("Who pays for repairs?"), &params, &mut |_: &str| {}, &CancelToken::new())
+            .generate(
+                &chat("Who pays for repairs?"),
+                &params,
+                &mut |_: &str| {},
+                &CancelToken::new(),
+            )
             .unwrap();
         assert_eq!(other.text, expected.text, "{shape}: cached prefix changes nothing");
         assert_eq!(expected.cached_prompt_tokens, 0);
@@ -175,8 +203,7 @@ fn chunked_prefill_matches_token_by_token() {
         let at_once = model.forward(ids, 0).unwrap();
         let stepwise = model.logits_per_position(ids).unwrap();
         let last = stepwise.last().unwrap();
-        let max_diff =
-            at_once.iter().zip(last).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let max_diff = at_once.iter().zip(last).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         assert!(max_diff < 2e-3, "{shape}: chunked prefill differs by {max_diff}");
     }
 }
@@ -188,7 +215,8 @@ fn stop_strings_cancel_and_context_limits() {
     let path = tiny_checkpoint(&data, dir.path(), "tiny-llama", Quantization::Q8_0);
     let mut model = GgufGenerator::load(&path).unwrap();
     let params = GenerationParams { max_tokens: 24, ..GenerationParams::default() };
-    let full = model.generate(&chat("Hi"), &params, &mut |_: &str| {}, &CancelToken::new()).unwrap();
+    let full =
+        model.generate(&chat("Hi"), &params, &mut |_: &str| {}, &CancelToken::new()).unwrap();
     assert_eq!(full.stop_reason, StopReason::MaxTokens);
     assert_eq!(full.generated_tokens, 24);
 
@@ -198,8 +226,9 @@ fn stop_strings_cancel_and_context_limits() {
         let stop = words[1].trim().to_owned();
         if !stop.is_empty() {
             let with_stop = GenerationParams { stop: vec![stop.clone()], ..params.clone() };
-            let cut =
-                model.generate(&chat("Hi"), &with_stop, &mut |_: &str| {}, &CancelToken::new()).unwrap();
+            let cut = model
+                .generate(&chat("Hi"), &with_stop, &mut |_: &str| {}, &CancelToken::new())
+                .unwrap();
             assert_eq!(cut.stop_reason, StopReason::StopString, "{stop:?} in {:?}", full.text);
             assert!(!cut.text.contains(&stop));
             assert!(full.text.starts_with(&cut.text));
@@ -209,14 +238,16 @@ fn stop_strings_cancel_and_context_limits() {
     // Cancelling from the sink stops before the next token.
     let cancel = CancelToken::new();
     let on_first = cancel.clone();
-    let report =
-        model.generate(&chat("Hi"), &params, &mut move |_: &str| on_first.cancel(), &cancel).unwrap();
+    let report = model
+        .generate(&chat("Hi"), &params, &mut move |_: &str| on_first.cancel(), &cancel)
+        .unwrap();
     assert_eq!(report.stop_reason, StopReason::Cancelled);
     assert!(report.generated_tokens <= 2, "{report:?}");
 
     // A prompt longer than the context is refused with the numbers.
     let long = "word ".repeat(5000);
-    let err = model.generate(&chat(&long), &params, &mut |_: &str| {}, &CancelToken::new()).unwrap_err();
+    let err =
+        model.generate(&chat(&long), &params, &mut |_: &str| {}, &CancelToken::new()).unwrap_err();
     assert!(matches!(err, GenerateError::ContextTooLong { context_length: 4096, .. }), "{err}");
     assert!(err.to_string().contains("4096"), "{err}");
 }
@@ -252,8 +283,12 @@ fn unsupported_and_broken_files_name_the_cause() {
         shape,
         quantization: Quantization::F32,
         seed: 1,
-        vocab: GgufVocab::from_tokenizer_json(&smollm_tokenizer(&data), "<|im_start|>", "<|im_end|>")
-            .unwrap(),
+        vocab: GgufVocab::from_tokenizer_json(
+            &smollm_tokenizer(&data),
+            "<|im_start|>",
+            "<|im_end|>",
+        )
+        .unwrap(),
         chat_template: None,
         name: "mamba".into(),
     };
@@ -315,7 +350,8 @@ fn cli_imports_lists_and_generates() {
     assert_eq!(entry["quantization"], "Q8_0");
     assert!(entry["problem"].is_null(), "{entry}");
 
-    let out = quarry(&["generate", "--model", "tiny-qwen3", "Hello", "--max-tokens", "5", "--json"]);
+    let out =
+        quarry(&["generate", "--model", "tiny-qwen3", "Hello", "--max-tokens", "5", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["model"]["architecture"], "qwen3");

@@ -66,17 +66,24 @@ impl Weights {
         // candle's qwen3 keeps its rotary tables in f16 unless the file says `general.dtype`
         // is f32 (real files never say): f16 angles cost accuracy (checked against llama.cpp).
         if arch == "qwen3" {
-            content
-                .metadata
-                .entry("general.dtype".to_owned())
-                .or_insert(gguf_file::Value::U32(0));
+            content.metadata.entry("general.dtype".to_owned()).or_insert(gguf_file::Value::U32(0));
         }
         Ok(match arch {
-            "llama" => Self::Llama(Box::new(quantized_llama::ModelWeights::from_gguf(content, file, dev)?)),
-            "qwen2" => Self::Qwen2(Box::new(quantized_qwen2::ModelWeights::from_gguf(content, file, dev)?)),
-            "qwen3" => Self::Qwen3(Box::new(quantized_qwen3::ModelWeights::from_gguf(content, file, dev)?)),
-            "phi3" => Self::Phi3(Box::new(quantized_phi3::ModelWeights::from_gguf(false, content, file, dev)?)),
-            "gemma3" => Self::Gemma3(Box::new(super::gemma3::Gemma3::from_gguf(content, file, dev)?)),
+            "llama" => {
+                Self::Llama(Box::new(quantized_llama::ModelWeights::from_gguf(content, file, dev)?))
+            }
+            "qwen2" => {
+                Self::Qwen2(Box::new(quantized_qwen2::ModelWeights::from_gguf(content, file, dev)?))
+            }
+            "qwen3" => {
+                Self::Qwen3(Box::new(quantized_qwen3::ModelWeights::from_gguf(content, file, dev)?))
+            }
+            "phi3" => Self::Phi3(Box::new(quantized_phi3::ModelWeights::from_gguf(
+                false, content, file, dev,
+            )?)),
+            "gemma3" => {
+                Self::Gemma3(Box::new(super::gemma3::Gemma3::from_gguf(content, file, dev)?))
+            }
             other => candle_core::bail!("unsupported architecture {other}"),
         })
     }
@@ -261,7 +268,8 @@ fn template_beside(path: &Path) -> Option<String> {
 impl GgufGenerator {
     /// Loads the GGUF file at `path` with its tokenizer and chat template.
     pub fn load(path: &Path) -> Result<Self, GenerateError> {
-        let load = |message: String| GenerateError::Load { path: path.display().to_string(), message };
+        let load =
+            |message: String| GenerateError::Load { path: path.display().to_string(), message };
         let mut file = std::fs::File::open(path).map_err(|e| load(e.to_string()))?;
         let content = gguf_file::Content::read(&mut file)
             .map_err(|e| load(format!("not a readable GGUF file: {e}")))?;
@@ -308,7 +316,15 @@ impl GgufGenerator {
             model = %info.name, arch = %info.architecture, ms = started.elapsed().as_millis() as u64,
             "generator loaded"
         );
-        Ok(Self { pristine: work.try_clone(), work, info, tokenizer, template, stop_ids, prefix: None })
+        Ok(Self {
+            pristine: work.try_clone(),
+            work,
+            info,
+            tokenizer,
+            template,
+            stop_ids,
+            prefix: None,
+        })
     }
 
     /// The tokenizer.

@@ -23,8 +23,11 @@ impl ChatTemplate {
         bos_token: impl Into<String>,
         eos_token: impl Into<String>,
     ) -> Result<Self, GenerateError> {
-        let template =
-            Self { source: source.into(), bos_token: bos_token.into(), eos_token: eos_token.into() };
+        let template = Self {
+            source: source.into(),
+            bos_token: bos_token.into(),
+            eos_token: eos_token.into(),
+        };
         let env = environment(Local::now());
         env.template_from_str(&template.source).map_err(template_error)?;
         Ok(template)
@@ -88,7 +91,10 @@ fn environment(now: DateTime<Local>) -> Environment<'static> {
         use std::fmt::Write;
         let mut out = String::new();
         write!(out, "{}", now.format(&format)).map_err(|_| {
-            minijinja::Error::new(ErrorKind::InvalidOperation, format!("bad date format {format:?}"))
+            minijinja::Error::new(
+                ErrorKind::InvalidOperation,
+                format!("bad date format {format:?}"),
+            )
         })?;
         Ok(out)
     });

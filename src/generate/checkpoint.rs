@@ -131,7 +131,9 @@ pub fn preset(name: &str) -> Option<ModelShape> {
             tied: false,
             ..base("phi3", 3072, 32, 32, 32, 8192, 32_064)
         },
-        "tiny-llama" => ModelShape { rope_base: 100_000.0, ..base("llama", 64, 2, 4, 2, 192, tiny) },
+        "tiny-llama" => {
+            ModelShape { rope_base: 100_000.0, ..base("llama", 64, 2, 4, 2, 192, tiny) }
+        }
         "tiny-qwen2" => base("qwen2", 64, 2, 4, 2, 192, tiny),
         "tiny-qwen3" => ModelShape { head_dim: 32, ..base("qwen3", 64, 2, 4, 2, 192, tiny) },
         "tiny-phi3" => ModelShape { tied: false, ..base("phi3", 64, 2, 4, 4, 192, tiny) },
@@ -190,9 +192,11 @@ pub struct GgufVocab {
 impl GgufVocab {
     /// Reads `tokenizer.json`; `bos`/`eos` name the special tokens to record.
     pub fn from_tokenizer_json(path: &Path, bos: &str, eos: &str) -> Result<Self, GenerateError> {
-        let err = |message: String| GenerateError::Load { path: path.display().to_string(), message };
+        let err =
+            |message: String| GenerateError::Load { path: path.display().to_string(), message };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
         let model = &json["model"];
         if model["type"] != "BPE" {
             return Err(err(format!("only BPE tokenizers can be embedded, not {}", model["type"])));
@@ -223,11 +227,9 @@ impl GgufVocab {
             .flatten()
             .filter_map(|m| match m {
                 serde_json::Value::String(s) => Some(s.clone()),
-                serde_json::Value::Array(pair) => Some(format!(
-                    "{} {}",
-                    pair.first()?.as_str()?,
-                    pair.get(1)?.as_str()?
-                )),
+                serde_json::Value::Array(pair) => {
+                    Some(format!("{} {}", pair.first()?.as_str()?, pair.get(1)?.as_str()?))
+                }
                 _ => None,
             })
             .collect();
@@ -391,7 +393,8 @@ const FAMILY_MARKERS: &[&str] = &[
 /// llama.cpp's `use_more_bits`: the first and last eighth of the layers and every third one
 /// between get more bits in Q4_K_M.
 fn more_bits(layer: usize, layers: usize) -> bool {
-    layer < layers / 8 || layer >= 7 * layers / 8 || (layer >= layers / 8 && (layer - layers / 8) % 3 == 2)
+    let eighth = layers / 8;
+    layer < eighth || layer >= 7 * layers / 8 || (layer - eighth) % 3 == 2
 }
 
 /// The storage type of one 2-D weight with rows of `row_len` under `quant`; `high` asks for
@@ -400,7 +403,7 @@ fn weight_dtype(quant: Quantization, row_len: usize, high: bool) -> GgmlDType {
     match quant {
         Quantization::F32 => GgmlDType::F32,
         Quantization::Q8_0 => GgmlDType::Q8_0,
-        Quantization::Q4KM => match (high, row_len % 256 == 0) {
+        Quantization::Q4KM => match (high, row_len.is_multiple_of(256)) {
             (true, true) => GgmlDType::Q6K,
             (true, false) => GgmlDType::Q8_0,
             (false, true) => GgmlDType::Q4K,
@@ -455,7 +458,13 @@ fn tensors(spec: &CheckpointSpec) -> candle_core::Result<Vec<(String, QTensor)>>
             add(format!("{p}.ffn_gate.weight"), s.ff, d, proj(d), weight_dtype(q, d, false))?;
             add(format!("{p}.ffn_up.weight"), s.ff, d, proj(d), weight_dtype(q, d, false))?;
         }
-        add(format!("{p}.attn_output.weight"), d, q_dim, proj(q_dim), weight_dtype(q, q_dim, false))?;
+        add(
+            format!("{p}.attn_output.weight"),
+            d,
+            q_dim,
+            proj(q_dim),
+            weight_dtype(q, q_dim, false),
+        )?;
         add(format!("{p}.ffn_down.weight"), d, s.ff, proj(s.ff), weight_dtype(q, s.ff, high))?;
         match s.architecture {
             "qwen2" => {

@@ -86,7 +86,9 @@ impl Layer {
         let q = self.rope.apply(&self.q_norm.forward(&q.contiguous()?)?, pos)?;
         let k = self.rope.apply(&self.k_norm.forward(&k.contiguous()?)?, pos)?;
         let (k, v) = match (&self.cache, pos) {
-            (Some((kc, vc)), p) if p > 0 => (Tensor::cat(&[kc, &k], 2)?, Tensor::cat(&[vc, &v], 2)?),
+            (Some((kc, vc)), p) if p > 0 => {
+                (Tensor::cat(&[kc, &k], 2)?, Tensor::cat(&[vc, &v], 2)?)
+            }
             _ => (k, v.contiguous()?),
         };
         self.cache = Some((k.clone(), v.clone()));
@@ -102,7 +104,11 @@ impl Layer {
             scores = scores.broadcast_add(&m)?;
         }
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, seq_len, self.n_head * self.head_dim))?;
+        let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((
+            b,
+            seq_len,
+            self.n_head * self.head_dim,
+        ))?;
         self.wo.forward(&out)
     }
 
@@ -196,16 +202,21 @@ impl Gemma3 {
                 cache: None,
             });
         }
-        Ok(Self { embed, hidden, layers, norm, output: QMatMul::from_qtensor(output)?, max_positions })
+        Ok(Self {
+            embed,
+            hidden,
+            layers,
+            norm,
+            output: QMatMul::from_qtensor(output)?,
+            max_positions,
+        })
     }
 
     /// Logits after the last of `ids` (shape (batch, vocab)), the tokens sitting at `pos..`.
     pub fn forward(&mut self, ids: &Tensor, pos: usize) -> Result<Tensor> {
         let (b, seq_len) = ids.dims2()?;
-        let mut x = self
-            .embed
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape((b, seq_len, self.hidden))?;
+        let mut x =
+            self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((b, seq_len, self.hidden))?;
         x = (x * (self.hidden as f64).sqrt())?;
         for layer in &mut self.layers {
             x = layer.forward(&x, pos)?;

@@ -68,9 +68,7 @@ pub fn from_gguf(content: &Content) -> Result<Tokenizer, String> {
             })
         })
         .collect();
-    let split = |pattern: &str| {
-        json!({"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": false})
-    };
+    let split = |pattern: &str| json!({"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": false});
     let byte_level = json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false});
     let pre_tokenizers = match pre.as_str() {
         "llama-bpe" | "llama3" | "falcon3" => vec![split(LLAMA3_SPLIT), byte_level],

@@ -24,7 +24,11 @@ impl IncrementalDecoder {
     }
 
     /// Adds `id` and returns the text that became complete, if any.
-    pub fn push(&mut self, tokenizer: &Tokenizer, id: u32) -> Result<Option<String>, GenerateError> {
+    pub fn push(
+        &mut self,
+        tokenizer: &Tokenizer,
+        id: u32,
+    ) -> Result<Option<String>, GenerateError> {
         self.ids.push(id);
         let decode = |ids: &[u32]| {
             tokenizer.decode(ids, true).map_err(|e| GenerateError::Tokenize(e.to_string()))
@@ -73,7 +77,10 @@ pub struct Matched {
 impl StopMatcher {
     /// A matcher for `stops` (empty strings are ignored).
     pub fn new(stops: &[String]) -> Self {
-        Self { stops: stops.iter().filter(|s| !s.is_empty()).cloned().collect(), pending: String::new() }
+        Self {
+            stops: stops.iter().filter(|s| !s.is_empty()).cloned().collect(),
+            pending: String::new(),
+        }
     }
 
     /// Adds `text`; releases what can no longer be the start of a stop string.

@@ -93,11 +93,9 @@ pub fn widen<R: Read + Seek>(content: &Content, inner: R) -> Option<(Content, Wi
 
 impl<R: Read + Seek> Read for WidenedReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let Some(idx) = self
-            .segments
-            .iter()
-            .position(|s| self.pos >= s.virtual_start && self.pos < s.virtual_start + s.virtual_len)
-        else {
+        let Some(idx) = self.segments.iter().position(|s| {
+            self.pos >= s.virtual_start && self.pos < s.virtual_start + s.virtual_len
+        }) else {
             return Ok(0);
         };
         let seg = &self.segments[idx];
@@ -110,7 +108,8 @@ impl<R: Read + Seek> Read for WidenedReader<R> {
                 self.inner.seek(SeekFrom::Start(seg.real_start))?;
                 self.inner.read_exact(&mut raw)?;
                 let mut out = vec![0u8; blocks * Q8_0_BLOCK_BYTES];
-                for (q5, q8) in raw.chunks_exact(Q5_0_BLOCK_BYTES).zip(out.chunks_exact_mut(Q8_0_BLOCK_BYTES))
+                for (q5, q8) in
+                    raw.chunks_exact(Q5_0_BLOCK_BYTES).zip(out.chunks_exact_mut(Q8_0_BLOCK_BYTES))
                 {
                     widen_block(q5, q8);
                 }
