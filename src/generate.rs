@@ -8,6 +8,7 @@ pub mod chat_template;
 pub mod checkpoint;
 pub mod gemma3;
 pub mod gguf_tokenizer;
+pub mod qwen2;
 pub mod text_stream;
 pub mod widen_q5;
 

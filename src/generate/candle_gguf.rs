@@ -9,9 +9,7 @@ use std::time::Instant;
 use candle_core::quantized::gguf_file::{self, Content};
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
-use candle_transformers::models::{
-    quantized_llama, quantized_phi3, quantized_qwen2, quantized_qwen3,
-};
+use candle_transformers::models::{quantized_llama, quantized_phi3, quantized_qwen3};
 use tokenizers::Tokenizer;
 
 use super::chat_template::ChatTemplate;
@@ -43,7 +41,7 @@ const END_OF_TURN_TOKENS: &[&str] = &[
 /// The loaded network of one of the supported architectures.
 enum Weights {
     Llama(Box<quantized_llama::ModelWeights>),
-    Qwen2(Box<quantized_qwen2::ModelWeights>),
+    Qwen2(Box<super::qwen2::Qwen2>),
     Qwen3(Box<quantized_qwen3::ModelWeights>),
     Phi3(Box<quantized_phi3::ModelWeights>),
     Gemma3(Box<super::gemma3::Gemma3>),
@@ -73,7 +71,7 @@ impl Weights {
                 Self::Llama(Box::new(quantized_llama::ModelWeights::from_gguf(content, file, dev)?))
             }
             "qwen2" => {
-                Self::Qwen2(Box::new(quantized_qwen2::ModelWeights::from_gguf(content, file, dev)?))
+                Self::Qwen2(Box::new(super::qwen2::Qwen2::from_gguf(content, file, dev)?))
             }
             "qwen3" => {
                 Self::Qwen3(Box::new(quantized_qwen3::ModelWeights::from_gguf(content, file, dev)?))
@@ -106,20 +104,19 @@ impl Weights {
     fn try_clone(&self) -> Option<Self> {
         match self {
             Self::Llama(m) => Some(Self::Llama(m.clone())),
-            Self::Qwen2(_) => None,
+            Self::Qwen2(m) => Some(Self::Qwen2(m.clone())),
             Self::Qwen3(m) => Some(Self::Qwen3(m.clone())),
             Self::Phi3(m) => Some(Self::Phi3(m.clone())),
             Self::Gemma3(m) => Some(Self::Gemma3(m.clone())),
         }
     }
 
-    /// Forgets the attention cache (phi3 and gemma3 do so themselves at position 0).
+    /// Forgets the attention cache (qwen2, phi3 and gemma3 do so themselves at position 0).
     fn reset(&mut self) {
         match self {
             Self::Llama(m) => m.clear_kv_cache(),
-            Self::Qwen2(m) => m.clear_kv_cache(),
             Self::Qwen3(m) => m.clear_kv_cache(),
-            Self::Phi3(_) | Self::Gemma3(_) => {}
+            Self::Qwen2(_) | Self::Phi3(_) | Self::Gemma3(_) => {}
         }
     }
 
@@ -130,7 +127,8 @@ impl Weights {
             // The CPU attention cache of candle's qwen3 holds 4096 positions.
             Self::Qwen3(_) => file_context.min(4096),
             Self::Gemma3(m) => file_context.min(m.max_positions),
-            Self::Qwen2(_) | Self::Phi3(_) => file_context,
+            Self::Qwen2(m) => file_context.min(m.max_positions),
+            Self::Phi3(_) => file_context,
         }
     }
 }

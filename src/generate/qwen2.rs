@@ -1,0 +1,202 @@
+//! Qwen2 / Qwen2.5 from GGUF, Quarry's own module (llama.cpp's `qwen2` graph: Llama with
+//! biases on the query, key and value projections). candle-transformers' `quantized_qwen2`
+//! cannot be copied, so the system prompt's attention state could not be kept across
+//! questions, and it holds the embedding table dequantized to f32 (545 MB for Qwen's 151,936
+//! tokens, more than the whole Q4_K_M file). Here the table stays quantized and only the rows
+//! a prompt uses are expanded, and the model is `Clone` with weights shared.
+
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor, gguf_file};
+use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
+use candle_transformers::quantized_nn::RmsNorm;
+
+/// An embedding table kept in its file encoding; rows are expanded when looked up.
+#[derive(Debug, Clone)]
+struct QuantizedRows {
+    bytes: std::sync::Arc<Vec<u8>>,
+    dtype: GgmlDType,
+    row_bytes: usize,
+    width: usize,
+}
+
+impl QuantizedRows {
+    fn new(table: &QTensor) -> Result<Self> {
+        let (_, width) = table.shape().dims2()?;
+        let dtype = table.dtype();
+        let row_bytes = width / dtype.block_size() * dtype.type_size();
+        Ok(Self { bytes: std::sync::Arc::new(table.data()?.into_owned()), dtype, row_bytes, width })
+    }
+
+    fn rows(&self, ids: &[u32], device: &Device) -> Result<Tensor> {
+        let mut raw = Vec::with_capacity(ids.len() * self.row_bytes);
+        for &id in ids {
+            let start = id as usize * self.row_bytes;
+            let row = self.bytes.get(start..start + self.row_bytes).ok_or_else(|| {
+                candle_core::Error::Msg(format!("token id {id} is outside the vocabulary"))
+            })?;
+            raw.extend_from_slice(row);
+        }
+        let rows = candle_core::quantized::ggml_file::qtensor_from_ggml(
+            self.dtype,
+            &raw,
+            vec![ids.len(), self.width],
+            device,
+        )?;
+        rows.dequantize(device)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Layer {
+    wq: QMatMul,
+    wk: QMatMul,
+    wv: QMatMul,
+    bq: Tensor,
+    bk: Tensor,
+    bv: Tensor,
+    wo: QMatMul,
+    attn_norm: RmsNorm,
+    ffn_norm: RmsNorm,
+    gate: QMatMul,
+    up: QMatMul,
+    down: QMatMul,
+    n_head: usize,
+    n_kv_head: usize,
+    head_dim: usize,
+    cos: Tensor,
+    sin: Tensor,
+    cache: Option<(Tensor, Tensor)>,
+}
+
+impl Layer {
+    fn attention(&mut self, x: &Tensor, pos: usize) -> Result<Tensor> {
+        let (b, seq_len, _) = x.dims3()?;
+        let shape = |t: Tensor, heads: usize| -> Result<Tensor> {
+            t.reshape((b, seq_len, heads, self.head_dim))?.transpose(1, 2)?.contiguous()
+        };
+        let q = shape(self.wq.forward(x)?.broadcast_add(&self.bq)?, self.n_head)?;
+        let k = shape(self.wk.forward(x)?.broadcast_add(&self.bk)?, self.n_kv_head)?;
+        let v = shape(self.wv.forward(x)?.broadcast_add(&self.bv)?, self.n_kv_head)?;
+        let cos = self.cos.narrow(0, pos, seq_len)?;
+        let sin = self.sin.narrow(0, pos, seq_len)?;
+        let q = candle_nn::rotary_emb::rope(&q, &cos, &sin)?;
+        let k = candle_nn::rotary_emb::rope(&k, &cos, &sin)?;
+        let (k, v) = match (&self.cache, pos) {
+            (Some((kc, vc)), p) if p > 0 => (Tensor::cat(&[kc, &k], 2)?, Tensor::cat(&[vc, &v], 2)?),
+            _ => (k, v),
+        };
+        self.cache = Some((k.clone(), v.clone()));
+        let groups = self.n_head / self.n_kv_head;
+        let k = candle_transformers::utils::repeat_kv(k, groups)?.contiguous()?;
+        let v = candle_transformers::utils::repeat_kv(v, groups)?.contiguous()?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let mut scores = (q.matmul(&k.t()?)? * scale)?;
+        if seq_len > 1 {
+            let mask = candle_transformers::utils::build_causal_mask(seq_len, pos, x.device())?;
+            let neg_inf = Tensor::new(f32::NEG_INFINITY, x.device())?.broadcast_as(scores.shape())?;
+            scores = mask.broadcast_as(scores.shape())?.where_cond(&neg_inf, &scores)?;
+        }
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((
+            b,
+            seq_len,
+            self.n_head * self.head_dim,
+        ))?;
+        self.wo.forward(&out)
+    }
+
+    fn forward(&mut self, x: &Tensor, pos: usize) -> Result<Tensor> {
+        let h = self.attn_norm.forward(x)?;
+        let x = (x + self.attention(&h, pos)?)?;
+        let h = self.ffn_norm.forward(&x)?;
+        let h = (candle_nn::ops::silu(&self.gate.forward(&h)?)? * self.up.forward(&h)?)?;
+        x + self.down.forward(&h)?
+    }
+}
+
+/// A Qwen2 network read from GGUF.
+#[derive(Debug, Clone)]
+pub struct Qwen2 {
+    embed: QuantizedRows,
+    layers: Vec<Layer>,
+    norm: RmsNorm,
+    output: QMatMul,
+    /// Positions the rotary tables cover.
+    pub max_positions: usize,
+}
+
+impl Qwen2 {
+    /// Reads the weights named as llama.cpp's converter names them.
+    pub fn from_gguf<R: std::io::Seek + std::io::Read>(
+        content: gguf_file::Content,
+        reader: &mut R,
+        device: &Device,
+    ) -> Result<Self> {
+        let md = |key: &str| {
+            content
+                .metadata
+                .get(&format!("qwen2.{key}"))
+                .ok_or_else(|| candle_core::Error::Msg(format!("cannot find qwen2.{key}")))
+        };
+        let n_head = md("attention.head_count")?.to_u32()? as usize;
+        let n_kv_head = md("attention.head_count_kv")?.to_u32()? as usize;
+        let n_layers = md("block_count")?.to_u32()? as usize;
+        let hidden = md("embedding_length")?.to_u32()? as usize;
+        let eps = md("attention.layer_norm_rms_epsilon")?.to_f32()? as f64;
+        let context = md("context_length")?.to_u32()? as usize;
+        let base = md("rope.freq_base").and_then(|v| v.to_f32()).unwrap_or(1_000_000.0);
+        let head_dim = hidden / n_head;
+        let max_positions = context.min(32_768);
+        let inv: Vec<f32> =
+            (0..head_dim).step_by(2).map(|i| 1.0 / base.powf(i as f32 / head_dim as f32)).collect();
+        let inv = Tensor::new(inv.as_slice(), device)?;
+        let t = Tensor::arange(0, max_positions as u32, device)?.to_dtype(DType::F32)?;
+        let freqs = t.reshape((max_positions, 1))?.matmul(&inv.reshape((1, head_dim / 2))?)?;
+        let (cos, sin) = (freqs.cos()?, freqs.sin()?);
+
+        let mut tensor = |name: &str| content.tensor(reader, name, device);
+        let embed_q = tensor("token_embd.weight")?;
+        let embed = QuantizedRows::new(&embed_q)?;
+        let output = match tensor("output.weight") {
+            Ok(t) => t,
+            Err(_) => embed_q,
+        };
+        let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?, eps)?;
+        let mut layers = Vec::with_capacity(n_layers);
+        for idx in 0..n_layers {
+            let mut t = |name: &str| tensor(&format!("blk.{idx}.{name}"));
+            layers.push(Layer {
+                wq: QMatMul::from_qtensor(t("attn_q.weight")?)?,
+                wk: QMatMul::from_qtensor(t("attn_k.weight")?)?,
+                wv: QMatMul::from_qtensor(t("attn_v.weight")?)?,
+                bq: t("attn_q.bias")?.dequantize(device)?,
+                bk: t("attn_k.bias")?.dequantize(device)?,
+                bv: t("attn_v.bias")?.dequantize(device)?,
+                wo: QMatMul::from_qtensor(t("attn_output.weight")?)?,
+                attn_norm: RmsNorm::from_qtensor(t("attn_norm.weight")?, eps)?,
+                ffn_norm: RmsNorm::from_qtensor(t("ffn_norm.weight")?, eps)?,
+                gate: QMatMul::from_qtensor(t("ffn_gate.weight")?)?,
+                up: QMatMul::from_qtensor(t("ffn_up.weight")?)?,
+                down: QMatMul::from_qtensor(t("ffn_down.weight")?)?,
+                n_head,
+                n_kv_head,
+                head_dim,
+                cos: cos.clone(),
+                sin: sin.clone(),
+                cache: None,
+            });
+        }
+        Ok(Self { embed, layers, norm, output: QMatMul::from_qtensor(output)?, max_positions })
+    }
+
+    /// Logits after the last of `ids` (shape (batch, vocab)), the tokens sitting at `pos..`.
+    pub fn forward(&mut self, ids: &Tensor, pos: usize) -> Result<Tensor> {
+        let (b, seq_len) = ids.dims2()?;
+        let flat: Vec<u32> = ids.flatten_all()?.to_vec1()?;
+        let mut x = self.embed.rows(&flat, ids.device())?.reshape((b, seq_len, ()))?;
+        for layer in &mut self.layers {
+            x = layer.forward(&x, pos)?;
+        }
+        let x = self.norm.forward(&x)?.i((.., seq_len - 1, ..))?;
+        self.output.forward(&x.contiguous()?)
+    }
+}
