@@ -189,7 +189,7 @@ fn every_architecture_generates_deterministically_and_streams() {
 fn chunked_prefill_matches_token_by_token() {
     let Some(data) = test_data("chunked_prefill_matches_token_by_token") else { return };
     let dir = tempfile::tempdir().unwrap();
-    for shape in ["tiny-llama", "tiny-qwen3", "tiny-gemma3"] {
+    for shape in ["tiny-llama", "tiny-qwen2", "tiny-qwen3", "tiny-gemma3"] {
         let path = tiny_checkpoint(&data, dir.path(), shape, Quantization::F32);
         let mut model = GgufGenerator::load(&path).unwrap();
         // Longer than one prefill chunk (512), and than the tiny Gemma's sliding window.

@@ -86,21 +86,27 @@ impl Layer {
         };
         self.cache = Some((k.clone(), v.clone()));
         let groups = self.n_head / self.n_kv_head;
-        let k = candle_transformers::utils::repeat_kv(k, groups)?.contiguous()?;
-        let v = candle_transformers::utils::repeat_kv(v, groups)?.contiguous()?;
+        let kv_len = k.dim(2)?;
+        // Grouped-query attention without copying the cache per head: the query heads that
+        // share a key/value head are stacked as extra rows of one matrix product.
+        let q = q.reshape((b, self.n_kv_head, groups * seq_len, self.head_dim))?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let mut scores = (q.matmul(&k.t()?)? * scale)?;
         if seq_len > 1 {
             let mask = candle_transformers::utils::build_causal_mask(seq_len, pos, x.device())?;
-            let neg_inf = Tensor::new(f32::NEG_INFINITY, x.device())?.broadcast_as(scores.shape())?;
-            scores = mask.broadcast_as(scores.shape())?.where_cond(&neg_inf, &scores)?;
+            let shape = (b, self.n_kv_head, groups, seq_len, kv_len);
+            let grouped = scores.reshape(shape)?;
+            let neg_inf = Tensor::new(f32::NEG_INFINITY, x.device())?.broadcast_as(shape)?;
+            scores = mask.broadcast_as(shape)?.where_cond(&neg_inf, &grouped)?.reshape((
+                b,
+                self.n_kv_head,
+                groups * seq_len,
+                kv_len,
+            ))?;
         }
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((
-            b,
-            seq_len,
-            self.n_head * self.head_dim,
-        ))?;
+        let out = probs.matmul(&v)?.reshape((b, self.n_head, seq_len, self.head_dim))?;
+        let out = out.transpose(1, 2)?.reshape((b, seq_len, self.n_head * self.head_dim))?;
         self.wo.forward(&out)
     }
 
