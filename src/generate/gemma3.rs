@@ -94,21 +94,25 @@ impl Layer {
         self.cache = Some((k.clone(), v.clone()));
         let kv_len = k.dim(2)?;
         let groups = self.n_head / self.n_kv_head;
-        let k = candle_transformers::utils::repeat_kv(k, groups)?.contiguous()?;
-        let v = candle_transformers::utils::repeat_kv(v, groups)?.contiguous()?;
+        // Query heads sharing a key/value head are stacked as rows of one product, so the
+        // cache is never copied per head.
+        let q = q.contiguous()?.reshape((b, self.n_kv_head, groups * seq_len, self.head_dim))?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let mut scores = (q.contiguous()?.matmul(&k.t()?)? * scale)?;
+        let mut scores = (q.matmul(&k.t()?)? * scale)?;
         let needs_mask = seq_len > 1 || self.window.is_some_and(|w| kv_len > w);
         if needs_mask {
             let m = mask(seq_len, kv_len - seq_len, self.window, x.device())?;
-            scores = scores.broadcast_add(&m)?;
+            let shape = (b, self.n_kv_head, groups, seq_len, kv_len);
+            scores = scores.reshape(shape)?.broadcast_add(&m)?.reshape((
+                b,
+                self.n_kv_head,
+                groups * seq_len,
+                kv_len,
+            ))?;
         }
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((
-            b,
-            seq_len,
-            self.n_head * self.head_dim,
-        ))?;
+        let out = probs.matmul(&v)?.reshape((b, self.n_head, seq_len, self.head_dim))?;
+        let out = out.transpose(1, 2)?.reshape((b, seq_len, self.n_head * self.head_dim))?;
         self.wo.forward(&out)
     }
 
