@@ -28,6 +28,7 @@ endif
 # Shared test data and models (see ../shared/data/MANIFEST.md).
 QUARRY_TEST_DATA ?= $(abspath ../shared/data)
 QUARRY_BIN = $(CARGO_TARGET_DIR)/debug/quarry
+BENCH_MODEL = $(HOME)/.cache/quarry/bench/random-qwen2.5-0.5b-q4_k_m.gguf
 
 # Full evaluations and benchmarks: minutes each, so not part of `make test`.
 eval: setup
@@ -38,6 +39,11 @@ bench: setup
 	$(CARGO) build --locked --workspace
 	$(QUARRY_BIN) --models-dir $(QUARRY_TEST_DATA)/models bench embed
 	$(QUARRY_BIN) bench search
+	@# Generation speed on a random-weight GGUF in Qwen2.5-0.5B's shape (written once, ~3 min).
+	test -f $(BENCH_MODEL) || (mkdir -p $(dir $(BENCH_MODEL)) && $(QUARRY_BIN) bench checkpoint \
+		--shape qwen2.5-0.5b --quant q4_k_m --out $(BENCH_MODEL) \
+		--tokenizer $(QUARRY_TEST_DATA)/models/smollm2-135m-instruct-tokenizer/tokenizer.json)
+	$(QUARRY_BIN) bench generate --model $(BENCH_MODEL) --threads 1,2
 
 run: setup
 	@$(MAKE) --no-print-directory run-inner
