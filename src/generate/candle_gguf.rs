@@ -70,9 +70,7 @@ impl Weights {
             "llama" => {
                 Self::Llama(Box::new(quantized_llama::ModelWeights::from_gguf(content, file, dev)?))
             }
-            "qwen2" => {
-                Self::Qwen2(Box::new(super::qwen2::Qwen2::from_gguf(content, file, dev)?))
-            }
+            "qwen2" => Self::Qwen2(Box::new(super::qwen2::Qwen2::from_gguf(content, file, dev)?)),
             "qwen3" => {
                 Self::Qwen3(Box::new(quantized_qwen3::ModelWeights::from_gguf(content, file, dev)?))
             }

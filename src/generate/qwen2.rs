@@ -81,7 +81,9 @@ impl Layer {
         let q = candle_nn::rotary_emb::rope(&q, &cos, &sin)?;
         let k = candle_nn::rotary_emb::rope(&k, &cos, &sin)?;
         let (k, v) = match (&self.cache, pos) {
-            (Some((kc, vc)), p) if p > 0 => (Tensor::cat(&[kc, &k], 2)?, Tensor::cat(&[vc, &v], 2)?),
+            (Some((kc, vc)), p) if p > 0 => {
+                (Tensor::cat(&[kc, &k], 2)?, Tensor::cat(&[vc, &v], 2)?)
+            }
             _ => (k, v),
         };
         self.cache = Some((k.clone(), v.clone()));
