@@ -3,6 +3,7 @@
 //! on candle, [`chat_template::ChatTemplate`] renders the model's own chat template, and
 //! [`text_stream`] turns token ids into text the moment it is complete.
 
+mod attention;
 pub mod candle_gguf;
 pub mod chat_template;
 pub mod checkpoint;

@@ -6,32 +6,10 @@
 //! against llama.cpp's logits with `bench/compare_logits.py`.
 
 use candle_core::quantized::{QMatMul, QTensor, gguf_file};
-use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
+use candle_core::{Device, IndexOp, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
-#[derive(Debug, Clone)]
-struct Rope {
-    cos: Tensor,
-    sin: Tensor,
-}
-
-impl Rope {
-    fn new(head_dim: usize, base: f32, positions: usize, device: &Device) -> Result<Self> {
-        let inv: Vec<f32> =
-            (0..head_dim).step_by(2).map(|i| 1.0 / base.powf(i as f32 / head_dim as f32)).collect();
-        let inv = Tensor::new(inv.as_slice(), device)?;
-        let t = Tensor::arange(0, positions as u32, device)?.to_dtype(DType::F32)?;
-        let freqs = t.reshape((positions, 1))?.matmul(&inv.reshape((1, head_dim / 2))?)?;
-        Ok(Self { cos: freqs.cos()?, sin: freqs.sin()? })
-    }
-
-    fn apply(&self, x: &Tensor, pos: usize) -> Result<Tensor> {
-        let seq_len = x.dim(2)?;
-        let cos = self.cos.narrow(0, pos, seq_len)?;
-        let sin = self.sin.narrow(0, pos, seq_len)?;
-        candle_nn::rotary_emb::rope(&x.contiguous()?, &cos, &sin)
-    }
-}
+use super::attention::{self, LayerCache, Rope, mask};
 
 #[derive(Debug, Clone)]
 struct Layer {
@@ -54,24 +32,7 @@ struct Layer {
     /// Keys at positions `pos - window` and before are hidden from a query at `pos`.
     window: Option<usize>,
     rope: Rope,
-    cache: Option<(Tensor, Tensor)>,
-}
-
-/// Additive mask (0 or -inf) of shape (seq_len, pos + seq_len) for queries at `pos..`:
-/// causal, and within `window` positions when given (llama.cpp's `p_query - p_key >= n_swa`
-/// is masked).
-fn mask(seq_len: usize, pos: usize, window: Option<usize>, device: &Device) -> Result<Tensor> {
-    let kv_len = pos + seq_len;
-    let values: Vec<f32> = (0..seq_len)
-        .flat_map(|i| {
-            let q = pos + i;
-            (0..kv_len).map(move |k| {
-                let hidden = k > q || window.is_some_and(|w| q - k >= w);
-                if hidden { f32::NEG_INFINITY } else { 0.0 }
-            })
-        })
-        .collect();
-    Tensor::from_vec(values, (seq_len, kv_len), device)
+    cache: LayerCache,
 }
 
 impl Layer {
@@ -85,34 +46,14 @@ impl Layer {
         let v = shape(self.wv.forward(x)?, self.n_kv_head)?;
         let q = self.rope.apply(&self.q_norm.forward(&q.contiguous()?)?, pos)?;
         let k = self.rope.apply(&self.k_norm.forward(&k.contiguous()?)?, pos)?;
-        let (k, v) = match (&self.cache, pos) {
-            (Some((kc, vc)), p) if p > 0 => {
-                (Tensor::cat(&[kc, &k], 2)?, Tensor::cat(&[vc, &v], 2)?)
-            }
-            _ => (k, v.contiguous()?),
-        };
-        self.cache = Some((k.clone(), v.clone()));
+        let (k, v) = self.cache.append(k, v, pos)?;
         let kv_len = k.dim(2)?;
-        let groups = self.n_head / self.n_kv_head;
-        // Query heads sharing a key/value head are stacked as rows of one product, so the
-        // cache is never copied per head.
-        let q = q.contiguous()?.reshape((b, self.n_kv_head, groups * seq_len, self.head_dim))?;
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let mut scores = (q.matmul(&k.t()?)? * scale)?;
-        let needs_mask = seq_len > 1 || self.window.is_some_and(|w| kv_len > w);
-        if needs_mask {
-            let m = mask(seq_len, kv_len - seq_len, self.window, x.device())?;
-            let shape = (b, self.n_kv_head, groups, seq_len, kv_len);
-            scores = scores.reshape(shape)?.broadcast_add(&m)?.reshape((
-                b,
-                self.n_kv_head,
-                groups * seq_len,
-                kv_len,
-            ))?;
-        }
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out = probs.matmul(&v)?.reshape((b, self.n_head, seq_len, self.head_dim))?;
-        let out = out.transpose(1, 2)?.reshape((b, seq_len, self.n_head * self.head_dim))?;
+        let mask = if seq_len > 1 || self.window.is_some_and(|w| kv_len > w) {
+            Some(mask(seq_len, kv_len - seq_len, self.window, x.device())?)
+        } else {
+            None
+        };
+        let out = attention::grouped(&q, &k, &v, mask.as_ref())?;
         self.wo.forward(&out)
     }
 
@@ -203,7 +144,7 @@ impl Gemma3 {
                 head_dim,
                 window: sliding.then_some(window),
                 rope: if sliding { local_rope.clone() } else { global_rope.clone() },
-                cache: None,
+                cache: LayerCache::default(),
             });
         }
         Ok(Self {

@@ -6,8 +6,10 @@
 //! a prompt uses are expanded, and the model is `Clone` with weights shared.
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor, gguf_file};
-use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
+use candle_core::{Device, IndexOp, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
+
+use super::attention::{self, LayerCache, Rope, mask};
 
 /// An embedding table kept in its file encoding; rows are expanded when looked up.
 #[derive(Debug, Clone)]
@@ -62,9 +64,8 @@ struct Layer {
     n_head: usize,
     n_kv_head: usize,
     head_dim: usize,
-    cos: Tensor,
-    sin: Tensor,
-    cache: Option<(Tensor, Tensor)>,
+    rope: Rope,
+    cache: LayerCache,
 }
 
 impl Layer {
@@ -76,39 +77,11 @@ impl Layer {
         let q = shape(self.wq.forward(x)?.broadcast_add(&self.bq)?, self.n_head)?;
         let k = shape(self.wk.forward(x)?.broadcast_add(&self.bk)?, self.n_kv_head)?;
         let v = shape(self.wv.forward(x)?.broadcast_add(&self.bv)?, self.n_kv_head)?;
-        let cos = self.cos.narrow(0, pos, seq_len)?;
-        let sin = self.sin.narrow(0, pos, seq_len)?;
-        let q = candle_nn::rotary_emb::rope(&q, &cos, &sin)?;
-        let k = candle_nn::rotary_emb::rope(&k, &cos, &sin)?;
-        let (k, v) = match (&self.cache, pos) {
-            (Some((kc, vc)), p) if p > 0 => {
-                (Tensor::cat(&[kc, &k], 2)?, Tensor::cat(&[vc, &v], 2)?)
-            }
-            _ => (k, v),
-        };
-        self.cache = Some((k.clone(), v.clone()));
-        let groups = self.n_head / self.n_kv_head;
-        let kv_len = k.dim(2)?;
-        // Grouped-query attention without copying the cache per head: the query heads that
-        // share a key/value head are stacked as extra rows of one matrix product.
-        let q = q.reshape((b, self.n_kv_head, groups * seq_len, self.head_dim))?;
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let mut scores = (q.matmul(&k.t()?)? * scale)?;
-        if seq_len > 1 {
-            let mask = candle_transformers::utils::build_causal_mask(seq_len, pos, x.device())?;
-            let shape = (b, self.n_kv_head, groups, seq_len, kv_len);
-            let grouped = scores.reshape(shape)?;
-            let neg_inf = Tensor::new(f32::NEG_INFINITY, x.device())?.broadcast_as(shape)?;
-            scores = mask.broadcast_as(shape)?.where_cond(&neg_inf, &grouped)?.reshape((
-                b,
-                self.n_kv_head,
-                groups * seq_len,
-                kv_len,
-            ))?;
-        }
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out = probs.matmul(&v)?.reshape((b, self.n_head, seq_len, self.head_dim))?;
-        let out = out.transpose(1, 2)?.reshape((b, seq_len, self.n_head * self.head_dim))?;
+        let q = self.rope.apply(&q, pos)?;
+        let k = self.rope.apply(&k, pos)?;
+        let (k, v) = self.cache.append(k, v, pos)?;
+        let mask = if seq_len > 1 { Some(mask(seq_len, pos, None, x.device())?) } else { None };
+        let out = attention::grouped(&q, &k, &v, mask.as_ref())?;
         self.wo.forward(&out)
     }
 
@@ -154,12 +127,7 @@ impl Qwen2 {
         let base = md("rope.freq_base").and_then(|v| v.to_f32()).unwrap_or(1_000_000.0);
         let head_dim = hidden / n_head;
         let max_positions = context.min(32_768);
-        let inv: Vec<f32> =
-            (0..head_dim).step_by(2).map(|i| 1.0 / base.powf(i as f32 / head_dim as f32)).collect();
-        let inv = Tensor::new(inv.as_slice(), device)?;
-        let t = Tensor::arange(0, max_positions as u32, device)?.to_dtype(DType::F32)?;
-        let freqs = t.reshape((max_positions, 1))?.matmul(&inv.reshape((1, head_dim / 2))?)?;
-        let (cos, sin) = (freqs.cos()?, freqs.sin()?);
+        let rope = Rope::new(head_dim, base, max_positions, device)?;
 
         let mut tensor = |name: &str| content.tensor(reader, name, device);
         let embed_q = tensor("token_embd.weight")?;
@@ -188,9 +156,8 @@ impl Qwen2 {
                 n_head,
                 n_kv_head,
                 head_dim,
-                cos: cos.clone(),
-                sin: sin.clone(),
-                cache: None,
+                rope: rope.clone(),
+                cache: LayerCache::default(),
             });
         }
         Ok(Self { embed, layers, norm, output: QMatMul::from_qtensor(output)?, max_positions })

@@ -1,0 +1,101 @@
+//! What Quarry's own transformer modules (`qwen2.rs`, `gemma3.rs`) share: rotary tables, the
+//! attention cache of one layer, and grouped-query attention that never copies the cache per
+//! query head.
+
+use candle_core::{DType, Device, Result, Tensor};
+
+/// Rotary embedding tables (NeoX layout) for `positions` positions.
+#[derive(Debug, Clone)]
+pub(crate) struct Rope {
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl Rope {
+    pub(crate) fn new(
+        head_dim: usize,
+        base: f32,
+        positions: usize,
+        device: &Device,
+    ) -> Result<Self> {
+        let inv: Vec<f32> =
+            (0..head_dim).step_by(2).map(|i| 1.0 / base.powf(i as f32 / head_dim as f32)).collect();
+        let inv = Tensor::new(inv.as_slice(), device)?;
+        let t = Tensor::arange(0, positions as u32, device)?.to_dtype(DType::F32)?;
+        let freqs = t.reshape((positions, 1))?.matmul(&inv.reshape((1, head_dim / 2))?)?;
+        Ok(Self { cos: freqs.cos()?, sin: freqs.sin()? })
+    }
+
+    /// Rotates `x` (batch, heads, seq, head_dim) whose first token sits at `pos`.
+    pub(crate) fn apply(&self, x: &Tensor, pos: usize) -> Result<Tensor> {
+        let seq_len = x.dim(2)?;
+        let cos = self.cos.narrow(0, pos, seq_len)?;
+        let sin = self.sin.narrow(0, pos, seq_len)?;
+        candle_nn::rotary_emb::rope(&x.contiguous()?, &cos, &sin)
+    }
+}
+
+/// Additive mask (0 or -inf) of shape (seq_len, pos + seq_len) for queries at `pos..`:
+/// causal, and within `window` positions when given (llama.cpp masks `p_query - p_key >=
+/// n_swa`).
+pub(crate) fn mask(
+    seq_len: usize,
+    pos: usize,
+    window: Option<usize>,
+    device: &Device,
+) -> Result<Tensor> {
+    let kv_len = pos + seq_len;
+    let values: Vec<f32> = (0..seq_len)
+        .flat_map(|i| {
+            let q = pos + i;
+            (0..kv_len).map(move |k| {
+                let hidden = k > q || window.is_some_and(|w| q - k >= w);
+                if hidden { f32::NEG_INFINITY } else { 0.0 }
+            })
+        })
+        .collect();
+    Tensor::from_vec(values, (seq_len, kv_len), device)
+}
+
+/// One layer's keys and values so far, (batch, kv_heads, positions, head_dim) each.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LayerCache(Option<(Tensor, Tensor)>);
+
+impl LayerCache {
+    /// Adds the keys and values of the tokens at `pos..` and returns all of them; position 0
+    /// starts a new sequence.
+    pub(crate) fn append(&mut self, k: Tensor, v: Tensor, pos: usize) -> Result<(Tensor, Tensor)> {
+        let (k, v) = match (&self.0, pos) {
+            (Some((kc, vc)), p) if p > 0 => {
+                (Tensor::cat(&[kc, &k], 2)?, Tensor::cat(&[vc, &v], 2)?)
+            }
+            _ => (k.contiguous()?, v.contiguous()?),
+        };
+        self.0 = Some((k.clone(), v.clone()));
+        Ok((k, v))
+    }
+}
+
+/// Softmax attention of `q` (batch, heads, seq, head_dim) over `k`, `v` (batch, kv_heads,
+/// kv_len, head_dim), scaled by 1/sqrt(head_dim), with an optional additive `mask` (seq,
+/// kv_len). The query heads that share a key/value head are stacked as rows of one product.
+/// Returns (batch, seq, heads * head_dim).
+pub(crate) fn grouped(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    let (b, n_head, seq_len, head_dim) = q.dims4()?;
+    let (_, n_kv_head, kv_len, _) = k.dims4()?;
+    let groups = n_head / n_kv_head;
+    let q = q.contiguous()?.reshape((b, n_kv_head, groups * seq_len, head_dim))?;
+    let mut scores = (q.matmul(&k.t()?)? * (1.0 / (head_dim as f64).sqrt()))?;
+    if let Some(mask) = mask {
+        let shape = (b, n_kv_head, groups, seq_len, kv_len);
+        scores = scores.reshape(shape)?.broadcast_add(mask)?.reshape((
+            b,
+            n_kv_head,
+            groups * seq_len,
+            kv_len,
+        ))?;
+    }
+    let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+    let out = probs.matmul(v)?.reshape((b, n_head, seq_len, head_dim))?;
+    out.transpose(1, 2)?.reshape((b, seq_len, n_head * head_dim))
+}
