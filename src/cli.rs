@@ -530,27 +530,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let res = quarry::bench::embed(&model, threads, chunks, rounds)?;
                 println!("{}", serde_json::to_string(&res)?);
             } else {
-                // candle sizes its thread pool once per process from RAYON_NUM_THREADS, so each
-                // thread count runs in a fresh child.
-                let exe = std::env::current_exe()?;
-                let mut runs = Vec::new();
-                for t in threads {
-                    let out = std::process::Command::new(&exe)
-                        .arg("--data-dir")
+                let runs = generation::per_thread_count(&threads, |t| {
+                    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+                    cmd.arg("--data-dir")
                         .arg(&config.data_dir)
                         .arg("--models-dir")
-                        .arg(&models_dir)
-                        .args(["bench", "embed", "--in-process", "--threads", &t.to_string()])
-                        .args(["--chunks", &chunks.to_string(), "--rounds", &rounds.to_string()])
-                        .env("RAYON_NUM_THREADS", t.to_string())
-                        .output()?;
-                    anyhow::ensure!(
-                        out.status.success(),
-                        "bench child failed: {}",
-                        String::from_utf8_lossy(&out.stderr)
-                    );
-                    runs.push(serde_json::from_slice::<serde_json::Value>(&out.stdout)?);
-                }
+                        .arg(&models_dir);
+                    cmd.args(["bench", "embed", "--in-process", "--threads", &t.to_string()])
+                        .args(["--chunks", &chunks.to_string(), "--rounds", &rounds.to_string()]);
+                    Ok(cmd)
+                })?;
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&serde_json::json!({ "embed": runs }))?

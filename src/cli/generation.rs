@@ -219,8 +219,7 @@ fn check_loads(dir: &Path) -> anyhow::Result<Vec<String>> {
     Ok(loaded)
 }
 
-/// `quarry bench generate`: each thread count in a fresh process (candle sizes its pool
-/// once per process from `RAYON_NUM_THREADS`).
+/// `quarry bench generate`: each thread count in a fresh process.
 pub(crate) fn bench_generate(
     model: &Path,
     threads: &[usize],
@@ -235,16 +234,28 @@ pub(crate) fn bench_generate(
         println!("{}", serde_json::to_string(&res)?);
         return Ok(());
     }
-    let exe = std::env::current_exe()?;
-    let mut runs = Vec::new();
-    for t in threads {
-        let out = std::process::Command::new(&exe)
-            .args(["bench", "generate", "--in-process", "--model"])
+    let runs = per_thread_count(threads, |t| {
+        let mut cmd = std::process::Command::new(std::env::current_exe()?);
+        cmd.args(["bench", "generate", "--in-process", "--model"])
             .arg(model)
             .args(["--threads", &t.to_string(), "--prompt-tokens", &prompt_tokens.to_string()])
-            .args(["--gen-tokens", &gen_tokens.to_string(), "--rounds", &rounds.to_string()])
-            .env("RAYON_NUM_THREADS", t.to_string())
-            .output()?;
+            .args(["--gen-tokens", &gen_tokens.to_string(), "--rounds", &rounds.to_string()]);
+        Ok(cmd)
+    })?;
+    println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "generate": runs }))?);
+    Ok(())
+}
+
+/// Runs the benchmark child `command(threads)` once per thread count and collects the JSON
+/// each prints. candle sizes its thread pool once per process from `RAYON_NUM_THREADS`, so
+/// every thread count needs a fresh process.
+pub(crate) fn per_thread_count(
+    threads: &[usize],
+    command: impl Fn(usize) -> anyhow::Result<std::process::Command>,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let mut runs = Vec::new();
+    for &t in threads {
+        let out = command(t)?.env("RAYON_NUM_THREADS", t.to_string()).output()?;
         anyhow::ensure!(
             out.status.success(),
             "bench child failed: {}",
@@ -252,8 +263,7 @@ pub(crate) fn bench_generate(
         );
         runs.push(serde_json::from_slice::<serde_json::Value>(&out.stdout)?);
     }
-    println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "generate": runs }))?);
-    Ok(())
+    Ok(runs)
 }
 
 /// `quarry bench logits`: teacher-forced logits at every position of the token ids in
