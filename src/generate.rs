@@ -9,6 +9,7 @@ pub mod chat_template;
 pub mod checkpoint;
 pub mod gemma3;
 pub mod gguf_tokenizer;
+mod linear;
 pub mod qwen2;
 pub mod text_stream;
 pub mod widen_q5;

@@ -203,6 +203,17 @@ fn chunked_prefill_matches_token_by_token() {
         let max_diff = at_once.iter().zip(last).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         assert!(max_diff < 2e-3, "{shape}: chunked prefill differs by {max_diff}");
     }
+    // Quantized weights: prompts run through f32 GEMM on expanded weights, single tokens
+    // through quantized dot products; the two must agree closely.
+    for shape in ["tiny-qwen2", "tiny-gemma3"] {
+        let path = tiny_checkpoint(&data, dir.path(), shape, Quantization::Q4KM);
+        let mut model = GgufGenerator::load(&path).unwrap();
+        let ids = model.encode(&"Rent is due on the third working day. ".repeat(20)).unwrap();
+        let at_once = model.forward(&ids, 0).unwrap();
+        let stepwise = model.logits_per_position(&ids).unwrap();
+        let cos = quarry::embed::cosine(&at_once, stepwise.last().unwrap());
+        assert!(cos > 0.999, "{shape}: prompt and token-by-token logits differ (cosine {cos})");
+    }
 }
 
 #[test]

@@ -10,22 +10,23 @@ use candle_core::{Device, IndexOp, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
 use super::attention::{self, LayerCache, Rope, mask};
+use super::linear::QLinear;
 
 #[derive(Debug, Clone)]
 struct Layer {
-    wq: QMatMul,
-    wk: QMatMul,
-    wv: QMatMul,
-    wo: QMatMul,
+    wq: QLinear,
+    wk: QLinear,
+    wv: QLinear,
+    wo: QLinear,
     q_norm: RmsNorm,
     k_norm: RmsNorm,
     attn_norm: RmsNorm,
     post_attn_norm: RmsNorm,
     ffn_norm: RmsNorm,
     post_ffn_norm: RmsNorm,
-    gate: QMatMul,
-    up: QMatMul,
-    down: QMatMul,
+    gate: QLinear,
+    up: QLinear,
+    down: QLinear,
     n_head: usize,
     n_kv_head: usize,
     head_dim: usize,
@@ -126,19 +127,19 @@ impl Gemma3 {
             let mut t = |name: &str| tensor(&format!("blk.{idx}.{name}.weight"));
             let sliding = (idx + 1) % pattern != 0;
             layers.push(Layer {
-                wq: QMatMul::from_qtensor(t("attn_q")?)?,
-                wk: QMatMul::from_qtensor(t("attn_k")?)?,
-                wv: QMatMul::from_qtensor(t("attn_v")?)?,
-                wo: QMatMul::from_qtensor(t("attn_output")?)?,
+                wq: QLinear::new(t("attn_q")?)?,
+                wk: QLinear::new(t("attn_k")?)?,
+                wv: QLinear::new(t("attn_v")?)?,
+                wo: QLinear::new(t("attn_output")?)?,
                 q_norm: RmsNorm::from_qtensor(t("attn_q_norm")?, eps)?,
                 k_norm: RmsNorm::from_qtensor(t("attn_k_norm")?, eps)?,
                 attn_norm: RmsNorm::from_qtensor(t("attn_norm")?, eps)?,
                 post_attn_norm: RmsNorm::from_qtensor(t("post_attention_norm")?, eps)?,
                 ffn_norm: RmsNorm::from_qtensor(t("ffn_norm")?, eps)?,
                 post_ffn_norm: RmsNorm::from_qtensor(t("post_ffw_norm")?, eps)?,
-                gate: QMatMul::from_qtensor(t("ffn_gate")?)?,
-                up: QMatMul::from_qtensor(t("ffn_up")?)?,
-                down: QMatMul::from_qtensor(t("ffn_down")?)?,
+                gate: QLinear::new(t("ffn_gate")?)?,
+                up: QLinear::new(t("ffn_up")?)?,
+                down: QLinear::new(t("ffn_down")?)?,
                 n_head,
                 n_kv_head,
                 head_dim,

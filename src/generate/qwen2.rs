@@ -10,6 +10,7 @@ use candle_core::{Device, IndexOp, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
 use super::attention::{self, LayerCache, Rope, mask};
+use super::linear::QLinear;
 
 /// An embedding table kept in its file encoding; rows are expanded when looked up.
 #[derive(Debug, Clone)]
@@ -49,18 +50,18 @@ impl QuantizedRows {
 
 #[derive(Debug, Clone)]
 struct Layer {
-    wq: QMatMul,
-    wk: QMatMul,
-    wv: QMatMul,
+    wq: QLinear,
+    wk: QLinear,
+    wv: QLinear,
     bq: Tensor,
     bk: Tensor,
     bv: Tensor,
-    wo: QMatMul,
+    wo: QLinear,
     attn_norm: RmsNorm,
     ffn_norm: RmsNorm,
-    gate: QMatMul,
-    up: QMatMul,
-    down: QMatMul,
+    gate: QLinear,
+    up: QLinear,
+    down: QLinear,
     n_head: usize,
     n_kv_head: usize,
     head_dim: usize,
@@ -141,18 +142,18 @@ impl Qwen2 {
         for idx in 0..n_layers {
             let mut t = |name: &str| tensor(&format!("blk.{idx}.{name}"));
             layers.push(Layer {
-                wq: QMatMul::from_qtensor(t("attn_q.weight")?)?,
-                wk: QMatMul::from_qtensor(t("attn_k.weight")?)?,
-                wv: QMatMul::from_qtensor(t("attn_v.weight")?)?,
+                wq: QLinear::new(t("attn_q.weight")?)?,
+                wk: QLinear::new(t("attn_k.weight")?)?,
+                wv: QLinear::new(t("attn_v.weight")?)?,
                 bq: t("attn_q.bias")?.dequantize(device)?,
                 bk: t("attn_k.bias")?.dequantize(device)?,
                 bv: t("attn_v.bias")?.dequantize(device)?,
-                wo: QMatMul::from_qtensor(t("attn_output.weight")?)?,
+                wo: QLinear::new(t("attn_output.weight")?)?,
                 attn_norm: RmsNorm::from_qtensor(t("attn_norm.weight")?, eps)?,
                 ffn_norm: RmsNorm::from_qtensor(t("ffn_norm.weight")?, eps)?,
-                gate: QMatMul::from_qtensor(t("ffn_gate.weight")?)?,
-                up: QMatMul::from_qtensor(t("ffn_up.weight")?)?,
-                down: QMatMul::from_qtensor(t("ffn_down.weight")?)?,
+                gate: QLinear::new(t("ffn_gate.weight")?)?,
+                up: QLinear::new(t("ffn_up.weight")?)?,
+                down: QLinear::new(t("ffn_down.weight")?)?,
                 n_head,
                 n_kv_head,
                 head_dim,
