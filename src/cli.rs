@@ -336,7 +336,11 @@ fn config_for(cli: &Cli) -> anyhow::Result<EngineConfig> {
     let models_dir = cli.models_dir.clone().unwrap_or_else(|| data_dir.join("models"));
     let embedder = quarry::models::embedder_config(&models_dir, quarry::models::DEFAULT_EMBEDDER);
     let tokenizer = embedder.as_ref().map(|e| e.dir.join("tokenizer.json")).filter(|p| p.is_file());
-    if embedder.is_none() {
+    let uses_embedder = matches!(
+        cli.command,
+        Command::Index { .. } | Command::Search { .. } | Command::Eval { .. }
+    );
+    if embedder.is_none() && uses_embedder {
         tracing::warn!(
             "embedding model {} not found in {}: text search only, chunks sized by characters",
             quarry::models::DEFAULT_EMBEDDER,
