@@ -425,27 +425,28 @@ impl GgufGenerator {
     }
 
     /// Sets up the attention cache for `ids`: the cached system prompt when it matches, else
-    /// a fresh start that caches the system prompt for next time. Returns the next position.
+    /// a fresh start that caches the system prompt for next time. Returns the next position
+    /// and whether it was reached by reusing the cache.
     fn prepare_prefix(
         &mut self,
         messages: &[ChatMessage],
         ids: &[u32],
-    ) -> Result<usize, GenerateError> {
+    ) -> Result<(usize, bool), GenerateError> {
         if let Some(cached) = &self.prefix
             && ids.len() > cached.ids.len()
             && ids.starts_with(&cached.ids)
             && let Some(weights) = cached.weights.try_clone()
         {
             self.work = weights;
-            return Ok(cached.ids.len());
+            return Ok((cached.ids.len(), true));
         }
         self.start_fresh();
-        let Some(prefix) = self.system_prefix(messages, ids) else { return Ok(0) };
+        let Some(prefix) = self.system_prefix(messages, ids) else { return Ok((0, false)) };
         self.run_prompt(&prefix, 0, &CancelToken::new())?;
         if let Some(weights) = self.work.try_clone() {
             self.prefix = Some(PrefixCache { ids: prefix.clone(), weights });
         }
-        Ok(prefix.len())
+        Ok((prefix.len(), false))
     }
 }
 
@@ -498,8 +499,7 @@ impl Generator for GgufGenerator {
             decode_tokens_per_s: 0.0,
         };
         let ms = |since: Instant| since.elapsed().as_secs_f64() * 1000.0;
-        let reused = self.prefix.as_ref().is_some_and(|p| ids.starts_with(&p.ids));
-        let mut pos = self.prepare_prefix(messages, &ids)?;
+        let (mut pos, reused) = self.prepare_prefix(messages, &ids)?;
         if reused {
             report.cached_prompt_tokens = pos;
         }
