@@ -378,6 +378,46 @@ fn cli_imports_lists_and_generates() {
     assert!(!models.join("broken").exists());
     assert!(!models.join(".import-broken").exists());
 
+    // The benchmark and the logit dump used by bench/compare_*.py.
+    let out = quarry(&[
+        "bench",
+        "generate",
+        "--model",
+        "tiny-qwen3",
+        "--threads",
+        "1",
+        "--prompt-tokens",
+        "40",
+        "--gen-tokens",
+        "4",
+        "--rounds",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bench: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = &bench["generate"][0];
+    assert_eq!((run["threads"].as_u64(), run["prompt_tokens"].as_u64()), (Some(1), Some(40)));
+    for key in ["prompt_tokens_per_s", "decode_tokens_per_s", "ttft_ms", "peak_rss_mb"] {
+        assert!(run[key].as_f64().unwrap() > 0.0, "{key}: {run}");
+    }
+    let tokens = home.path().join("tokens.json");
+    std::fs::write(&tokens, "[1, 504, 2017, 30, 2]").unwrap();
+    let logits = home.path().join("logits.f32");
+    let model_file = models.join("tiny-qwen3-instruct/tiny-qwen3.gguf");
+    let out = quarry(&[
+        "bench",
+        "logits",
+        "--model",
+        model_file.to_str().unwrap(),
+        "--tokens",
+        tokens.to_str().unwrap(),
+        "--out",
+        logits.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let vocab = checkpoint::preset("tiny-qwen3").unwrap().vocab as u64;
+    assert_eq!(std::fs::metadata(&logits).unwrap().len(), 5 * vocab * 4);
+
     let out = quarry(&["generate", "--model", "no-such-model", "Hi"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no generator model \"no-such-model\""));
