@@ -243,6 +243,10 @@ fn stop_strings_cancel_and_context_limits() {
         }
     }
 
+    let none = GenerationParams { max_tokens: 0, ..params.clone() };
+    let empty = model.generate(&chat("Hi"), &none, &mut |_: &str| {}, &CancelToken::new()).unwrap();
+    assert_eq!((empty.generated_tokens, empty.text.as_str()), (0, ""));
+
     // Cancelling from the sink stops before the next token.
     let cancel = CancelToken::new();
     let on_first = cancel.clone();

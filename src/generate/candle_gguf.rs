@@ -523,6 +523,9 @@ impl Generator for GgufGenerator {
             if cancel.is_cancelled() {
                 break StopReason::Cancelled;
             }
+            if report.generated_tokens >= params.max_tokens {
+                break StopReason::MaxTokens;
+            }
             let next = sampler.sample(&logits).map_err(|e| GenerateError::Model(e.to_string()))?;
             if first_token_at.is_none() {
                 first_token_at = Some(Instant::now());
