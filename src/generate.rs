@@ -10,7 +10,7 @@ pub mod checkpoint;
 pub mod gemma3;
 pub mod gguf_tokenizer;
 mod linear;
-pub mod qwen2;
+pub mod llama_family;
 pub mod text_stream;
 pub mod widen_q5;
 

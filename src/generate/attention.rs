@@ -1,29 +1,49 @@
-//! What Quarry's own transformer modules (`qwen2.rs`, `gemma3.rs`) share: rotary tables, the
+//! What Quarry's own transformer modules (`llama_family.rs`, `gemma3.rs`) share: rotary tables, the
 //! attention cache of one layer, and grouped-query attention that never copies the cache per
 //! query head.
 
 use candle_core::{DType, Device, Result, Tensor};
 
-/// Rotary embedding tables (NeoX layout) for `positions` positions.
+/// Rotary embedding tables for `positions` positions.
 #[derive(Debug, Clone)]
 pub(crate) struct Rope {
     cos: Tensor,
     sin: Tensor,
+    /// Rotate the two halves of a head (NeoX) rather than adjacent pairs (Llama).
+    neox: bool,
 }
 
 impl Rope {
+    /// NeoX-style tables with frequencies `base^(-2i/head_dim)`.
     pub(crate) fn new(
         head_dim: usize,
         base: f32,
         positions: usize,
         device: &Device,
     ) -> Result<Self> {
-        let inv: Vec<f32> =
-            (0..head_dim).step_by(2).map(|i| 1.0 / base.powf(i as f32 / head_dim as f32)).collect();
+        Self::with_factors(head_dim, base, positions, None, true, device)
+    }
+
+    /// Tables whose frequency `i` is divided by `factors[i]` when given (Llama 3.1+'s
+    /// `rope_freqs`).
+    pub(crate) fn with_factors(
+        head_dim: usize,
+        base: f32,
+        positions: usize,
+        factors: Option<&[f32]>,
+        neox: bool,
+        device: &Device,
+    ) -> Result<Self> {
+        let inv: Vec<f32> = (0..head_dim / 2)
+            .map(|i| {
+                let f = 1.0 / base.powf(2.0 * i as f32 / head_dim as f32);
+                f / factors.and_then(|fs| fs.get(i)).copied().unwrap_or(1.0)
+            })
+            .collect();
         let inv = Tensor::new(inv.as_slice(), device)?;
         let t = Tensor::arange(0, positions as u32, device)?.to_dtype(DType::F32)?;
         let freqs = t.reshape((positions, 1))?.matmul(&inv.reshape((1, head_dim / 2))?)?;
-        Ok(Self { cos: freqs.cos()?, sin: freqs.sin()? })
+        Ok(Self { cos: freqs.cos()?, sin: freqs.sin()?, neox })
     }
 
     /// Rotates `x` (batch, heads, seq, head_dim) whose first token sits at `pos`.
@@ -31,7 +51,11 @@ impl Rope {
         let seq_len = x.dim(2)?;
         let cos = self.cos.narrow(0, pos, seq_len)?;
         let sin = self.sin.narrow(0, pos, seq_len)?;
-        candle_nn::rotary_emb::rope(&x.contiguous()?, &cos, &sin)
+        if self.neox {
+            candle_nn::rotary_emb::rope(&x.contiguous()?, &cos, &sin)
+        } else {
+            candle_nn::rotary_emb::rope_i(&x.contiguous()?, &cos, &sin)
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 use candle_core::quantized::gguf_file::{self, Content};
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
-use candle_transformers::models::{quantized_llama, quantized_phi3, quantized_qwen3};
+use candle_transformers::models::{quantized_phi3, quantized_qwen3};
 use tokenizers::Tokenizer;
 
 use super::chat_template::ChatTemplate;
@@ -40,8 +40,8 @@ const END_OF_TURN_TOKENS: &[&str] = &[
 
 /// The loaded network of one of the supported architectures.
 enum Weights {
-    Llama(Box<quantized_llama::ModelWeights>),
-    Qwen2(Box<super::qwen2::Qwen2>),
+    /// llama and qwen2.
+    Llama(Box<super::llama_family::LlamaFamily>),
     Qwen3(Box<quantized_qwen3::ModelWeights>),
     Phi3(Box<quantized_phi3::ModelWeights>),
     Gemma3(Box<super::gemma3::Gemma3>),
@@ -67,10 +67,9 @@ impl Weights {
             content.metadata.entry("general.dtype".to_owned()).or_insert(gguf_file::Value::U32(0));
         }
         Ok(match arch {
-            "llama" => {
-                Self::Llama(Box::new(quantized_llama::ModelWeights::from_gguf(content, file, dev)?))
-            }
-            "qwen2" => Self::Qwen2(Box::new(super::qwen2::Qwen2::from_gguf(content, file, dev)?)),
+            "llama" | "qwen2" => Self::Llama(Box::new(
+                super::llama_family::LlamaFamily::from_gguf(arch, content, file, dev)?,
+            )),
             "qwen3" => {
                 Self::Qwen3(Box::new(quantized_qwen3::ModelWeights::from_gguf(content, file, dev)?))
             }
@@ -89,7 +88,6 @@ impl Weights {
         let input = Tensor::new(ids, &Device::Cpu)?.unsqueeze(0)?;
         let logits = match self {
             Self::Llama(m) => m.forward(&input, pos)?,
-            Self::Qwen2(m) => m.forward(&input, pos)?,
             Self::Qwen3(m) => m.forward(&input, pos)?,
             Self::Phi3(m) => m.forward(&input, pos)?,
             Self::Gemma3(m) => m.forward(&input, pos)?,
@@ -102,30 +100,27 @@ impl Weights {
     fn try_clone(&self) -> Option<Self> {
         match self {
             Self::Llama(m) => Some(Self::Llama(m.clone())),
-            Self::Qwen2(m) => Some(Self::Qwen2(m.clone())),
             Self::Qwen3(m) => Some(Self::Qwen3(m.clone())),
             Self::Phi3(m) => Some(Self::Phi3(m.clone())),
             Self::Gemma3(m) => Some(Self::Gemma3(m.clone())),
         }
     }
 
-    /// Forgets the attention cache (qwen2, phi3 and gemma3 do so themselves at position 0).
+    /// Forgets the attention cache (our modules and phi3 do so themselves at position 0).
     fn reset(&mut self) {
         match self {
-            Self::Llama(m) => m.clear_kv_cache(),
             Self::Qwen3(m) => m.clear_kv_cache(),
-            Self::Qwen2(_) | Self::Phi3(_) | Self::Gemma3(_) => {}
+            Self::Llama(_) | Self::Phi3(_) | Self::Gemma3(_) => {}
         }
     }
 
     /// Longest sequence the module can hold, whatever the file says.
     fn max_positions(&self, file_context: usize) -> usize {
         match self {
-            Self::Llama(_) => file_context.min(quantized_llama::MAX_SEQ_LEN),
+            Self::Llama(m) => file_context.min(m.max_positions),
             // The CPU attention cache of candle's qwen3 holds 4096 positions.
             Self::Qwen3(_) => file_context.min(4096),
             Self::Gemma3(m) => file_context.min(m.max_positions),
-            Self::Qwen2(m) => file_context.min(m.max_positions),
             Self::Phi3(_) => file_context,
         }
     }

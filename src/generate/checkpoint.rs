@@ -52,6 +52,8 @@ pub struct ModelShape {
     pub pre_tokenizer: &'static str,
     /// Sliding-window size (Gemma 3).
     pub sliding_window: usize,
+    /// Whether the file carries Llama 3.1+'s `rope_freqs` (long-context rope scaling).
+    pub rope_freqs: bool,
 }
 
 /// Names of the shapes [`preset`] knows.
@@ -63,6 +65,7 @@ pub const PRESETS: &[&str] = &[
     "gemma3-1b",
     "phi-3.5-mini",
     "tiny-llama",
+    "tiny-llama3",
     "tiny-qwen2",
     "tiny-qwen3",
     "tiny-phi3",
@@ -88,6 +91,7 @@ pub fn preset(name: &str) -> Option<ModelShape> {
         tied: true,
         pre_tokenizer: "smollm",
         sliding_window: 0,
+        rope_freqs: false,
     };
     // The SmolLM2 vocabulary plus room for other families' turn markers.
     let tiny = 49_152 + 32;
@@ -116,6 +120,7 @@ pub fn preset(name: &str) -> Option<ModelShape> {
             rope_base: 500_000.0,
             eps: 1e-5,
             pre_tokenizer: "llama-bpe",
+            rope_freqs: true,
             ..base("llama", 2048, 16, 32, 8, 8192, 128_256)
         },
         "gemma3-1b" => ModelShape {
@@ -134,6 +139,11 @@ pub fn preset(name: &str) -> Option<ModelShape> {
         "tiny-llama" => {
             ModelShape { rope_base: 100_000.0, ..base("llama", 64, 2, 4, 2, 192, tiny) }
         }
+        "tiny-llama3" => ModelShape {
+            rope_base: 500_000.0,
+            rope_freqs: true,
+            ..base("llama", 64, 2, 4, 2, 192, tiny)
+        },
         "tiny-qwen2" => base("qwen2", 64, 2, 4, 2, 192, tiny),
         "tiny-qwen3" => ModelShape { head_dim: 32, ..base("qwen3", 64, 2, 4, 2, 192, tiny) },
         "tiny-phi3" => ModelShape { tied: false, ..base("phi3", 64, 2, 4, 4, 192, tiny) },
@@ -416,6 +426,11 @@ fn tensors(spec: &CheckpointSpec) -> candle_core::Result<Vec<(String, QTensor)>>
     let s = &spec.shape;
     let mut out = Vec::new();
     let mut seed = spec.seed;
+    if s.rope_freqs {
+        let factors =
+            Tensor::new(llama3_rope_factors(s.head_dim, s.rope_base).as_slice(), &Device::Cpu)?;
+        out.push(("rope_freqs.weight".into(), QTensor::quantize(&factors, GgmlDType::F32)?));
+    }
     let mut add = |name: String, rows: usize, cols: usize, std: f32, dtype: GgmlDType| {
         seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         let mut rng = StdRng::seed_from_u64(seed);
@@ -486,6 +501,26 @@ fn tensors(spec: &CheckpointSpec) -> candle_core::Result<Vec<(String, QTensor)>>
         }
     }
     Ok(out)
+}
+
+/// Llama 3.1's rope scaling as llama.cpp's converter stores it: a divisor per frequency,
+/// 1 for short wavelengths, 8 for long ones, smooth in between (original context 8192).
+fn llama3_rope_factors(head_dim: usize, base: f32) -> Vec<f32> {
+    let (factor, low, high, original) = (8.0f32, 1.0f32, 4.0f32, 8192.0f32);
+    (0..head_dim / 2)
+        .map(|i| {
+            let freq = 1.0 / base.powf(2.0 * i as f32 / head_dim as f32);
+            let wavelen = 2.0 * std::f32::consts::PI / freq;
+            if wavelen < original / high {
+                1.0
+            } else if wavelen > original / low {
+                factor
+            } else {
+                let smooth = (original / wavelen - low) / (high - low);
+                1.0 / ((1.0 - smooth) / factor + smooth)
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

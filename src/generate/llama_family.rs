@@ -1,9 +1,12 @@
-//! Qwen2 / Qwen2.5 from GGUF, Quarry's own module (llama.cpp's `qwen2` graph: Llama with
-//! biases on the query, key and value projections). candle-transformers' `quantized_qwen2`
-//! cannot be copied, so the system prompt's attention state could not be kept across
-//! questions, and it holds the embedding table dequantized to f32 (545 MB for Qwen's 151,936
-//! tokens, more than the whole Q4_K_M file). Here the table stays quantized and only the rows
-//! a prompt uses are expanded, and the model is `Clone` with weights shared.
+//! The Llama family from GGUF (`llama`: Llama 2/3.x, SmolLM2, TinyLlama, Mistral; `qwen2`:
+//! Qwen2/2.5, which adds biases to the query, key and value projections and rotates
+//! NeoX-style), Quarry's own module following llama.cpp's graphs. candle-transformers'
+//! modules for these hold the embedding table dequantized to f32 (545 MB for Qwen's 151,936
+//! tokens, more than the whole Q4_K_M file), copy the attention cache once per query head,
+//! ignore Llama 3.1+'s `rope_freqs` factors, stop at 4096 positions (llama) and cannot be
+//! copied (qwen2, so no prompt-prefix cache). Here the table stays quantized and only the rows
+//! a prompt uses are expanded, prompts run through GEMM (`linear.rs`), and the model is
+//! `Clone` with weights shared.
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor, gguf_file};
 use candle_core::{Device, IndexOp, Module, Result, Tensor};
@@ -53,9 +56,8 @@ struct Layer {
     wq: QLinear,
     wk: QLinear,
     wv: QLinear,
-    bq: Tensor,
-    bk: Tensor,
-    bv: Tensor,
+    /// Projection biases (qwen2).
+    bias: Option<[Tensor; 3]>,
     wo: QLinear,
     attn_norm: RmsNorm,
     ffn_norm: RmsNorm,
@@ -75,9 +77,13 @@ impl Layer {
         let shape = |t: Tensor, heads: usize| -> Result<Tensor> {
             t.reshape((b, seq_len, heads, self.head_dim))?.transpose(1, 2)?.contiguous()
         };
-        let q = shape(self.wq.forward(x)?.broadcast_add(&self.bq)?, self.n_head)?;
-        let k = shape(self.wk.forward(x)?.broadcast_add(&self.bk)?, self.n_kv_head)?;
-        let v = shape(self.wv.forward(x)?.broadcast_add(&self.bv)?, self.n_kv_head)?;
+        let (mut q, mut k, mut v) = (self.wq.forward(x)?, self.wk.forward(x)?, self.wv.forward(x)?);
+        if let Some([bq, bk, bv]) = &self.bias {
+            (q, k, v) = (q.broadcast_add(bq)?, k.broadcast_add(bk)?, v.broadcast_add(bv)?);
+        }
+        let q = shape(q, self.n_head)?;
+        let k = shape(k, self.n_kv_head)?;
+        let v = shape(v, self.n_kv_head)?;
         let q = self.rope.apply(&q, pos)?;
         let k = self.rope.apply(&k, pos)?;
         let (k, v) = self.cache.append(k, v, pos)?;
@@ -95,9 +101,9 @@ impl Layer {
     }
 }
 
-/// A Qwen2 network read from GGUF.
+/// A Llama-family network read from GGUF.
 #[derive(Debug, Clone)]
-pub struct Qwen2 {
+pub struct LlamaFamily {
     embed: QuantizedRows,
     layers: Vec<Layer>,
     norm: RmsNorm,
@@ -106,9 +112,11 @@ pub struct Qwen2 {
     pub max_positions: usize,
 }
 
-impl Qwen2 {
-    /// Reads the weights named as llama.cpp's converter names them.
+impl LlamaFamily {
+    /// Reads the weights of architecture `arch` ("llama" or "qwen2") named as llama.cpp's
+    /// converter names them.
     pub fn from_gguf<R: std::io::Seek + std::io::Read>(
+        arch: &str,
         content: gguf_file::Content,
         reader: &mut R,
         device: &Device,
@@ -116,8 +124,8 @@ impl Qwen2 {
         let md = |key: &str| {
             content
                 .metadata
-                .get(&format!("qwen2.{key}"))
-                .ok_or_else(|| candle_core::Error::Msg(format!("cannot find qwen2.{key}")))
+                .get(&format!("{arch}.{key}"))
+                .ok_or_else(|| candle_core::Error::Msg(format!("cannot find {arch}.{key}")))
         };
         let n_head = md("attention.head_count")?.to_u32()? as usize;
         let n_kv_head = md("attention.head_count_kv")?.to_u32()? as usize;
@@ -125,12 +133,23 @@ impl Qwen2 {
         let hidden = md("embedding_length")?.to_u32()? as usize;
         let eps = md("attention.layer_norm_rms_epsilon")?.to_f32()? as f64;
         let context = md("context_length")?.to_u32()? as usize;
-        let base = md("rope.freq_base").and_then(|v| v.to_f32()).unwrap_or(1_000_000.0);
-        let head_dim = hidden / n_head;
+        let base = md("rope.freq_base").and_then(|v| v.to_f32()).unwrap_or(10_000.0);
+        let head_dim = md("attention.key_length")
+            .and_then(|v| v.to_u32())
+            .map(|v| v as usize)
+            .unwrap_or(hidden / n_head);
         let max_positions = context.min(32_768);
-        let rope = Rope::new(head_dim, base, max_positions, device)?;
 
         let mut tensor = |name: &str| content.tensor(reader, name, device);
+        // Llama 3.1+ stores per-frequency divisors for its long-context rope scaling.
+        let factors: Option<Vec<f32>> = match tensor("rope_freqs.weight") {
+            Ok(t) => Some(t.dequantize(device)?.to_vec1()?),
+            Err(_) => None,
+        };
+        // llama.cpp: Llama rotates adjacent pairs, Qwen2 the two halves (NeoX).
+        let neox = arch != "llama";
+        let rope =
+            Rope::with_factors(head_dim, base, max_positions, factors.as_deref(), neox, device)?;
         let embed_q = tensor("token_embd.weight")?;
         let embed = QuantizedRows::new(&embed_q)?;
         let output = match tensor("output.weight") {
@@ -145,9 +164,14 @@ impl Qwen2 {
                 wq: QLinear::new(t("attn_q.weight")?)?,
                 wk: QLinear::new(t("attn_k.weight")?)?,
                 wv: QLinear::new(t("attn_v.weight")?)?,
-                bq: t("attn_q.bias")?.dequantize(device)?,
-                bk: t("attn_k.bias")?.dequantize(device)?,
-                bv: t("attn_v.bias")?.dequantize(device)?,
+                bias: match t("attn_q.bias") {
+                    Ok(bq) => Some([
+                        bq.dequantize(device)?,
+                        t("attn_k.bias")?.dequantize(device)?,
+                        t("attn_v.bias")?.dequantize(device)?,
+                    ]),
+                    Err(_) => None,
+                },
                 wo: QLinear::new(t("attn_output.weight")?)?,
                 attn_norm: RmsNorm::from_qtensor(t("attn_norm.weight")?, eps)?,
                 ffn_norm: RmsNorm::from_qtensor(t("ffn_norm.weight")?, eps)?,
