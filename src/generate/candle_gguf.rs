@@ -356,7 +356,7 @@ impl GgufGenerator {
         logits.to_vec1().map_err(|e| GenerateError::Model(e.to_string()))
     }
 
-    /// Runs `ids` from position `pos` in passes as large as the module allows, checking
+    /// Runs `ids` from position `pos` in passes of at most `PREFILL_CHUNK` tokens, checking
     /// `cancel` between passes; the logits after the last token, `None` when cancelled.
     fn run_prompt(
         &mut self,
