@@ -2,6 +2,7 @@
 //! attention cache of one layer, and grouped-query attention that never copies the cache per
 //! query head.
 
+use candle_core::quantized::gguf_file;
 use candle_core::{DType, Device, Result, Tensor};
 
 /// Rotary embedding tables for `positions` positions.
@@ -122,4 +123,49 @@ pub(crate) fn grouped(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>)
     let probs = candle_nn::ops::softmax_last_dim(&scores)?;
     let out = probs.matmul(v)?.reshape((b, n_head, seq_len, head_dim))?;
     out.transpose(1, 2)?.reshape((b, seq_len, n_head * head_dim))
+}
+
+/// The hyperparameters every decoder in GGUF declares under `<arch>.`.
+#[derive(Debug, Clone)]
+pub(crate) struct Shape {
+    pub(crate) n_head: usize,
+    pub(crate) n_kv_head: usize,
+    pub(crate) n_layers: usize,
+    pub(crate) hidden: usize,
+    /// `attention.key_length`, else `hidden / n_head`.
+    pub(crate) head_dim: usize,
+    pub(crate) eps: f64,
+    pub(crate) context: usize,
+}
+
+/// Reads `<arch>.<key>` from the GGUF metadata.
+pub(crate) fn metadata<'a>(
+    content: &'a gguf_file::Content,
+    arch: &str,
+    key: &str,
+) -> Result<&'a gguf_file::Value> {
+    content
+        .metadata
+        .get(&format!("{arch}.{key}"))
+        .ok_or_else(|| candle_core::Error::Msg(format!("cannot find {arch}.{key}")))
+}
+
+impl Shape {
+    pub(crate) fn read(content: &gguf_file::Content, arch: &str) -> Result<Self> {
+        let md = |key: &str| metadata(content, arch, key);
+        let n_head = md("attention.head_count")?.to_u32()? as usize;
+        let hidden = md("embedding_length")?.to_u32()? as usize;
+        Ok(Self {
+            n_head,
+            n_kv_head: md("attention.head_count_kv")?.to_u32()? as usize,
+            n_layers: md("block_count")?.to_u32()? as usize,
+            hidden,
+            head_dim: md("attention.key_length")
+                .and_then(|v| v.to_u32())
+                .map(|v| v as usize)
+                .unwrap_or(hidden / n_head),
+            eps: md("attention.layer_norm_rms_epsilon")?.to_f32()? as f64,
+            context: md("context_length")?.to_u32()? as usize,
+        })
+    }
 }

@@ -9,7 +9,7 @@ use candle_core::quantized::{QMatMul, QTensor, gguf_file};
 use candle_core::{Device, IndexOp, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
-use super::attention::{self, LayerCache, Rope, mask};
+use super::attention::{self, LayerCache, Rope, Shape, mask};
 use super::linear::QLinear;
 
 #[derive(Debug, Clone)]
@@ -89,20 +89,10 @@ impl Gemma3 {
         reader: &mut R,
         device: &Device,
     ) -> Result<Self> {
-        let md = |key: &str| {
-            content
-                .metadata
-                .get(&format!("gemma3.{key}"))
-                .ok_or_else(|| candle_core::Error::Msg(format!("cannot find gemma3.{key}")))
-        };
-        let n_head = md("attention.head_count")?.to_u32()? as usize;
-        let n_kv_head = md("attention.head_count_kv")?.to_u32()? as usize;
-        let n_layers = md("block_count")?.to_u32()? as usize;
-        let hidden = md("embedding_length")?.to_u32()? as usize;
-        let head_dim = md("attention.key_length")?.to_u32()? as usize;
-        let eps = md("attention.layer_norm_rms_epsilon")?.to_f32()? as f64;
+        let md = |key: &str| attention::metadata(&content, "gemma3", key);
+        let Shape { n_head, n_kv_head, n_layers, hidden, head_dim, eps, context } =
+            Shape::read(&content, "gemma3")?;
         let window = md("attention.sliding_window")?.to_u32()? as usize;
-        let context = md("context_length")?.to_u32()? as usize;
         let base = md("rope.freq_base").and_then(|v| v.to_f32()).unwrap_or(1_000_000.0);
         let local_base = md("rope.local_freq_base").and_then(|v| v.to_f32()).unwrap_or(10_000.0);
         // Every sixth layer attends globally (llama.cpp: swa pattern 6).

@@ -12,7 +12,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor, gguf_file};
 use candle_core::{Device, IndexOp, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
-use super::attention::{self, LayerCache, Rope, mask};
+use super::attention::{self, LayerCache, Rope, Shape, mask};
 use super::linear::QLinear;
 
 /// An embedding table kept in its file encoding; rows are expanded when looked up.
@@ -121,23 +121,11 @@ impl LlamaFamily {
         reader: &mut R,
         device: &Device,
     ) -> Result<Self> {
-        let md = |key: &str| {
-            content
-                .metadata
-                .get(&format!("{arch}.{key}"))
-                .ok_or_else(|| candle_core::Error::Msg(format!("cannot find {arch}.{key}")))
-        };
-        let n_head = md("attention.head_count")?.to_u32()? as usize;
-        let n_kv_head = md("attention.head_count_kv")?.to_u32()? as usize;
-        let n_layers = md("block_count")?.to_u32()? as usize;
-        let hidden = md("embedding_length")?.to_u32()? as usize;
-        let eps = md("attention.layer_norm_rms_epsilon")?.to_f32()? as f64;
-        let context = md("context_length")?.to_u32()? as usize;
-        let base = md("rope.freq_base").and_then(|v| v.to_f32()).unwrap_or(10_000.0);
-        let head_dim = md("attention.key_length")
-            .and_then(|v| v.to_u32())
-            .map(|v| v as usize)
-            .unwrap_or(hidden / n_head);
+        let Shape { n_head, n_kv_head, n_layers, hidden: _, head_dim, eps, context } =
+            Shape::read(&content, arch)?;
+        let base = attention::metadata(&content, arch, "rope.freq_base")
+            .and_then(|v| v.to_f32())
+            .unwrap_or(10_000.0);
         let max_positions = context.min(32_768);
 
         let mut tensor = |name: &str| content.tensor(reader, name, device);
