@@ -217,3 +217,160 @@ pub struct LibraryStatus {
     /// Folders and files added to the library.
     pub sources: Vec<String>,
 }
+
+/// How an answer was produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AnswerMode {
+    /// Written by the local language model from the numbered passages, then verified.
+    #[default]
+    Generated,
+    /// No model: the best-supported sentences of the passages, quoted verbatim.
+    Evidence,
+}
+
+impl AnswerMode {
+    /// The mode's name as the CLI and the audit log spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnswerMode::Generated => "generated",
+            AnswerMode::Evidence => "evidence",
+        }
+    }
+}
+
+/// What the caller asks for in one `ask`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AskOptions {
+    /// Passages to retrieve before selection.
+    pub k: usize,
+    /// Quote the evidence instead of generating.
+    pub evidence: bool,
+    /// Most tokens the model may write.
+    pub max_tokens: usize,
+}
+
+impl Default for AskOptions {
+    fn default() -> Self {
+        Self { k: 8, evidence: false, max_tokens: 384 }
+    }
+}
+
+/// One numbered passage given to the model (or quoted from in evidence mode).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Passage {
+    /// The number citations use (`[n]`), from 1.
+    pub n: u32,
+    /// The chunk.
+    pub chunk_id: String,
+    /// Its document.
+    pub doc_path: String,
+    /// SHA-256 of the document's content when it was indexed.
+    pub doc_sha256: String,
+    /// First page.
+    pub page: u32,
+    /// Last page.
+    pub page_end: u32,
+    /// Character span of the passage in the document's extracted text.
+    pub char_start: u64,
+    /// End of that span (exclusive).
+    pub char_end: u64,
+    /// Fused retrieval score.
+    pub score: f32,
+    /// Which retrievers found it.
+    pub retrievers: Vec<String>,
+    /// The passage text.
+    pub text: String,
+}
+
+/// A citation of an answer: a passage and the sentence of it that supports the claim.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Citation {
+    /// The passage number as written in the answer.
+    pub n: u32,
+    /// The chunk.
+    pub chunk_id: String,
+    /// The document.
+    pub doc_path: String,
+    /// The page the quote is on.
+    pub page: u32,
+    /// Character span of the passage in the document's extracted text.
+    pub char_start: u64,
+    /// End of the passage span.
+    pub char_end: u64,
+    /// The best-matching sentence of the passage, verbatim.
+    pub quote: String,
+    /// Character span of the quote in the document's extracted text (for highlighting).
+    pub quote_start: u64,
+    /// End of the quote span (exclusive).
+    pub quote_end: u64,
+}
+
+/// One sentence of an answer with its citations and whether the passages support it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnswerSentence {
+    /// The sentence without its citation markers.
+    pub text: String,
+    /// Passage numbers it cites (only numbers of given passages).
+    pub citations: Vec<u32>,
+    /// Whether the cited passages support it.
+    pub supported: bool,
+    /// Support score in [0, 1] (lexical and embedding overlap with the best cited sentence).
+    pub support: f32,
+}
+
+/// How long each part of an answer took.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AnswerTimings {
+    /// Query embedding, both retrievers and fusion.
+    pub retrieve_ms: f64,
+    /// Time to the first generated token (0 without generation).
+    pub ttft_ms: f64,
+    /// Wall-clock time of the whole answer.
+    pub total_ms: f64,
+    /// Generated tokens.
+    pub tokens: usize,
+    /// Decode speed.
+    pub tokens_per_s: f64,
+}
+
+/// The retrieval gate's decision: the strength of the best evidence against the threshold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GateDecision {
+    /// Evidence strength of the best sentence in the retrieved passages.
+    pub score: f32,
+    /// The calibrated threshold it is compared with.
+    pub threshold: f32,
+    /// Whether the evidence passed.
+    pub passed: bool,
+}
+
+/// A grounded answer (`quarry ask --json`, DESIGN.md §5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Answer {
+    /// The question as asked.
+    pub question: String,
+    /// The answer text with `[n]` markers, or the refusal sentence.
+    pub answer: String,
+    /// Whether the answer is "not found in your documents".
+    pub abstained: bool,
+    /// Why it abstained, when it did.
+    pub abstain_reason: Option<String>,
+    /// How it was produced.
+    pub mode: AnswerMode,
+    /// The answer split into sentences with their support.
+    pub sentences: Vec<AnswerSentence>,
+    /// Every passage cited by the answer.
+    pub citations: Vec<Citation>,
+    /// The passages given to the model (or quoted from).
+    pub passages: Vec<Passage>,
+    /// Citation markers that named no given passage and were removed.
+    pub removed_citations: Vec<u32>,
+    /// The retrieval gate's decision.
+    pub gate: GateDecision,
+    /// The generator's file name, when one wrote the answer.
+    pub model: Option<String>,
+    /// Timings.
+    pub timings: AnswerTimings,
+}

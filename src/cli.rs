@@ -1,6 +1,7 @@
 //! Argument parsing and output for each `quarry` subcommand. Errors become messages and exit
 //! codes here, at the edge, with `anyhow` carrying context.
 
+mod answering;
 mod generation;
 mod progress;
 
@@ -85,6 +86,31 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Answer a question from the library, citing page and passage
+    Ask {
+        /// The question
+        question: String,
+        /// Passages to retrieve
+        #[arg(short, default_value_t = 8)]
+        k: usize,
+        /// Quote the best-supported sentences instead of generating (no model needed)
+        #[arg(long)]
+        evidence: bool,
+        /// Generator: a GGUF file or an installed model's name [default: the first installed]
+        #[arg(long)]
+        model: Option<String>,
+        /// Most tokens to generate
+        #[arg(long, default_value_t = 384)]
+        max_tokens: usize,
+        /// Print the answer document as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// The record of every answer given
+    Audit {
+        #[command(subcommand)]
+        what: AuditCommand,
+    },
     /// Measure quality on standard data sets
     Eval {
         #[command(subcommand)]
@@ -156,6 +182,22 @@ enum ModelsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Write the answers recorded since a date as JSON lines or a Markdown report
+    Export {
+        /// Earliest answer: a date (2026-11-21) or an RFC 3339 time
+        #[arg(long)]
+        since: Option<String>,
+        /// jsonl or md
+        #[arg(long, default_value = "md")]
+        format: String,
+        /// Write to this file instead of standard output
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum EvalCommand {
     /// Retrieval quality on a BEIR data set (nDCG@10, Recall@10/100, MRR@10)
     Retrieval {
@@ -168,6 +210,30 @@ enum EvalCommand {
         /// Chunk size in tokens, to compare chunking settings [default: the library default]
         #[arg(long)]
         chunk_tokens: Option<usize>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Grounded answers on SQuAD 2.0: abstention, citation precision, F1
+    Qa {
+        /// Questions (JSON lines: id, title, question, is_impossible, answers)
+        #[arg(long)]
+        squad: PathBuf,
+        /// Paragraphs [default: beside the questions, "questions" → "paragraphs" in the name]
+        #[arg(long)]
+        paragraphs: Option<PathBuf>,
+        /// Evaluate evidence mode (no generation)
+        #[arg(long)]
+        evidence: bool,
+        /// Generator for generated answers [default: the first installed]
+        #[arg(long)]
+        model: Option<String>,
+        /// Ask only the first N questions
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Also report the gate thresholds that fit these questions best
+        #[arg(long)]
+        calibrate: bool,
         /// Print JSON
         #[arg(long)]
         json: bool,
@@ -338,7 +404,7 @@ fn config_for(cli: &Cli) -> anyhow::Result<EngineConfig> {
     let tokenizer = embedder.as_ref().map(|e| e.dir.join("tokenizer.json")).filter(|p| p.is_file());
     let uses_embedder = matches!(
         cli.command,
-        Command::Index { .. } | Command::Search { .. } | Command::Eval { .. }
+        Command::Index { .. } | Command::Search { .. } | Command::Eval { .. } | Command::Ask { .. }
     );
     if embedder.is_none() && uses_embedder {
         tracing::warn!(
@@ -515,6 +581,78 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         run.chunks,
                         run.index_seconds,
                         run.search_ms_p50
+                    );
+                }
+            }
+        }
+        Command::Ask { question, k, evidence, model, max_tokens, json } => {
+            if !evidence {
+                config.generator = match model {
+                    Some(name) => Some(generation::resolve_model(&models_dir, &name)?),
+                    None => quarry::models::default_generator(&models_dir),
+                };
+            }
+            let options = quarry::AskOptions { k, evidence, max_tokens };
+            answering::ask(config, answering::AskArgs { question, options, json }).await?;
+        }
+        Command::Audit { what: AuditCommand::Export { since, format, out } } => {
+            answering::export_audit(&config.data_dir, since.as_deref(), &format, out)?;
+        }
+        Command::Eval {
+            what: EvalCommand::Qa { squad, paragraphs, evidence, model, limit, calibrate, json },
+        } => {
+            if !evidence {
+                config.generator = match model {
+                    Some(name) => Some(generation::resolve_model(&models_dir, &name)?),
+                    None => quarry::models::default_generator(&models_dir),
+                };
+            }
+            let options = quarry::eval::squad::QaEvalOptions {
+                questions: squad,
+                paragraphs,
+                evidence,
+                limit,
+                calibrate,
+            };
+            let work = tempfile::tempdir().context("cannot create a temporary folder")?;
+            let run = quarry::eval::squad::evaluate(&options, config, work.path()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&run)?);
+            } else {
+                let m = &run.metrics;
+                let c = &run.counts;
+                println!(
+                    "mode {} ({} questions, gate {:.3})",
+                    run.mode.as_str(),
+                    c.questions,
+                    run.gate_threshold
+                );
+                println!(
+                    "out-of-library abstention recall  {:.3}  ({} questions)",
+                    m.out_of_library_abstention_recall, c.out_of_library
+                );
+                println!(
+                    "in-library wrongly refused rate   {:.3}  ({} questions)",
+                    m.in_library_wrongly_refused_rate, c.in_library
+                );
+                println!(
+                    "citation precision                {:.3}  ({} answered)",
+                    m.citation_precision, c.answered_in_library
+                );
+                println!("citations outside retrieved       {}", m.citations_outside_retrieved);
+                println!(
+                    "impossible abstention recall      {:.3}  ({} questions)",
+                    m.impossible_abstention_recall, c.impossible
+                );
+                println!("answer F1 {:.3}, exact match {:.3}", m.answer_f1, m.exact_match);
+                for cal in run.calibration.iter().flatten() {
+                    println!(
+                        "calibration: weight {:.1} threshold {:.3} → out-of-library recall {:.3}, wrongly refused {:.3} (≤ {})",
+                        cal.cosine_weight,
+                        cal.threshold,
+                        cal.out_of_library_abstention_recall,
+                        cal.in_library_wrongly_refused_rate,
+                        cal.max_wrongly_refused
                     );
                 }
             }

@@ -2,7 +2,10 @@
 //! desktop shell, the HTTP server) open an [`Engine`] and call its methods; they never reach
 //! into a stage.
 
+mod answering;
 mod indexing;
+
+pub use answering::Evidence;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -32,6 +35,7 @@ pub struct Engine {
     store: Store,
     chunker: Arc<Chunker>,
     embedder: Option<EmbedderSlot>,
+    generator: answering::GeneratorSlot,
 }
 
 /// The embedding model, loaded on first use: listing documents should not pay for reading
@@ -80,7 +84,7 @@ impl Engine {
         let store =
             Store::open(&config.data_dir, embedder.as_ref().map(EmbedderSlot::meta)).await?;
         let chunker = Arc::new(make_chunker(&config)?);
-        Ok(Self { config, store, chunker, embedder })
+        Ok(Self { config, store, chunker, embedder, generator: Default::default() })
     }
 
     /// Opens the library for writing: takes the writer lock and repairs an interrupted run.
@@ -90,7 +94,7 @@ impl Engine {
         let meta = embedder.as_ref().map(EmbedderSlot::meta);
         let store = Store::open_for_write(&config.data_dir, meta).await?;
         let chunker = Arc::new(make_chunker(&config)?);
-        Ok(Self { config, store, chunker, embedder })
+        Ok(Self { config, store, chunker, embedder, generator: Default::default() })
     }
 
     /// The loaded embedding model, if the library has one.

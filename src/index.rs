@@ -349,6 +349,16 @@ impl Store {
             .collect())
     }
 
+    /// The distinct full-text index terms of `text` (lower-cased, stop words dropped, stemmed).
+    pub fn analyze(&self, text: &str) -> Vec<String> {
+        self.fulltext.analyze(text)
+    }
+
+    /// BM25 inverse document frequency of each index term.
+    pub fn idf(&self, terms: &[String]) -> Vec<f32> {
+        self.fulltext.idf(terms)
+    }
+
     /// Whether chunks carry vectors.
     pub fn has_vectors(&self) -> bool {
         self.meta().embedder.is_some()

@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod answer;
 pub mod api;
 pub mod bench;
 pub mod chunk;
@@ -43,9 +44,10 @@ pub mod progress;
 pub mod retrieve;
 
 pub use api::{
-    DocumentInfo, DocumentState, FileKind, IndexReport, LibraryStatus, SearchHit, SearchMode,
+    Answer, AnswerMode, AskOptions, Citation, DocumentInfo, DocumentState, FileKind, IndexReport,
+    LibraryStatus, SearchHit, SearchMode,
 };
-pub use config::{ChunkingConfig, EngineConfig, ExtractionConfig};
+pub use config::{AnswerConfig, ChunkingConfig, EngineConfig, ExtractionConfig};
 pub use engine::Engine;
 pub use error::{Error, Result};
 pub use progress::{CancelToken, IngestEvent, ProgressSink};

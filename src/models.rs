@@ -235,6 +235,14 @@ pub fn find_generator(models_dir: &Path, name_or_path: &str) -> Option<PathBuf> 
     })
 }
 
+/// The generator `ask` uses when none is named: the first installed one that loads.
+pub fn default_generator(models_dir: &Path) -> Option<PathBuf> {
+    installed(models_dir)
+        .into_iter()
+        .find(|m| m.role == "generate" && m.problem.is_none())
+        .map(|m| m.path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

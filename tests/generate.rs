@@ -24,7 +24,12 @@ fn smollm_tokenizer(data: &Path) -> PathBuf {
 }
 
 /// Writes the tiny checkpoint `shape` into `dir` (no tokenizer.json beside it).
-fn tiny_checkpoint(data: &Path, dir: &Path, shape: &str, quant: Quantization) -> PathBuf {
+pub(crate) fn tiny_checkpoint(
+    data: &Path,
+    dir: &Path,
+    shape: &str,
+    quant: Quantization,
+) -> PathBuf {
     let spec = CheckpointSpec {
         shape: checkpoint::preset(shape).unwrap(),
         quantization: quant,

@@ -28,6 +28,8 @@ mod retrieve;
 mod isolation;
 // The generation engine on random-weight checkpoints, and real chat templates.
 mod generate;
+// Grounded answers: evidence, refusals, injections, verification, audit, SQuAD slice.
+mod answer;
 // The `quarry` command line and its JSON contract.
 mod cli;
 // House rules checked on the source tree.

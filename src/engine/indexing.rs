@@ -474,7 +474,7 @@ fn prepare(
     Outcome::Prepared { doc: PreparedDocument { row, chunks: rows }, existed, warnings }
 }
 
-fn sha256_file(path: &Path) -> std::io::Result<String> {
+pub(crate) fn sha256_file(path: &Path) -> std::io::Result<String> {
     let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];

@@ -213,6 +213,35 @@ impl FullText {
         Ok(res)
     }
 
+    /// The distinct terms of `text` as the index analyses it, in order of first appearance.
+    pub fn analyze(&self, text: &str) -> Vec<String> {
+        let mut analyzer = self.index.tokenizers().get(ANALYZER).unwrap_or_else(analyzer);
+        let mut stream = analyzer.token_stream(text);
+        let mut terms: Vec<String> = Vec::new();
+        while stream.advance() {
+            let term = &stream.token().text;
+            if !terms.contains(term) {
+                terms.push(term.clone());
+            }
+        }
+        terms
+    }
+
+    /// BM25's inverse document frequency of each term over chunk text:
+    /// ln(1 + (N - df + 0.5) / (df + 0.5)). A term the library lacks gets the highest value.
+    pub fn idf(&self, terms: &[String]) -> Vec<f32> {
+        let searcher = self.reader.searcher();
+        let n = searcher.num_docs() as f64;
+        terms
+            .iter()
+            .map(|t| {
+                let df = searcher.doc_freq(&Term::from_field_text(self.fields.text, t)).unwrap_or(0)
+                    as f64;
+                (1.0 + (n - df + 0.5) / (df + 0.5)).ln() as f32
+            })
+            .collect()
+    }
+
     /// Number of chunks in the committed index.
     pub fn len(&self) -> u64 {
         self.reader.searcher().num_docs()

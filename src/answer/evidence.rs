@@ -1,0 +1,236 @@
+//! Evidence scoring: how well each sentence of the retrieved passages answers the question, from
+//! two signals that fail differently: the share of the question's terms (weighted by how rare
+//! they are in the library) the sentence contains, and the embedding similarity of sentence and
+//! question. The best score drives the retrieval gate; the best sentences are evidence mode's
+//! answer and the quotes of citations.
+
+use std::collections::HashSet;
+
+use super::sentences::{SentenceSpan, split_sentences};
+use crate::api::Passage;
+use crate::embed::{Embedder, cosine};
+use crate::error::Result;
+
+/// Term statistics of the library's full-text index: the same analysis (lower-casing, stop
+/// words, stemming) as BM25 search, and each term's inverse document frequency.
+pub trait TermStats {
+    /// The distinct index terms of `text`, in order of first appearance.
+    fn terms(&self, text: &str) -> Vec<String>;
+    /// BM25's inverse document frequency of each term (terms the library lacks get the highest).
+    fn idf(&self, terms: &[String]) -> Vec<f32>;
+}
+
+/// How the two signals combine into one evidence score in [0, 1].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EvidenceWeights {
+    /// Weight of the embedding similarity (the rest goes to term coverage).
+    pub cosine: f32,
+}
+
+/// The question, analysed once.
+pub struct Question {
+    terms: Vec<(String, f32)>,
+    total_weight: f32,
+    vector: Option<Vec<f32>>,
+}
+
+impl Question {
+    /// Analyses `text` with the library's term statistics; `vector` is its query embedding when
+    /// the library has an embedder.
+    pub fn new(text: &str, stats: &dyn TermStats, vector: Option<Vec<f32>>) -> Self {
+        let terms = stats.terms(text);
+        let idf = stats.idf(&terms);
+        let terms: Vec<(String, f32)> = terms.into_iter().zip(idf).collect();
+        let total_weight = terms.iter().map(|(_, w)| w).sum();
+        Self { terms, total_weight, vector }
+    }
+
+    /// Share of the question's term weight found in `terms` (0 when the question has no terms).
+    pub fn coverage(&self, terms: &HashSet<String>) -> f32 {
+        if self.total_weight <= 0.0 {
+            return 0.0;
+        }
+        let found: f32 = self.terms.iter().filter(|(t, _)| terms.contains(t)).map(|(_, w)| w).sum();
+        found / self.total_weight
+    }
+}
+
+/// One sentence of one passage with its evidence signals.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoredSentence {
+    /// Index of the passage in the list scored.
+    pub passage: usize,
+    /// Byte span of the sentence in the passage text.
+    pub span: SentenceSpan,
+    /// Share of the question's term weight in the sentence.
+    pub coverage: f32,
+    /// Share of the question's term weight in the whole passage.
+    pub passage_coverage: f32,
+    /// Embedding similarity of sentence and question, when the library has an embedder.
+    pub cosine: Option<f32>,
+    /// The combined evidence score.
+    pub score: f32,
+}
+
+/// The sentences of `passages`, each with a term set, and their embeddings when an embedder is
+/// given: computed once, used by the gate, evidence mode and citation checks.
+pub struct PassageSentences {
+    /// Per passage: its sentences' spans.
+    pub spans: Vec<Vec<SentenceSpan>>,
+    /// Per passage: each sentence's index terms.
+    pub terms: Vec<Vec<HashSet<String>>>,
+    /// Per passage: all its index terms.
+    pub passage_terms: Vec<HashSet<String>>,
+    /// Per passage: each sentence's embedding.
+    pub vectors: Option<Vec<Vec<Vec<f32>>>>,
+}
+
+impl PassageSentences {
+    /// Splits and analyses every passage; embeds all sentences in one batch.
+    pub fn new(
+        passages: &[Passage],
+        stats: &dyn TermStats,
+        embedder: Option<&dyn Embedder>,
+    ) -> Result<Self> {
+        let spans: Vec<Vec<SentenceSpan>> =
+            passages.iter().map(|p| split_sentences(&p.text)).collect();
+        let terms: Vec<Vec<HashSet<String>>> = passages
+            .iter()
+            .zip(&spans)
+            .map(|(p, ss)| {
+                ss.iter().map(|s| stats.terms(s.of(&p.text)).into_iter().collect()).collect()
+            })
+            .collect();
+        let passage_terms = terms.iter().map(|ts| ts.iter().flatten().cloned().collect()).collect();
+        let vectors = match embedder {
+            None => None,
+            Some(embedder) => {
+                let texts: Vec<&str> = passages
+                    .iter()
+                    .zip(&spans)
+                    .flat_map(|(p, ss)| ss.iter().map(|s| s.of(&p.text)))
+                    .collect();
+                let mut flat = embedder.embed_documents(&texts)?.into_iter();
+                Some(
+                    spans
+                        .iter()
+                        .map(|ss| ss.iter().filter_map(|_| flat.next()).collect())
+                        .collect(),
+                )
+            }
+        };
+        Ok(Self { spans, terms, passage_terms, vectors })
+    }
+
+    /// Every sentence scored against `question`, best first.
+    pub fn score(&self, question: &Question, weights: EvidenceWeights) -> Vec<ScoredSentence> {
+        let mut res = Vec::new();
+        for (p, spans) in self.spans.iter().enumerate() {
+            let passage_coverage = question.coverage(&self.passage_terms[p]);
+            for (s, span) in spans.iter().enumerate() {
+                let coverage = question.coverage(&self.terms[p][s]);
+                let cosine = match (&self.vectors, &question.vector) {
+                    (Some(vectors), Some(q)) => Some(cosine(&vectors[p][s], q).max(0.0)),
+                    _ => None,
+                };
+                let score = combine(coverage, cosine, weights);
+                res.push(ScoredSentence {
+                    passage: p,
+                    span: *span,
+                    coverage,
+                    passage_coverage,
+                    cosine,
+                    score,
+                });
+            }
+        }
+        res.sort_by(|a, b| b.score.total_cmp(&a.score));
+        res
+    }
+}
+
+/// The evidence score of one sentence: coverage alone without embeddings, else the weighted mix.
+pub fn combine(coverage: f32, cosine: Option<f32>, weights: EvidenceWeights) -> f32 {
+    match cosine {
+        Some(c) => weights.cosine * c + (1.0 - weights.cosine) * coverage,
+        None => coverage,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Term statistics for tests: lower-cased words minus a few stop words; a word's idf is
+    /// its length (rare words tend to be long), so the arithmetic is easy to follow.
+    pub(crate) struct WordStats;
+
+    impl TermStats for WordStats {
+        fn terms(&self, text: &str) -> Vec<String> {
+            let mut seen = HashSet::new();
+            text.split(|c: char| !c.is_alphanumeric())
+                .map(str::to_lowercase)
+                .filter(|w| {
+                    !w.is_empty() && !["the", "is", "a", "of", "what", "when"].contains(&w.as_str())
+                })
+                .filter(|w| seen.insert(w.clone()))
+                .collect()
+        }
+        fn idf(&self, terms: &[String]) -> Vec<f32> {
+            terms.iter().map(|t| t.len() as f32).collect()
+        }
+    }
+
+    pub(crate) fn passage(n: u32, text: &str) -> Passage {
+        Passage {
+            n,
+            chunk_id: format!("c{n}"),
+            doc_path: format!("/d{n}.txt"),
+            doc_sha256: String::new(),
+            page: 1,
+            page_end: 1,
+            char_start: 100,
+            char_end: 100 + text.chars().count() as u64,
+            score: 0.0,
+            retrievers: vec![],
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn coverage_weighs_rare_terms() {
+        let q = Question::new("When did Rollo swear fealty?", &WordStats, None);
+        // terms: did(3) rollo(5) swear(5) fealty(6) → total 19
+        let found: HashSet<String> = ["rollo", "fealty"].iter().map(|s| s.to_string()).collect();
+        assert!((q.coverage(&found) - 11.0 / 19.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn best_sentence_first_without_embeddings() {
+        let passages = vec![
+            passage(
+                1,
+                "The Normans lived in France. Rollo agreed to swear fealty to King Charles III.",
+            ),
+            passage(2, "Steam engines burn coal to boil water."),
+        ];
+        let sentences = PassageSentences::new(&passages, &WordStats, None).unwrap();
+        let q = Question::new("Who did Rollo swear fealty to?", &WordStats, None);
+        let scored = sentences.score(&q, EvidenceWeights { cosine: 0.5 });
+        assert_eq!(scored.len(), 3);
+        assert_eq!(scored[0].passage, 0);
+        assert_eq!(
+            scored[0].span.of(&passages[0].text),
+            "Rollo agreed to swear fealty to King Charles III."
+        );
+        assert_eq!(scored[0].cosine, None);
+        assert!(scored[0].score > 0.6 && scored[2].score == 0.0);
+    }
+
+    #[test]
+    fn combine_mixes_signals() {
+        let w = EvidenceWeights { cosine: 0.25 };
+        assert!((combine(0.8, Some(0.4), w) - 0.7).abs() < 1e-6);
+        assert_eq!(combine(0.8, None, w), 0.8);
+    }
+}

@@ -1,0 +1,117 @@
+//! Passage selection: from the fused hits, the best passages that fit the model's context
+//! budget, without near-duplicates (neighbouring chunks share an overlap), numbered for citing.
+
+use std::collections::HashMap;
+
+use crate::api::{Passage, SearchHit};
+
+/// Share of the shorter of two passages of one document that may overlap the other before the
+/// lower-ranked one is dropped as a duplicate.
+const MAX_OVERLAP: f64 = 0.5;
+
+/// Picks passages from `hits` (best first): at most `max_passages`, together at most
+/// `budget_tokens` as `count_tokens` counts them, skipping any that mostly repeats a passage
+/// already chosen. `sha256_of` maps a document path to its content hash.
+pub fn select_passages(
+    hits: Vec<SearchHit>,
+    sha256_of: &HashMap<String, String>,
+    max_passages: usize,
+    budget_tokens: usize,
+    count_tokens: &mut dyn FnMut(&str) -> usize,
+) -> Vec<Passage> {
+    let mut chosen: Vec<Passage> = Vec::new();
+    let mut used = 0usize;
+    for hit in hits {
+        if chosen.len() >= max_passages {
+            break;
+        }
+        if chosen.iter().any(|p| duplicates(p, &hit)) {
+            continue;
+        }
+        let tokens = count_tokens(&hit.text);
+        if used + tokens > budget_tokens && !chosen.is_empty() {
+            continue;
+        }
+        used += tokens;
+        chosen.push(Passage {
+            n: chosen.len() as u32 + 1,
+            doc_sha256: sha256_of.get(&hit.doc_path).cloned().unwrap_or_default(),
+            chunk_id: hit.chunk_id,
+            doc_path: hit.doc_path,
+            page: hit.page,
+            page_end: hit.page_end,
+            char_start: hit.char_start,
+            char_end: hit.char_end,
+            score: hit.score,
+            retrievers: hit.retrievers,
+            text: hit.text,
+        });
+    }
+    chosen
+}
+
+/// Whether `hit` mostly repeats `kept` (same document, spans overlapping by more than
+/// [`MAX_OVERLAP`] of the shorter).
+fn duplicates(kept: &Passage, hit: &SearchHit) -> bool {
+    if kept.doc_path != hit.doc_path {
+        return false;
+    }
+    let overlap =
+        kept.char_end.min(hit.char_end).saturating_sub(kept.char_start.max(hit.char_start));
+    let shorter = (kept.char_end - kept.char_start).min(hit.char_end - hit.char_start).max(1);
+    overlap as f64 / shorter as f64 > MAX_OVERLAP
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(id: &str, doc: &str, start: u64, end: u64) -> SearchHit {
+        SearchHit {
+            chunk_id: id.into(),
+            doc_path: doc.into(),
+            page: 2,
+            page_end: 2,
+            char_start: start,
+            char_end: end,
+            heading: String::new(),
+            score: 1.0,
+            retrievers: vec!["text".into()],
+            text: "word ".repeat(((end - start) / 5) as usize),
+        }
+    }
+
+    #[test]
+    fn drops_near_duplicates_and_numbers_in_rank_order() {
+        let hits = vec![
+            hit("a", "/x.pdf", 0, 1000),
+            hit("b", "/x.pdf", 900, 1900), // overlaps a by 10 %: kept
+            hit("c", "/x.pdf", 100, 900),  // inside a: dropped
+            hit("d", "/y.pdf", 0, 1000),   // other document: kept
+        ];
+        let sha = HashMap::from([("/x.pdf".to_owned(), "abc".to_owned())]);
+        let chosen = select_passages(hits, &sha, 10, 10_000, &mut |t| t.len() / 4);
+        let ids: Vec<(&str, u32)> = chosen.iter().map(|p| (p.chunk_id.as_str(), p.n)).collect();
+        assert_eq!(ids, vec![("a", 1), ("b", 2), ("d", 3)]);
+        assert_eq!(chosen[0].doc_sha256, "abc");
+        assert_eq!(chosen[2].doc_sha256, "");
+    }
+
+    #[test]
+    fn respects_budget_and_count() {
+        let hits: Vec<SearchHit> =
+            (0..6).map(|i| hit(&format!("h{i}"), &format!("/d{i}"), 0, 400)).collect();
+        // 400 chars of "word " → 80 words → 100 "tokens" at len/4.
+        let chosen = select_passages(hits.clone(), &HashMap::new(), 10, 250, &mut |t| t.len() / 4);
+        assert_eq!(chosen.len(), 2);
+        let chosen = select_passages(hits, &HashMap::new(), 3, 10_000, &mut |t| t.len() / 4);
+        assert_eq!(chosen.len(), 3);
+    }
+
+    #[test]
+    fn always_keeps_the_best_passage() {
+        let hits = vec![hit("big", "/d", 0, 4000)];
+        let chosen = select_passages(hits, &HashMap::new(), 5, 10, &mut |t| t.len() / 4);
+        assert_eq!(chosen.len(), 1);
+    }
+}

@@ -1,0 +1,130 @@
+//! `quarry ask` and `quarry audit export`: a grounded answer streamed to the terminal with its
+//! numbered sources, or as the JSON document of DESIGN.md §5; the audit log as a report.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use quarry::answer::audit::{self, ExportFormat};
+use quarry::{Answer, AskOptions, CancelToken, Engine, EngineConfig};
+
+/// Options of `quarry ask`.
+#[derive(Debug)]
+pub(crate) struct AskArgs {
+    pub(crate) question: String,
+    pub(crate) options: AskOptions,
+    pub(crate) json: bool,
+}
+
+/// Answers, streaming generated text unless `--json`; prints the sources afterwards.
+pub(crate) async fn ask(config: EngineConfig, args: AskArgs) -> anyhow::Result<()> {
+    let generating = config.generator.is_some() && !args.options.evidence;
+    if config.generator.is_none() && !args.options.evidence && !args.json {
+        eprintln!("(no generator model installed: quoting the evidence; see `quarry models list`)");
+    }
+    let engine = Engine::open(config).await?;
+    let cancel = CancelToken::new();
+    let on_interrupt = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_interrupt.cancel();
+        }
+    });
+    let stream = generating && !args.json;
+    let mut out = std::io::stdout();
+    let mut sink = |piece: &str| {
+        if stream {
+            let _ = out.write_all(piece.as_bytes());
+            let _ = out.flush();
+        }
+    };
+    let answer = engine.ask(&args.question, &args.options, &mut sink, &cancel).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(());
+    }
+    if stream {
+        println!();
+        println!();
+    }
+    print_answer(&answer, stream);
+    Ok(())
+}
+
+fn print_answer(answer: &Answer, streamed: bool) {
+    if answer.abstained {
+        if streamed {
+            println!("Not used: {}.", answer.abstain_reason.as_deref().unwrap_or("no support"));
+        }
+        println!("{}", answer.answer);
+        if let Some(reason) = &answer.abstain_reason {
+            println!(
+                "({reason}; best evidence {:.2}, needed {:.2})",
+                answer.gate.score, answer.gate.threshold
+            );
+        }
+        return;
+    }
+    if streamed {
+        println!("Checked answer:");
+    }
+    for s in &answer.sentences {
+        let marks: String = s.citations.iter().map(|n| format!("[{n}]")).collect();
+        let flag = if s.supported { "" } else { "  (not supported by the cited passages)" };
+        println!("{} {marks}{flag}", s.text);
+    }
+    if !answer.removed_citations.is_empty() {
+        let removed: Vec<String> =
+            answer.removed_citations.iter().map(|n| format!("[{n}]")).collect();
+        println!("(removed citations of passages that were not given: {})", removed.join(" "));
+    }
+    println!();
+    println!("Sources:");
+    for c in &answer.citations {
+        println!("[{}] {}, page {}", c.n, c.doc_path, c.page);
+        println!("    \u{201C}{}\u{201D}", flat(&c.quote));
+    }
+}
+
+fn flat(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `quarry audit export`.
+pub(crate) fn export_audit(
+    data_dir: &std::path::Path,
+    since: Option<&str>,
+    format: &str,
+    out: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let since = since
+        .map(|s| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .or_else(|_| {
+                    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                        .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+                })
+                .map_err(|_| {
+                    quarry::Error::user(format!(
+                        "--since {s}: expected a date (2026-11-21) or an RFC 3339 time"
+                    ))
+                })
+        })
+        .transpose()?;
+    let format = match format {
+        "jsonl" => ExportFormat::Jsonl,
+        "md" | "markdown" => ExportFormat::Markdown,
+        other => {
+            anyhow::bail!(quarry::Error::user(format!("--format {other}: expected jsonl or md")))
+        }
+    };
+    let records = audit::read(&audit::log_path(data_dir), since)?;
+    let text = audit::export(&records, format)?;
+    match out {
+        Some(path) => std::fs::write(&path, text)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => print!("{text}"),
+    }
+    Ok(())
+}

@@ -1,0 +1,480 @@
+//! Grounded-QA evaluation on SQuAD 2.0 in the JSONL layout of `../shared/data/squad2`: the
+//! paragraphs of every other article (titles sorted; the 1st, 3rd, 5th… kept) become the library,
+//! then every question is asked. Answerable questions about left-out articles must be refused,
+//! those about kept articles answered with a citation of the passage holding the gold answer;
+//! SQuAD's unanswerable questions about kept articles are the adversarial near-misses.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::{Answer, AnswerMode, AskOptions};
+use crate::config::EngineConfig;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::progress::CancelToken;
+
+#[derive(Debug, Deserialize)]
+struct QuestionLine {
+    id: String,
+    title: String,
+    question: String,
+    is_impossible: bool,
+    #[serde(default)]
+    answers: Vec<GoldAnswer>,
+}
+
+#[derive(Debug, Deserialize)]
+struct GoldAnswer {
+    text: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ParagraphLine {
+    pid: String,
+    title: String,
+    context: String,
+}
+
+/// The metrics of DESIGN.md §5 and issue #5 (keys are part of the contract).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QaMetrics {
+    /// Answerable questions about left-out articles that were refused.
+    pub out_of_library_abstention_recall: f64,
+    /// Answerable questions about kept articles that were refused.
+    pub in_library_wrongly_refused_rate: f64,
+    /// Answered in-library questions whose citations include a passage containing a gold answer.
+    pub citation_precision: f64,
+    /// Citations naming a passage that was not among the retrieved ones (must be 0).
+    pub citations_outside_retrieved: u64,
+    /// SQuAD's unanswerable questions about kept articles that were refused.
+    pub impossible_abstention_recall: f64,
+    /// Unanswerable questions about left-out articles that were refused.
+    pub out_of_library_impossible_abstention_recall: f64,
+    /// SQuAD token F1 of the answer text against the gold answers, over answerable in-library
+    /// questions (a refusal scores 0).
+    pub answer_f1: f64,
+    /// SQuAD exact match over the same questions.
+    pub exact_match: f64,
+}
+
+/// How many questions and passages went in.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QaCounts {
+    /// Questions asked.
+    pub questions: usize,
+    /// Answerable, about a kept article.
+    pub in_library: usize,
+    /// Answerable, about a left-out article.
+    pub out_of_library: usize,
+    /// Unanswerable, about a kept article.
+    pub impossible: usize,
+    /// Unanswerable, about a left-out article.
+    pub out_of_library_impossible: usize,
+    /// In-library questions answered (not refused).
+    pub answered_in_library: usize,
+    /// Articles in the library.
+    pub library_articles: usize,
+    /// Paragraphs in the library.
+    pub library_paragraphs: usize,
+    /// Chunks indexed.
+    pub chunks: u64,
+}
+
+/// A threshold for the retrieval gate and what it achieves on the questions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GateCalibration {
+    /// Weight of embedding similarity in the evidence score.
+    pub cosine_weight: f32,
+    /// The chosen threshold.
+    pub threshold: f32,
+    /// Out-of-library abstention recall at that threshold.
+    pub out_of_library_abstention_recall: f64,
+    /// In-library refusal rate at that threshold.
+    pub in_library_wrongly_refused_rate: f64,
+    /// The refusal rate the choice was held under.
+    pub max_wrongly_refused: f64,
+}
+
+/// One evaluation run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QaRun {
+    /// Evidence or generated answers.
+    pub mode: AnswerMode,
+    /// The metrics.
+    pub metrics: QaMetrics,
+    /// Counts.
+    pub counts: QaCounts,
+    /// The gate threshold in force.
+    pub gate_threshold: f32,
+    /// Seconds to index the library.
+    pub index_seconds: f64,
+    /// Median time per answer.
+    pub answer_ms_p50: f64,
+    /// The best gate thresholds found on these questions (with `calibrate`).
+    pub calibration: Option<Vec<GateCalibration>>,
+}
+
+/// What to evaluate.
+#[derive(Debug, Clone)]
+pub struct QaEvalOptions {
+    /// The questions file.
+    pub questions: PathBuf,
+    /// The paragraphs file (default: beside the questions, `questions` → `paragraphs`).
+    pub paragraphs: Option<PathBuf>,
+    /// Evidence mode instead of generation.
+    pub evidence: bool,
+    /// Ask only the first `limit` questions.
+    pub limit: Option<usize>,
+    /// Also search gate thresholds on these questions.
+    pub calibrate: bool,
+}
+
+/// The paragraphs file beside `questions`: its name with `questions` replaced by `paragraphs`.
+pub fn default_paragraphs(questions: &Path) -> Result<PathBuf> {
+    let name = questions.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    if !name.contains("questions") {
+        return Err(Error::user(format!(
+            "{}: cannot guess the paragraphs file (the name has no \"questions\"); pass --paragraphs",
+            questions.display()
+        )));
+    }
+    Ok(questions.with_file_name(name.replace("questions", "paragraphs")))
+}
+
+/// Runs the evaluation, building the library under `work`.
+pub async fn evaluate(options: &QaEvalOptions, config: EngineConfig, work: &Path) -> Result<QaRun> {
+    let paragraphs_path = match &options.paragraphs {
+        Some(p) => p.clone(),
+        None => default_paragraphs(&options.questions)?,
+    };
+    let mut questions: Vec<QuestionLine> = super::read_jsonl(&options.questions)?;
+    let paragraphs: Vec<ParagraphLine> = super::read_jsonl(&paragraphs_path)?;
+    if let Some(limit) = options.limit {
+        questions.truncate(limit);
+    }
+    let mut articles: BTreeMap<&str, Vec<(usize, &str)>> = BTreeMap::new();
+    for p in &paragraphs {
+        let ordinal = p.pid.rsplit('#').next().and_then(|n| n.parse().ok()).unwrap_or(usize::MAX);
+        articles.entry(p.title.as_str()).or_default().push((ordinal, p.context.as_str()));
+    }
+    let kept: HashSet<&str> = articles.keys().step_by(2).copied().collect();
+    let corpus = work.join("articles");
+    std::fs::create_dir_all(&corpus).map_err(|e| Error::io(&corpus, e))?;
+    let mut counts = QaCounts { library_articles: kept.len(), ..Default::default() };
+    for (title, paras) in &mut articles {
+        if !kept.contains(title) {
+            continue;
+        }
+        paras.sort_by_key(|(n, _)| *n);
+        counts.library_paragraphs += paras.len();
+        let body = paras.iter().map(|(_, t)| t.trim()).collect::<Vec<_>>().join("\n\n");
+        let path = corpus.join(format!("{}.txt", safe_name(title)));
+        let mut file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+        file.write_all(body.as_bytes()).map_err(|e| Error::io(&path, e))?;
+    }
+    let config = EngineConfig { data_dir: work.join("library"), ..config };
+    let gate_threshold = if config.embedder.is_some() {
+        config.answer.gate_threshold
+    } else {
+        config.answer.gate_threshold_text_only
+    };
+    let engine = Engine::open_for_write(config).await?;
+    let started = Instant::now();
+    let report = engine.index(&[corpus], &mut |_| {}, &CancelToken::new()).await?;
+    let index_seconds = started.elapsed().as_secs_f64();
+    if report.failed > 0 {
+        return Err(Error::invariant(format!("{} articles failed to index", report.failed)));
+    }
+    counts.chunks = report.chunks;
+
+    let ask = AskOptions { evidence: options.evidence, ..AskOptions::default() };
+    let mut tally = Tally::default();
+    let mut latencies = Vec::new();
+    let mut features: Vec<(Category, Vec<(f32, f32)>)> = Vec::new();
+    for q in &questions {
+        let category = match (q.is_impossible, kept.contains(q.title.as_str())) {
+            (false, true) => Category::InLibrary,
+            (false, false) => Category::OutOfLibrary,
+            (true, true) => Category::Impossible,
+            (true, false) => Category::OutOfLibraryImpossible,
+        };
+        let started = Instant::now();
+        let answer = engine.ask(&q.question, &ask, &mut |_: &str| {}, &CancelToken::new()).await?;
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+        let gold: Vec<&str> = q.answers.iter().map(|a| a.text.as_str()).collect();
+        tally.add(category, &answer, &gold);
+        tracing::debug!(target: "eval", id = %q.id, ?category, abstained = answer.abstained, gate = answer.gate.score);
+        if options.calibrate {
+            let evidence = engine.evidence(&q.question, ask.k, &mut |t: &str| t.len() / 4).await?;
+            let signals =
+                evidence.scored.iter().map(|s| (s.cosine.unwrap_or(0.0), s.coverage)).collect();
+            features.push((category, signals));
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    let (metrics, tallied) = tally.finish();
+    counts.questions = questions.len();
+    counts.in_library = tallied.in_library;
+    counts.out_of_library = tallied.out_of_library;
+    counts.impossible = tallied.impossible;
+    counts.out_of_library_impossible = tallied.out_of_library_impossible;
+    counts.answered_in_library = tallied.answered_in_library;
+    Ok(QaRun {
+        mode: if options.evidence || engine.config().generator.is_none() {
+            AnswerMode::Evidence
+        } else {
+            AnswerMode::Generated
+        },
+        metrics,
+        counts,
+        gate_threshold,
+        index_seconds,
+        answer_ms_p50: latencies.get(latencies.len() / 2).copied().unwrap_or(0.0),
+        calibration: options.calibrate.then(|| calibrate(&features)),
+    })
+}
+
+fn safe_name(title: &str) -> String {
+    title
+        .chars()
+        .map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Category {
+    InLibrary,
+    OutOfLibrary,
+    Impossible,
+    OutOfLibraryImpossible,
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    in_library: usize,
+    in_library_refused: usize,
+    answered_in_library: usize,
+    cited_gold: usize,
+    out_of_library: usize,
+    out_of_library_refused: usize,
+    impossible: usize,
+    impossible_refused: usize,
+    out_of_library_impossible: usize,
+    out_of_library_impossible_refused: usize,
+    outside: u64,
+    f1: f64,
+    exact: f64,
+}
+
+impl Tally {
+    fn add(&mut self, category: Category, answer: &Answer, gold: &[&str]) {
+        let given: HashSet<&str> = answer.passages.iter().map(|p| p.chunk_id.as_str()).collect();
+        self.outside +=
+            answer.citations.iter().filter(|c| !given.contains(c.chunk_id.as_str())).count() as u64;
+        let refused = answer.abstained;
+        match category {
+            Category::OutOfLibrary => {
+                self.out_of_library += 1;
+                self.out_of_library_refused += usize::from(refused);
+            }
+            Category::Impossible => {
+                self.impossible += 1;
+                self.impossible_refused += usize::from(refused);
+            }
+            Category::OutOfLibraryImpossible => {
+                self.out_of_library_impossible += 1;
+                self.out_of_library_impossible_refused += usize::from(refused);
+            }
+            Category::InLibrary => {
+                self.in_library += 1;
+                if refused {
+                    self.in_library_refused += 1;
+                    return;
+                }
+                self.answered_in_library += 1;
+                let cites_gold = answer.citations.iter().any(|c| {
+                    answer
+                        .passages
+                        .iter()
+                        .any(|p| p.n == c.n && gold.iter().any(|g| contains_normalised(&p.text, g)))
+                });
+                self.cited_gold += usize::from(cites_gold);
+                let text = answer_text(answer);
+                self.f1 += gold.iter().map(|g| f1(&text, g)).fold(0.0, f64::max);
+                self.exact += gold
+                    .iter()
+                    .map(|g| f64::from(u8::from(normalise(&text) == normalise(g))))
+                    .fold(0.0, f64::max);
+            }
+        }
+    }
+
+    fn finish(self) -> (QaMetrics, Self) {
+        let rate = |num: usize, den: usize| if den == 0 { 0.0 } else { num as f64 / den as f64 };
+        let metrics = QaMetrics {
+            out_of_library_abstention_recall: rate(
+                self.out_of_library_refused,
+                self.out_of_library,
+            ),
+            in_library_wrongly_refused_rate: rate(self.in_library_refused, self.in_library),
+            citation_precision: rate(self.cited_gold, self.answered_in_library),
+            citations_outside_retrieved: self.outside,
+            impossible_abstention_recall: rate(self.impossible_refused, self.impossible),
+            out_of_library_impossible_abstention_recall: rate(
+                self.out_of_library_impossible_refused,
+                self.out_of_library_impossible,
+            ),
+            answer_f1: if self.in_library == 0 { 0.0 } else { self.f1 / self.in_library as f64 },
+            exact_match: if self.in_library == 0 {
+                0.0
+            } else {
+                self.exact / self.in_library as f64
+            },
+        };
+        (metrics, self)
+    }
+}
+
+/// The answer's sentences without markers and quotation marks, for F1 and exact match.
+fn answer_text(answer: &Answer) -> String {
+    answer.sentences.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join(" ")
+}
+
+/// Whether `haystack` contains `needle` once both are lower-cased and whitespace-collapsed.
+fn contains_normalised(haystack: &str, needle: &str) -> bool {
+    let flat = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    let needle = flat(needle);
+    !needle.is_empty() && flat(haystack).contains(&needle)
+}
+
+/// SQuAD's answer normalisation: lower case, no punctuation, no articles, single spaces.
+fn normalise(text: &str) -> String {
+    let lower: String =
+        text.to_lowercase()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_punctuation() || c == '\u{201C}' || c == '\u{201D}' { ' ' } else { c }
+            })
+            .collect();
+    lower
+        .split_whitespace()
+        .filter(|w| !matches!(*w, "a" | "an" | "the"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// SQuAD's token F1 of `prediction` against `gold`.
+fn f1(prediction: &str, gold: &str) -> f64 {
+    let pred = normalise(prediction);
+    let gold = normalise(gold);
+    let pred: Vec<&str> = pred.split_whitespace().collect();
+    let gold: Vec<&str> = gold.split_whitespace().collect();
+    if pred.is_empty() || gold.is_empty() {
+        return f64::from(u8::from(pred == gold));
+    }
+    let mut remaining: Vec<&str> = gold.clone();
+    let mut same = 0usize;
+    for token in &pred {
+        if let Some(i) = remaining.iter().position(|g| g == token) {
+            remaining.swap_remove(i);
+            same += 1;
+        }
+    }
+    if same == 0 {
+        return 0.0;
+    }
+    let precision = same as f64 / pred.len() as f64;
+    let recall = same as f64 / gold.len() as f64;
+    2.0 * precision * recall / (precision + recall)
+}
+
+/// Gate thresholds fitted to `features`: for each refusal budget `max` (0.05 and 0.1), the
+/// cosine weight and threshold that refuse the most out-of-library questions while refusing at
+/// most `max` of the in-library ones; then the same for coverage alone (weight 0, the score of
+/// libraries without vectors).
+fn calibrate(features: &[(Category, Vec<(f32, f32)>)]) -> Vec<GateCalibration> {
+    let mut res = Vec::new();
+    for max in [0.05, 0.1] {
+        let fits: Vec<GateCalibration> =
+            (0..=10).filter_map(|step| fit(features, step as f32 / 10.0, max)).collect();
+        let best = fits.iter().fold(None::<&GateCalibration>, |best, c| match best {
+            Some(b) if b.out_of_library_abstention_recall >= c.out_of_library_abstention_recall => {
+                Some(b)
+            }
+            _ => Some(c),
+        });
+        res.extend(best.cloned());
+        if best.is_some_and(|b| b.cosine_weight > 0.0) {
+            res.extend(fits.into_iter().find(|c| c.cosine_weight == 0.0));
+        }
+    }
+    res
+}
+
+/// The highest threshold for weight `w` that refuses at most `max` of the in-library questions.
+fn fit(features: &[(Category, Vec<(f32, f32)>)], w: f32, max: f64) -> Option<GateCalibration> {
+    let score = |signals: &[(f32, f32)]| {
+        signals.iter().map(|(c, v)| w * c + (1.0 - w) * v).fold(0.0f32, f32::max)
+    };
+    let of = |category: Category| -> Vec<f32> {
+        features.iter().filter(|(c, _)| *c == category).map(|(_, s)| score(s)).collect()
+    };
+    let mut inside = of(Category::InLibrary);
+    let outside = of(Category::OutOfLibrary);
+    if inside.is_empty() || outside.is_empty() {
+        return None;
+    }
+    inside.sort_by(f32::total_cmp);
+    let allowed = (max * inside.len() as f64).floor() as usize;
+    let threshold = inside[allowed.min(inside.len() - 1)];
+    let refused_in = inside.iter().filter(|&&s| s < threshold).count();
+    let refused_out = outside.iter().filter(|&&s| s < threshold).count();
+    Some(GateCalibration {
+        cosine_weight: w,
+        threshold,
+        out_of_library_abstention_recall: refused_out as f64 / outside.len() as f64,
+        in_library_wrongly_refused_rate: refused_in as f64 / inside.len() as f64,
+        max_wrongly_refused: max,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn squad_normalisation_and_f1() {
+        assert_eq!(normalise("The  Normans, of France!"), "normans of france");
+        assert_eq!(f1("in the 10th and 11th centuries", "10th and 11th centuries"), 1.0);
+        // pred: rollo agreed to swear fealty (5), gold: rollo (1) → P 1/5, R 1 → F1 1/3.
+        assert!((f1("Rollo agreed to swear fealty", "Rollo") - 1.0 / 3.0).abs() < 1e-9);
+        assert_eq!(f1("Charles", "Rollo"), 0.0);
+        assert!(contains_normalised("King  Charles\nIII of West Francia", "charles iii of"));
+    }
+
+    #[test]
+    fn calibration_finds_the_separating_threshold() {
+        let mut features = Vec::new();
+        for i in 0..20 {
+            // In-library: strong coverage; out-of-library: weak coverage, cosine useless.
+            features.push((Category::InLibrary, vec![(0.5, 0.6 + i as f32 * 0.01)]));
+            features.push((Category::OutOfLibrary, vec![(0.5, 0.1 + i as f32 * 0.01)]));
+        }
+        let cal = calibrate(&features);
+        assert_eq!(cal.len(), 2);
+        assert_eq!(cal[0].cosine_weight, 0.0);
+        assert_eq!(cal[0].out_of_library_abstention_recall, 1.0);
+        assert_eq!(cal[0].in_library_wrongly_refused_rate, 0.05);
+    }
+
+    #[test]
+    fn paragraphs_file_is_found_beside_the_questions() {
+        let p = default_paragraphs(Path::new("/d/squad2_dev_shared_questions.jsonl")).unwrap();
+        assert_eq!(p, Path::new("/d/squad2_dev_shared_paragraphs.jsonl"));
+        assert!(default_paragraphs(Path::new("/d/qs.jsonl")).is_err());
+    }
+}
