@@ -34,6 +34,8 @@ BENCH_MODEL = $(HOME)/.cache/quarry/bench/random-qwen2.5-0.5b-q4_k_m.gguf
 eval: setup
 	$(CARGO) build --locked --workspace
 	$(QUARRY_BIN) --models-dir $(QUARRY_TEST_DATA)/models eval retrieval --beir $(QUARRY_TEST_DATA)/beir/scifact --json
+	$(QUARRY_BIN) --models-dir $(QUARRY_TEST_DATA)/models eval qa --evidence --calibrate --json \
+		--squad $(QUARRY_TEST_DATA)/squad2/squad2_dev_shared_questions.jsonl
 
 bench: setup
 	$(CARGO) build --locked --workspace

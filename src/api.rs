@@ -2,9 +2,10 @@
 //! They hold no third-party types, so they can cross any boundary.
 
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
 /// The kind of a source file, decided from its extension and magic bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
 #[serde(rename_all = "lowercase")]
 pub enum FileKind {
     /// Portable Document Format.
@@ -45,7 +46,7 @@ impl FileKind {
 }
 
 /// Where a document stands in the index (DESIGN.md §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
 #[serde(rename_all = "lowercase")]
 pub enum DocumentState {
     /// Its chunks are committed in both indexes.
@@ -82,7 +83,7 @@ impl DocumentState {
 }
 
 /// One document of the library, as `quarry docs` lists it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct DocumentInfo {
     /// Absolute path of the source file.
     pub path: String,
@@ -103,13 +104,14 @@ pub struct DocumentInfo {
     /// When it was last indexed (RFC 3339), if ever.
     pub indexed_at: Option<String>,
     /// File size in bytes.
+    #[ts(type = "number")]
     pub size: u64,
     /// Document title when the format has one (HTML `<title>`, DOCX core properties).
     pub title: Option<String>,
 }
 
 /// One file that could not be indexed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct Failure {
     /// The file.
     pub path: String,
@@ -118,7 +120,7 @@ pub struct Failure {
 }
 
 /// What one `index` run did.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TS)]
 pub struct IndexReport {
     /// New documents indexed.
     pub added: u32,
@@ -131,8 +133,10 @@ pub struct IndexReport {
     /// Documents that failed (also listed in `failures`).
     pub failed: u32,
     /// Chunks written in this run.
+    #[ts(type = "number")]
     pub chunks: u64,
     /// Pages extracted in this run.
+    #[ts(type = "number")]
     pub pages: u64,
     /// Wall-clock seconds.
     pub seconds: f64,
@@ -141,7 +145,7 @@ pub struct IndexReport {
 }
 
 /// How a search finds its hits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, TS)]
 #[serde(rename_all = "lowercase")]
 pub enum SearchMode {
     /// Vector and BM25 results fused with reciprocal rank fusion.
@@ -165,7 +169,7 @@ impl SearchMode {
 }
 
 /// One search result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct SearchHit {
     /// The chunk.
     pub chunk_id: String,
@@ -176,8 +180,10 @@ pub struct SearchHit {
     /// Last page of the chunk.
     pub page_end: u32,
     /// Character span of the chunk in the document's extracted text.
+    #[ts(type = "number")]
     pub char_start: u64,
     /// End of the character span (exclusive).
+    #[ts(type = "number")]
     pub char_end: u64,
     /// Heading path for structured formats ("Intro > Scope"), empty otherwise.
     pub heading: String,
@@ -190,25 +196,32 @@ pub struct SearchHit {
 }
 
 /// The library at a glance (`quarry status`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct LibraryStatus {
     /// The data directory.
     pub data_dir: String,
     /// Library format version.
     pub format_version: u32,
     /// Number of documents by state.
+    #[ts(type = "number")]
     pub documents: u64,
     /// Indexed documents.
+    #[ts(type = "number")]
     pub indexed: u64,
     /// Failed documents.
+    #[ts(type = "number")]
     pub failed: u64,
     /// Skipped documents.
+    #[ts(type = "number")]
     pub skipped: u64,
     /// Pending documents (interrupted runs).
+    #[ts(type = "number")]
     pub pending: u64,
     /// Chunks in the vector store.
+    #[ts(type = "number")]
     pub chunks: u64,
     /// Chunks in the full-text index (equal to `chunks` in a consistent library).
+    #[ts(type = "number")]
     pub text_index_chunks: u64,
     /// How chunks were sized.
     pub chunker: String,
@@ -219,7 +232,7 @@ pub struct LibraryStatus {
 }
 
 /// How an answer was produced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, TS)]
 #[serde(rename_all = "lowercase")]
 pub enum AnswerMode {
     /// Written by the local language model from the numbered passages, then verified.
@@ -240,7 +253,7 @@ impl AnswerMode {
 }
 
 /// What the caller asks for in one `ask`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[serde(default)]
 pub struct AskOptions {
     /// Passages to retrieve before selection.
@@ -258,7 +271,7 @@ impl Default for AskOptions {
 }
 
 /// One numbered passage given to the model (or quoted from in evidence mode).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct Passage {
     /// The number citations use (`[n]`), from 1.
     pub n: u32,
@@ -273,8 +286,10 @@ pub struct Passage {
     /// Last page.
     pub page_end: u32,
     /// Character span of the passage in the document's extracted text.
+    #[ts(type = "number")]
     pub char_start: u64,
     /// End of that span (exclusive).
+    #[ts(type = "number")]
     pub char_end: u64,
     /// Fused retrieval score.
     pub score: f32,
@@ -285,7 +300,7 @@ pub struct Passage {
 }
 
 /// A citation of an answer: a passage and the sentence of it that supports the claim.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct Citation {
     /// The passage number as written in the answer.
     pub n: u32,
@@ -296,19 +311,23 @@ pub struct Citation {
     /// The page the quote is on.
     pub page: u32,
     /// Character span of the passage in the document's extracted text.
+    #[ts(type = "number")]
     pub char_start: u64,
     /// End of the passage span.
+    #[ts(type = "number")]
     pub char_end: u64,
     /// The best-matching sentence of the passage, verbatim.
     pub quote: String,
     /// Character span of the quote in the document's extracted text (for highlighting).
+    #[ts(type = "number")]
     pub quote_start: u64,
     /// End of the quote span (exclusive).
+    #[ts(type = "number")]
     pub quote_end: u64,
 }
 
 /// One sentence of an answer with its citations and whether the passages support it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct AnswerSentence {
     /// The sentence without its citation markers.
     pub text: String,
@@ -321,7 +340,7 @@ pub struct AnswerSentence {
 }
 
 /// How long each part of an answer took.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TS)]
 pub struct AnswerTimings {
     /// Query embedding, both retrievers and fusion.
     pub retrieve_ms: f64,
@@ -336,7 +355,7 @@ pub struct AnswerTimings {
 }
 
 /// The retrieval gate's decision: the strength of the best evidence against the threshold.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TS)]
 pub struct GateDecision {
     /// Evidence strength of the best sentence in the retrieved passages.
     pub score: f32,
@@ -347,7 +366,7 @@ pub struct GateDecision {
 }
 
 /// A grounded answer (`quarry ask --json`, DESIGN.md §5).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct Answer {
     /// The question as asked.
     pub question: String,
@@ -373,4 +392,78 @@ pub struct Answer {
     pub model: Option<String>,
     /// Timings.
     pub timings: AnswerTimings,
+}
+
+/// Where a page starts in a document's text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct PageStart {
+    /// The page (1-based).
+    pub page: u32,
+    /// Character offset of its first indexed character.
+    #[ts(type = "number")]
+    pub char_start: u64,
+}
+
+/// A document's indexed text, for the source viewer: character offsets match the spans of
+/// hits and citations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct DocumentText {
+    /// The document.
+    pub path: String,
+    /// Its kind.
+    pub kind: FileKind,
+    /// Number of pages.
+    pub pages: u32,
+    /// The text, rebuilt from the chunks (gaps between sections filled with blanks).
+    pub text: String,
+    /// Where each page with text starts.
+    pub page_starts: Vec<PageStart>,
+}
+
+/// Progress of the current or last indexing run, as the UI shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TS)]
+pub struct IndexProgress {
+    /// Whether a run is going.
+    pub running: bool,
+    /// Whether the last run was stopped before it finished (the next run resumes).
+    pub paused: bool,
+    /// Files to extract in this run.
+    #[ts(type = "number")]
+    pub total: u64,
+    /// Files done (indexed or failed).
+    #[ts(type = "number")]
+    pub done: u64,
+    /// Files that failed.
+    #[ts(type = "number")]
+    pub failed: u64,
+    /// Files already up to date.
+    #[ts(type = "number")]
+    pub unchanged: u64,
+    /// Files per second so far.
+    pub rate_per_s: f64,
+    /// Seconds left at that rate.
+    pub eta_s: Option<f64>,
+    /// The file finished last.
+    pub current: Option<String>,
+    /// The report of the finished run.
+    pub report: Option<IndexReport>,
+    /// Why the run stopped, if it failed.
+    pub error: Option<String>,
+}
+
+/// The settings the UI shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct AppSettings {
+    /// The library folder.
+    pub data_dir: String,
+    /// The models folder.
+    pub models_dir: String,
+    /// The embedding model in use.
+    pub embedder: Option<String>,
+    /// The generator in use (file name); `None` answers in evidence mode.
+    pub generator: Option<String>,
+    /// The retrieval gate's threshold.
+    pub gate_threshold: f32,
+    /// Passages retrieved per question.
+    pub default_k: usize,
 }

@@ -4,6 +4,7 @@
 mod answering;
 mod generation;
 mod progress;
+mod serve;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -105,6 +106,15 @@ enum Command {
         /// Print the answer document as JSON
         #[arg(long)]
         json: bool,
+    },
+    /// Serve the web UI and the library's operations on 127.0.0.1 (prints the address once)
+    Serve {
+        /// Port (0: any free port)
+        #[arg(long, default_value_t = 7341)]
+        port: u16,
+        /// Folder with the built UI (index.html) [default: beside the binary, else ui/dist]
+        #[arg(long)]
+        ui_dir: Option<PathBuf>,
     },
     /// The record of every answer given
     Audit {
@@ -404,7 +414,11 @@ fn config_for(cli: &Cli) -> anyhow::Result<EngineConfig> {
     let tokenizer = embedder.as_ref().map(|e| e.dir.join("tokenizer.json")).filter(|p| p.is_file());
     let uses_embedder = matches!(
         cli.command,
-        Command::Index { .. } | Command::Search { .. } | Command::Eval { .. } | Command::Ask { .. }
+        Command::Index { .. }
+            | Command::Search { .. }
+            | Command::Eval { .. }
+            | Command::Ask { .. }
+            | Command::Serve { .. }
     );
     if embedder.is_none() && uses_embedder {
         tracing::warn!(
@@ -594,6 +608,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let options = quarry::AskOptions { k, evidence, max_tokens };
             answering::ask(config, answering::AskArgs { question, options, json }).await?;
+        }
+        Command::Serve { port, ui_dir } => {
+            config.generator = quarry::models::default_generator(&models_dir);
+            let args = serve::ServeArgs { port, ui_dir, models_dir: models_dir.clone() };
+            serve::serve(config, args).await?;
         }
         Command::Audit { what: AuditCommand::Export { since, format, out } } => {
             answering::export_audit(&config.data_dir, since.as_deref(), &format, out)?;

@@ -121,8 +121,10 @@ pub struct AnswerConfig {
     pub gate_threshold: f32,
     /// The gate for libraries without vectors, where the score is term coverage alone.
     pub gate_threshold_text_only: f32,
-    /// Weight of embedding similarity in the evidence score (the rest is term coverage).
+    /// Weight of embedding similarity in the gate's evidence score (the rest is term coverage).
     pub evidence_cosine_weight: f32,
+    /// Weight of embedding similarity when choosing which sentences evidence mode quotes.
+    pub quote_cosine_weight: f32,
     /// A generated sentence counts as supported when its support score reaches this.
     pub support_threshold: f32,
     /// Most passages given to the model.
@@ -147,6 +149,7 @@ impl Default for AnswerConfig {
             gate_threshold: 0.41,
             gate_threshold_text_only: 0.5,
             evidence_cosine_weight: 0.7,
+            quote_cosine_weight: 0.5,
             support_threshold: 0.5,
             max_passages: 6,
             passage_budget_tokens: 1500,

@@ -12,7 +12,10 @@ use std::sync::{Arc, OnceLock};
 
 use tracing::instrument;
 
-use crate::api::{DocumentInfo, DocumentState, IndexReport, LibraryStatus, SearchHit, SearchMode};
+use crate::api::{
+    DocumentInfo, DocumentState, DocumentText, IndexReport, LibraryStatus, PageStart, SearchHit,
+    SearchMode,
+};
 use crate::chunk::Chunker;
 use crate::config::{EmbedderConfig, EngineConfig};
 use crate::embed::Embedder;
@@ -171,6 +174,41 @@ impl Engine {
             self.store.documents().await?.into_iter().map(document_info).collect();
         docs.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(docs)
+    }
+
+    /// The indexed text of the document at `path` (an absolute path as listed by
+    /// [`Engine::documents`]), rebuilt from its chunks so that hit and citation spans index it.
+    pub async fn document_text(&self, path: &str) -> Result<DocumentText> {
+        let row = self
+            .store
+            .documents_at(&[path.to_owned()])
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::user(format!("{path}: not in the library")))?;
+        let chunks = self.store.chunks_of(&row.doc_id).await?;
+        let mut text = String::new();
+        let mut cursor = 0u64;
+        let mut page_starts: Vec<PageStart> = Vec::new();
+        let mut ordered: Vec<_> = chunks.iter().collect();
+        ordered.sort_by_key(|c| (c.char_start, c.char_end));
+        for chunk in ordered {
+            if page_starts.last().is_none_or(|p| p.page != chunk.page_start) {
+                page_starts
+                    .push(PageStart { page: chunk.page_start, char_start: chunk.char_start });
+            }
+            if chunk.char_start > cursor {
+                let gap = (chunk.char_start - cursor) as usize;
+                text.push('\n');
+                text.extend(std::iter::repeat_n(' ', gap - 1));
+                cursor = chunk.char_start;
+            }
+            let skip = (cursor - chunk.char_start) as usize;
+            let before = text.len();
+            text.extend(chunk.text.chars().skip(skip));
+            cursor += text[before..].chars().count() as u64;
+        }
+        Ok(DocumentText { path: row.path, kind: row.kind, pages: row.pages, text, page_starts })
     }
 
     /// The library at a glance.

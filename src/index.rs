@@ -349,6 +349,22 @@ impl Store {
             .collect())
     }
 
+    /// The rows of the documents at `paths`.
+    pub async fn documents_at(&self, paths: &[String]) -> Result<Vec<DocumentRow>> {
+        if paths.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self.tables.documents_where(Some(&in_filter("path", paths))).await?)
+    }
+
+    /// Every chunk of one document, in reading order.
+    pub async fn chunks_of(&self, doc_id: &str) -> Result<Vec<ChunkRow>> {
+        let filter = format!("doc_id = {}", tables::sql_string(doc_id));
+        let mut rows = self.tables.chunks_where(&filter, None).await?;
+        rows.sort_by_key(|r| r.ordinal);
+        Ok(rows)
+    }
+
     /// The distinct full-text index terms of `text` (lower-cased, stop words dropped, stemmed).
     pub fn analyze(&self, text: &str) -> Vec<String> {
         self.fulltext.analyze(text)

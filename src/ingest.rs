@@ -3,6 +3,7 @@
 //! warning, and only a file with nothing usable is an error.
 
 pub mod docx;
+pub mod hidden;
 pub mod html;
 pub mod markdown;
 pub mod pdf;
@@ -104,6 +105,7 @@ pub fn extract_source(source: &Source) -> Result<Extracted, ExtractError> {
         .ok_or_else(|| ExtractError::Unsupported(source.kind.as_str().to_owned()))?;
     let mut res = extractor.extract(&source.path, &bytes)?;
     tidy_sections(&mut res);
+    res.warnings.extend(hidden::invisible_characters_warning(&res.text));
     Ok(res)
 }
 

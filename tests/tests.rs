@@ -30,6 +30,8 @@ mod isolation;
 mod generate;
 // Grounded answers: evidence, refusals, injections, verification, audit, SQuAD slice.
 mod answer;
+// The UI's generated TypeScript types match src/api.rs.
+mod bindings;
 // The `quarry` command line and its JSON contract.
 mod cli;
 // House rules checked on the source tree.

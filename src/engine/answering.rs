@@ -75,7 +75,9 @@ pub struct Evidence {
     pub passages: Vec<Passage>,
     /// Their sentences, analysed and embedded.
     pub sentences: PassageSentences,
-    /// Every sentence scored against the question, best first.
+    /// The question, analysed.
+    pub question: Question,
+    /// Every sentence scored against the question for the gate, best first.
     pub scored: Vec<ScoredSentence>,
     /// The gate's decision on the best score.
     pub gate: GateDecision,
@@ -118,6 +120,7 @@ impl Engine {
         Ok(Evidence {
             passages,
             sentences,
+            question,
             scored,
             gate: GateDecision { score, threshold, passed: score >= threshold },
             mode,
@@ -171,14 +174,20 @@ impl Engine {
         } else if let Some(generator) = &generator {
             self.generate_answer(&mut answer, &evidence, generator, options, sink, cancel).await?;
         } else {
+            // Which sentences to quote is ranked with its own weighting (term coverage counts
+            // more than for the gate: the quote should hold what was asked).
+            let ranked = evidence
+                .sentences
+                .score(&evidence.question, EvidenceWeights { cosine: cfg.quote_cosine_weight });
             let (sentences, citations) = evidence_answer(
                 &evidence.passages,
-                &evidence.scored,
-                evidence.gate.threshold,
+                &ranked,
+                0.0,
                 cfg.evidence_relative,
                 cfg.evidence_sentences,
             );
             answer.answer = evidence_text(&sentences);
+            sink.text(&answer.answer);
             answer.sentences = sentences;
             answer.citations = citations;
             if answer.sentences.is_empty() {
@@ -279,16 +288,14 @@ impl Engine {
         &self,
         paths: impl Iterator<Item = &'a str>,
     ) -> Result<HashMap<String, String>> {
-        let wanted: std::collections::HashSet<&str> = paths.collect();
-        if wanted.is_empty() {
-            return Ok(HashMap::new());
-        }
+        let mut wanted: Vec<String> = paths.map(str::to_owned).collect();
+        wanted.sort();
+        wanted.dedup();
         Ok(self
             .store
-            .documents()
+            .documents_at(&wanted)
             .await?
             .into_iter()
-            .filter(|d| wanted.contains(d.path.as_str()))
             .map(|d| (d.path, d.sha256))
             .collect())
     }

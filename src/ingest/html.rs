@@ -31,6 +31,17 @@ impl DocumentExtractor for HtmlExtractor {
         walker.walk(document.tree.root());
         walker.flush();
         res.title = title(&document);
+        if walker.hidden_with_text > 0 {
+            res.warnings.push(format!(
+                "hidden text: {} hidden {} (hidden, display: none) left out of the index",
+                walker.hidden_with_text,
+                if walker.hidden_with_text == 1 {
+                    "element with text"
+                } else {
+                    "elements with text"
+                }
+            ));
+        }
         for (heading, text) in walker.sections {
             res.push_section(1, heading, &text);
         }
@@ -52,6 +63,8 @@ struct Walker {
     path: Vec<(usize, String)>,
     current: String,
     line: String,
+    /// Elements hidden from readers (`hidden`, `display: none`) that held text.
+    hidden_with_text: usize,
 }
 
 /// Elements whose content is never shown.
@@ -98,7 +111,13 @@ impl Walker {
             Node::Text(t) => self.line.push_str(t),
             Node::Element(el) => {
                 let name = el.name();
-                if HIDDEN.contains(&name) || el.attr("hidden").is_some() || is_display_none(el) {
+                if HIDDEN.contains(&name) {
+                    return;
+                }
+                if el.attr("hidden").is_some() || is_display_none(el) {
+                    if !node_text(node).trim().is_empty() {
+                        self.hidden_with_text += 1;
+                    }
                     return;
                 }
                 if let Some(level) = heading_level(name) {
@@ -204,5 +223,11 @@ mod tests {
         assert_eq!(doc.text, "Intro bold text.\n\nNotice\nThree months.\n\nExceptions\nOne\nTwo");
         let headings: Vec<String> = doc.sections.iter().map(|s| s.heading.join(" > ")).collect();
         assert_eq!(headings, vec!["", "Notice", "Notice > Exceptions"]);
+        assert_eq!(
+            doc.warnings,
+            vec![
+                "hidden text: 2 hidden elements with text (hidden, display: none) left out of the index"
+            ]
+        );
     }
 }

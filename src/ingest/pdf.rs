@@ -65,6 +65,9 @@ impl DocumentExtractor for PdfExtractor {
                 page_ranges(&empty_pages)
             ));
         }
+        let hidden: Vec<u32> =
+            pages.iter().filter(|&(_, &id)| page_hides_text(&doc, id)).map(|(&n, _)| n).collect();
+        res.warnings.extend(super::hidden::invisible_pdf_text_warning(&hidden));
         if !failed_pages.is_empty() && failed_pages.len() == pages.len() {
             let (_, first) = &failed_pages[0];
             return Err(ExtractError::Malformed(format!("no page could be read ({first})")));
@@ -102,6 +105,24 @@ fn extract_page(doc: &Document, page: u32) -> Result<String, String> {
         Ok(Err(e)) => Err(e.to_string()),
         Err(panic) => Err(format!("parser error: {}", panic_message(&panic))),
     }
+}
+
+/// Whether the page draws text invisibly (render mode 3 or 7). A content stream that cannot be
+/// decoded counts as not hiding anything: its failure is reported with the page's text.
+fn page_hides_text(doc: &Document, page_id: pdf_extract::ObjectId) -> bool {
+    let run = AssertUnwindSafe(|| {
+        let content = doc.get_and_decode_page_content(page_id).ok()?;
+        let ops: Vec<(String, Option<i64>)> = content
+            .operations
+            .into_iter()
+            .map(|op| {
+                let first = op.operands.first().and_then(|o| o.as_i64().ok());
+                (op.operator, first)
+            })
+            .collect();
+        Some(super::hidden::shows_invisible_text(&ops))
+    });
+    catch_unwind(run).ok().flatten().unwrap_or(false)
 }
 
 /// The text of a panic payload.

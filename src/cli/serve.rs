@@ -1,0 +1,524 @@
+//! `quarry serve`: the web UI and the engine's operations over HTTP on 127.0.0.1 only. Every
+//! `/api/` request needs the per-launch token (401 without it); requests naming another Host
+//! (DNS rebinding) or sent from another Origin get 403; no CORS headers are ever sent, so other
+//! sites cannot read responses. Answers and indexing progress stream as server-sent events.
+
+use std::future::Future;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context;
+use axum::Json;
+use axum::Router;
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use quarry::api::{AppSettings, AskOptions, IndexProgress, SearchMode};
+use quarry::{CancelToken, Engine, EngineConfig, IngestEvent};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc};
+use tower_http::services::ServeDir;
+
+/// The UI's content security policy: everything from this server only, nothing inline but
+/// styles, no frames, no plugins.
+const CSP: &str = "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; \
+    script-src 'self'; connect-src 'self'; worker-src 'self' blob:; object-src 'none'; \
+    base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
+
+/// Options of `quarry serve`.
+#[derive(Debug)]
+pub(crate) struct ServeArgs {
+    pub(crate) port: u16,
+    pub(crate) ui_dir: Option<PathBuf>,
+    pub(crate) models_dir: PathBuf,
+}
+
+struct IndexJob {
+    cancel: CancelToken,
+    started: Instant,
+}
+
+struct ServerState {
+    engine: Arc<Engine>,
+    token: String,
+    hosts: Vec<String>,
+    origins: Vec<String>,
+    settings: AppSettings,
+    progress: Mutex<IndexProgress>,
+    job: Mutex<Option<IndexJob>>,
+    events: broadcast::Sender<String>,
+}
+
+type Shared = Arc<ServerState>;
+
+/// An error as the UI receives it: `{kind, message, detail}` with a matching status code.
+#[derive(Debug, Serialize)]
+struct ApiError {
+    #[serde(skip)]
+    status: StatusCode,
+    kind: &'static str,
+    message: String,
+    detail: Option<String>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        Self { status, kind, message: message.into(), detail: None }
+    }
+}
+
+impl From<quarry::Error> for ApiError {
+    fn from(err: quarry::Error) -> Self {
+        let (status, kind) = match &err {
+            quarry::Error::User(_) => (StatusCode::BAD_REQUEST, "user"),
+            quarry::Error::Io { .. } => (StatusCode::BAD_REQUEST, "io"),
+            quarry::Error::Cancelled => (StatusCode::CONFLICT, "cancelled"),
+            quarry::Error::Internal { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        let detail = std::error::Error::source(&err).map(|s| s.to_string());
+        Self { status, kind, message: err.to_string(), detail }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(&self)).into_response()
+    }
+}
+
+/// Runs the server until Ctrl-C.
+pub(crate) async fn serve(config: EngineConfig, args: ServeArgs) -> anyhow::Result<()> {
+    let ui_dir = locate_ui(args.ui_dir.as_deref())?;
+    let settings = AppSettings {
+        data_dir: config.data_dir.to_string_lossy().into_owned(),
+        models_dir: args.models_dir.to_string_lossy().into_owned(),
+        embedder: config.embedder.as_ref().map(|e| e.id.clone()),
+        generator: config
+            .generator
+            .as_ref()
+            .and_then(|g| g.file_name())
+            .map(|n| n.to_string_lossy().into_owned()),
+        gate_threshold: config.answer.gate_threshold,
+        default_k: AskOptions::default().k,
+    };
+    let engine = Arc::new(Engine::open_for_write(config).await?);
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, args.port))
+        .await
+        .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
+    let port = listener.local_addr()?.port();
+    let token = random_token();
+    let (events, _) = broadcast::channel(1024);
+    let state = Arc::new(ServerState {
+        engine,
+        token: token.clone(),
+        hosts: vec![format!("127.0.0.1:{port}"), format!("localhost:{port}")],
+        origins: vec![format!("http://127.0.0.1:{port}"), format!("http://localhost:{port}")],
+        settings,
+        progress: Mutex::new(IndexProgress::default()),
+        job: Mutex::new(None),
+        events,
+    });
+    let app = router(Arc::clone(&state), &ui_dir);
+    println!("Quarry is serving this library at http://127.0.0.1:{port}/#token={token}");
+    println!("(the token in the address is the key: anyone with it can use the library)");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("the server stopped")?;
+    Ok(())
+}
+
+fn router(state: Shared, ui_dir: &Path) -> Router {
+    let api = Router::new()
+        .route("/api/status", get(status))
+        .route("/api/docs", get(docs))
+        .route("/api/settings", get(settings))
+        .route("/api/index", post(start_index))
+        .route("/api/index/progress", get(index_progress))
+        .route("/api/index/events", get(index_events))
+        .route("/api/index/cancel", post(cancel_index))
+        .route("/api/remove", post(remove))
+        .route("/api/search", get(search))
+        .route("/api/ask", post(ask))
+        .route("/api/document", get(document))
+        .route("/api/file", get(file));
+    api.fallback_service(ServeDir::new(ui_dir).append_index_html_on_directories(true))
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), guard))
+        .with_state(state)
+}
+
+/// Host and Origin checks on every request, the token on `/api/`, security headers on every
+/// response.
+async fn guard(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    if !state.hosts.iter().any(|h| h == host) {
+        return ApiError::new(StatusCode::FORBIDDEN, "forbidden", "unexpected Host header")
+            .into_response();
+    }
+    let is_api = request.uri().path().starts_with("/api/");
+    if is_api {
+        if let Some(origin) = headers.get(header::ORIGIN) {
+            let origin = origin.to_str().unwrap_or("");
+            if !state.origins.iter().any(|o| o == origin) {
+                return ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    format!("requests from {origin} are not allowed"),
+                )
+                .into_response();
+            }
+        }
+        if headers.get("sec-fetch-site").is_some_and(|s| s == "cross-site") {
+            return ApiError::new(StatusCode::FORBIDDEN, "forbidden", "cross-site request")
+                .into_response();
+        }
+        if !has_token(headers, &state.token) {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or wrong token: open the address `quarry serve` printed",
+            )
+            .into_response();
+        }
+    }
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if is_api {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+/// Whether the request carries `Authorization: Bearer <token>` (compared in constant time).
+fn has_token(headers: &HeaderMap, token: &str) -> bool {
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    given.len() == token.len()
+        && given.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+fn random_token() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 24];
+    rand::rng().fill_bytes(&mut bytes);
+    quarry::ids::hex(&bytes)
+}
+
+/// The UI build: `--ui-dir`, else `ui/` beside the executable, else the source tree's `ui/dist`.
+fn locate_ui(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let mut candidates: Vec<PathBuf> = given.into_iter().map(Path::to_path_buf).collect();
+    if given.is_none() {
+        if let Some(dir) =
+            std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf))
+        {
+            candidates.push(dir.join("ui"));
+        }
+        candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("ui/dist"));
+    }
+    candidates.into_iter().find(|d| d.join("index.html").is_file()).ok_or_else(|| {
+        quarry::Error::user(
+            "the web UI is not built (no index.html): run `make ui`, or pass --ui-dir".to_owned(),
+        )
+        .into()
+    })
+}
+
+/// Runs an engine operation on a blocking thread (engine futures are not all `Send`).
+async fn on_engine<T, F, Fut>(state: &Shared, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(Arc<Engine>) -> Fut + Send + 'static,
+    Fut: Future<Output = quarry::Result<T>>,
+{
+    let engine = Arc::clone(&state.engine);
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || handle.block_on(f(engine)))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(ApiError::from)
+}
+
+async fn status(State(state): State<Shared>) -> Result<Response, ApiError> {
+    let status = on_engine(&state, |e| async move { e.status().await }).await?;
+    let progress = state.progress.lock().map(|p| p.clone()).unwrap_or_default();
+    Ok(Json(serde_json::json!({ "library": status, "indexing": progress })).into_response())
+}
+
+async fn docs(State(state): State<Shared>) -> Result<Response, ApiError> {
+    let docs = on_engine(&state, |e| async move { e.documents().await }).await?;
+    Ok(Json(serde_json::json!({ "documents": docs })).into_response())
+}
+
+async fn settings(State(state): State<Shared>) -> Json<AppSettings> {
+    Json(state.settings.clone())
+}
+
+#[derive(Debug, Deserialize)]
+struct PathsBody {
+    #[serde(default)]
+    paths: Vec<PathBuf>,
+}
+
+/// Starts indexing in the background (202); 409 while a run is going.
+async fn start_index(
+    State(state): State<Shared>,
+    Json(body): Json<PathsBody>,
+) -> Result<Response, ApiError> {
+    for path in &body.paths {
+        if !path.is_absolute() {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "user",
+                format!("{}: give the full path of the folder", path.display()),
+            ));
+        }
+        if !path.exists() {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "user",
+                format!("{}: no such file or folder", path.display()),
+            ));
+        }
+    }
+    let cancel = CancelToken::new();
+    {
+        let mut job = state.job.lock().map_err(|_| poisoned())?;
+        if job.is_some() {
+            return Err(ApiError::new(StatusCode::CONFLICT, "busy", "indexing is already running"));
+        }
+        *job = Some(IndexJob { cancel: cancel.clone(), started: Instant::now() });
+    }
+    update(&state, |p| *p = IndexProgress { running: true, ..IndexProgress::default() });
+    let task_state = Arc::clone(&state);
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let st = Arc::clone(&task_state);
+        let mut sink = move |event: IngestEvent| on_ingest_event(&st, event);
+        let result = handle.block_on(task_state.engine.index(&body.paths, &mut sink, &cancel));
+        let paused = cancel.is_cancelled();
+        update(&task_state, |p| {
+            p.running = false;
+            p.current = None;
+            p.paused = paused;
+            p.eta_s = None;
+            match result {
+                Ok(report) => p.report = Some(report),
+                Err(quarry::Error::Cancelled) => p.paused = true,
+                Err(err) => p.error = Some(err.to_string()),
+            }
+        });
+        if let Ok(mut job) = task_state.job.lock() {
+            *job = None;
+        }
+    });
+    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "started": true }))).into_response())
+}
+
+fn poisoned() -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "server state poisoned")
+}
+
+fn update(state: &ServerState, change: impl FnOnce(&mut IndexProgress)) {
+    if let Ok(mut progress) = state.progress.lock() {
+        change(&mut progress);
+        if let Ok(json) = serde_json::to_string(&*progress) {
+            let _ = state.events.send(json);
+        }
+    }
+}
+
+fn on_ingest_event(state: &ServerState, event: IngestEvent) {
+    let started = state.job.lock().ok().and_then(|j| j.as_ref().map(|j| j.started));
+    update(state, |p| {
+        match event {
+            IngestEvent::Planned { total, unchanged, .. } => {
+                p.total = total;
+                p.unchanged = unchanged;
+            }
+            IngestEvent::FileDone { path, error, .. } => {
+                p.done += 1;
+                p.failed += u64::from(error.is_some());
+                p.current = Some(path);
+            }
+            IngestEvent::Committed { .. } => {}
+            IngestEvent::Finished { report } => p.report = Some(report),
+        }
+        if let Some(started) = started {
+            let secs = started.elapsed().as_secs_f64().max(1e-3);
+            p.rate_per_s = p.done as f64 / secs;
+            p.eta_s = (p.rate_per_s > 0.0 && p.total >= p.done)
+                .then(|| (p.total - p.done) as f64 / p.rate_per_s);
+        }
+    });
+}
+
+async fn index_progress(State(state): State<Shared>) -> Json<IndexProgress> {
+    Json(state.progress.lock().map(|p| p.clone()).unwrap_or_default())
+}
+
+/// Progress snapshots as server-sent events until the client goes away.
+async fn index_events(State(state): State<Shared>) -> impl IntoResponse {
+    let rx = state.events.subscribe();
+    let first = state.progress.lock().ok().and_then(|p| serde_json::to_string(&*p).ok());
+    let stream = futures::stream::unfold((rx, first), |(mut rx, first)| async move {
+        if let Some(json) = first {
+            return Some((
+                Ok::<_, std::convert::Infallible>(Event::default().event("progress").data(json)),
+                (rx, None),
+            ));
+        }
+        loop {
+            match rx.recv().await {
+                Ok(json) => {
+                    return Some((Ok(Event::default().event("progress").data(json)), (rx, None)));
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// Stops the run after the files in progress ("pause": the next run resumes, skipping what is
+/// done).
+async fn cancel_index(State(state): State<Shared>) -> Result<Response, ApiError> {
+    let job = state.job.lock().map_err(|_| poisoned())?;
+    match job.as_ref() {
+        Some(job) => {
+            job.cancel.cancel();
+            Ok(Json(serde_json::json!({ "cancelling": true })).into_response())
+        }
+        None => Err(ApiError::new(StatusCode::CONFLICT, "idle", "no indexing run to stop")),
+    }
+}
+
+async fn remove(
+    State(state): State<Shared>,
+    Json(body): Json<PathsBody>,
+) -> Result<Response, ApiError> {
+    let removed = on_engine(&state, move |e| async move { e.remove(&body.paths).await }).await?;
+    Ok(Json(serde_json::json!({ "removed": removed })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct SearchQuery {
+    q: String,
+    k: Option<usize>,
+    mode: Option<SearchMode>,
+}
+
+async fn search(
+    State(state): State<Shared>,
+    Query(query): Query<SearchQuery>,
+) -> Result<Response, ApiError> {
+    let hits = on_engine(&state, move |e| async move {
+        let mode = query.mode.unwrap_or_else(|| e.default_search_mode());
+        e.search(&query.q, mode, query.k.unwrap_or(10).clamp(1, 200)).await
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "hits": hits })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct AskBody {
+    question: String,
+    #[serde(default)]
+    evidence: bool,
+    k: Option<usize>,
+}
+
+/// Streams `token` events with answer text as it is written, then one `answer` event with the
+/// checked answer (or an `error` event). Closing the stream cancels generation.
+async fn ask(State(state): State<Shared>, Json(body): Json<AskBody>) -> impl IntoResponse {
+    let (tx, rx) = mpsc::unbounded_channel::<Event>();
+    let engine = Arc::clone(&state.engine);
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let cancel = CancelToken::new();
+        let options = AskOptions {
+            k: body.k.unwrap_or(AskOptions::default().k).clamp(1, 50),
+            evidence: body.evidence,
+            ..AskOptions::default()
+        };
+        let token_tx = tx.clone();
+        let token_cancel = cancel.clone();
+        let mut sink = move |piece: &str| {
+            let event =
+                Event::default().event("token").json_data(serde_json::json!({ "text": piece }));
+            if event.map(|e| token_tx.send(e)).is_err() || token_tx.is_closed() {
+                token_cancel.cancel();
+            }
+        };
+        let result = handle.block_on(engine.ask(&body.question, &options, &mut sink, &cancel));
+        let event = match result {
+            Ok(answer) => Event::default().event("answer").json_data(&answer),
+            Err(err) => Event::default().event("error").json_data(&ApiError::from(err)),
+        };
+        if let Ok(event) = event {
+            let _ = tx.send(event);
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|event| (Ok::<_, std::convert::Infallible>(event), rx))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+#[derive(Debug, Deserialize)]
+struct PathQuery {
+    path: String,
+}
+
+async fn document(
+    State(state): State<Shared>,
+    Query(query): Query<PathQuery>,
+) -> Result<Response, ApiError> {
+    let text =
+        on_engine(&state, move |e| async move { e.document_text(&query.path).await }).await?;
+    Ok(Json(text).into_response())
+}
+
+/// The bytes of a document of the library (never any other file), for the PDF viewer.
+async fn file(
+    State(state): State<Shared>,
+    Query(query): Query<PathQuery>,
+) -> Result<Response, ApiError> {
+    let path = query.path.clone();
+    let docs = on_engine(&state, |e| async move { e.documents().await }).await?;
+    let Some(doc) = docs.into_iter().find(|d| d.path == path) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{path}: not in the library"),
+        ));
+    };
+    let bytes = tokio::fs::read(&doc.path)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, "io", format!("{}: {e}", doc.path)))?;
+    let content_type = match doc.kind {
+        quarry::FileKind::Pdf => "application/pdf",
+        // Never rendered as a page: HTML from a document is shown as text.
+        _ => "text/plain; charset=utf-8",
+    };
+    Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
+}
