@@ -77,6 +77,8 @@ desktop: ui
 
 test-inner: check-fmt ui lint unit desktop
 	cd ui && npm run check
+	@# The web UI in headless Chromium against `quarry serve` (Playwright; screenshots in test-artifacts/).
+	cd ui && QUARRY_BIN=$(QUARRY_BIN) QUARRY_TEST_DATA=$(QUARRY_TEST_DATA) npm run e2e
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' $(TEST_LOG)
 
 run-inner: ui desktop

@@ -5,13 +5,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # protobuf: lance's build; webkit/gtk/rsvg/appindicator/xdo: Tauri; xvfb/xauth: window tests;
-# mold: a linker that keeps link times and memory low; nodejs/npm: the UI build.
+# mold: a linker that keeps link times and memory low; nodejs/npm: the UI build;
+# chromium: the UI's browser tests (Playwright drives /usr/bin/chromium).
 APT_PACKAGES=(
   build-essential pkg-config curl file
   protobuf-compiler libprotobuf-dev
   libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicator3-dev libxdo-dev libssl-dev
   xvfb xauth
   mold
+  chromium
 )
 
 missing=()

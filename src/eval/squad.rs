@@ -303,6 +303,10 @@ impl Tally {
                         .any(|p| p.n == c.n && gold.iter().any(|g| contains_normalised(&p.text, g)))
                 });
                 self.cited_gold += usize::from(cites_gold);
+                if !cites_gold {
+                    let quotes: Vec<&str> = answer.citations.iter().map(|c| c.quote.as_str()).collect();
+                    tracing::debug!(target: "eval", question = %answer.question, ?gold, ?quotes, "no cited passage holds the gold answer");
+                }
                 let text = answer_text(answer);
                 self.f1 += gold.iter().map(|g| f1(&text, g)).fold(0.0, f64::max);
                 self.exact += gold

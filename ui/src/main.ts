@@ -1,46 +1,93 @@
-// Entry point of the Quarry UI. For now a start page that says what the app does and how to
-// add documents; the library, ask and source views arrive with the desktop-app issue.
+// Entry point of the Quarry UI: the app frame (navigation, language, theme), the three views and
+// the source viewer, all talking to the engine through one transport.
 import "./style.css";
+import type { Citation } from "./bindings/Citation";
+import { h } from "./dom";
+import { chosenLang, type Lang, strings } from "./i18n";
+import { connect } from "./transport";
+import { AskView } from "./views/ask";
+import { LibraryView } from "./views/library";
+import { SettingsView, type Theme } from "./views/settings";
+import { SourceViewer } from "./views/viewer";
 
-type Lang = "en" | "de";
+type ViewName = "ask" | "library" | "settings";
 
-const text: Record<Lang, { title: string; lead: string; step: string; offline: string }> = {
-  en: {
-    title: "Quarry",
-    lead: "Ask questions about your own documents. Answers cite the page and passage they come from.",
-    step: "Add a folder from the command line: quarry index ~/Documents",
-    offline: "Everything stays on this computer.",
-  },
-  de: {
-    title: "Quarry",
-    lead: "Stellen Sie Fragen zu Ihren eigenen Dokumenten. Antworten nennen Seite und Textstelle.",
-    step: "Ordner über die Kommandozeile hinzufügen: quarry index ~/Dokumente",
-    offline: "Alles bleibt auf diesem Computer.",
-  },
-};
+const transport = connect();
 
-function preferredLang(): Lang {
-  return navigator.language.toLowerCase().startsWith("de") ? "de" : "en";
+function chosenTheme(): Theme {
+  const saved = localStorage.getItem("quarry-theme");
+  return saved === "light" || saved === "dark" ? saved : "system";
 }
 
-function render(root: HTMLElement, lang: Lang): void {
-  const t = text[lang];
-  root.innerHTML = "";
-  const h1 = document.createElement("h1");
-  h1.textContent = t.title;
-  const lead = document.createElement("p");
-  lead.className = "lead";
-  lead.textContent = t.lead;
-  const step = document.createElement("p");
-  step.textContent = t.step;
-  const offline = document.createElement("p");
-  offline.className = "muted";
-  offline.textContent = t.offline;
-  root.append(h1, lead, step, offline);
+function applyTheme(theme: Theme): void {
+  if (theme === "system") delete document.documentElement.dataset.theme;
+  else document.documentElement.dataset.theme = theme;
+}
+
+function mount(root: HTMLElement, lang: Lang, start: ViewName): void {
+  const t = strings(lang);
   document.documentElement.lang = lang;
+  document.title = t.appName;
+  const errorBar = h("p", { class: "error-bar", role: "alert", hidden: true });
+  const showError = (e: unknown) => {
+    errorBar.textContent = `${t.error}: ${e instanceof Error ? e.message : String(e)}`;
+    errorBar.hidden = false;
+  };
+  const viewer = new SourceViewer(transport, t);
+  const openSource = (c: Citation) => void viewer.open(c);
+  const views = {
+    ask: new AskView(transport, t, openSource),
+    library: new LibraryView(transport, t, showError),
+    settings: new SettingsView(
+      transport,
+      t,
+      lang,
+      chosenTheme(),
+      (l) => {
+        localStorage.setItem("quarry-lang", l);
+        mount(root, l, "settings");
+      },
+      (theme) => {
+        localStorage.setItem("quarry-theme", theme);
+        applyTheme(theme);
+      },
+    ),
+  };
+  const main = h("main", { id: "main", tabindex: -1 });
+  const buttons = new Map<ViewName, HTMLButtonElement>();
+  const show = (name: ViewName) => {
+    for (const [n, b] of buttons) b.setAttribute("aria-current", n === name ? "page" : "false");
+    main.replaceChildren(views[name].root);
+    errorBar.hidden = true;
+    if (name === "library") void views.library.refresh();
+    if (name === "settings") void views.settings.refresh().catch(showError);
+    if (name === "ask") views.ask.focus();
+  };
+  const nav = h("nav", { "aria-label": t.appName });
+  for (const [name, label] of [
+    ["ask", t.navAsk],
+    ["library", t.navLibrary],
+    ["settings", t.navSettings],
+  ] as [ViewName, string][]) {
+    const b = h("button", { type: "button", class: "nav-item", "data-view": name }, label);
+    b.addEventListener("click", () => show(name));
+    buttons.set(name, b);
+    nav.append(b);
+  }
+  root.replaceChildren(
+    h(
+      "header",
+      { class: "app-head" },
+      h("div", { class: "brand" }, h("span", { class: "logo", "aria-hidden": "true" }, "◆"), " ", t.appName),
+      nav,
+      h("span", { class: "offline muted" }, t.offline),
+    ),
+    errorBar,
+    h("div", { class: "layout" }, main, viewer.root),
+  );
+  show(start);
 }
 
+applyTheme(chosenTheme());
 const root = document.getElementById("app");
-if (root) {
-  render(root, preferredLang());
-}
+if (root) mount(root, chosenLang(), "ask");

@@ -1,0 +1,205 @@
+// Quarry's web UI as a person uses it: Playwright (playwright-core) drives Debian's Chromium
+// against `quarry serve` on a fresh library built from fixtures. Run by `make test` through
+// `npm run e2e`; screenshots land in test-artifacts/screenshots/.
+import { spawn } from "node:child_process";
+import { request } from "node:http";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { chromium } from "playwright-core";
+
+const repo = resolve(import.meta.dirname, "../..");
+const bin = process.env.QUARRY_BIN ?? join(process.env.HOME, ".cache/quarry/target/debug/quarry");
+const data = process.env.QUARRY_TEST_DATA ?? resolve(repo, "../shared/data");
+const shots = join(repo, "test-artifacts/screenshots");
+const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+
+function fail(message) {
+  console.error(`e2e FAILED: ${message}`);
+  process.exitCode = 1;
+  throw new Error(message);
+}
+
+function check(condition, message) {
+  if (!condition) fail(message);
+  console.log(`ok - ${message}`);
+}
+
+/** A small PDF, one line of Helvetica text per page. */
+function writePdf(path, pages) {
+  const n = pages.length;
+  const fontId = 3 + 2 * n;
+  const objects = ["<< /Type /Catalog /Pages 2 0 R >>"];
+  objects.push(`<< /Type /Pages /Kids [${pages.map((_, i) => `${3 + 2 * i} 0 R`).join(" ")}] /Count ${n} >>`);
+  pages.forEach((text, i) => {
+    objects.push(`<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents ${4 + 2 * i} 0 R /Resources << /Font << /F1 ${fontId} 0 R >> >> >>`);
+    const stream = `BT /F1 12 Tf 72 720 Td (${text}) Tj ET`;
+    objects.push(`<< /Length ${stream.length} >>\nstream\n${stream}\nendstream`);
+  });
+  objects.push("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>");
+  let out = "%PDF-1.4\n";
+  const offsets = [];
+  objects.forEach((body, i) => {
+    offsets.push(out.length);
+    out += `${i + 1} 0 obj\n${body}\nendobj\n`;
+  });
+  const xref = out.length;
+  out += `xref\n0 ${objects.length + 1}\n0000000000 65535 f \n`;
+  for (const o of offsets) out += `${String(o).padStart(10, "0")} 00000 n \n`;
+  out += `trailer\n<< /Size ${objects.length + 1} /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`;
+  writeFileSync(path, out, "latin1");
+}
+
+function startServer(dataDir) {
+  const child = spawn(bin, ["--data-dir", dataDir, "--models-dir", join(data, "models"), "serve", "--port", "0"], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.on("data", (d) => (stderr += d));
+  return new Promise((resolveUrl, reject) => {
+    let out = "";
+    child.stdout.on("data", (d) => {
+      out += d;
+      const m = out.match(/http:\/\/127\.0\.0\.1:\d+\/#token=[0-9a-f]+/);
+      if (m) resolveUrl({ child, url: m[0] });
+    });
+    child.on("exit", (code) => reject(new Error(`quarry serve exited with ${code}: ${stderr}`)));
+    setTimeout(() => reject(new Error(`quarry serve printed no address: ${out} ${stderr}`)), 60_000);
+  });
+}
+
+async function main() {
+  if (!existsSync(join(data, "models/all-MiniLM-L6-v2"))) {
+    console.log(`SKIPPED e2e: no embedding model under ${data}/models (set QUARRY_TEST_DATA)`);
+    return;
+  }
+  if (!existsSync(chromiumPath)) fail(`no Chromium at ${chromiumPath} (make test installs Debian's chromium)`);
+  mkdirSync(shots, { recursive: true });
+  const work = mkdtempSync(join(tmpdir(), "quarry-e2e-"));
+  const docs = join(work, "docs");
+  mkdirSync(docs);
+  writePdf(join(docs, "lease.pdf"), [
+    "This lease is made between Anna Mueller and Bauer GmbH for the flat in Ulm.",
+    "The monthly rent is 1200 euros, due on the first working day of each month.",
+    "Either party may terminate the lease with a notice period of three months.",
+  ]);
+  writeFileSync(
+    join(docs, "house-rules.md"),
+    "# House rules\n\nQuiet hours are from 10 pm to 6 am on all days.\n\nBicycles must be kept in the cellar, not in the stairwell.\n",
+  );
+  const { child, url } = await startServer(join(work, "library"));
+  const origin = new URL(url).origin;
+  const token = new URL(url).hash.replace("#token=", "");
+  const browser = await chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  try {
+    // The API refuses requests without the token, and requests from another Origin.
+    const noToken = await fetch(`${origin}/api/status`);
+    check(noToken.status === 401, "a request without the token gets 401");
+    const otherOrigin = await fetch(`${origin}/api/status`, { headers: { Authorization: `Bearer ${token}`, Origin: "http://evil.example" } });
+    check(otherOrigin.status === 403, "a request from another Origin gets 403");
+    // fetch() may not set Host; a raw request does (what a DNS-rebinding page would send).
+    const wrongHost = await new Promise((done, reject) => {
+      const u = new URL(origin);
+      const req = request({ host: u.hostname, port: u.port, path: "/api/status", headers: { Authorization: `Bearer ${token}`, Host: "evil.example" } }, (res) => {
+        res.resume();
+        done(res.statusCode);
+      });
+      req.on("error", reject);
+      req.end();
+    });
+    check(wrongHost === 403, "a request naming another Host gets 403");
+    check(!otherOrigin.headers.get("access-control-allow-origin"), "no CORS header is sent");
+
+    const page = await browser.newPage({ viewport: { width: 1280, height: 860 }, colorScheme: "light", locale: "en-US" });
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    await page.goto(url);
+    check(!page.url().includes("token="), "the token is removed from the address bar");
+
+    // Library: add the folder through the path field and wait for indexing to finish.
+    await page.getByRole("button", { name: "Library" }).click();
+    await page.getByLabel("Folder or file path").fill(docs);
+    await page.getByRole("button", { name: "Add folder" }).click();
+    await page.getByText("2 documents indexed").waitFor({ timeout: 120_000 });
+    check(await page.locator("tr[data-state=indexed]").count() === 2, "both fixtures are listed as indexed");
+    await page.screenshot({ path: join(shots, "library-light.png") });
+
+    // Ask: the answer streams in, with citation chips and the quoted passage.
+    await page.getByRole("button", { name: "Ask" }).first().click();
+    const streamed = page.evaluate(
+      () =>
+        new Promise((done) => {
+          const area = document.querySelector(".answer-area");
+          const seen = () => {
+            const s = document.querySelector(".streaming");
+            if (s && s.textContent) done(s.textContent);
+          };
+          new MutationObserver(seen).observe(area, { childList: true, subtree: true, characterData: true });
+          setTimeout(() => done(""), 60_000);
+        }),
+    );
+    await page.getByLabel("Your question").fill("What is the notice period for terminating the lease?");
+    await page.locator("#ask-button").click();
+    const answer = page.getByTestId("answer");
+    await answer.waitFor({ timeout: 60_000 });
+    check((await streamed).includes("three months"), "answer text streams in before the checked answer");
+    check((await answer.textContent()).includes("notice period of three months"), "the answer quotes the lease");
+    check(await page.locator(".chip").count() >= 1, "citation chips are shown");
+    const firstSource = page.locator(".sources-list li").first();
+    check((await firstSource.textContent()).includes("lease.pdf · page 3"), "the first source names lease.pdf, page 3");
+    await page.screenshot({ path: join(shots, "ask-light.png") });
+
+    // Clicking the citation opens the PDF at page 3 with the passage highlighted.
+    await page.locator(".chip").first().click();
+    await page.locator(".pdf-page[data-page='3'] .highlight").first().waitFor({ timeout: 30_000 });
+    const highlighted = await page.locator(".textLayer .highlight").allTextContents();
+    check(highlighted.join(" ").includes("notice period"), "the PDF viewer highlights the quoted passage");
+    await page.screenshot({ path: join(shots, "viewer-pdf-light.png") });
+
+    // A Markdown source opens with its span highlighted.
+    await page.getByLabel("Your question").fill("Where must bicycles be kept?");
+    await page.locator("#ask-button").click();
+    await page.getByText("Bicycles must be kept in the cellar").first().waitFor({ timeout: 60_000 });
+    await page.locator(".open-source").first().click();
+    const mark = page.locator("mark.quote");
+    await mark.waitFor({ timeout: 30_000 });
+    check((await mark.textContent()).includes("Bicycles must be kept in the cellar"), "the text viewer highlights the quoted span");
+
+    // An unanswerable question is refused as such.
+    await page.getByLabel("Your question").fill("Who won the football world cup in 1998?");
+    await page.locator("#ask-button").click();
+    await page.getByTestId("refusal").waitFor({ timeout: 60_000 });
+    check((await page.getByTestId("refusal").textContent()).includes("Not found in your documents"), "an unanswerable question shows the refusal");
+
+    // Settings, then every view in dark mode and in German.
+    await page.getByRole("button", { name: "Settings" }).click();
+    await page.getByText("all-MiniLM-L6-v2").waitFor();
+    await page.screenshot({ path: join(shots, "settings-light.png") });
+    await page.locator("#theme").selectOption("dark");
+    for (const view of ["Ask", "Library", "Settings"]) {
+      await page.getByRole("button", { name: view }).first().click();
+      await page.waitForTimeout(300);
+      await page.screenshot({ path: join(shots, `${view.toLowerCase()}-dark.png`) });
+    }
+    const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    check(bg !== "rgb(247, 247, 245)", "dark theme changes the page colours");
+    await page.locator("#lang").selectOption("de");
+    await page.getByRole("button", { name: "Bibliothek" }).waitFor();
+    check(await page.getByRole("button", { name: "Fragen" }).count() === 1, "the UI switches to German");
+    await page.screenshot({ path: join(shots, "settings-dark-de.png") });
+    check(errors.length === 0, `no script errors (${errors.join("; ")})`);
+  } finally {
+    await browser.close();
+    child.kill("SIGINT");
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exitCode = 1;
+});

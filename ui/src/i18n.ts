@@ -1,0 +1,161 @@
+// UI text in English and German. The language follows the system unless the user picks one.
+export type Lang = "en" | "de";
+
+const en = {
+  appName: "Quarry",
+  tagline: "Answers from your own documents, with page and passage.",
+  navLibrary: "Library",
+  navAsk: "Ask",
+  navSettings: "Settings",
+  offline: "Offline: nothing leaves this computer.",
+  // Library
+  addFolder: "Add folder",
+  folderPath: "Folder or file path",
+  folderPathHint: "The full path, e.g. /home/anna/Documents/contracts",
+  indexing: "Indexing",
+  filesDone: (done: number, total: number) => `${done} of ${total} files`,
+  rate: (r: string) => `${r} files/s`,
+  eta: (s: string) => `about ${s} left`,
+  pause: "Pause",
+  resume: "Resume",
+  paused: "Paused. Resume to continue where it stopped.",
+  indexed: (n: number) => `${n} documents indexed`,
+  lastRun: (added: number, updated: number, removed: number, failed: number) =>
+    `Last run: ${added} added, ${updated} updated, ${removed} removed, ${failed} failed`,
+  documents: "Documents",
+  noDocuments: "No documents yet. Add a folder to start.",
+  colDocument: "Document",
+  colState: "State",
+  colPages: "Pages",
+  colChunks: "Passages",
+  remove: "Remove",
+  removeFolder: "Remove from library",
+  sources: "Folders",
+  state: { indexed: "indexed", failed: "failed", skipped: "skipped", pending: "pending" } as Record<string, string>,
+  // Ask
+  question: "Your question",
+  questionPlaceholder: "What is the notice period in the lease?",
+  askButton: "Ask",
+  stop: "Stop",
+  evidenceMode: "Evidence only (quote the documents, no model)",
+  answer: "Answer",
+  thinking: "Searching your documents…",
+  notFound: "Not found in your documents",
+  notFoundDetail: "No passage of your library answers this closely enough, so Quarry does not guess.",
+  unsupported: "not supported by the cited passages",
+  citedPassages: "Sources",
+  page: (n: number) => `page ${n}`,
+  openSource: "Open source",
+  copy: "Copy answer with sources",
+  copied: "Copied",
+  exportAnswer: "Export",
+  mode: { generated: "written by the local model", evidence: "quoted from your documents" } as Record<string, string>,
+  removedCitations: (ns: string) => `Removed citations of passages that were not given: ${ns}`,
+  // Viewer
+  viewer: "Source",
+  close: "Close",
+  loading: "Loading…",
+  // Settings
+  dataFolder: "Library folder",
+  modelsFolder: "Models folder",
+  embedder: "Embedding model",
+  generator: "Answer model",
+  noGenerator: "none installed: answers quote the documents",
+  gate: "Evidence threshold",
+  passagesPerQuestion: "Passages per question",
+  language: "Language",
+  theme: "Theme",
+  themeSystem: "System",
+  themeLight: "Light",
+  themeDark: "Dark",
+  transport: "Connection",
+  transportHttp: "local web server (127.0.0.1)",
+  transportTauri: "desktop app",
+  error: "Something went wrong",
+};
+
+export type Strings = typeof en;
+
+const de: Strings = {
+  appName: "Quarry",
+  tagline: "Antworten aus Ihren eigenen Dokumenten, mit Seite und Textstelle.",
+  navLibrary: "Bibliothek",
+  navAsk: "Fragen",
+  navSettings: "Einstellungen",
+  offline: "Offline: nichts verlässt diesen Computer.",
+  addFolder: "Ordner hinzufügen",
+  folderPath: "Pfad zu Ordner oder Datei",
+  folderPathHint: "Der vollständige Pfad, z. B. /home/anna/Dokumente/Verträge",
+  indexing: "Indizierung",
+  filesDone: (done, total) => `${done} von ${total} Dateien`,
+  rate: (r) => `${r} Dateien/s`,
+  eta: (s) => `noch etwa ${s}`,
+  pause: "Pausieren",
+  resume: "Fortsetzen",
+  paused: "Pausiert. Fortsetzen macht dort weiter, wo es aufgehört hat.",
+  indexed: (n) => `${n} Dokumente indiziert`,
+  lastRun: (added, updated, removed, failed) =>
+    `Letzter Lauf: ${added} neu, ${updated} geändert, ${removed} entfernt, ${failed} fehlgeschlagen`,
+  documents: "Dokumente",
+  noDocuments: "Noch keine Dokumente. Fügen Sie einen Ordner hinzu.",
+  colDocument: "Dokument",
+  colState: "Status",
+  colPages: "Seiten",
+  colChunks: "Textstellen",
+  remove: "Entfernen",
+  removeFolder: "Aus der Bibliothek entfernen",
+  sources: "Ordner",
+  state: { indexed: "indiziert", failed: "fehlgeschlagen", skipped: "übersprungen", pending: "ausstehend" },
+  question: "Ihre Frage",
+  questionPlaceholder: "Wie lang ist die Kündigungsfrist im Mietvertrag?",
+  askButton: "Fragen",
+  stop: "Stopp",
+  evidenceMode: "Nur Belege (Dokumente zitieren, kein Modell)",
+  answer: "Antwort",
+  thinking: "Durchsuche Ihre Dokumente…",
+  notFound: "Nicht in Ihren Dokumenten gefunden",
+  notFoundDetail: "Keine Textstelle Ihrer Bibliothek beantwortet das gut genug, deshalb rät Quarry nicht.",
+  unsupported: "nicht durch die zitierten Stellen belegt",
+  citedPassages: "Quellen",
+  page: (n) => `Seite ${n}`,
+  openSource: "Quelle öffnen",
+  copy: "Antwort mit Quellen kopieren",
+  copied: "Kopiert",
+  exportAnswer: "Exportieren",
+  mode: { generated: "vom lokalen Modell formuliert", evidence: "aus Ihren Dokumenten zitiert" },
+  removedCitations: (ns) => `Entfernte Verweise auf nicht gegebene Stellen: ${ns}`,
+  viewer: "Quelle",
+  close: "Schließen",
+  loading: "Lädt…",
+  dataFolder: "Bibliotheksordner",
+  modelsFolder: "Modellordner",
+  embedder: "Einbettungsmodell",
+  generator: "Antwortmodell",
+  noGenerator: "keins installiert: Antworten zitieren die Dokumente",
+  gate: "Beleg-Schwelle",
+  passagesPerQuestion: "Textstellen pro Frage",
+  language: "Sprache",
+  theme: "Darstellung",
+  themeSystem: "System",
+  themeLight: "Hell",
+  themeDark: "Dunkel",
+  transport: "Verbindung",
+  transportHttp: "lokaler Webserver (127.0.0.1)",
+  transportTauri: "Desktop-App",
+  error: "Etwas ist schiefgegangen",
+};
+
+const tables: Record<Lang, Strings> = { en, de };
+
+export function systemLang(): Lang {
+  return navigator.language.toLowerCase().startsWith("de") ? "de" : "en";
+}
+
+export function chosenLang(): Lang {
+  const saved = localStorage.getItem("quarry-lang");
+  return saved === "de" || saved === "en" ? saved : systemLang();
+}
+
+export function strings(lang: Lang): Strings {
+  return tables[lang];
+}

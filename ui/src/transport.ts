@@ -1,0 +1,206 @@
+// The one module that knows how the UI reaches the engine: Tauri's IPC in the desktop app,
+// HTTP (with the per-launch token) under `quarry serve`. Views only see `Transport`.
+import type { Answer } from "./bindings/Answer";
+import type { AppSettings } from "./bindings/AppSettings";
+import type { DocumentInfo } from "./bindings/DocumentInfo";
+import type { DocumentText } from "./bindings/DocumentText";
+import type { IndexProgress } from "./bindings/IndexProgress";
+import type { LibraryStatus } from "./bindings/LibraryStatus";
+
+export interface StatusResponse {
+  library: LibraryStatus;
+  indexing: IndexProgress;
+}
+
+/** An error as the engine reports it: a kind the UI can act on, a message, a detail. */
+export class ApiError extends Error {
+  constructor(
+    readonly kind: string,
+    message: string,
+    readonly detail: string | null = null,
+  ) {
+    super(message);
+  }
+}
+
+export interface Transport {
+  readonly kind: "http" | "tauri";
+  status(): Promise<StatusResponse>;
+  documents(): Promise<DocumentInfo[]>;
+  settings(): Promise<AppSettings>;
+  /** Starts indexing; progress arrives through `onProgress` until the run ends. */
+  index(paths: string[], onProgress: (p: IndexProgress) => void): Promise<void>;
+  cancelIndex(): Promise<void>;
+  progress(): Promise<IndexProgress>;
+  remove(paths: string[]): Promise<number>;
+  /** Asks; answer text arrives through `onText` as it is written; resolves with the checked answer. */
+  ask(question: string, evidence: boolean, onText: (text: string) => void, signal?: AbortSignal): Promise<Answer>;
+  documentText(path: string): Promise<DocumentText>;
+  documentBytes(path: string): Promise<ArrayBuffer>;
+}
+
+function asApiError(body: unknown, fallback: string): ApiError {
+  const b = body as { kind?: string; message?: string; detail?: string | null } | null;
+  return new ApiError(b?.kind ?? "internal", b?.message ?? fallback, b?.detail ?? null);
+}
+
+/** `quarry serve`: fetch with `Authorization: Bearer`, answers as server-sent events. */
+export class HttpTransport implements Transport {
+  readonly kind = "http" as const;
+  constructor(private readonly token: string) {}
+
+  private headers(json = false): HeadersInit {
+    const h: Record<string, string> = { Authorization: `Bearer ${this.token}` };
+    if (json) h["Content-Type"] = "application/json";
+    return h;
+  }
+
+  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const response = await fetch(path, {
+      method,
+      headers: this.headers(body !== undefined),
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const data = await response.json().catch(() => null);
+    if (!response.ok) throw asApiError(data, `${response.status} ${response.statusText}`);
+    return data as T;
+  }
+
+  status(): Promise<StatusResponse> {
+    return this.call("GET", "/api/status");
+  }
+  async documents(): Promise<DocumentInfo[]> {
+    return (await this.call<{ documents: DocumentInfo[] }>("GET", "/api/docs")).documents;
+  }
+  settings(): Promise<AppSettings> {
+    return this.call("GET", "/api/settings");
+  }
+  progress(): Promise<IndexProgress> {
+    return this.call("GET", "/api/index/progress");
+  }
+  async index(paths: string[], onProgress: (p: IndexProgress) => void): Promise<void> {
+    await this.call("POST", "/api/index", { paths });
+    // Poll while the run goes: simple, and survives a reconnect.
+    for (;;) {
+      const p = await this.progress();
+      onProgress(p);
+      if (!p.running) return;
+      await new Promise((r) => setTimeout(r, 400));
+    }
+  }
+  async cancelIndex(): Promise<void> {
+    await this.call("POST", "/api/index/cancel", {});
+  }
+  async remove(paths: string[]): Promise<number> {
+    return (await this.call<{ removed: number }>("POST", "/api/remove", { paths })).removed;
+  }
+  async ask(question: string, evidence: boolean, onText: (text: string) => void, signal?: AbortSignal): Promise<Answer> {
+    const response = await fetch("/api/ask", {
+      method: "POST",
+      headers: this.headers(true),
+      body: JSON.stringify({ question, evidence }),
+      signal,
+    });
+    if (!response.ok || !response.body) {
+      throw asApiError(await response.json().catch(() => null), `${response.status}`);
+    }
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      let cut: number;
+      while ((cut = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, cut);
+        buffer = buffer.slice(cut + 2);
+        let event = "message";
+        const data: string[] = [];
+        for (const line of block.split("\n")) {
+          if (line.startsWith("event:")) event = line.slice(6).trim();
+          else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+        }
+        if (data.length === 0) continue;
+        const payload = JSON.parse(data.join("\n"));
+        if (event === "token") onText(payload.text);
+        else if (event === "answer") return payload as Answer;
+        else if (event === "error") throw asApiError(payload, "the answer failed");
+      }
+    }
+    throw new ApiError("internal", "the answer stream ended early");
+  }
+  documentText(path: string): Promise<DocumentText> {
+    return this.call("GET", `/api/document?path=${encodeURIComponent(path)}`);
+  }
+  async documentBytes(path: string): Promise<ArrayBuffer> {
+    const response = await fetch(`/api/file?path=${encodeURIComponent(path)}`, { headers: this.headers() });
+    if (!response.ok) throw asApiError(await response.json().catch(() => null), `${response.status}`);
+    return response.arrayBuffer();
+  }
+}
+
+/** The desktop app: Tauri commands, with progress and answer text over IPC channels. */
+export class TauriTransport implements Transport {
+  readonly kind = "tauri" as const;
+
+  private async invoke<T>(command: string, args?: Record<string, unknown>): Promise<T> {
+    const { invoke } = await import("@tauri-apps/api/core");
+    try {
+      return await invoke<T>(command, args);
+    } catch (e) {
+      throw asApiError(e, String(e));
+    }
+  }
+
+  status(): Promise<StatusResponse> {
+    return this.invoke("status");
+  }
+  documents(): Promise<DocumentInfo[]> {
+    return this.invoke("documents");
+  }
+  settings(): Promise<AppSettings> {
+    return this.invoke("settings");
+  }
+  progress(): Promise<IndexProgress> {
+    return this.invoke("index_progress");
+  }
+  async index(paths: string[], onProgress: (p: IndexProgress) => void): Promise<void> {
+    const { Channel } = await import("@tauri-apps/api/core");
+    const channel = new Channel<IndexProgress>();
+    channel.onmessage = onProgress;
+    const last = await this.invoke<IndexProgress>("index", { paths, onProgress: channel });
+    onProgress(last);
+  }
+  async cancelIndex(): Promise<void> {
+    await this.invoke("cancel_index");
+  }
+  remove(paths: string[]): Promise<number> {
+    return this.invoke("remove", { paths });
+  }
+  async ask(question: string, evidence: boolean, onText: (text: string) => void): Promise<Answer> {
+    const { Channel } = await import("@tauri-apps/api/core");
+    const channel = new Channel<string>();
+    channel.onmessage = onText;
+    return this.invoke("ask", { question, evidence, onText: channel });
+  }
+  documentText(path: string): Promise<DocumentText> {
+    return this.invoke("document_text", { path });
+  }
+  documentBytes(path: string): Promise<ArrayBuffer> {
+    return this.invoke("document_bytes", { path });
+  }
+}
+
+/** The transport this page runs under. Under `quarry serve` the token comes in the URL
+ * fragment once; it is kept for the tab's session and removed from the address bar. */
+export function connect(): Transport {
+  if ("__TAURI_INTERNALS__" in window) return new TauriTransport();
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  const fromUrl = fragment.get("token");
+  if (fromUrl) {
+    sessionStorage.setItem("quarry-token", fromUrl);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  return new HttpTransport(fromUrl ?? sessionStorage.getItem("quarry-token") ?? "");
+}

@@ -1,0 +1,153 @@
+// Ask view: the question, the answer streaming in, citation chips, the cited passages with the
+// quote highlighted, unsupported sentences marked, refusals shown as such; copy and export.
+import type { Answer } from "../bindings/Answer";
+import type { Citation } from "../bindings/Citation";
+import { fileName, h } from "../dom";
+import type { Strings } from "../i18n";
+import type { Transport } from "../transport";
+
+export class AskView {
+  readonly root = h("section", { class: "view", "aria-labelledby": "ask-title" });
+  private readonly output = h("div", { class: "answer-area", "aria-live": "polite" });
+  private readonly input: HTMLTextAreaElement;
+  private readonly evidence: HTMLInputElement;
+  private readonly askButton: HTMLButtonElement;
+  private running: AbortController | null = null;
+
+  constructor(
+    private readonly transport: Transport,
+    private readonly t: Strings,
+    private readonly openSource: (c: Citation) => void,
+  ) {
+    this.input = h("textarea", {
+      id: "question",
+      name: "question",
+      rows: 2,
+      required: true,
+      placeholder: t.questionPlaceholder,
+    });
+    this.evidence = h("input", { id: "evidence", type: "checkbox" });
+    this.askButton = h("button", { type: "submit", class: "primary", id: "ask-button" }, t.askButton);
+    const form = h(
+      "form",
+      { class: "ask-form" },
+      h("label", { for: "question" }, t.question),
+      this.input,
+      h("div", { class: "row" }, h("label", { class: "check" }, this.evidence, " ", t.evidenceMode), this.askButton),
+    );
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      if (this.running) {
+        this.running.abort();
+        return;
+      }
+      const q = this.input.value.trim();
+      if (q) void this.ask(q);
+    });
+    this.input.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && !e.shiftKey) {
+        e.preventDefault();
+        form.requestSubmit();
+      }
+    });
+    this.root.append(h("h1", { id: "ask-title" }, t.navAsk), form, this.output);
+  }
+
+  focus(): void {
+    this.input.focus();
+  }
+
+  private async ask(question: string): Promise<void> {
+    const t = this.t;
+    this.running = new AbortController();
+    this.askButton.textContent = t.stop;
+    const streaming = h("p", { class: "streaming", "aria-busy": "true" });
+    const status = h("p", { class: "muted" }, t.thinking);
+    this.output.replaceChildren(status, streaming);
+    try {
+      const answer = await this.transport.ask(
+        question,
+        this.evidence.checked,
+        (text) => {
+          status.remove();
+          streaming.append(text);
+        },
+        this.running.signal,
+      );
+      this.render(answer);
+    } catch (e) {
+      if ((e as Error).name !== "AbortError") {
+        this.output.replaceChildren(h("p", { class: "error", role: "alert" }, e instanceof Error ? e.message : String(e)));
+      }
+    } finally {
+      this.running = null;
+      this.askButton.textContent = t.askButton;
+    }
+  }
+
+  private render(answer: Answer): void {
+    const t = this.t;
+    if (answer.abstained) {
+      this.output.replaceChildren(
+        h(
+          "div",
+          { class: "refusal", role: "status", "data-testid": "refusal" },
+          h("h2", {}, t.notFound),
+          h("p", {}, t.notFoundDetail),
+          answer.abstain_reason ? h("p", { class: "muted" }, answer.abstain_reason) : null,
+        ),
+      );
+      return;
+    }
+    const byN = new Map(answer.citations.map((c) => [c.n, c]));
+    const text = h("div", { class: "answer-text", "data-testid": "answer" });
+    for (const s of answer.sentences) {
+      const sentence = h("span", { class: s.supported ? "sentence" : "sentence unsupported" }, s.text);
+      if (!s.supported) sentence.title = t.unsupported;
+      for (const n of s.citations) {
+        const c = byN.get(n);
+        const chip = h("button", { type: "button", class: "chip", "aria-label": c ? `[${n}] ${fileName(c.doc_path)}, ${t.page(c.page)}` : `[${n}]` }, `[${n}]`);
+        if (c) chip.addEventListener("click", () => this.openSource(c));
+        sentence.append(" ", chip);
+      }
+      if (!s.supported) sentence.append(h("span", { class: "flag" }, ` (${t.unsupported})`));
+      text.append(answer.mode === "evidence" ? h("p", {}, sentence) : sentence, " ");
+    }
+    const sources = h("ol", { class: "sources-list" });
+    for (const c of answer.citations) {
+      const open = h("button", { type: "button", class: "link open-source" }, t.openSource);
+      open.addEventListener("click", () => this.openSource(c));
+      sources.append(
+        h(
+          "li",
+          { value: c.n, "data-n": c.n },
+          h("div", { class: "source-head" }, h("strong", {}, fileName(c.doc_path)), ` · ${t.page(c.page)} `, open),
+          h("blockquote", {}, h("mark", {}, c.quote)),
+        ),
+      );
+    }
+    const copy = h("button", { type: "button", class: "secondary" }, t.copy);
+    copy.addEventListener("click", async () => {
+      await navigator.clipboard?.writeText(plain(answer, t)).catch(() => undefined);
+      copy.textContent = t.copied;
+    });
+    const exportLink = h("a", { class: "button secondary", download: "quarry-answer.md" }, t.exportAnswer);
+    exportLink.setAttribute("href", URL.createObjectURL(new Blob([plain(answer, t)], { type: "text/markdown" })));
+    const parts: Node[] = [
+      h("h2", {}, t.answer, h("small", { class: "muted" }, ` · ${t.mode[answer.mode] ?? answer.mode}`)),
+      text,
+    ];
+    if (answer.removed_citations.length > 0) {
+      parts.push(h("p", { class: "muted" }, t.removedCitations(answer.removed_citations.map((n) => `[${n}]`).join(" "))));
+    }
+    parts.push(h("h3", {}, t.citedPassages), sources, h("div", { class: "row" }, copy, exportLink));
+    this.output.replaceChildren(...parts);
+  }
+}
+
+/** The answer and its sources as Markdown, for the clipboard and export. */
+function plain(answer: Answer, t: Strings): string {
+  const lines = [`**${answer.question}**`, "", answer.answer, "", `${t.citedPassages}:`];
+  for (const c of answer.citations) lines.push(`[${c.n}] ${c.doc_path}, ${t.page(c.page)}: "${c.quote}"`);
+  return lines.join("\n");
+}
