@@ -79,6 +79,8 @@ test-inner: check-fmt ui lint unit desktop
 	cd ui && npm run check
 	@# The web UI in headless Chromium against `quarry serve` (Playwright; screenshots in test-artifacts/).
 	cd ui && QUARRY_BIN=$(QUARRY_BIN) QUARRY_TEST_DATA=$(QUARRY_TEST_DATA) npm run e2e
+	@# The desktop window under Xvfb: launch time, a non-blank screenshot, the library loaded over IPC.
+	QUARRY_TEST_DATA=$(QUARRY_TEST_DATA) scripts/window-check.sh $(DESKTOP_BIN) test-artifacts/screenshots/desktop-window.png
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' $(TEST_LOG)
 
 run-inner: ui desktop

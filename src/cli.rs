@@ -410,8 +410,7 @@ fn config_for(cli: &Cli) -> anyhow::Result<EngineConfig> {
             .context("no home folder to keep the library in; pass --data-dir")?,
     };
     let models_dir = cli.models_dir.clone().unwrap_or_else(|| data_dir.join("models"));
-    let embedder = quarry::models::embedder_config(&models_dir, quarry::models::DEFAULT_EMBEDDER);
-    let tokenizer = embedder.as_ref().map(|e| e.dir.join("tokenizer.json")).filter(|p| p.is_file());
+    let mut config = quarry::models::engine_config(data_dir, &models_dir);
     let uses_embedder = matches!(
         cli.command,
         Command::Index { .. }
@@ -420,7 +419,7 @@ fn config_for(cli: &Cli) -> anyhow::Result<EngineConfig> {
             | Command::Ask { .. }
             | Command::Serve { .. }
     );
-    if embedder.is_none() && uses_embedder {
+    if config.embedder.is_none() && uses_embedder {
         tracing::warn!(
             "embedding model {} not found in {}: text search only, chunks sized by characters",
             quarry::models::DEFAULT_EMBEDDER,
@@ -428,7 +427,6 @@ fn config_for(cli: &Cli) -> anyhow::Result<EngineConfig> {
         );
     }
     let exe = std::env::current_exe().context("cannot find the quarry executable")?;
-    let mut config = EngineConfig { data_dir, tokenizer, embedder, ..EngineConfig::default() };
     config.extraction.worker_command =
         Some(vec![exe.to_string_lossy().into_owned(), WORKER_ARG.to_owned()]);
     Ok(config)
@@ -600,17 +598,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Ask { question, k, evidence, model, max_tokens, json } => {
-            if !evidence {
-                config.generator = match model {
-                    Some(name) => Some(generation::resolve_model(&models_dir, &name)?),
-                    None => quarry::models::default_generator(&models_dir),
-                };
+            if let Some(name) = model {
+                config.generator = Some(generation::resolve_model(&models_dir, &name)?);
             }
             let options = quarry::AskOptions { k, evidence, max_tokens };
             answering::ask(config, answering::AskArgs { question, options, json }).await?;
         }
         Command::Serve { port, ui_dir } => {
-            config.generator = quarry::models::default_generator(&models_dir);
             let args = serve::ServeArgs { port, ui_dir, models_dir: models_dir.clone() };
             serve::serve(config, args).await?;
         }
@@ -620,11 +614,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval {
             what: EvalCommand::Qa { squad, paragraphs, evidence, model, limit, calibrate, json },
         } => {
-            if !evidence {
-                config.generator = match model {
-                    Some(name) => Some(generation::resolve_model(&models_dir, &name)?),
-                    None => quarry::models::default_generator(&models_dir),
-                };
+            if let Some(name) = model {
+                config.generator = Some(generation::resolve_model(&models_dir, &name)?);
             }
             let options = quarry::eval::squad::QaEvalOptions {
                 questions: squad,

@@ -235,6 +235,20 @@ pub fn find_generator(models_dir: &Path, name_or_path: &str) -> Option<PathBuf> 
     })
 }
 
+/// Settings for the library in `data_dir` with what `models_dir` holds: the default embedder
+/// when installed (its tokenizer then sizes chunks) and the first installed generator.
+pub fn engine_config(data_dir: PathBuf, models_dir: &Path) -> crate::config::EngineConfig {
+    let embedder = embedder_config(models_dir, DEFAULT_EMBEDDER);
+    let tokenizer = embedder.as_ref().map(|e| e.dir.join("tokenizer.json")).filter(|p| p.is_file());
+    crate::config::EngineConfig {
+        data_dir,
+        tokenizer,
+        embedder,
+        generator: default_generator(models_dir),
+        ..crate::config::EngineConfig::default()
+    }
+}
+
 /// The generator `ask` uses when none is named: the first installed one that loads.
 pub fn default_generator(models_dir: &Path) -> Option<PathBuf> {
     installed(models_dir)

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::{DocumentState, IndexReport};
+use crate::api::{DocumentState, IndexProgress, IndexReport};
 
 /// A cloneable flag that asks a running operation to stop at its next checkpoint.
 #[derive(Debug, Clone, Default)]
@@ -81,5 +81,79 @@ pub trait ProgressSink: Send {
 impl<F: FnMut(IngestEvent) + Send> ProgressSink for F {
     fn event(&mut self, event: IngestEvent) {
         self(event)
+    }
+}
+
+impl IndexProgress {
+    /// A snapshot for a run that just started.
+    pub fn started() -> Self {
+        Self { running: true, ..Self::default() }
+    }
+
+    /// Folds one event of a run that has been going for `elapsed_secs` into the snapshot:
+    /// counts, the current file, the rate and the time left at that rate.
+    pub fn apply(&mut self, event: IngestEvent, elapsed_secs: f64) {
+        match event {
+            IngestEvent::Planned { total, unchanged, .. } => {
+                self.total = total;
+                self.unchanged = unchanged;
+            }
+            IngestEvent::FileDone { path, error, .. } => {
+                self.done += 1;
+                self.failed += u64::from(error.is_some());
+                self.current = Some(path);
+            }
+            IngestEvent::Committed { .. } => {}
+            IngestEvent::Finished { report } => self.report = Some(report),
+        }
+        self.rate_per_s = self.done as f64 / elapsed_secs.max(1e-3);
+        self.eta_s = (self.rate_per_s > 0.0 && self.total >= self.done)
+            .then(|| (self.total - self.done) as f64 / self.rate_per_s);
+    }
+
+    /// Closes the snapshot with the run's outcome: a report, a pause (cancelled; the next run
+    /// resumes), or an error.
+    pub fn finish(&mut self, outcome: std::result::Result<IndexReport, crate::error::Error>) {
+        self.running = false;
+        self.eta_s = None;
+        self.current = None;
+        match outcome {
+            Ok(report) => {
+                self.paused = false;
+                self.report = Some(report);
+            }
+            Err(crate::error::Error::Cancelled) => self.paused = true,
+            Err(err) => self.error = Some(err.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_counts_rate_and_eta() {
+        let mut p = IndexProgress::started();
+        p.apply(IngestEvent::Planned { total: 10, unchanged: 3, removed: 0 }, 0.5);
+        for i in 0..4 {
+            p.apply(
+                IngestEvent::FileDone {
+                    path: format!("/d/{i}.txt"),
+                    state: DocumentState::Indexed,
+                    pages: 1,
+                    chunks: 1,
+                    error: (i == 2).then(|| "broken".to_owned()),
+                    warnings: vec![],
+                },
+                2.0,
+            );
+        }
+        assert_eq!((p.total, p.done, p.failed, p.unchanged), (10, 4, 1, 3));
+        assert_eq!(p.rate_per_s, 2.0);
+        assert_eq!(p.eta_s, Some(3.0));
+        assert_eq!(p.current.as_deref(), Some("/d/3.txt"));
+        p.finish(Err(crate::error::Error::Cancelled));
+        assert!(!p.running && p.paused && p.eta_s.is_none());
     }
 }

@@ -307,7 +307,7 @@ async fn start_index(
         }
         *job = Some(IndexJob { cancel: cancel.clone(), started: Instant::now() });
     }
-    update(&state, |p| *p = IndexProgress { running: true, ..IndexProgress::default() });
+    update(&state, |p| *p = IndexProgress::started());
     let task_state = Arc::clone(&state);
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
@@ -348,27 +348,8 @@ fn update(state: &ServerState, change: impl FnOnce(&mut IndexProgress)) {
 
 fn on_ingest_event(state: &ServerState, event: IngestEvent) {
     let started = state.job.lock().ok().and_then(|j| j.as_ref().map(|j| j.started));
-    update(state, |p| {
-        match event {
-            IngestEvent::Planned { total, unchanged, .. } => {
-                p.total = total;
-                p.unchanged = unchanged;
-            }
-            IngestEvent::FileDone { path, error, .. } => {
-                p.done += 1;
-                p.failed += u64::from(error.is_some());
-                p.current = Some(path);
-            }
-            IngestEvent::Committed { .. } => {}
-            IngestEvent::Finished { report } => p.report = Some(report),
-        }
-        if let Some(started) = started {
-            let secs = started.elapsed().as_secs_f64().max(1e-3);
-            p.rate_per_s = p.done as f64 / secs;
-            p.eta_s = (p.rate_per_s > 0.0 && p.total >= p.done)
-                .then(|| (p.total - p.done) as f64 / p.rate_per_s);
-        }
-    });
+    let elapsed = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+    update(state, |p| p.apply(event, elapsed));
 }
 
 async fn index_progress(State(state): State<Shared>) -> Json<IndexProgress> {

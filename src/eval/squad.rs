@@ -304,7 +304,8 @@ impl Tally {
                 });
                 self.cited_gold += usize::from(cites_gold);
                 if !cites_gold {
-                    let quotes: Vec<&str> = answer.citations.iter().map(|c| c.quote.as_str()).collect();
+                    let quotes: Vec<&str> =
+                        answer.citations.iter().map(|c| c.quote.as_str()).collect();
                     tracing::debug!(target: "eval", question = %answer.question, ?gold, ?quotes, "no cited passage holds the gold answer");
                 }
                 let text = answer_text(answer);
