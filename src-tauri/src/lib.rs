@@ -242,6 +242,7 @@ async fn document_bytes(shell: tauri::State<'_, Shell>, path: String) -> Command
 
 /// The library and models folders: `QUARRY_DATA_DIR` / `QUARRY_MODELS_DIR` as for the CLI,
 /// else the platform's data folder.
+#[allow(clippy::disallowed_methods)] // The shell is one of the two places that read the environment.
 fn engine_config() -> Result<(EngineConfig, PathBuf), String> {
     let data_dir = match std::env::var_os("QUARRY_DATA_DIR") {
         Some(dir) => PathBuf::from(dir),

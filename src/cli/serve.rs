@@ -453,7 +453,7 @@ async fn ask(State(state): State<Shared>, Json(body): Json<AskBody>) -> impl Int
         let result = handle.block_on(engine.ask(&body.question, &options, &mut sink, &cancel));
         let event = match result {
             Ok(answer) => Event::default().event("answer").json_data(&answer),
-            Err(err) => Event::default().event("error").json_data(&ApiError::from(err)),
+            Err(err) => Event::default().event("error").json_data(ApiError::from(err)),
         };
         if let Ok(event) = event {
             let _ = tx.send(event);
