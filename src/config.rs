@@ -154,7 +154,7 @@ impl Default for AnswerConfig {
             max_passages: 6,
             passage_budget_tokens: 1500,
             evidence_sentences: 3,
-            evidence_relative: 0.75,
+            evidence_relative: 0.85,
         }
     }
 }
