@@ -48,6 +48,9 @@ enum Command {
         /// Files extracted at once [default: number of cores, at most 4]
         #[arg(long)]
         workers: Option<usize>,
+        /// Keep running and re-index whenever files under the sources change
+        #[arg(long)]
+        watch: bool,
     },
     /// Library summary
     Status {
@@ -436,7 +439,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut config = config_for(&cli)?;
     let models_dir = cli.models_dir.clone().unwrap_or_else(|| config.data_dir.join("models"));
     match cli.command {
-        Command::Index { paths, json, timeout, workers } => {
+        Command::Index { paths, json, timeout, workers, watch } => {
             config.extraction.per_file_timeout_secs = timeout;
             if let Some(workers) = workers {
                 config.extraction.workers = workers;
@@ -470,6 +473,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     report.chunks,
                     report.seconds
                 );
+            }
+            if watch {
+                watch_and_reindex(&engine, &paths, json, &cancel).await;
             }
         }
         Command::Status { json } => {
@@ -778,6 +784,55 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `index --watch`: re-runs the incremental index after each burst of changes under the
+/// library's sources, until Ctrl-C.
+async fn watch_and_reindex(engine: &Engine, paths: &[PathBuf], json: bool, cancel: &CancelToken) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<PathBuf>>();
+    let data_dir = engine.config().data_dir.clone();
+    let sources: Vec<PathBuf> = engine
+        .status()
+        .await
+        .map(|s| s.sources)
+        .unwrap_or_default()
+        .into_iter()
+        .map(PathBuf::from)
+        .collect();
+    let watch_cancel = cancel.clone();
+    eprintln!("watching {} folders for changes (Ctrl-C to stop)", sources.len());
+    let watcher = std::thread::spawn(move || {
+        quarry::watch::keep_watching(
+            || sources.clone(),
+            false,
+            &[data_dir],
+            std::time::Duration::from_secs(60),
+            std::time::Duration::from_secs(1),
+            &watch_cancel,
+            |changed| {
+                let _ = tx.send(changed);
+            },
+            |err| eprintln!("warning: {err}"),
+        );
+    });
+    while let Some(changed) = rx.recv().await {
+        if cancel.is_cancelled() {
+            break;
+        }
+        eprintln!("{} changed paths; re-indexing", changed.len());
+        match engine.index(paths, &mut |_| {}, cancel).await {
+            Ok(report) if json => {
+                println!("{}", serde_json::to_string(&report).unwrap_or_default())
+            }
+            Ok(r) => println!(
+                "{} added, {} updated, {} removed, {} unchanged, {} failed",
+                r.added, r.updated, r.removed, r.unchanged, r.failed
+            ),
+            Err(quarry::Error::Cancelled) => break,
+            Err(err) => eprintln!("error: {err}"),
+        }
+    }
+    let _ = watcher.join();
 }
 
 fn preview(text: &str, max_chars: usize) -> String {

@@ -42,6 +42,7 @@ pub mod ingest;
 pub mod models;
 pub mod progress;
 pub mod retrieve;
+pub mod watch;
 
 pub use api::{
     Answer, AnswerMode, AskOptions, Citation, DocumentInfo, DocumentState, FileKind, IndexReport,

@@ -52,7 +52,7 @@ struct Shell {
     config: EngineConfig,
     settings: AppSettings,
     engine: tokio::sync::OnceCell<Arc<Engine>>,
-    progress: Mutex<IndexProgress>,
+    progress: Arc<Mutex<IndexProgress>>,
     job: Mutex<Option<(CancelToken, Instant)>>,
 }
 
@@ -120,6 +120,20 @@ async fn index(
     paths: Vec<PathBuf>,
     on_progress: Channel<IndexProgress>,
 ) -> CommandResult<IndexProgress> {
+    let last = run_index(&shell, paths, move |p| {
+        let _ = on_progress.send(p);
+    })
+    .await?;
+    Ok(last)
+}
+
+/// One indexing run (none of `paths`: every source again), its snapshots kept in the shell's
+/// state (for `index_progress`) and passed to `send`.
+async fn run_index(
+    shell: &Shell,
+    paths: Vec<PathBuf>,
+    send: impl Fn(IndexProgress) + Send + Sync + 'static,
+) -> CommandResult<IndexProgress> {
     let engine = shell.engine().await?;
     let cancel = CancelToken::new();
     let started = Instant::now();
@@ -134,14 +148,18 @@ async fn index(
         }
         *job = Some((cancel.clone(), started));
     }
-    let progress = Arc::new(Mutex::new(IndexProgress::started()));
-    let (sink_progress, sink_channel) = (Arc::clone(&progress), on_progress.clone());
+    if let Ok(mut p) = shell.progress.lock() {
+        *p = IndexProgress::started();
+    }
+    let progress = Arc::clone(&shell.progress);
+    let send = Arc::new(send);
+    let (sink_progress, sink_send) = (Arc::clone(&progress), Arc::clone(&send));
     let run_cancel = cancel.clone();
     let result = tauri::async_runtime::spawn_blocking(move || {
         let mut sink = move |event: quarry::IngestEvent| {
             if let Ok(mut p) = sink_progress.lock() {
                 p.apply(event, started.elapsed().as_secs_f64());
-                let _ = sink_channel.send(p.clone());
+                sink_send(p.clone());
             }
         };
         tauri::async_runtime::block_on(engine.index(&paths, &mut sink, &run_cancel))
@@ -158,14 +176,38 @@ async fn index(
         p.finish(result);
         p.clone()
     };
-    if let Ok(mut shared) = shell.progress.lock() {
-        *shared = last.clone();
-    }
     if let Ok(mut job) = shell.job.lock() {
         *job = None;
     }
-    let _ = on_progress.send(last.clone());
+    send(last.clone());
     Ok(last)
+}
+
+/// Watches the library's sources and re-indexes after changes, so the library stays in sync
+/// while the app runs.
+fn spawn_watcher(app: tauri::AppHandle) {
+    std::thread::spawn(move || {
+        let shell = app.state::<Shell>();
+        let Ok(engine) = tauri::async_runtime::block_on(shell.engine()) else { return };
+        let data_dir = shell.config.data_dir.clone();
+        let sources = move || -> Vec<PathBuf> {
+            tauri::async_runtime::block_on(engine.status())
+                .map(|s| s.sources.into_iter().map(PathBuf::from).collect())
+                .unwrap_or_default()
+        };
+        quarry::watch::keep_watching(
+            sources,
+            true,
+            &[data_dir],
+            std::time::Duration::from_secs(3),
+            std::time::Duration::from_secs(1),
+            &CancelToken::new(),
+            |_changed| {
+                let _ = tauri::async_runtime::block_on(run_index(&shell, Vec::new(), |_| {}));
+            },
+            |_err| {},
+        );
+    });
 }
 
 /// Stops the run after the files in progress; the next run resumes.
@@ -282,7 +324,7 @@ pub fn run() -> std::process::ExitCode {
         config,
         settings: app_settings,
         engine: tokio::sync::OnceCell::new(),
-        progress: Mutex::new(IndexProgress::default()),
+        progress: Arc::new(Mutex::new(IndexProgress::default())),
         job: Mutex::new(None),
     };
     let result = tauri::Builder::default()
@@ -295,6 +337,10 @@ pub fn run() -> std::process::ExitCode {
         }))
         .plugin(tauri_plugin_window_state::Builder::default().build())
         .manage(shell)
+        .setup(|app| {
+            spawn_watcher(app.handle().clone());
+            Ok(())
+        })
         .invoke_handler(tauri::generate_handler![
             status,
             documents,

@@ -52,6 +52,7 @@ struct ServerState {
     progress: Mutex<IndexProgress>,
     job: Mutex<Option<IndexJob>>,
     events: broadcast::Sender<String>,
+    runtime: tokio::runtime::Handle,
 }
 
 type Shared = Arc<ServerState>;
@@ -122,7 +123,9 @@ pub(crate) async fn serve(config: EngineConfig, args: ServeArgs) -> anyhow::Resu
         progress: Mutex::new(IndexProgress::default()),
         job: Mutex::new(None),
         events,
+        runtime: tokio::runtime::Handle::current(),
     });
+    spawn_watcher(Arc::clone(&state));
     let app = router(Arc::clone(&state), &ui_dir);
     println!("Quarry is serving this library at http://127.0.0.1:{port}/#token={token}");
     println!("(the token in the address is the key: anyone with it can use the library)");
@@ -299,6 +302,13 @@ async fn start_index(
             ));
         }
     }
+    begin_index(&state, body.paths)?;
+    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "started": true }))).into_response())
+}
+
+/// Starts an indexing run of `paths` (none: every source again) on a blocking thread; fails
+/// with 409 while another run is going.
+fn begin_index(state: &Shared, paths: Vec<PathBuf>) -> Result<(), ApiError> {
     let cancel = CancelToken::new();
     {
         let mut job = state.job.lock().map_err(|_| poisoned())?;
@@ -307,30 +317,51 @@ async fn start_index(
         }
         *job = Some(IndexJob { cancel: cancel.clone(), started: Instant::now() });
     }
-    update(&state, |p| *p = IndexProgress::started());
-    let task_state = Arc::clone(&state);
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || {
+    update(state, |p| *p = IndexProgress::started());
+    let task_state = Arc::clone(state);
+    let handle = state.runtime.clone();
+    state.runtime.spawn_blocking(move || {
         let st = Arc::clone(&task_state);
         let mut sink = move |event: IngestEvent| on_ingest_event(&st, event);
-        let result = handle.block_on(task_state.engine.index(&body.paths, &mut sink, &cancel));
-        let paused = cancel.is_cancelled();
-        update(&task_state, |p| {
-            p.running = false;
-            p.current = None;
-            p.paused = paused;
-            p.eta_s = None;
-            match result {
-                Ok(report) => p.report = Some(report),
-                Err(quarry::Error::Cancelled) => p.paused = true,
-                Err(err) => p.error = Some(err.to_string()),
-            }
-        });
+        let mut result = handle.block_on(task_state.engine.index(&paths, &mut sink, &cancel));
+        if cancel.is_cancelled() && result.is_ok() {
+            result = Err(quarry::Error::Cancelled);
+        }
+        update(&task_state, |p| p.finish(result));
         if let Ok(mut job) = task_state.job.lock() {
             *job = None;
         }
     });
-    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "started": true }))).into_response())
+    Ok(())
+}
+
+/// Watches the library's sources and re-indexes after changes, so the library stays in sync
+/// while the server runs (a run already going picks the changes up on the next one).
+fn spawn_watcher(state: Shared) {
+    let handle = state.runtime.clone();
+    std::thread::spawn(move || {
+        let data_dir = PathBuf::from(&state.settings.data_dir);
+        let engine = Arc::clone(&state.engine);
+        let sources = move || -> Vec<PathBuf> {
+            handle
+                .block_on(engine.status())
+                .map(|s| s.sources.into_iter().map(PathBuf::from).collect())
+                .unwrap_or_default()
+        };
+        quarry::watch::keep_watching(
+            sources,
+            true,
+            &[data_dir],
+            std::time::Duration::from_secs(3),
+            std::time::Duration::from_secs(1),
+            &CancelToken::new(),
+            |changed| {
+                tracing::info!(target: "serve", changed = changed.len(), "sources changed; re-indexing");
+                let _ = begin_index(&state, Vec::new());
+            },
+            |err| tracing::warn!(target: "serve", %err, "cannot watch the sources"),
+        );
+    });
 }
 
 fn poisoned() -> ApiError {

@@ -128,6 +128,11 @@ async function main() {
     check(await page.locator("tr[data-state=indexed]").count() === 2, "both fixtures are listed as indexed");
     await page.screenshot({ path: join(shots, "library-light.png") });
 
+    // Folder watching: a file saved into the folder is indexed without anyone asking.
+    writeFileSync(join(docs, "boiler.txt"), "The boiler is serviced every October by the caretaker.\n");
+    await page.getByText("3 documents indexed").waitFor({ timeout: 60_000 });
+    check(await page.locator("tr[data-state=indexed]").count() === 3, "a new file in a watched folder is indexed");
+
     // Ask: the answer streams in, with citation chips and the quoted passage.
     await page.getByRole("button", { name: "Ask" }).first().click();
     const streamed = page.evaluate(

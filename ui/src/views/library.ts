@@ -49,7 +49,10 @@ export class LibraryView {
     );
   }
 
+  private timer: number | undefined;
+
   async refresh(): Promise<void> {
+    window.clearTimeout(this.timer);
     try {
       const [status, docs] = await Promise.all([this.transport.status(), this.transport.documents()]);
       this.renderProgress(status.indexing);
@@ -58,6 +61,8 @@ export class LibraryView {
     } catch (e) {
       this.onError(e);
     }
+    // While the view is shown, keep it in step with runs started by folder watching.
+    if (this.root.isConnected) this.timer = window.setTimeout(() => void this.refresh(), 2000);
   }
 
   private async runIndex(paths: string[]): Promise<void> {
@@ -73,7 +78,19 @@ export class LibraryView {
   }
 
   /** Follows a run started elsewhere (another window, or before a reload). */
+  private following = false;
+
   private async follow(): Promise<void> {
+    if (this.following) return;
+    this.following = true;
+    try {
+      await this.followRun();
+    } finally {
+      this.following = false;
+    }
+  }
+
+  private async followRun(): Promise<void> {
     for (;;) {
       await new Promise((r) => setTimeout(r, 500));
       const p = await this.transport.progress();
