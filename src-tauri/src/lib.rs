@@ -336,6 +336,8 @@ pub fn run() -> std::process::ExitCode {
             }
         }))
         .plugin(tauri_plugin_window_state::Builder::default().build())
+        // The folder picker of the Library view (open dialogs only: see capabilities).
+        .plugin(tauri_plugin_dialog::init())
         .manage(shell)
         .setup(|app| {
             spawn_watcher(app.handle().clone());

@@ -10,6 +10,7 @@ const en = {
   offline: "Offline: nothing leaves this computer.",
   // Library
   addFolder: "Add folder",
+  chooseFolder: "Choose folder…",
   folderPath: "Folder or file path",
   folderPathHint: "The full path, e.g. /home/anna/Documents/contracts",
   indexing: "Indexing",
@@ -84,6 +85,7 @@ const de: Strings = {
   navSettings: "Einstellungen",
   offline: "Offline: nichts verlässt diesen Computer.",
   addFolder: "Ordner hinzufügen",
+  chooseFolder: "Ordner wählen…",
   folderPath: "Pfad zu Ordner oder Datei",
   folderPathHint: "Der vollständige Pfad, z. B. /home/anna/Dokumente/Verträge",
   indexing: "Indizierung",

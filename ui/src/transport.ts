@@ -37,6 +37,8 @@ export interface Transport {
   ask(question: string, evidence: boolean, onText: (text: string) => void, signal?: AbortSignal): Promise<Answer>;
   documentText(path: string): Promise<DocumentText>;
   documentBytes(path: string): Promise<ArrayBuffer>;
+  /** A native folder picker, where there is one (the desktop app); null when cancelled. */
+  pickFolder?: () => Promise<string | null>;
 }
 
 function asApiError(body: unknown, fallback: string): ApiError {
@@ -190,6 +192,11 @@ export class TauriTransport implements Transport {
   documentBytes(path: string): Promise<ArrayBuffer> {
     return this.invoke("document_bytes", { path });
   }
+  pickFolder = async (): Promise<string | null> => {
+    const { open } = await import("@tauri-apps/plugin-dialog");
+    const chosen = await open({ directory: true, multiple: false });
+    return typeof chosen === "string" ? chosen : null;
+  };
 }
 
 /** The transport this page runs under. Under `quarry serve` the token comes in the URL

@@ -28,11 +28,20 @@ export class LibraryView {
       placeholder: t.folderPathHint,
       "aria-describedby": "folder-hint",
     });
+    const pick = transport.pickFolder;
+    const chooser = pick ? h("button", { type: "button", class: "secondary" }, t.chooseFolder) : null;
+    chooser?.addEventListener("click", async () => {
+      const folder = await pick!().catch(() => null);
+      if (folder) {
+        input.value = folder;
+        void this.runIndex([folder]);
+      }
+    });
     const form = h(
       "form",
       { class: "add-folder" },
       h("label", { for: "folder-path" }, t.folderPath),
-      h("div", { class: "row" }, input, h("button", { type: "submit", class: "primary" }, t.addFolder)),
+      h("div", { class: "row" }, chooser, input, h("button", { type: "submit", class: "primary" }, t.addFolder)),
       h("small", { id: "folder-hint", class: "muted" }, t.folderPathHint),
     );
     form.addEventListener("submit", (e) => {
