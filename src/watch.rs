@@ -169,7 +169,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let library = dir.path().join("library");
         std::fs::create_dir_all(&library).unwrap();
-        let watcher = SourceWatcher::new(&[dir.path().to_owned()], &[library.clone()]).unwrap();
+        let watcher =
+            SourceWatcher::new(&[dir.path().to_owned()], std::slice::from_ref(&library)).unwrap();
         let cancel = CancelToken::new();
         assert_eq!(
             watcher.wait(Duration::from_millis(300), Duration::from_millis(100), &cancel),
