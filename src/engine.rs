@@ -211,6 +211,27 @@ impl Engine {
         Ok(DocumentText { path: row.path, kind: row.kind, pages: row.pages, text, page_starts })
     }
 
+    /// Watches the library's sources until `cancel` is set and calls `on_change` after each
+    /// burst of changes (and once at the start, for changes made while nothing ran), so the
+    /// caller can re-run [`Engine::index`] with no paths and keep the library in sync.
+    pub fn watch_sources(
+        &self,
+        cancel: &CancelToken,
+        on_change: impl FnMut(Vec<PathBuf>),
+        on_error: impl FnMut(Error),
+    ) {
+        crate::watch::keep_watching(
+            || self.store.meta().sources.iter().map(PathBuf::from).collect(),
+            true,
+            &[self.store.dir().to_owned()],
+            std::time::Duration::from_secs(3),
+            std::time::Duration::from_secs(1),
+            cancel,
+            on_change,
+            on_error,
+        );
+    }
+
     /// The library at a glance.
     pub async fn status(&self) -> Result<LibraryStatus> {
         let docs = self.store.documents().await?;

@@ -189,18 +189,7 @@ fn spawn_watcher(app: tauri::AppHandle) {
     std::thread::spawn(move || {
         let shell = app.state::<Shell>();
         let Ok(engine) = tauri::async_runtime::block_on(shell.engine()) else { return };
-        let data_dir = shell.config.data_dir.clone();
-        let sources = move || -> Vec<PathBuf> {
-            tauri::async_runtime::block_on(engine.status())
-                .map(|s| s.sources.into_iter().map(PathBuf::from).collect())
-                .unwrap_or_default()
-        };
-        quarry::watch::keep_watching(
-            sources,
-            true,
-            &[data_dir],
-            std::time::Duration::from_secs(3),
-            std::time::Duration::from_secs(1),
+        engine.watch_sources(
             &CancelToken::new(),
             |_changed| {
                 let _ = tauri::async_runtime::block_on(run_index(&shell, Vec::new(), |_| {}));

@@ -338,22 +338,9 @@ fn begin_index(state: &Shared, paths: Vec<PathBuf>) -> Result<(), ApiError> {
 /// Watches the library's sources and re-indexes after changes, so the library stays in sync
 /// while the server runs (a run already going picks the changes up on the next one).
 fn spawn_watcher(state: Shared) {
-    let handle = state.runtime.clone();
     std::thread::spawn(move || {
-        let data_dir = PathBuf::from(&state.settings.data_dir);
         let engine = Arc::clone(&state.engine);
-        let sources = move || -> Vec<PathBuf> {
-            handle
-                .block_on(engine.status())
-                .map(|s| s.sources.into_iter().map(PathBuf::from).collect())
-                .unwrap_or_default()
-        };
-        quarry::watch::keep_watching(
-            sources,
-            true,
-            &[data_dir],
-            std::time::Duration::from_secs(3),
-            std::time::Duration::from_secs(1),
+        engine.watch_sources(
             &CancelToken::new(),
             |changed| {
                 tracing::info!(target: "serve", changed = changed.len(), "sources changed; re-indexing");

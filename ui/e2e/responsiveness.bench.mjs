@@ -1,11 +1,10 @@
 // Measures how responsive the Ask view stays while `quarry serve` indexes a 1,000-file folder:
 // key-to-paint latency in the question box (idle, then during indexing) and the time to an
 // answer asked mid-run. A benchmark run by hand (`npm run bench:ui`), never a timed test.
-import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { chromium } from "playwright-core";
+import { launchChromium, modelsOf, startServer } from "./harness.mjs";
 
 const repo = resolve(import.meta.dirname, "../..");
 const bin = process.env.QUARRY_BIN ?? join(process.env.HOME, ".cache/quarry/target/debug/quarry");
@@ -42,16 +41,8 @@ async function main() {
   const docs = join(work, "docs");
   mkdirSync(docs);
   for (let i = 0; i < files; i++) writeFileSync(join(docs, `note-${String(i).padStart(4, "0")}.md`), note(i));
-  const child = spawn(bin, ["--data-dir", join(work, "lib"), "--models-dir", join(data, "models"), "serve", "--port", "0"], { stdio: ["ignore", "pipe", "inherit"] });
-  const url = await new Promise((ok) => {
-    let out = "";
-    child.stdout.on("data", (d) => {
-      out += d;
-      const m = out.match(/http:\/\/127\.0\.0\.1:\d+\/#token=[0-9a-f]+/);
-      if (m) ok(m[0]);
-    });
-  });
-  const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"] });
+  const { child, url } = await startServer(bin, join(work, "lib"), modelsOf(data));
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     await page.goto(url);

@@ -1,12 +1,11 @@
 // Quarry's web UI as a person uses it: Playwright (playwright-core) drives Debian's Chromium
 // against `quarry serve` on a fresh library built from fixtures. Run by `make test` through
 // `npm run e2e`; screenshots land in test-artifacts/screenshots/.
-import { spawn } from "node:child_process";
 import { request } from "node:http";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { chromium } from "playwright-core";
+import { launchChromium, modelsOf, startServer } from "./harness.mjs";
 
 const repo = resolve(import.meta.dirname, "../..");
 const bin = process.env.QUARRY_BIN ?? join(process.env.HOME, ".cache/quarry/target/debug/quarry");
@@ -50,24 +49,6 @@ function writePdf(path, pages) {
   writeFileSync(path, out, "latin1");
 }
 
-function startServer(dataDir) {
-  const child = spawn(bin, ["--data-dir", dataDir, "--models-dir", join(data, "models"), "serve", "--port", "0"], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stderr = "";
-  child.stderr.on("data", (d) => (stderr += d));
-  return new Promise((resolveUrl, reject) => {
-    let out = "";
-    child.stdout.on("data", (d) => {
-      out += d;
-      const m = out.match(/http:\/\/127\.0\.0\.1:\d+\/#token=[0-9a-f]+/);
-      if (m) resolveUrl({ child, url: m[0] });
-    });
-    child.on("exit", (code) => reject(new Error(`quarry serve exited with ${code}: ${stderr}`)));
-    setTimeout(() => reject(new Error(`quarry serve printed no address: ${out} ${stderr}`)), 60_000);
-  });
-}
-
 async function main() {
   if (!existsSync(join(data, "models/all-MiniLM-L6-v2"))) {
     console.log(`SKIPPED e2e: no embedding model under ${data}/models (set QUARRY_TEST_DATA)`);
@@ -87,14 +68,10 @@ async function main() {
     join(docs, "house-rules.md"),
     "# House rules\n\nQuiet hours are from 10 pm to 6 am on all days.\n\nBicycles must be kept in the cellar, not in the stairwell.\n",
   );
-  const { child, url } = await startServer(join(work, "library"));
+  const { child, url } = await startServer(bin, join(work, "library"), modelsOf(data));
   const origin = new URL(url).origin;
   const token = new URL(url).hash.replace("#token=", "");
-  const browser = await chromium.launch({
-    executablePath: chromiumPath,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  const browser = await launchChromium(chromiumPath);
   try {
     // The API refuses requests without the token, and requests from another Origin.
     const noToken = await fetch(`${origin}/api/status`);
