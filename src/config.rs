@@ -161,6 +161,22 @@ impl Default for AnswerConfig {
 }
 
 impl EngineConfig {
+    /// What the UI shows of these settings, with the models folder they were found in.
+    pub fn app_settings(&self, models_dir: &std::path::Path) -> crate::api::AppSettings {
+        crate::api::AppSettings {
+            data_dir: self.data_dir.to_string_lossy().into_owned(),
+            models_dir: models_dir.to_string_lossy().into_owned(),
+            embedder: self.embedder.as_ref().map(|e| e.id.clone()),
+            generator: self
+                .generator
+                .as_ref()
+                .and_then(|g| g.file_name())
+                .map(|n| n.to_string_lossy().into_owned()),
+            gate_threshold: self.answer.gate_threshold,
+            default_k: crate::api::AskOptions::default().k,
+        }
+    }
+
     /// Checks the settings once, so nothing downstream re-checks them.
     pub fn validate(&self) -> Result<()> {
         if self.chunking.max_tokens < 16 {

@@ -59,6 +59,16 @@ impl Error {
         Error::Io { path: path.into(), source }
     }
 
+    /// A short name of the error's kind, for UIs: `user`, `io`, `cancelled` or `internal`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::User(_) => "user",
+            Error::Io { .. } => "io",
+            Error::Cancelled => "cancelled",
+            Error::Internal { .. } => "internal",
+        }
+    }
+
     /// Whether the user can act on this error (exit code 1 rather than 2).
     pub fn is_user_error(&self) -> bool {
         matches!(self, Error::User(_) | Error::Io { .. } | Error::Cancelled)

@@ -27,12 +27,7 @@ pub struct ShellError {
 
 impl From<quarry::Error> for ShellError {
     fn from(err: quarry::Error) -> Self {
-        let kind = match &err {
-            quarry::Error::User(_) => "user",
-            quarry::Error::Io { .. } => "io",
-            quarry::Error::Cancelled => "cancelled",
-            quarry::Error::Internal { .. } => "internal",
-        };
+        let kind = err.kind();
         let detail = std::error::Error::source(&err).map(|s| s.to_string());
         Self { kind, message: err.to_string(), detail }
     }
@@ -297,18 +292,7 @@ pub fn run() -> std::process::ExitCode {
         Ok(c) => c,
         Err(err) => return fail(&err),
     };
-    let app_settings = AppSettings {
-        data_dir: config.data_dir.to_string_lossy().into_owned(),
-        models_dir: models_dir.to_string_lossy().into_owned(),
-        embedder: config.embedder.as_ref().map(|e| e.id.clone()),
-        generator: config
-            .generator
-            .as_ref()
-            .and_then(|g| g.file_name())
-            .map(|n| n.to_string_lossy().into_owned()),
-        gate_threshold: config.answer.gate_threshold,
-        default_k: AskOptions::default().k,
-    };
+    let app_settings = config.app_settings(&models_dir);
     let shell = Shell {
         config,
         settings: app_settings,

@@ -75,12 +75,12 @@ impl ApiError {
 
 impl From<quarry::Error> for ApiError {
     fn from(err: quarry::Error) -> Self {
-        let (status, kind) = match &err {
-            quarry::Error::User(_) => (StatusCode::BAD_REQUEST, "user"),
-            quarry::Error::Io { .. } => (StatusCode::BAD_REQUEST, "io"),
-            quarry::Error::Cancelled => (StatusCode::CONFLICT, "cancelled"),
-            quarry::Error::Internal { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        let status = match &err {
+            quarry::Error::User(_) | quarry::Error::Io { .. } => StatusCode::BAD_REQUEST,
+            quarry::Error::Cancelled => StatusCode::CONFLICT,
+            quarry::Error::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };
+        let kind = err.kind();
         let detail = std::error::Error::source(&err).map(|s| s.to_string());
         Self { status, kind, message: err.to_string(), detail }
     }
@@ -95,18 +95,7 @@ impl IntoResponse for ApiError {
 /// Runs the server until Ctrl-C.
 pub(crate) async fn serve(config: EngineConfig, args: ServeArgs) -> anyhow::Result<()> {
     let ui_dir = locate_ui(args.ui_dir.as_deref())?;
-    let settings = AppSettings {
-        data_dir: config.data_dir.to_string_lossy().into_owned(),
-        models_dir: args.models_dir.to_string_lossy().into_owned(),
-        embedder: config.embedder.as_ref().map(|e| e.id.clone()),
-        generator: config
-            .generator
-            .as_ref()
-            .and_then(|g| g.file_name())
-            .map(|n| n.to_string_lossy().into_owned()),
-        gate_threshold: config.answer.gate_threshold,
-        default_k: AskOptions::default().k,
-    };
+    let settings = config.app_settings(&args.models_dir);
     let engine = Arc::new(Engine::open_for_write(config).await?);
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, args.port))
         .await
