@@ -47,8 +47,11 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-# npm ci only when the lock file changed since the last install.
+# Install only when the lock file changed since the last install. `npm install --no-save`
+# follows the lock without rewriting it; `npm ci` is not used because it also demands lock
+# entries for every platform's build of pdfjs-dist's optional Node canvas, and registries
+# (this machine's mirror among them) may not carry them all.
 if [[ ! -f ui/node_modules/.package-lock.json || ui/package-lock.json -nt ui/node_modules/.package-lock.json ]]; then
   echo "setup: installing UI packages" >&2
-  (cd ui && npm ci --no-audit --no-fund --loglevel=error)
+  (cd ui && npm install --no-save --no-audit --no-fund --loglevel=error)
 fi
