@@ -365,6 +365,34 @@ pub struct GateDecision {
     pub passed: bool,
 }
 
+/// Why an answer is "not found in your documents", for UIs to say in their own language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum AbstainCause {
+    /// The retrieval gate: no passage answers the question closely enough.
+    WeakEvidence,
+    /// Evidence mode found no sentence close enough to quote.
+    NothingToQuote,
+    /// The model answered with the refusal sentence.
+    ModelRefused,
+    /// No sentence of the model's answer is supported by the passages it cites.
+    Unsupported,
+}
+
+impl AbstainCause {
+    /// The cause in English words (the CLI and the audit log).
+    pub fn describe(self) -> &'static str {
+        match self {
+            AbstainCause::WeakEvidence => "no passage of the library answers this closely enough",
+            AbstainCause::NothingToQuote => "no sentence of the passages is close enough to quote",
+            AbstainCause::ModelRefused => "the model found no answer in the passages",
+            AbstainCause::Unsupported => {
+                "no sentence of the model's answer is supported by the passages it cites"
+            }
+        }
+    }
+}
+
 /// A grounded answer (`quarry ask --json`, DESIGN.md §5).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct Answer {
@@ -374,8 +402,10 @@ pub struct Answer {
     pub answer: String,
     /// Whether the answer is "not found in your documents".
     pub abstained: bool,
-    /// Why it abstained, when it did.
+    /// Why it abstained, when it did, in words.
     pub abstain_reason: Option<String>,
+    /// Why it abstained, as a code.
+    pub abstain_cause: Option<AbstainCause>,
     /// How it was produced.
     pub mode: AnswerMode,
     /// The answer split into sentences with their support.

@@ -125,6 +125,7 @@ async fn evidence_answers_cite_page_and_quote_and_refuse_what_is_not_there() {
     assert_eq!(unknown.answer, REFUSAL);
     assert!(unknown.citations.is_empty());
     assert!(!unknown.gate.passed && unknown.gate.score < unknown.gate.threshold);
+    assert_eq!(unknown.abstain_cause, Some(quarry::api::AbstainCause::WeakEvidence));
 
     // Each answer is in the audit log with hashes and settings.
     let records = audit::read(&audit::log_path(lib.path()), None).unwrap();
@@ -203,6 +204,7 @@ async fn generated_answers_are_streamed_verified_and_audited() {
     assert!(answer.abstained, "{answer:#?}");
     assert_eq!(answer.answer, REFUSAL);
     assert!(answer.abstain_reason.unwrap().contains("supported"));
+    assert_eq!(answer.abstain_cause, Some(quarry::api::AbstainCause::Unsupported));
 
     // Weak evidence: the gate refuses without calling the model.
     let mut streamed = String::new();

@@ -38,6 +38,7 @@ fn typescript_bindings_are_current() {
     check::<AnswerSentence>(&mut stale);
     check::<AnswerTimings>(&mut stale);
     check::<GateDecision>(&mut stale);
+    check::<AbstainCause>(&mut stale);
     check::<Answer>(&mut stale);
     check::<PageStart>(&mut stale);
     check::<DocumentText>(&mut stale);

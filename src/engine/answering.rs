@@ -19,7 +19,7 @@ use crate::answer::passages::select_passages;
 use crate::answer::verify::verify;
 use crate::answer::{citation, evidence_answer, evidence_text, prompt};
 use crate::api::{
-    Answer, AnswerMode, AnswerTimings, AskOptions, GateDecision, Passage, SearchMode,
+    AbstainCause, Answer, AnswerMode, AnswerTimings, AskOptions, GateDecision, Passage, SearchMode,
 };
 use crate::error::{Error, Result};
 use crate::generate::candle_gguf::GgufGenerator;
@@ -160,6 +160,7 @@ impl Engine {
             answer: String::new(),
             abstained: false,
             abstain_reason: None,
+            abstain_cause: None,
             mode: if generator.is_some() { AnswerMode::Generated } else { AnswerMode::Evidence },
             sentences: Vec::new(),
             citations: Vec::new(),
@@ -170,7 +171,7 @@ impl Engine {
             timings: AnswerTimings { retrieve_ms: evidence.retrieve_ms, ..Default::default() },
         };
         if !evidence.gate.passed {
-            abstain(&mut answer, "no passage of the library answers this closely enough");
+            abstain(&mut answer, AbstainCause::WeakEvidence);
         } else if let Some(generator) = &generator {
             self.generate_answer(&mut answer, &evidence, generator, options, sink, cancel).await?;
         } else {
@@ -191,7 +192,7 @@ impl Engine {
             answer.sentences = sentences;
             answer.citations = citations;
             if answer.sentences.is_empty() {
-                abstain(&mut answer, "no sentence of the passages is close enough to quote");
+                abstain(&mut answer, AbstainCause::NothingToQuote);
             }
         }
         answer.timings.total_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -245,14 +246,11 @@ impl Engine {
         )?;
         answer.removed_citations = verified.removed.clone();
         if verified.refused {
-            abstain(answer, "the model found no answer in the passages");
+            abstain(answer, AbstainCause::ModelRefused);
             return Ok(());
         }
         if !verified.any_supported() {
-            abstain(
-                answer,
-                "no sentence of the model's answer is supported by the passages it cites",
-            );
+            abstain(answer, AbstainCause::Unsupported);
             return Ok(());
         }
         answer.answer = verified.text();
@@ -342,9 +340,10 @@ impl Engine {
     }
 }
 
-fn abstain(answer: &mut Answer, reason: &str) {
+fn abstain(answer: &mut Answer, cause: AbstainCause) {
     answer.abstained = true;
-    answer.abstain_reason = Some(reason.to_owned());
+    answer.abstain_reason = Some(cause.describe().to_owned());
+    answer.abstain_cause = Some(cause);
     answer.answer = prompt::REFUSAL.to_owned();
     answer.sentences.clear();
     answer.citations.clear();

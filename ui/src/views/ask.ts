@@ -93,8 +93,7 @@ export class AskView {
           "div",
           { class: "refusal", role: "status", "data-testid": "refusal" },
           h("h2", {}, t.notFound),
-          h("p", {}, t.notFoundDetail),
-          answer.abstain_reason ? h("p", { class: "muted" }, answer.abstain_reason) : null,
+          answer.abstain_cause ? h("p", { class: "muted" }, t.abstainCause[answer.abstain_cause] ?? answer.abstain_reason ?? "") : null,
         ),
       );
       return;
