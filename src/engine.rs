@@ -232,6 +232,20 @@ impl Engine {
         );
     }
 
+    /// The bytes and kind of the library document at `path` (never any other file), for
+    /// viewers that render the original (PDF).
+    pub async fn document_bytes(&self, path: &str) -> Result<(crate::api::FileKind, Vec<u8>)> {
+        let row = self
+            .store
+            .documents_at(&[path.to_owned()])
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::user(format!("{path}: not in the library")))?;
+        let bytes = std::fs::read(&row.path).map_err(|e| Error::io(&row.path, e))?;
+        Ok((row.kind, bytes))
+    }
+
     /// The library at a glance.
     pub async fn status(&self) -> Result<LibraryStatus> {
         let docs = self.store.documents().await?;
@@ -257,6 +271,24 @@ impl Engine {
     /// Searches the library, best hit first.
     #[instrument(skip_all, target = "engine::retrieve", fields(k))]
     pub async fn search(&self, query: &str, mode: SearchMode, k: usize) -> Result<Vec<SearchHit>> {
+        let vector = match mode {
+            SearchMode::Text => None,
+            // search_with reports these cases with their own messages.
+            _ if query.trim().is_empty() || !self.store.has_vectors() => None,
+            _ => Some(self.query_vector(query)?),
+        };
+        self.search_with(query, vector.as_deref(), mode, k).await
+    }
+
+    /// [`Engine::search`] with the query's embedding already computed (vector and hybrid modes),
+    /// for callers that need the embedding themselves.
+    async fn search_with(
+        &self,
+        query: &str,
+        vector: Option<&[f32]>,
+        mode: SearchMode,
+        k: usize,
+    ) -> Result<Vec<SearchHit>> {
         if query.trim().is_empty() {
             return Err(Error::user("the query is empty"));
         }
@@ -267,16 +299,14 @@ impl Engine {
                 mode.as_str()
             )));
         }
+        let vector =
+            || vector.ok_or_else(|| Error::invariant("vector search without a query vector"));
         match mode {
             SearchMode::Text => self.store.search_text(query, k).await,
-            SearchMode::Vector => {
-                let vector = self.query_vector(query)?;
-                self.store.search_vector(&vector, k).await
-            }
+            SearchMode::Vector => self.store.search_vector(vector()?, k).await,
             SearchMode::Hybrid => {
                 let depth = k.max(HYBRID_DEPTH);
-                let vector = self.query_vector(query)?;
-                let vector_hits = self.store.search_vector(&vector, depth).await?;
+                let vector_hits = self.store.search_vector(vector()?, depth).await?;
                 let text_hits = self.store.search_text(query, depth).await?;
                 Ok(crate::retrieve::hybrid(vector_hits, text_hits, k))
             }

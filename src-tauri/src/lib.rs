@@ -254,15 +254,8 @@ async fn document_text(
 #[tauri::command]
 async fn document_bytes(shell: tauri::State<'_, Shell>, path: String) -> CommandResult<Response> {
     let engine = shell.engine().await?;
-    let bytes = run_blocking(move || {
-        let docs = tauri::async_runtime::block_on(engine.documents())?;
-        let doc = docs
-            .into_iter()
-            .find(|d| d.path == path)
-            .ok_or_else(|| quarry::Error::user(format!("{path}: not in the library")))?;
-        std::fs::read(&doc.path).map_err(|e| quarry::Error::io(&doc.path, e))
-    })
-    .await?;
+    let (_, bytes) =
+        run_blocking(move || tauri::async_runtime::block_on(engine.document_bytes(&path))).await?;
     Ok(Response::new(bytes))
 }
 

@@ -491,19 +491,9 @@ async fn file(
     State(state): State<Shared>,
     Query(query): Query<PathQuery>,
 ) -> Result<Response, ApiError> {
-    let path = query.path.clone();
-    let docs = on_engine(&state, |e| async move { e.documents().await }).await?;
-    let Some(doc) = docs.into_iter().find(|d| d.path == path) else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{path}: not in the library"),
-        ));
-    };
-    let bytes = tokio::fs::read(&doc.path)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, "io", format!("{}: {e}", doc.path)))?;
-    let content_type = match doc.kind {
+    let (kind, bytes) =
+        on_engine(&state, move |e| async move { e.document_bytes(&query.path).await }).await?;
+    let content_type = match kind {
         quarry::FileKind::Pdf => "application/pdf",
         // Never rendered as a page: HTML from a document is shown as text.
         _ => "text/plain; charset=utf-8",

@@ -98,7 +98,10 @@ impl Engine {
     ) -> Result<Evidence> {
         let started = Instant::now();
         let mode = self.default_search_mode();
-        let hits = self.search(question, mode, k.max(1)).await?;
+        // One embedding of the question serves the vector search and the sentence scores.
+        let embedder = if mode == SearchMode::Text { None } else { self.embedder()? };
+        let vector = embedder.as_ref().map(|e| e.embed_query(question)).transpose()?;
+        let hits = self.search_with(question, vector.as_deref(), mode, k.max(1)).await?;
         let sha256_of = self.sha256_by_path(hits.iter().map(|h| h.doc_path.as_str())).await?;
         let cfg = &self.config.answer;
         let passages = select_passages(
@@ -108,9 +111,7 @@ impl Engine {
             cfg.passage_budget_tokens,
             count_tokens,
         );
-        let embedder = if mode == SearchMode::Text { None } else { self.embedder()? };
         let stats = StoreTerms(&self.store);
-        let vector = embedder.as_ref().map(|e| e.embed_query(question)).transpose()?;
         let sentences = PassageSentences::new(&passages, &stats, embedder.as_deref())?;
         let question = Question::new(question, &stats, vector);
         let scored = sentences.score(&question, self.evidence_weights());
