@@ -13,6 +13,11 @@ use crate::api::{AnswerSentence, Citation, Passage};
 use evidence::ScoredSentence;
 use sentences::SentenceSpan;
 
+/// Citation markers as answers write them: `[1][3]`.
+pub fn markers(numbers: &[u32]) -> String {
+    numbers.iter().map(|n| format!("[{n}]")).collect()
+}
+
 /// The citation of `passage` quoting the sentence at `span` of its text.
 pub fn citation(passage: &Passage, span: SentenceSpan) -> Citation {
     let quote_start = passage.char_start + passage.text[..span.start].chars().count() as u64;
@@ -70,10 +75,7 @@ pub fn evidence_answer(
 pub fn evidence_text(sentences: &[AnswerSentence]) -> String {
     sentences
         .iter()
-        .map(|s| {
-            let marks: String = s.citations.iter().map(|n| format!("[{n}]")).collect();
-            format!("\u{201C}{}\u{201D} {marks}", s.text)
-        })
+        .map(|s| format!("\u{201C}{}\u{201D} {}", s.text, markers(&s.citations)))
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -36,7 +36,7 @@ impl Verified {
         self.sentences
             .iter()
             .map(|s| {
-                let marks: String = s.citations.iter().map(|n| format!("[{n}]")).collect();
+                let marks = super::markers(&s.citations);
                 if marks.is_empty() {
                     return s.text.clone();
                 }

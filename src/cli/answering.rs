@@ -69,14 +69,15 @@ fn print_answer(answer: &Answer, streamed: bool) {
         println!("Checked answer:");
     }
     for s in &answer.sentences {
-        let marks: String = s.citations.iter().map(|n| format!("[{n}]")).collect();
+        let marks = quarry::answer::markers(&s.citations);
         let flag = if s.supported { "" } else { "  (not supported by the cited passages)" };
         println!("{} {marks}{flag}", s.text);
     }
     if !answer.removed_citations.is_empty() {
-        let removed: Vec<String> =
-            answer.removed_citations.iter().map(|n| format!("[{n}]")).collect();
-        println!("(removed citations of passages that were not given: {})", removed.join(" "));
+        println!(
+            "(removed citations of passages that were not given: {})",
+            quarry::answer::markers(&answer.removed_citations)
+        );
     }
     println!();
     println!("Sources:");

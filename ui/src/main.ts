@@ -19,10 +19,14 @@ function chosenTheme(): Theme {
   return saved === "light" || saved === "dark" ? saved : "system";
 }
 
+const systemDark = window.matchMedia("(prefers-color-scheme: dark)");
+
+/** Sets the page's palette; "system" follows the system setting, also when it changes. */
 function applyTheme(theme: Theme): void {
-  if (theme === "system") delete document.documentElement.dataset.theme;
-  else document.documentElement.dataset.theme = theme;
+  const dark = theme === "dark" || (theme === "system" && systemDark.matches);
+  document.documentElement.dataset.theme = dark ? "dark" : "light";
 }
+systemDark.addEventListener("change", () => applyTheme(chosenTheme()));
 
 function mount(root: HTMLElement, lang: Lang, start: ViewName): void {
   const t = strings(lang);
