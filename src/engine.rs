@@ -179,13 +179,7 @@ impl Engine {
     /// The indexed text of the document at `path` (an absolute path as listed by
     /// [`Engine::documents`]), rebuilt from its chunks so that hit and citation spans index it.
     pub async fn document_text(&self, path: &str) -> Result<DocumentText> {
-        let row = self
-            .store
-            .documents_at(&[path.to_owned()])
-            .await?
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::user(format!("{path}: not in the library")))?;
+        let row = self.document_row(path).await?;
         let chunks = self.store.chunks_of(&row.doc_id).await?;
         let mut text = String::new();
         let mut cursor = 0u64;
@@ -232,16 +226,19 @@ impl Engine {
         );
     }
 
-    /// The bytes and kind of the library document at `path` (never any other file), for
-    /// viewers that render the original (PDF).
-    pub async fn document_bytes(&self, path: &str) -> Result<(crate::api::FileKind, Vec<u8>)> {
-        let row = self
-            .store
+    async fn document_row(&self, path: &str) -> Result<DocumentRow> {
+        self.store
             .documents_at(&[path.to_owned()])
             .await?
             .into_iter()
             .next()
-            .ok_or_else(|| Error::user(format!("{path}: not in the library")))?;
+            .ok_or_else(|| Error::user(format!("{path}: not in the library")))
+    }
+
+    /// The bytes and kind of the library document at `path` (never any other file), for
+    /// viewers that render the original (PDF).
+    pub async fn document_bytes(&self, path: &str) -> Result<(crate::api::FileKind, Vec<u8>)> {
+        let row = self.document_row(path).await?;
         let bytes = std::fs::read(&row.path).map_err(|e| Error::io(&row.path, e))?;
         Ok((row.kind, bytes))
     }
