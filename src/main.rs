@@ -7,13 +7,12 @@ mod cli;
 
 use std::process::ExitCode;
 
-/// Model inference allocates and frees tensors of megabytes per layer; glibc's allocator hands
-/// such blocks back to the kernel each time and pays page faults to get them again (a fifth of
-/// embedding time in a profile). mimalloc keeps them for reuse.
+/// See `quarry::allocator`.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: quarry::allocator::Allocator = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    quarry::allocator::configure();
     // The hidden worker mode parses untrusted files for the indexing parent (see
     // `quarry::ingest::worker`); it must start fast and speak only its line protocol.
     if std::env::args().nth(1).as_deref() == Some(cli::WORKER_ARG) {

@@ -49,7 +49,13 @@ enum Weights {
 
 impl Weights {
     fn load(arch: &str, content: Content, file: std::fs::File) -> candle_core::Result<Self> {
-        match super::widen_q5::widen(&content, file.try_clone()?) {
+        // Quarry's modules run Q5_0 with their own kernels (`linear.rs`); candle's qwen3 and
+        // phi3 get it widened to Q8_0, which candle runs with SIMD.
+        let widened = match arch {
+            "qwen3" | "phi3" => super::widen_q5::widen(&content, file.try_clone()?),
+            _ => None,
+        };
+        match widened {
             Some((content, mut widened)) => Self::load_from(arch, content, &mut widened),
             None => Self::load_from(arch, content, &mut std::io::BufReader::new(file)),
         }

@@ -5,7 +5,7 @@
 //! multi-token pass. This module follows llama.cpp's `gemma3` graph instead; it was checked
 //! against llama.cpp's logits with `bench/compare_logits.py`.
 
-use candle_core::quantized::{QMatMul, QTensor, gguf_file};
+use candle_core::quantized::{QTensor, gguf_file};
 use candle_core::{Device, IndexOp, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
@@ -77,7 +77,7 @@ pub struct Gemma3 {
     hidden: usize,
     layers: Vec<Layer>,
     norm: RmsNorm,
-    output: QMatMul,
+    output: QLinear,
     /// Positions the rotary tables cover.
     pub max_positions: usize,
 }
@@ -138,14 +138,7 @@ impl Gemma3 {
                 cache: LayerCache::default(),
             });
         }
-        Ok(Self {
-            embed,
-            hidden,
-            layers,
-            norm,
-            output: QMatMul::from_qtensor(output)?,
-            max_positions,
-        })
+        Ok(Self { embed, hidden, layers, norm, output: QLinear::new(output)?, max_positions })
     }
 
     /// Logits after the last of `ids` (shape (batch, vocab)), the tokens sitting at `pos..`.

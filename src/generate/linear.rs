@@ -1,5 +1,6 @@
-//! A quantized weight matrix that picks its kernel by the number of tokens: decoding (one
-//! token) uses candle's quantized dot products, which read the compact weights once; a prompt
+//! A quantized weight matrix that picks its kernel by the number of tokens and the encoding:
+//! decoding (few tokens) reads the compact weights once per token — candle's SIMD dot
+//! products, or for Q5_0, which candle runs scalar, `quarry-quant-kernels` — while a prompt
 //! chunk expands the weights to f32 and runs one GEMM, which is several times faster for many
 //! tokens than a quantized dot product per token (measured on Qwen2.5-0.5B-shaped Q4_K_M at 2
 //! threads: ~108 prompt tokens/s quantized, ~250 with every weight kept in f32). Expanding per
@@ -7,8 +8,9 @@
 
 use std::sync::Arc;
 
-use candle_core::quantized::{QMatMul, QTensor, ggml_file};
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor, ggml_file};
 use candle_core::{D, Device, Module, Result, Tensor};
+use quarry_quant_kernels::{Executor, Q8_0Activations, dequantize_q5_0, matmul_q5_0};
 use rayon::prelude::*;
 
 /// Tokens in one call from which the f32 GEMM path pays for expanding the weights.
@@ -17,21 +19,42 @@ const GEMM_FROM_TOKENS: usize = 32;
 /// A linear layer without bias over a quantized weight (out_features, in_features).
 #[derive(Debug, Clone)]
 pub(crate) struct QLinear {
-    quantized: QMatMul,
+    /// candle's kernels, for every encoding but Q5_0.
+    quantized: Option<QMatMul>,
     weight: Arc<QTensor>,
+}
+
+/// candle's own worker pool: its idle workers spin for a while after each candle kernel, so
+/// work handed to another pool (rayon) in between competes with them for the cores.
+struct CandlePool;
+
+impl Executor for CandlePool {
+    fn run(&self, items: usize, work: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
+        candle_core::utils::barrier_pool().execute_chunked(items, work);
+    }
+}
+
+fn kernel_error(e: quarry_quant_kernels::ShapeError) -> candle_core::Error {
+    candle_core::Error::Msg(e.to_string())
 }
 
 impl QLinear {
     pub(crate) fn new(weight: QTensor) -> Result<Self> {
         let weight = Arc::new(weight);
-        Ok(Self { quantized: QMatMul::from_arc(weight.clone())?, weight })
+        if weight.dtype() == GgmlDType::Q5_0 {
+            return Ok(Self { quantized: None, weight });
+        }
+        Ok(Self { quantized: Some(QMatMul::from_arc(weight.clone())?), weight })
     }
 
-    /// `x` (batch, tokens, in_features) → (batch, tokens, out_features).
+    /// `x` (batch, tokens, in_features) or (tokens, in_features) → the same with out_features.
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let tokens = x.elem_count() / x.dim(D::Minus1)?;
         if tokens < GEMM_FROM_TOKENS {
-            return self.quantized.forward(x);
+            return match &self.quantized {
+                Some(quantized) => quantized.forward(x),
+                None => self.forward_q5_0(x, tokens),
+            };
         }
         // Expanding is single-threaded in candle, so each thread expands a band of rows and
         // the bands' products are put side by side.
@@ -47,6 +70,11 @@ impl QLinear {
             .map(|start| {
                 let n = band.min(rows - start);
                 let raw = &bytes[start * row_bytes..(start + n) * row_bytes];
+                if dtype == GgmlDType::Q5_0 {
+                    let mut dense = vec![0f32; n * cols];
+                    dequantize_q5_0(raw, cols, &mut dense).map_err(kernel_error)?;
+                    return Tensor::from_vec(dense, (n, cols), &Device::Cpu);
+                }
                 ggml_file::qtensor_from_ggml(dtype, raw, vec![n, cols], &Device::Cpu)?
                     .dequantize(&Device::Cpu)
             })
@@ -54,5 +82,54 @@ impl QLinear {
         let outputs =
             bands.iter().map(|w| x.broadcast_matmul(&w.t()?)).collect::<Result<Vec<_>>>()?;
         Tensor::cat(&outputs, D::Minus1)
+    }
+
+    /// Few tokens through a Q5_0 weight: activations quantized to Q8_0, integer dot products.
+    fn forward_q5_0(&self, x: &Tensor, tokens: usize) -> Result<Tensor> {
+        let (rows, cols) = self.weight.shape().dims2()?;
+        // On the CPU this borrows the loaded bytes.
+        let bytes = self.weight.data()?;
+        let values: Vec<f32> = x.flatten_all()?.to_vec1()?;
+        let acts = Q8_0Activations::quantize(&values, cols).map_err(kernel_error)?;
+        let mut out = vec![0f32; rows * tokens];
+        matmul_q5_0(&bytes, rows, &acts, &mut out, &CandlePool).map_err(kernel_error)?;
+        // The kernel writes weight row by weight row; the layer's output is token by token.
+        let out = Tensor::from_vec(out, (rows, tokens), &Device::Cpu)?.t()?.contiguous()?;
+        let mut dims = x.dims().to_vec();
+        if let Some(last) = dims.last_mut() {
+            *last = rows;
+        }
+        out.reshape(dims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Q5_0 layer gives the product of its expanded weights, on both paths.
+    #[test]
+    fn q5_0_layers_match_the_expanded_product() {
+        let (rows, cols) = (48, 64);
+        let dense: Vec<f32> =
+            (0..rows * cols).map(|i| ((i * 37 % 23) as f32 - 11.0) / 40.0).collect();
+        let w = Tensor::from_vec(dense, (rows, cols), &Device::Cpu).unwrap();
+        let q = QTensor::quantize(&w, GgmlDType::Q5_0).unwrap();
+        let expanded = q.dequantize(&Device::Cpu).unwrap();
+        let layer = QLinear::new(q).unwrap();
+        assert!(layer.quantized.is_none(), "Q5_0 goes to Quarry's kernels");
+        for tokens in [1, 3, GEMM_FROM_TOKENS + 1] {
+            let x: Vec<f32> =
+                (0..tokens * cols).map(|i| ((i * 13 % 17) as f32 - 8.0) / 9.0).collect();
+            let x = Tensor::from_vec(x, (1, tokens, cols), &Device::Cpu).unwrap();
+            let got = layer.forward(&x).unwrap();
+            assert_eq!(got.dims(), &[1, tokens, rows]);
+            let want = x.broadcast_matmul(&expanded.t().unwrap()).unwrap();
+            let err: f32 =
+                (got - &want).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+            let scale: f32 = want.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+            // Decoding quantizes the activations to 8 bits; the GEMM path is exact.
+            assert!(err <= scale * 0.02, "{tokens} tokens: error {err} of {scale}");
+        }
     }
 }

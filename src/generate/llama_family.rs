@@ -8,7 +8,7 @@
 //! a prompt uses are expanded, prompts run through GEMM (`linear.rs`), and the model is
 //! `Clone` with weights shared.
 
-use candle_core::quantized::{GgmlDType, QMatMul, QTensor, gguf_file};
+use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 use candle_core::{Device, IndexOp, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
@@ -107,7 +107,7 @@ pub struct LlamaFamily {
     embed: QuantizedRows,
     layers: Vec<Layer>,
     norm: RmsNorm,
-    output: QMatMul,
+    output: QLinear,
     /// Positions the rotary tables cover.
     pub max_positions: usize,
 }
@@ -173,7 +173,7 @@ impl LlamaFamily {
                 cache: LayerCache::default(),
             });
         }
-        Ok(Self { embed, layers, norm, output: QMatMul::from_qtensor(output)?, max_positions })
+        Ok(Self { embed, layers, norm, output: QLinear::new(output)?, max_positions })
     }
 
     /// Logits after the last of `ids` (shape (batch, vocab)), the tokens sitting at `pos..`.
