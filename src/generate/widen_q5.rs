@@ -5,7 +5,8 @@
 //! Q5_0 block is 32 integers in [-16, 15] with one f16 scale; Q8_0 is 32 integers in
 //! [-128, 127] with one f16 scale, so the same integers and the same scale make the same
 //! weights: products and sums are those llama.cpp computes (Q5_0 × Q8_0 activations), at the
-//! cost of 34 instead of 22 bytes per block.
+//! cost of 34 instead of 22 bytes per block. Used for candle's own modules (qwen3, phi3);
+//! Quarry's modules keep Q5_0 and run it with `quarry-quant-kernels` (`linear.rs`).
 //!
 //! The conversion streams: the reader presents a virtual file in which each Q5_0 tensor has
 //! grown, and converts a tensor when the loader reads it, one tensor in memory at a time.
