@@ -40,7 +40,11 @@ fn kernel_error(e: quarry_quant_kernels::ShapeError) -> candle_core::Error {
 
 impl QLinear {
     pub(crate) fn new(weight: QTensor) -> Result<Self> {
-        let weight = Arc::new(weight);
+        Self::from_arc(Arc::new(weight))
+    }
+
+    /// A layer over a weight shared with another user (a tied embedding table).
+    pub(crate) fn from_arc(weight: Arc<QTensor>) -> Result<Self> {
         if weight.dtype() == GgmlDType::Q5_0 {
             return Ok(Self { quantized: None, weight });
         }

@@ -8,6 +8,8 @@
 //! a prompt uses are expanded, prompts run through GEMM (`linear.rs`), and the model is
 //! `Clone` with weights shared.
 
+use std::sync::Arc;
+
 use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 use candle_core::{Device, IndexOp, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
@@ -15,28 +17,31 @@ use candle_transformers::quantized_nn::RmsNorm;
 use super::attention::{self, LayerCache, Rope, Shape, mask};
 use super::linear::QLinear;
 
-/// An embedding table kept in its file encoding; rows are expanded when looked up.
+/// An embedding table kept in its file encoding (shared with the output layer when the model
+/// ties them); rows are expanded when looked up.
 #[derive(Debug, Clone)]
 struct QuantizedRows {
-    bytes: std::sync::Arc<Vec<u8>>,
+    table: Arc<QTensor>,
     dtype: GgmlDType,
     row_bytes: usize,
     width: usize,
 }
 
 impl QuantizedRows {
-    fn new(table: &QTensor) -> Result<Self> {
+    fn new(table: Arc<QTensor>) -> Result<Self> {
         let (_, width) = table.shape().dims2()?;
         let dtype = table.dtype();
         let row_bytes = width / dtype.block_size() * dtype.type_size();
-        Ok(Self { bytes: std::sync::Arc::new(table.data()?.into_owned()), dtype, row_bytes, width })
+        Ok(Self { table, dtype, row_bytes, width })
     }
 
     fn rows(&self, ids: &[u32], device: &Device) -> Result<Tensor> {
+        // On the CPU this borrows the loaded bytes.
+        let bytes = self.table.data()?;
         let mut raw = Vec::with_capacity(ids.len() * self.row_bytes);
         for &id in ids {
             let start = id as usize * self.row_bytes;
-            let row = self.bytes.get(start..start + self.row_bytes).ok_or_else(|| {
+            let row = bytes.get(start..start + self.row_bytes).ok_or_else(|| {
                 candle_core::Error::Msg(format!("token id {id} is outside the vocabulary"))
             })?;
             raw.extend_from_slice(row);
@@ -138,10 +143,10 @@ impl LlamaFamily {
         let neox = arch != "llama";
         let rope =
             Rope::with_factors(head_dim, base, max_positions, factors.as_deref(), neox, device)?;
-        let embed_q = tensor("token_embd.weight")?;
-        let embed = QuantizedRows::new(&embed_q)?;
+        let embed_q = Arc::new(tensor("token_embd.weight")?);
+        let embed = QuantizedRows::new(embed_q.clone())?;
         let output = match tensor("output.weight") {
-            Ok(t) => t,
+            Ok(t) => Arc::new(t),
             Err(_) => embed_q,
         };
         let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?, eps)?;
@@ -173,7 +178,7 @@ impl LlamaFamily {
                 cache: LayerCache::default(),
             });
         }
-        Ok(Self { embed, layers, norm, output: QLinear::new(output)?, max_positions })
+        Ok(Self { embed, layers, norm, output: QLinear::from_arc(output)?, max_positions })
     }
 
     /// Logits after the last of `ids` (shape (batch, vocab)), the tokens sitting at `pos..`.
