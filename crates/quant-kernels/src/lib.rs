@@ -1,9 +1,8 @@
 //! Q5_0 weight kernels for Quarry's generator: candle 0.11 multiplies Q5_0 weights with a
 //! scalar loop, and Q5_0 is what llama.cpp's Q4_K_M mix stores most weights of small models in
 //! (896- or 1152-wide rows do not fit Q4_K's 256-value blocks). These follow llama.cpp's
-//! `ggml_vec_dot_q5_0_q8_0` (AVX2; an AVX-512 VNNI variant where the CPU has it) and
-//! `quantize_row_q8_0`, so the sums are those llama.cpp computes. A crate of its own so it
-//! is compiled optimised in every profile, like candle.
+//! `ggml_vec_dot_q5_0_q8_0` (AVX2) and `quantize_row_q8_0`, so the sums are those llama.cpp
+//! computes. A crate of its own so it is compiled optimised in every profile, like candle.
 
 use half::f16;
 
@@ -121,7 +120,6 @@ pub fn matmul_q5_0(
         return Err(ShapeError(format!("output of {} values for {rows} × {tokens}", out.len())));
     }
     let row_bytes = q5_0_row_bytes(cols);
-    let dot_row = dot_row_kernel();
     let out_ptr = SharedOut(out.as_mut_ptr());
     let work = |items: std::ops::Range<usize>| {
         let first = items.start * ROWS_PER_ITEM;
@@ -209,30 +207,16 @@ pub fn dot_row_scalar(row: &[u8], scales: &[f32], quants: &[i8]) -> f32 {
     sum
 }
 
-/// One weight row · one quantized activation row.
-type DotRow = fn(&[u8], &[f32], &[i8]) -> f32;
-
-/// The fastest dot product this CPU runs: AVX-512 VNNI where present (chosen at run time; the
-/// build targets x86-64-v3), else AVX2, else the scalar reference.
-fn dot_row_kernel() -> DotRow {
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
-    {
-        if avx512::available() {
-            return avx512::dot_row_checked;
-        }
-        avx2_dot_row
-    }
-    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma")))]
-    {
-        dot_row_scalar
-    }
-}
-
 #[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
-fn avx2_dot_row(row: &[u8], scales: &[f32], quants: &[i8]) -> f32 {
+fn dot_row(row: &[u8], scales: &[f32], quants: &[i8]) -> f32 {
     // SAFETY: this is compiled only where the target has AVX2 and FMA; the slices' lengths
     // agree (checked by the callers: `row` has a block per 32 values of `quants`).
     unsafe { avx2::dot_row(row, scales, quants) }
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma")))]
+fn dot_row(row: &[u8], scales: &[f32], quants: &[i8]) -> f32 {
+    dot_row_scalar(row, scales, quants)
 }
 
 #[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
@@ -260,7 +244,7 @@ mod avx2 {
     /// `block` holds 22 bytes and `q` 32 values.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn block_into(block: &[u8], ad: f32, q: &[i8], acc: __m256) -> __m256 {
+    unsafe fn block_into(block: &[u8], ad: f32, q: &[i8], acc: __m256) -> __m256 {
         let wd = half::f16::from_le_bytes([block[0], block[1]]).to_f32();
         let high = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
         // SAFETY: `block` has 22 bytes, so 16 are readable from offset 6; `q` has 32.
@@ -298,93 +282,6 @@ mod avx2 {
         let half = _mm_add_ps(_mm256_extractf128_ps(acc, 1), _mm256_castps256_ps128(acc));
         let quarter = _mm_add_ps(half, _mm_movehl_ps(half, half));
         _mm_cvtss_f32(_mm_add_ss(quarter, _mm_movehdup_ps(quarter)))
-    }
-}
-
-/// The AVX-512 VNNI variant: two blocks per step, the fifth bits expanded by a mask move, one
-/// `vpdpbusd` for the 64 products.
-#[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
-mod avx512 {
-    use std::arch::x86_64::*;
-
-    use super::{BLOCK, Q5_0_BLOCK_BYTES};
-
-    /// Whether this CPU has the instructions `dot_row` uses.
-    pub(super) fn available() -> bool {
-        is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512bw")
-            && is_x86_feature_detected!("avx512dq")
-            && is_x86_feature_detected!("avx512vnni")
-    }
-
-    /// Only handed out by `dot_row_kernel` after `available()`.
-    pub(super) fn dot_row_checked(row: &[u8], scales: &[f32], quants: &[i8]) -> f32 {
-        // SAFETY: selected only when `available()` said the CPU has AVX-512 F/BW/DQ/VNNI;
-        // the slices' lengths agree (checked by the callers).
-        unsafe { dot_row(row, scales, quants) }
-    }
-
-    /// 32 values of one block as bytes: low nibbles of its 16 bytes, then the high nibbles.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn nibbles(packed: __m128i) -> __m256i {
-        _mm256_and_si256(
-            _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed),
-            _mm256_set1_epi8(0x0F),
-        )
-    }
-
-    /// # Safety
-    /// The CPU has AVX-512 F/BW/DQ/VNNI; `row` holds `quants.len() / 32` blocks and `scales`
-    /// as many scales.
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vnni,avx2,fma")]
-    pub(super) unsafe fn dot_row(row: &[u8], scales: &[f32], quants: &[i8]) -> f32 {
-        let mut acc = _mm512_setzero_ps();
-        let pairs = row
-            .chunks_exact(2 * Q5_0_BLOCK_BYTES)
-            .zip(scales.chunks_exact(2))
-            .zip(quants.chunks_exact(2 * BLOCK));
-        for ((blocks, ad), q) in pairs {
-            let (a, b) = blocks.split_at(Q5_0_BLOCK_BYTES);
-            let bits = u64::from(u32::from_le_bytes([a[2], a[3], a[4], a[5]]))
-                | (u64::from(u32::from_le_bytes([b[2], b[3], b[4], b[5]])) << 32);
-            // SAFETY: each block has 22 bytes, so 16 are readable from offset 6; `q` has 64.
-            let (pa, pb, y) = unsafe {
-                (
-                    _mm_loadu_si128(a.as_ptr().add(6).cast()),
-                    _mm_loadu_si128(b.as_ptr().add(6).cast()),
-                    _mm512_loadu_si512(q.as_ptr().cast()),
-                )
-            };
-            let low = _mm512_inserti64x4(_mm512_castsi256_si512(nibbles(pa)), nibbles(pb), 1);
-            // Where the fifth bit is 0 the value is nibble - 16, i.e. 0xF0 | nibble as i8.
-            let x = _mm512_or_si512(low, _mm512_maskz_set1_epi8(!bits, 0xF0u8 as i8));
-            let negative = _mm512_movepi8_mask(x);
-            let y_signed = _mm512_mask_sub_epi8(y, negative, _mm512_setzero_si512(), y);
-            let sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(x), y_signed);
-            let da = half::f16::from_le_bytes([a[0], a[1]]).to_f32() * ad[0];
-            let db = half::f16::from_le_bytes([b[0], b[1]]).to_f32() * ad[1];
-            let d = _mm512_insertf32x8(_mm512_set1_ps(da), _mm256_set1_ps(db), 1);
-            acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sums), acc);
-        }
-        let mut total = _mm512_reduce_add_ps(acc);
-        let n = scales.len();
-        if n % 2 == 1 {
-            let last = &row[(n - 1) * Q5_0_BLOCK_BYTES..n * Q5_0_BLOCK_BYTES];
-            // SAFETY: the last block and its 32 activation values; AVX2/FMA are enabled here.
-            let tail = unsafe {
-                super::avx2::block_into(
-                    last,
-                    scales[n - 1],
-                    &quants[(n - 1) * BLOCK..],
-                    _mm256_setzero_ps(),
-                )
-            };
-            let half = _mm_add_ps(_mm256_extractf128_ps(tail, 1), _mm256_castps256_ps128(tail));
-            let quarter = _mm_add_ps(half, _mm_movehl_ps(half, half));
-            total += _mm_cvtss_f32(_mm_add_ss(quarter, _mm_movehdup_ps(quarter)));
-        }
-        total
     }
 }
 
@@ -456,32 +353,6 @@ mod tests {
                 let want = dot_row_scalar(row, scales, quants);
                 let got = out[r * 2 + t];
                 assert!((got - want).abs() <= 1e-4 * want.abs().max(1.0), "{got} vs {want}");
-            }
-        }
-    }
-
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
-    #[test]
-    fn every_simd_path_equals_the_scalar_reference() {
-        // 27 blocks: an odd count, so the AVX-512 path's single-block tail runs too.
-        let cols = 27 * BLOCK;
-        let weights = random_q5(4, cols, 17);
-        let acts = Q8_0Activations::quantize(&noise(cols, 23), cols).unwrap();
-        let (scales, quants) = acts.row(0);
-        let mut paths: Vec<(&str, DotRow)> = vec![("avx2", avx2_dot_row)];
-        if avx512::available() {
-            paths.push(("avx512", avx512::dot_row_checked));
-        } else {
-            eprintln!("skipping the AVX-512 path: this CPU lacks AVX-512 VNNI");
-        }
-        for row in weights.chunks_exact(q5_0_row_bytes(cols)) {
-            let want = dot_row_scalar(row, scales, quants);
-            for (name, dot) in &paths {
-                let got = dot(row, scales, quants);
-                assert!(
-                    (got - want).abs() <= 1e-4 * want.abs().max(1.0),
-                    "{name}: {got} vs {want}"
-                );
             }
         }
     }
