@@ -200,13 +200,12 @@ impl Store {
                 Ok(())
             })
             .await?;
+        // Windows need a chunk's neighbours, which may sit in another batch.
+        let rows: Vec<&ChunkRow> = batches.iter().flatten().collect();
+        let entries = text_entries(rows, |doc_id| titles.get(doc_id).map_or("", String::as_str));
         self.fulltext.rebuild(|add| {
-            for rows in &batches {
-                let entries: Vec<TextEntry<'_>> = rows
-                    .iter()
-                    .map(|r| text_entry(r, titles.get(&r.doc_id).map_or("", String::as_str)))
-                    .collect();
-                add(&entries)?;
+            for part in entries.chunks(4096) {
+                add(part)?;
             }
             Ok(())
         })?;
@@ -258,11 +257,10 @@ impl Store {
         self.tables.replace_chunks(&old_ids, &old_chunks).await?;
         let titles: HashMap<&str, String> =
             batch.iter().map(|d| (d.row.doc_id.as_str(), index_title(&d.row))).collect();
-        let entries: Vec<TextEntry<'_>> = batch
-            .iter()
-            .flat_map(|d| d.chunks.iter())
-            .map(|c| text_entry(c, titles.get(c.doc_id.as_str()).map_or("", String::as_str)))
-            .collect();
+        let entries =
+            text_entries(batch.iter().flat_map(|d| d.chunks.iter()).collect(), |doc_id| {
+                titles.get(doc_id).map_or("", String::as_str)
+            });
         self.fulltext.replace(&doc_ids, &entries)?;
         let mut by_state: HashMap<DocumentState, Vec<String>> = HashMap::new();
         for doc in batch {
@@ -428,8 +426,29 @@ fn index_title(row: &DocumentRow) -> String {
     }
 }
 
-fn text_entry<'a>(row: &'a ChunkRow, title: &'a str) -> TextEntry<'a> {
-    TextEntry { chunk_id: &row.chunk_id, doc_id: &row.doc_id, text: &row.text, title }
+/// The text-index entries of `rows`, each with the text of its neighbours in its document.
+fn text_entries<'a>(
+    mut rows: Vec<&'a ChunkRow>,
+    title_of: impl Fn(&str) -> &'a str,
+) -> Vec<TextEntry<'a>> {
+    rows.sort_by(|a, b| (&a.doc_id, a.ordinal).cmp(&(&b.doc_id, b.ordinal)));
+    let neighbour = |i: Option<usize>, doc_id: &str| -> &'a str {
+        match i.and_then(|i| rows.get(i)) {
+            Some(row) if row.doc_id == doc_id => row.text.as_str(),
+            _ => "",
+        }
+    };
+    rows.iter()
+        .enumerate()
+        .map(|(i, row)| TextEntry {
+            chunk_id: &row.chunk_id,
+            doc_id: &row.doc_id,
+            text: &row.text,
+            title: title_of(&row.doc_id),
+            before: neighbour(i.checked_sub(1), &row.doc_id),
+            after: neighbour(Some(i + 1), &row.doc_id),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -477,6 +496,32 @@ mod tests {
                 vector: Some(vec![1.0, 0.0, 0.0, 0.0]),
             }],
         }
+    }
+
+    #[test]
+    fn text_entries_take_neighbours_from_the_same_document_in_order() {
+        let chunk = |doc: &str, ordinal: u32, text: &str| ChunkRow {
+            chunk_id: format!("{doc}-{ordinal}"),
+            doc_id: doc.into(),
+            ordinal,
+            text: text.into(),
+            ..row("/x/a.txt").chunks[0].clone()
+        };
+        // Out of order and interleaved, as a rebuild may read them.
+        let rows =
+            [chunk("b", 0, "b0"), chunk("a", 2, "a2"), chunk("a", 0, "a0"), chunk("a", 1, "a1")];
+        let entries = text_entries(rows.iter().collect(), |doc| if doc == "a" { "A" } else { "B" });
+        let seen: Vec<(&str, &str, &str, &str)> =
+            entries.iter().map(|e| (e.chunk_id, e.before, e.after, e.title)).collect();
+        assert_eq!(
+            seen,
+            [
+                ("a-0", "", "a1", "A"),
+                ("a-1", "a0", "a2", "A"),
+                ("a-2", "a1", "", "A"),
+                ("b-0", "", "", "B"),
+            ]
+        );
     }
 
     #[tokio::test]

@@ -1,6 +1,6 @@
-//! The tantivy side of the library: a BM25 index over chunk text and document titles with an
-//! English analyzer (stop words, Snowball stemming). Derived from the `chunks` table and
-//! rebuildable from it at any time.
+//! The tantivy side of the library: a BM25 index over chunk text, the chunk's window (the chunk
+//! with its neighbours) and document titles, with an English analyzer (stop words, Snowball
+//! stemming). Derived from the `chunks` table and rebuildable from it at any time.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -20,6 +20,12 @@ use crate::error::IndexError;
 const ANALYZER: &str = "quarry_en";
 /// Weight of a match in the document title against one in the chunk text.
 const TITLE_BOOST: f32 = 0.5;
+/// Weight of a match in the chunk's window (previous, own and next chunk text) against one in
+/// the chunk text. A passage split at a chunk boundary still scores for the words its other
+/// half holds: on SciFact (200-token chunks) text-only nDCG@10 goes from 0.668 to 0.683 and
+/// hybrid from 0.722 to 0.725. Weights 1.5 and 2 scored within 0.001 of 1; a window of the
+/// neighbours without the chunk itself lowered it (0.633-0.660 in a bm25s simulation).
+const WINDOW_BOOST: f32 = 1.0;
 /// Memory for the writer's in-RAM segment before it flushes (tantivy's own examples use 50 MB).
 const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
 
@@ -34,6 +40,10 @@ pub struct TextEntry<'a> {
     pub text: &'a str,
     /// Document title and file name, so a query naming the document finds it.
     pub title: &'a str,
+    /// Text of the previous chunk of the same document ("" for the first).
+    pub before: &'a str,
+    /// Text of the next chunk of the same document ("" for the last).
+    pub after: &'a str,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +51,7 @@ struct Fields {
     chunk_id: Field,
     doc_id: Field,
     text: Field,
+    window: Field,
     title: Field,
 }
 
@@ -51,6 +62,12 @@ impl Fields {
         doc.add_text(self.chunk_id, entry.chunk_id);
         doc.add_text(self.doc_id, entry.doc_id);
         doc.add_text(self.text, entry.text);
+        let window = [entry.before, entry.text, entry.after]
+            .into_iter()
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n");
+        doc.add_text(self.window, window);
         doc.add_text(self.title, entry.title);
         doc
     }
@@ -80,6 +97,7 @@ fn schema() -> Schema {
             .set_index_option(IndexRecordOption::WithFreqsAndPositions),
     );
     builder.add_text_field("text", analyzed.clone());
+    builder.add_text_field("window", analyzed.clone());
     builder.add_text_field("title", analyzed);
     builder.build()
 }
@@ -113,6 +131,7 @@ impl FullText {
             chunk_id: field("chunk_id")?,
             doc_id: field("doc_id")?,
             text: field("text")?,
+            window: field("window")?,
             title: field("title")?,
         };
         Ok(Self { index, reader, writer: Mutex::new(None), fields })
@@ -188,7 +207,11 @@ impl FullText {
             terms.push(stream.token().text.clone());
         }
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        for (field, boost) in [(self.fields.text, 1.0), (self.fields.title, TITLE_BOOST)] {
+        for (field, boost) in [
+            (self.fields.text, 1.0),
+            (self.fields.window, WINDOW_BOOST),
+            (self.fields.title, TITLE_BOOST),
+        ] {
             for term in &terms {
                 let query = TermQuery::new(
                     Term::from_field_text(field, term),
@@ -258,10 +281,54 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_chunk_scores_for_words_its_neighbours_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let ft = FullText::open(dir.path()).unwrap();
+        let e = |c, t, before, after| TextEntry {
+            chunk_id: c,
+            doc_id: "d1",
+            text: t,
+            title: "",
+            before,
+            after,
+        };
+        let (first, second) = ("Vitamin D levels were measured", "in elderly patients in winter");
+        ft.replace(
+            &["d1".into()],
+            &[
+                e("c1", first, "", second),
+                e("c2", second, first, ""),
+                e("c3", "Unrelated notes on rainfall", second, ""),
+            ],
+        )
+        .unwrap();
+        let hits = ft.search("vitamin elderly", 5).unwrap();
+        // Both halves of the split passage match both words; each ranks above the chunk that
+        // only borders one of them.
+        let ids: Vec<&str> = hits.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids.len(), 3, "{hits:?}");
+        assert!(ids[..2].contains(&"c1") && ids[..2].contains(&"c2"), "{hits:?}");
+        assert_eq!(ids[2], "c3");
+        // A chunk's own words count more than its neighbours': "winter" is c2's own word and
+        // lies in the windows of c1 and c3.
+        let winter = ft.search("winter", 5).unwrap();
+        assert_eq!(winter.len(), 3, "{winter:?}");
+        assert_eq!(winter[0].0, "c2");
+        assert!(winter[0].1 > winter[1].1, "{winter:?}");
+    }
+
+    #[test]
     fn stems_replaces_and_rebuilds() {
         let dir = tempfile::tempdir().unwrap();
         let ft = FullText::open(dir.path()).unwrap();
-        let e = |c, d, t| TextEntry { chunk_id: c, doc_id: d, text: t, title: "" };
+        let e = |c, d, t| TextEntry {
+            chunk_id: c,
+            doc_id: d,
+            text: t,
+            title: "",
+            before: "",
+            after: "",
+        };
         ft.replace(
             &["d1".into(), "d2".into()],
             &[e("c1", "d1", "Tracing the loops"), e("c2", "d2", "Gardening with roses")],
