@@ -1,6 +1,7 @@
 //! Embed stage: turns text into vectors. The [`Embedder`] trait keeps documents and queries
 //! apart because asymmetric models (E5, BGE) want different prefixes for the two.
 
+pub mod bert_encoder;
 pub mod candle_bert;
 
 /// A unit-length embedding vector.

@@ -7,9 +7,10 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::Config;
 use tokenizers::{Tokenizer, TruncationParams};
 
+use super::bert_encoder::BertEncoder;
 use super::{EmbedError, Embedder, Embedding};
 
 /// How token vectors become one sentence vector.
@@ -37,7 +38,7 @@ const BATCH_SIZE: usize = 32;
 /// A sentence-transformers BERT model on the CPU.
 pub struct CandleEmbedder {
     id: String,
-    model: BertModel,
+    model: BertEncoder,
     tokenizer: Tokenizer,
     pooling: Pooling,
     normalize: bool,
@@ -87,7 +88,7 @@ impl CandleEmbedder {
         let device = Device::Cpu;
         let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)
             .map_err(|e| load_err(&weights_path, e))?;
-        let model = BertModel::load(vb, &config).map_err(|e| load_err(&weights_path, e))?;
+        let model = BertEncoder::load(vb, &config).map_err(|e| load_err(&weights_path, e))?;
         Ok(Self {
             id: id.to_owned(),
             model,
@@ -140,8 +141,8 @@ impl CandleEmbedder {
         let shape = (batch.len(), width);
         let input = Tensor::from_vec(input, shape, &self.device)?;
         let mask = Tensor::from_vec(mask, shape, &self.device)?;
-        let token_types = input.zeros_like()?;
-        let hidden = self.model.forward(&input, &token_types, Some(&mask))?;
+        let lengths: Vec<usize> = batch.iter().map(|ids| ids.len()).collect();
+        let hidden = self.model.forward(&input, &lengths)?;
         let pooled = match self.pooling {
             Pooling::Mean => {
                 let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;

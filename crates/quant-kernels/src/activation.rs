@@ -1,0 +1,157 @@
+//! Element-wise functions of the embedder (exact GELU, softmax) written as branch-free
+//! polynomials that the compiler vectorises. candle evaluates them with libm's scalar `erff`
+//! and `expf`, which took a fifth of sentence-embedding time at 2 threads.
+
+/// erf(x) as a rational function of x (Eigen's and XLA's single-precision approximation:
+/// x·P(x²)/Q(x²) on [-4, 4], where erf is ±1 to float precision outside). Absolute error
+/// below 1e-6 against libm.
+#[inline(always)]
+pub fn erf(x: f32) -> f32 {
+    let x = x.clamp(-4.0, 4.0);
+    let x2 = x * x;
+    let mut p = -2.726_142_3e-10_f32;
+    p = p.mul_add(x2, 2.770_681_4e-8);
+    p = p.mul_add(x2, -2.101_024e-6);
+    p = p.mul_add(x2, -5.692_506_4e-5);
+    p = p.mul_add(x2, -7.349_906_3e-4);
+    p = p.mul_add(x2, -2.954_599_8e-3);
+    p = p.mul_add(x2, -1.609_603_3e-2);
+    let mut q = -1.456_607_2e-5_f32;
+    q = q.mul_add(x2, -2.133_740_6e-4);
+    q = q.mul_add(x2, -1.682_827e-3);
+    q = q.mul_add(x2, -7.373_329e-3);
+    q = q.mul_add(x2, -1.426_473_9e-2);
+    x * p / q
+}
+
+/// e^x by Cephes' method: x = n·ln 2 + r with |r| ≤ ln 2 / 2, a degree-6 polynomial for e^r,
+/// and 2^n put into the exponent bits. Relative error about 1e-7; inputs below -87.3 give
+/// e^-87.3 (≈ 1e-38) instead of a denormal, which no softmax can tell from zero.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    const LOG2_E: f32 = std::f32::consts::LOG2_E;
+    // ln 2 split so that n·LN2_HI is exact.
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let x = x.clamp(-87.3, 88.3);
+    let n = (x * LOG2_E + 0.5).floor();
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let mut p = 1.987_569_1e-4_f32;
+    p = p.mul_add(r, 1.398_199_9e-3);
+    p = p.mul_add(r, 8.333_452e-3);
+    p = p.mul_add(r, 4.166_579_6e-2);
+    p = p.mul_add(r, 1.666_666_5e-1);
+    p = p.mul_add(r, 5.000_000_1e-1);
+    let y = (p * r).mul_add(r, r) + 1.0;
+    // n lies in [-126, 127] after the clamp, so the biased exponent is a normal one.
+    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    y * scale
+}
+
+/// Exact GELU, x·Φ(x) = x/2·(1 + erf(x/√2)), in place (BERT's `gelu`, not the tanh form).
+pub fn gelu_erf_in_place(xs: &mut [f32]) {
+    for x in xs {
+        let v = *x;
+        *x = 0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2));
+    }
+}
+
+/// Softmax over each run of `row_len` values, in place. A trailing partial row is treated as
+/// a row of its own. Rows whose values are all -inf become uniform rather than NaN.
+pub fn softmax_rows_in_place(xs: &mut [f32], row_len: usize) {
+    if row_len == 0 {
+        return;
+    }
+    for row in xs.chunks_mut(row_len) {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let max = if max.is_finite() { max } else { 0.0 };
+        let mut sum = 0.0f32;
+        for v in row.iter_mut() {
+            *v = exp(*v - max);
+            sum += *v;
+        }
+        let inv = 1.0 / sum;
+        for v in row.iter_mut() {
+            *v *= inv;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn libm_erf(x: f64) -> f64 {
+        // erf by its Taylor series (exact enough for |x| ≤ 3) and the continued fraction
+        // of erfc beyond; the test needs a reference independent of the code under test.
+        if x.abs() <= 3.0 {
+            let mut sum = 0.0;
+            let mut term = x;
+            let mut n = 0.0;
+            while term.abs() > 1e-17 || n < 5.0 {
+                sum += term / (2.0 * n + 1.0);
+                n += 1.0;
+                term *= -x * x / n;
+            }
+            sum * 2.0 / std::f64::consts::PI.sqrt()
+        } else {
+            let z = x.abs();
+            let mut f = 0.0;
+            for k in (1..60).rev() {
+                f = (k as f64 / 2.0) / (z + f);
+            }
+            let erfc = (-z * z).exp() / std::f64::consts::PI.sqrt() / (z + f);
+            (1.0 - erfc).copysign(x)
+        }
+    }
+
+    #[test]
+    fn erf_matches_the_series_within_a_millionth() {
+        let mut worst = 0.0f64;
+        for i in -6000..=6000 {
+            let x = i as f64 / 1000.0;
+            worst = worst.max((erf(x as f32) as f64 - libm_erf(x)).abs());
+        }
+        assert!(worst < 1e-6, "max |erf error| {worst}");
+        assert!((erf(9.0) - 1.0).abs() < 1e-6 && (erf(-9.0) + 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn exp_matches_std_within_relative_2e_7() {
+        let mut worst = 0.0f64;
+        for i in -87_000..=88_000 {
+            let x = i as f32 / 1000.0;
+            let want = (x as f64).exp();
+            worst = worst.max(((exp(x) as f64 - want) / want).abs());
+        }
+        assert!(worst < 2e-7, "max relative exp error {worst}");
+        assert_eq!(exp(0.0), 1.0);
+        assert!(exp(f32::NEG_INFINITY) < 1e-37);
+    }
+
+    #[test]
+    fn gelu_and_softmax_agree_with_their_definitions() {
+        let mut xs = vec![-3.0f32, -1.0, 0.0, 0.5, 2.0];
+        let want: Vec<f64> = xs
+            .iter()
+            .map(|&x| {
+                let x = x as f64;
+                0.5 * x * (1.0 + libm_erf(x / 2f64.sqrt()))
+            })
+            .collect();
+        gelu_erf_in_place(&mut xs);
+        for (got, want) in xs.iter().zip(&want) {
+            assert!((*got as f64 - want).abs() < 1e-6, "{got} vs {want}");
+        }
+
+        let mut rows = vec![1.0f32, 2.0, 3.0, f32::NEG_INFINITY, 1000.0, 1000.0];
+        softmax_rows_in_place(&mut rows, 4);
+        let e = [1f64.exp(), 2f64.exp(), 3f64.exp()];
+        let total: f64 = e.iter().sum();
+        for (got, want) in rows[..3].iter().zip(e.iter().map(|v| v / total)) {
+            assert!((*got as f64 - want).abs() < 1e-7, "{got} vs {want}");
+        }
+        assert!(rows[3] < 1e-30);
+        assert_eq!(&rows[4..], &[0.5, 0.5]);
+    }
+}
