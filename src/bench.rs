@@ -120,6 +120,10 @@ pub struct SearchBench {
     pub p50_ms: f64,
     /// 95th percentile latency, milliseconds.
     pub p95_ms: f64,
+    /// Median latency of the vector search alone, milliseconds.
+    pub vector_p50_ms: f64,
+    /// Median latency of the BM25 search alone, milliseconds.
+    pub text_p50_ms: f64,
     /// Seconds it took to build the synthetic library.
     pub build_s: f64,
 }
@@ -154,6 +158,7 @@ pub async fn search(
     dims: usize,
     n_queries: usize,
 ) -> Result<SearchBench> {
+    let n_queries = n_queries.max(1);
     let words: Vec<&str> = PROSE.split_whitespace().collect();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ n_chunks as u64);
     let meta = EmbedderMeta { id: "bench/random".into(), dimensions: dims };
@@ -211,32 +216,44 @@ pub async fn search(
     store.optimize().await?;
     let build_s = started.elapsed().as_secs_f64();
     let mut latencies = Vec::with_capacity(n_queries);
+    let mut vector_latencies = Vec::with_capacity(n_queries);
+    let mut text_latencies = Vec::with_capacity(n_queries);
     for q in 0..n_queries + 5 {
         let query: Vec<&str> =
             (0..4).map(|_| words[(rng.next() % words.len() as u64) as usize]).collect();
         let query = query.join(" ");
         let vector = random_unit_vector(&mut rng, dims);
+        let ms = |since: Instant| since.elapsed().as_secs_f64() * 1000.0;
         let started = Instant::now();
         let vector_hits = store.search_vector(&vector, 100).await?;
+        let vector_ms = ms(started);
+        let text_started = Instant::now();
         let text_hits = store.search_text(&query, 100).await?;
+        let text_ms = ms(text_started);
         let fused = crate::retrieve::hybrid(vector_hits, text_hits, 10);
-        let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+        let elapsed = ms(started);
         if fused.is_empty() {
             return Err(Error::invariant("hybrid search over the bench library found nothing"));
         }
         // The first queries warm caches and are not counted.
         if q >= 5 {
             latencies.push(elapsed);
+            vector_latencies.push(vector_ms);
+            text_latencies.push(text_ms);
         }
     }
-    latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
+    let pct = |values: &mut Vec<f64>, p: f64| {
+        values.sort_by(f64::total_cmp);
+        values[((values.len() as f64 - 1.0) * p).round() as usize]
+    };
     Ok(SearchBench {
         chunks: n_chunks,
         mode: SearchMode::Hybrid,
         queries: n_queries,
-        p50_ms: pct(0.5),
-        p95_ms: pct(0.95),
+        p50_ms: pct(&mut latencies, 0.5),
+        p95_ms: pct(&mut latencies, 0.95),
+        vector_p50_ms: pct(&mut vector_latencies, 0.5),
+        text_p50_ms: pct(&mut text_latencies, 0.5),
         build_s,
     })
 }
