@@ -137,7 +137,7 @@ impl BertEncoder {
     fn load_at(vb: VarBuilder, config: &Config) -> Result<Self> {
         let hidden = config.hidden_size;
         let heads = config.num_attention_heads;
-        if heads == 0 || hidden % heads != 0 {
+        if heads == 0 || !hidden.is_multiple_of(heads) {
             candle_core::bail!("hidden size {hidden} is not a multiple of {heads} heads");
         }
         let head_dim = hidden / heads;

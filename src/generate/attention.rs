@@ -2,14 +2,22 @@
 //! attention cache of one layer, and grouped-query attention that never copies the cache per
 //! query head.
 
+use std::sync::Arc;
+
 use candle_core::quantized::gguf_file;
 use candle_core::{DType, Device, Result, Tensor};
+use quarry_quant_kernels::attention::{AttentionShape, attend_one, rope_in_place};
+
+use super::linear::CandlePool;
 
 /// Rotary embedding tables for `positions` positions.
 #[derive(Debug, Clone)]
 pub(crate) struct Rope {
     cos: Tensor,
     sin: Tensor,
+    /// The same tables as plain rows (positions × head_dim / 2), for the decode step.
+    cos_rows: Arc<Vec<f32>>,
+    sin_rows: Arc<Vec<f32>>,
     /// Rotate the two halves of a head (NeoX) rather than adjacent pairs (Llama).
     neox: bool,
 }
@@ -44,7 +52,21 @@ impl Rope {
         let inv = Tensor::new(inv.as_slice(), device)?;
         let t = Tensor::arange(0, positions as u32, device)?.to_dtype(DType::F32)?;
         let freqs = t.reshape((positions, 1))?.matmul(&inv.reshape((1, head_dim / 2))?)?;
-        Ok(Self { cos: freqs.cos()?, sin: freqs.sin()?, neox })
+        let (cos, sin) = (freqs.cos()?, freqs.sin()?);
+        let cos_rows = Arc::new(cos.flatten_all()?.to_vec1()?);
+        let sin_rows = Arc::new(sin.flatten_all()?.to_vec1()?);
+        Ok(Self { cos, sin, cos_rows, sin_rows, neox })
+    }
+
+    /// Rotates heads of `head_dim` values in `x` in place for position `pos`.
+    pub(crate) fn apply_to_slice(&self, x: &mut [f32], head_dim: usize, pos: usize) -> Result<()> {
+        let half = head_dim / 2;
+        let range = pos * half..(pos + 1) * half;
+        let (Some(cos), Some(sin)) = (self.cos_rows.get(range.clone()), self.sin_rows.get(range))
+        else {
+            candle_core::bail!("position {pos} is beyond the rotary tables");
+        };
+        rope_in_place(x, head_dim, cos, sin, self.neox).map_err(kernel_error)
     }
 
     /// Rotates `x` (batch, heads, seq, head_dim) whose first token sits at `pos`.
@@ -82,23 +104,91 @@ pub(crate) fn mask(
     Tensor::from_vec(values, (seq_len, kv_len), device)
 }
 
-/// One layer's keys and values so far, (batch, kv_heads, positions, head_dim) each.
+/// One layer's keys and values so far, position-major (positions × kv_heads × head_dim), in
+/// buffers that grow geometrically, so a decode step appends one token instead of copying
+/// the whole cache.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct LayerCache(Option<(Tensor, Tensor)>);
+pub(crate) struct LayerCache {
+    keys: Vec<f32>,
+    values: Vec<f32>,
+    /// kv_heads × head_dim, set by the first append.
+    width: usize,
+}
 
 impl LayerCache {
-    /// Adds the keys and values of the tokens at `pos..` and returns all of them; position 0
-    /// starts a new sequence.
-    pub(crate) fn append(&mut self, k: Tensor, v: Tensor, pos: usize) -> Result<(Tensor, Tensor)> {
-        let (k, v) = match (&self.0, pos) {
-            (Some((kc, vc)), p) if p > 0 => {
-                (Tensor::cat(&[kc, &k], 2)?, Tensor::cat(&[vc, &v], 2)?)
-            }
-            _ => (k.contiguous()?, v.contiguous()?),
-        };
-        self.0 = Some((k.clone(), v.clone()));
-        Ok((k, v))
+    /// Positions held.
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len().checked_div(self.width).unwrap_or(0)
     }
+
+    /// Keeps positions `..pos` (position 0 starts a new sequence); refuses a gap.
+    fn rewind_to(&mut self, pos: usize, width: usize) -> Result<()> {
+        if pos == 0 || self.width != width {
+            self.keys.clear();
+            self.values.clear();
+            self.width = width;
+        }
+        if pos > self.len() {
+            candle_core::bail!("the attention cache holds {} positions, not {pos}", self.len());
+        }
+        self.keys.truncate(pos * width);
+        self.values.truncate(pos * width);
+        Ok(())
+    }
+
+    /// Adds the keys and values (batch 1, kv_heads, seq, head_dim) of the tokens at `pos..`
+    /// and returns all of them in that layout.
+    pub(crate) fn append(&mut self, k: Tensor, v: Tensor, pos: usize) -> Result<(Tensor, Tensor)> {
+        let (b, kv_heads, _, head_dim) = k.dims4()?;
+        if b != 1 {
+            candle_core::bail!("the attention cache holds one sequence, not {b}");
+        }
+        let width = kv_heads * head_dim;
+        self.rewind_to(pos, width)?;
+        let rows = |t: &Tensor| -> Result<Vec<f32>> { t.transpose(1, 2)?.flatten_all()?.to_vec1() };
+        self.keys.extend(rows(&k)?);
+        self.values.extend(rows(&v)?);
+        let all = |buf: &[f32]| -> Result<Tensor> {
+            Tensor::from_slice(buf, (1, buf.len() / width, kv_heads, head_dim), k.device())?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        Ok((all(&self.keys)?, all(&self.values)?))
+    }
+
+    /// Adds one position's keys and values (kv_heads × head_dim each) at `pos` and returns
+    /// every key and value so far, position-major.
+    pub(crate) fn push(&mut self, k: &[f32], v: &[f32], pos: usize) -> Result<(&[f32], &[f32])> {
+        self.rewind_to(pos, k.len())?;
+        self.keys.extend_from_slice(k);
+        self.values.extend_from_slice(v);
+        Ok((&self.keys, &self.values))
+    }
+}
+
+fn kernel_error(e: quarry_quant_kernels::ShapeError) -> candle_core::Error {
+    candle_core::Error::Msg(e.to_string())
+}
+
+/// The decode step of one layer for one token: `q`, `k`, `v` are the projections (biases
+/// added), rotated here, the key and value appended to `cache`, and the attention output
+/// (n_head × head_dim) returned. Single-token counterpart of [`grouped`] with no mask.
+pub(crate) fn decode_step(
+    mut q: Vec<f32>,
+    mut k: Vec<f32>,
+    v: &[f32],
+    shape: AttentionShape,
+    rope: &Rope,
+    cache: &mut LayerCache,
+    pos: usize,
+) -> Result<Vec<f32>> {
+    rope.apply_to_slice(&mut q, shape.head_dim, pos)?;
+    rope.apply_to_slice(&mut k, shape.head_dim, pos)?;
+    let (keys, values) = cache.push(&k, v, pos)?;
+    let mut out = vec![0f32; q.len()];
+    let scale = 1.0 / (shape.head_dim as f32).sqrt();
+    attend_one(&q, keys, values, shape, scale, &mut out, &CandlePool).map_err(kernel_error)?;
+    Ok(out)
 }
 
 /// Softmax attention of `q` (batch, heads, seq, head_dim) over `k`, `v` (batch, kv_heads,

@@ -26,7 +26,7 @@ pub(crate) struct QLinear {
 
 /// candle's own worker pool: its idle workers spin for a while after each candle kernel, so
 /// work handed to another pool (rayon) in between competes with them for the cores.
-struct CandlePool;
+pub(crate) struct CandlePool;
 
 impl Executor for CandlePool {
     fn run(&self, items: usize, work: &(dyn Fn(std::ops::Range<usize>) + Sync)) {

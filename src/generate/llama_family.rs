@@ -14,6 +14,8 @@ use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 use candle_core::{Device, IndexOp, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
+use quarry_quant_kernels::attention::AttentionShape;
+
 use super::attention::{self, LayerCache, Rope, Shape, mask};
 use super::linear::QLinear;
 
@@ -61,8 +63,9 @@ struct Layer {
     wq: QLinear,
     wk: QLinear,
     wv: QLinear,
-    /// Projection biases (qwen2).
+    /// Projection biases (qwen2), as tensors for prompts and as values for single tokens.
     bias: Option<[Tensor; 3]>,
+    bias_values: Option<Arc<[Vec<f32>; 3]>>,
     wo: QLinear,
     attn_norm: RmsNorm,
     ffn_norm: RmsNorm,
@@ -79,6 +82,9 @@ struct Layer {
 impl Layer {
     fn attention(&mut self, x: &Tensor, pos: usize) -> Result<Tensor> {
         let (b, seq_len, _) = x.dims3()?;
+        if (b, seq_len) == (1, 1) {
+            return self.decode_attention(x, pos);
+        }
         let shape = |t: Tensor, heads: usize| -> Result<Tensor> {
             t.reshape((b, seq_len, heads, self.head_dim))?.transpose(1, 2)?.contiguous()
         };
@@ -95,6 +101,34 @@ impl Layer {
         let mask = if seq_len > 1 { Some(mask(seq_len, pos, None, x.device())?) } else { None };
         let out = attention::grouped(&q, &k, &v, mask.as_ref())?;
         self.wo.forward(&out)
+    }
+
+    /// [`Self::attention`] for one token, in one pass over plain values
+    /// ([`attention::decode_step`]) instead of some twenty tensor ops.
+    fn decode_attention(&mut self, x: &Tensor, pos: usize) -> Result<Tensor> {
+        let values =
+            |layer: &QLinear| -> Result<Vec<f32>> { layer.forward(x)?.flatten_all()?.to_vec1() };
+        let (mut q, mut k, mut v) = (values(&self.wq)?, values(&self.wk)?, values(&self.wv)?);
+        if let Some(bias) = &self.bias_values {
+            for (out, bias) in [&mut q, &mut k, &mut v].into_iter().zip(bias.iter()) {
+                if out.len() != bias.len() {
+                    candle_core::bail!(
+                        "a bias of {} values for a projection of {}",
+                        bias.len(),
+                        out.len()
+                    );
+                }
+                out.iter_mut().zip(bias).for_each(|(o, b)| *o += b);
+            }
+        }
+        let shape = AttentionShape {
+            n_head: self.n_head,
+            n_kv_head: self.n_kv_head,
+            head_dim: self.head_dim,
+        };
+        let out = attention::decode_step(q, k, &v, shape, &self.rope, &mut self.cache, pos)?;
+        let width = out.len();
+        self.wo.forward(&Tensor::from_vec(out, (1, 1, width), x.device())?)
     }
 
     fn forward(&mut self, x: &Tensor, pos: usize) -> Result<Tensor> {
@@ -153,18 +187,24 @@ impl LlamaFamily {
         let mut layers = Vec::with_capacity(n_layers);
         for idx in 0..n_layers {
             let mut t = |name: &str| tensor(&format!("blk.{idx}.{name}"));
+            let bias = match t("attn_q.bias") {
+                Ok(bq) => Some([
+                    bq.dequantize(device)?,
+                    t("attn_k.bias")?.dequantize(device)?,
+                    t("attn_v.bias")?.dequantize(device)?,
+                ]),
+                Err(_) => None,
+            };
+            let bias_values = match &bias {
+                Some([bq, bk, bv]) => Some(Arc::new([bq.to_vec1()?, bk.to_vec1()?, bv.to_vec1()?])),
+                None => None,
+            };
             layers.push(Layer {
                 wq: QLinear::new(t("attn_q.weight")?)?,
                 wk: QLinear::new(t("attn_k.weight")?)?,
                 wv: QLinear::new(t("attn_v.weight")?)?,
-                bias: match t("attn_q.bias") {
-                    Ok(bq) => Some([
-                        bq.dequantize(device)?,
-                        t("attn_k.bias")?.dequantize(device)?,
-                        t("attn_v.bias")?.dequantize(device)?,
-                    ]),
-                    Err(_) => None,
-                },
+                bias,
+                bias_values,
                 wo: QLinear::new(t("attn_output.weight")?)?,
                 attn_norm: RmsNorm::from_qtensor(t("attn_norm.weight")?, eps)?,
                 ffn_norm: RmsNorm::from_qtensor(t("ffn_norm.weight")?, eps)?,

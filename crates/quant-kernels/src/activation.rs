@@ -6,6 +6,7 @@
 /// x·P(x²)/Q(x²) on [-4, 4], where erf is ±1 to float precision outside). Absolute error
 /// below 1e-6 against libm.
 #[inline(always)]
+#[allow(clippy::excessive_precision)] // the coefficients as published
 pub fn erf(x: f32) -> f32 {
     let x = x.clamp(-4.0, 4.0);
     let x2 = x * x;
@@ -28,6 +29,7 @@ pub fn erf(x: f32) -> f32 {
 /// and 2^n put into the exponent bits. Relative error about 1e-7; inputs below -87.3 give
 /// e^-87.3 (≈ 1e-38) instead of a denormal, which no softmax can tell from zero.
 #[inline(always)]
+#[allow(clippy::excessive_precision)] // the coefficients as published
 pub fn exp(x: f32) -> f32 {
     const LOG2_E: f32 = std::f32::consts::LOG2_E;
     // ln 2 split so that n·LN2_HI is exact.

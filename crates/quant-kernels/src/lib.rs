@@ -3,11 +3,13 @@
 //! (896- or 1152-wide rows do not fit Q4_K's 256-value blocks). These follow llama.cpp's
 //! `ggml_vec_dot_q5_0_q8_0` (AVX2) and `quantize_row_q8_0`, so the sums are those llama.cpp
 //! computes. A crate of its own so it is compiled optimised in every profile, like candle.
-//! [`activation`] holds the embedder's element-wise functions, for the same reason.
+//! [`activation`] holds the embedder's element-wise functions and [`attention`] the decode
+//! step's attention, for the same reason.
 
 use half::f16;
 
 pub mod activation;
+pub mod attention;
 
 /// Values per Q5_0 and Q8_0 block.
 pub const BLOCK: usize = 32;

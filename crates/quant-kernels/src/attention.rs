@@ -1,0 +1,207 @@
+//! One new token's attention over a layer's cache, for the generator's decode step. In candle
+//! this is about twenty small ops per layer (biases, rotary embedding, cache append, grouped
+//! products, scale, softmax, transposes), whose fixed costs were a large part of decode time
+//! on small models; here it is one pass over plain slices.
+
+use crate::activation::exp;
+use crate::{Executor, ShapeError, SharedOut};
+
+/// Geometry of one layer's attention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttentionShape {
+    /// Query heads.
+    pub n_head: usize,
+    /// Key/value heads; each serves `n_head / n_kv_head` consecutive query heads.
+    pub n_kv_head: usize,
+    /// Values per head.
+    pub head_dim: usize,
+}
+
+/// Rotates every head of `x` (heads × `head_dim`) in place by the angles whose cosines and
+/// sines are `cos` and `sin` (`head_dim / 2` each): NeoX style pairs value `i` with `i + half`,
+/// Llama style pairs `2i` with `2i + 1`. The arithmetic is candle's `rope` / `rope_i`.
+pub fn rope_in_place(
+    x: &mut [f32],
+    head_dim: usize,
+    cos: &[f32],
+    sin: &[f32],
+    neox: bool,
+) -> Result<(), ShapeError> {
+    let half = head_dim / 2;
+    if head_dim == 0 || !head_dim.is_multiple_of(2) || !x.len().is_multiple_of(head_dim) {
+        return Err(ShapeError(format!("{} values are not heads of {head_dim}", x.len())));
+    }
+    if cos.len() < half || sin.len() < half {
+        return Err(ShapeError(format!("rotary tables shorter than {half}")));
+    }
+    for head in x.chunks_exact_mut(head_dim) {
+        if neox {
+            let (a, b) = head.split_at_mut(half);
+            for i in 0..half {
+                let (x0, x1) = (a[i], b[i]);
+                a[i] = x0 * cos[i] - x1 * sin[i];
+                b[i] = x0 * sin[i] + x1 * cos[i];
+            }
+        } else {
+            for (i, pair) in head.chunks_exact_mut(2).enumerate() {
+                let (x0, x1) = (pair[0], pair[1]);
+                pair[0] = x0 * cos[i] - x1 * sin[i];
+                pair[1] = x0 * sin[i] + x1 * cos[i];
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Dot product in eight independent lanes, so the compiler vectorises it.
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let mut a8 = a.chunks_exact(8);
+    let mut b8 = b.chunks_exact(8);
+    for (x, y) in (&mut a8).zip(&mut b8) {
+        for l in 0..8 {
+            lanes[l] = x[l].mul_add(y[l], lanes[l]);
+        }
+    }
+    let mut sum: f32 = lanes.iter().sum();
+    for (x, y) in a8.remainder().iter().zip(b8.remainder()) {
+        sum = x.mul_add(*y, sum);
+    }
+    sum
+}
+
+/// Softmax attention of one query position `q` (`n_head × head_dim`) over `len` cached
+/// positions of `keys` and `values`, stored position-major (`len × n_kv_head × head_dim`, as
+/// tokens are appended), scaled by `scale`. Writes `n_head × head_dim` values to `out`; the
+/// key/value heads are shared out by `executor`.
+pub fn attend_one(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    shape: AttentionShape,
+    scale: f32,
+    out: &mut [f32],
+    executor: &dyn Executor,
+) -> Result<(), ShapeError> {
+    let AttentionShape { n_head, n_kv_head, head_dim } = shape;
+    if n_kv_head == 0 || head_dim == 0 || !n_head.is_multiple_of(n_kv_head) {
+        return Err(ShapeError(format!("{n_head} query heads over {n_kv_head} key/value heads")));
+    }
+    let width = n_kv_head * head_dim;
+    let len = keys.len() / width;
+    if q.len() != n_head * head_dim
+        || out.len() != q.len()
+        || keys.len() != len * width
+        || values.len() != keys.len()
+        || len == 0
+    {
+        return Err(ShapeError(format!(
+            "query {}, keys {}, values {}, output {} for {shape:?}",
+            q.len(),
+            keys.len(),
+            values.len(),
+            out.len()
+        )));
+    }
+    let groups = n_head / n_kv_head;
+    let span = groups * head_dim;
+    let out_ptr = SharedOut(out.as_mut_ptr());
+    let work = |kv_heads: std::ops::Range<usize>| {
+        let mut scores = vec![0f32; len];
+        for g in kv_heads {
+            // SAFETY: each key/value head `g` is handed out once and owns the output range
+            // `g * span..(g + 1) * span` (its query heads), inside `out` because
+            // `g < n_kv_head` and `out.len() == n_kv_head * span`; `out` outlives this call.
+            let outputs =
+                unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(g * span), span) };
+            for (h, o) in outputs.chunks_exact_mut(head_dim).enumerate() {
+                let head = g * groups + h;
+                let qh = &q[head * head_dim..(head + 1) * head_dim];
+                let mut max = f32::NEG_INFINITY;
+                for (t, s) in scores.iter_mut().enumerate() {
+                    let k = &keys[t * width + g * head_dim..][..head_dim];
+                    *s = dot(qh, k) * scale;
+                    max = max.max(*s);
+                }
+                let mut sum = 0f32;
+                for s in scores.iter_mut() {
+                    *s = exp(*s - max);
+                    sum += *s;
+                }
+                let inv = 1.0 / sum;
+                o.fill(0.0);
+                for (t, s) in scores.iter().enumerate() {
+                    let p = s * inv;
+                    let v = &values[t * width + g * head_dim..][..head_dim];
+                    for (o, v) in o.iter_mut().zip(v) {
+                        *o = p.mul_add(*v, *o);
+                    }
+                }
+            }
+        }
+    };
+    executor.run(n_kv_head, &work);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::OneThread;
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i as u32).wrapping_mul(2_654_435_761) ^ seed) % 2001) as f32 / 1000.0 - 1.0)
+            .collect()
+    }
+
+    #[test]
+    fn attention_equals_the_textbook_formula() {
+        let shape = AttentionShape { n_head: 6, n_kv_head: 2, head_dim: 12 };
+        let len = 37;
+        let q = values(6 * 12, 1);
+        let keys = values(len * 2 * 12, 2);
+        let vals = values(len * 2 * 12, 3);
+        let scale = 1.0 / 12f32.sqrt();
+        let mut out = vec![0f32; 6 * 12];
+        attend_one(&q, &keys, &vals, shape, scale, &mut out, &OneThread).unwrap();
+        for h in 0..6 {
+            let g = h / 3;
+            let scores: Vec<f64> = (0..len)
+                .map(|t| {
+                    (0..12)
+                        .map(|j| q[h * 12 + j] as f64 * keys[(t * 2 + g) * 12 + j] as f64)
+                        .sum::<f64>()
+                        * scale as f64
+                })
+                .collect();
+            let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let total: f64 = scores.iter().map(|s| (s - max).exp()).sum();
+            for j in 0..12 {
+                let want: f64 = (0..len)
+                    .map(|t| (scores[t] - max).exp() / total * vals[(t * 2 + g) * 12 + j] as f64)
+                    .sum();
+                let got = out[h * 12 + j] as f64;
+                assert!((got - want).abs() < 1e-5, "head {h} value {j}: {got} vs {want}");
+            }
+        }
+        let mut short = vec![0f32; 5];
+        assert!(attend_one(&q, &keys, &vals, shape, scale, &mut short, &OneThread).is_err());
+    }
+
+    #[test]
+    fn rope_rotates_the_documented_pairs() {
+        let cos = [0.6f32, 1.0];
+        let sin = [0.8f32, 0.0];
+        let mut neox = vec![1.0f32, 2.0, 3.0, 4.0];
+        rope_in_place(&mut neox, 4, &cos, &sin, true).unwrap();
+        // Pairs (0, 2) and (1, 3); the second angle is zero.
+        assert_eq!(neox, [1.0 * 0.6 - 3.0 * 0.8, 2.0, 1.0 * 0.8 + 3.0 * 0.6, 4.0]);
+        let mut llama = vec![1.0f32, 2.0, 3.0, 4.0];
+        rope_in_place(&mut llama, 4, &cos, &sin, false).unwrap();
+        // Pairs (0, 1) and (2, 3).
+        assert_eq!(llama, [1.0 * 0.6 - 2.0 * 0.8, 1.0 * 0.8 + 2.0 * 0.6, 3.0, 4.0]);
+        assert!(rope_in_place(&mut llama, 3, &cos, &sin, false).is_err());
+    }
+}
