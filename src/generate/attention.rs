@@ -8,7 +8,7 @@ use candle_core::quantized::gguf_file;
 use candle_core::{DType, Device, Result, Tensor};
 use quarry_quant_kernels::attention::{AttentionShape, attend_one, rope_in_place};
 
-use super::linear::CandlePool;
+use super::linear::{CandlePool, kernel_error};
 
 /// Rotary embedding tables for `positions` positions.
 #[derive(Debug, Clone)]
@@ -148,10 +148,16 @@ impl LayerCache {
         let rows = |t: &Tensor| -> Result<Vec<f32>> { t.transpose(1, 2)?.flatten_all()?.to_vec1() };
         self.keys.extend(rows(&k)?);
         self.values.extend(rows(&v)?);
+        // One copy into head-major order, as `Tensor::cat` used to make.
         let all = |buf: &[f32]| -> Result<Tensor> {
-            Tensor::from_slice(buf, (1, buf.len() / width, kv_heads, head_dim), k.device())?
-                .transpose(1, 2)?
-                .contiguous()
+            let positions = buf.len() / width;
+            let mut heads = Vec::with_capacity(buf.len());
+            for h in 0..kv_heads {
+                for p in 0..positions {
+                    heads.extend_from_slice(&buf[p * width + h * head_dim..][..head_dim]);
+                }
+            }
+            Tensor::from_vec(heads, (1, kv_heads, positions, head_dim), k.device())
         };
         Ok((all(&self.keys)?, all(&self.values)?))
     }
@@ -164,10 +170,6 @@ impl LayerCache {
         self.values.extend_from_slice(v);
         Ok((&self.keys, &self.values))
     }
-}
-
-fn kernel_error(e: quarry_quant_kernels::ShapeError) -> candle_core::Error {
-    candle_core::Error::Msg(e.to_string())
 }
 
 /// The decode step of one layer for one token: `q`, `k`, `v` are the projections (biases

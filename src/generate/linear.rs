@@ -34,7 +34,8 @@ impl Executor for CandlePool {
     }
 }
 
-fn kernel_error(e: quarry_quant_kernels::ShapeError) -> candle_core::Error {
+/// A kernel's shape error as candle's error type.
+pub(crate) fn kernel_error(e: quarry_quant_kernels::ShapeError) -> candle_core::Error {
     candle_core::Error::Msg(e.to_string())
 }
 
