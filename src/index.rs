@@ -53,6 +53,18 @@ impl Store {
         if embedder.is_some() && built_with != embedder {
             return Err(embedder_mismatch(dir, &built_with, &embedder));
         }
+        // A text index out of step with the tables (dropped for an older schema, say) is
+        // rebuilt here when no writer holds the library; a writer rebuilds it when it opens.
+        if store.fulltext.len() != store.tables.count_chunks().await?
+            && let Ok(lock) = WriterLock::acquire(dir)
+        {
+            let mut store = store;
+            store.lock = Some(lock);
+            warn!(target: "engine::index", "text index out of step; rebuilding");
+            store.rebuild_text_index().await?;
+            store.lock = None;
+            return Ok(store);
+        }
         Ok(store)
     }
 
@@ -522,6 +534,25 @@ mod tests {
                 ("b-0", "", "", "B"),
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn a_reader_rebuilds_a_text_index_of_an_older_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_for_write(dir.path(), minilm()).await.unwrap();
+        store.commit(&[row("/x/a.txt")]).await.unwrap();
+        drop(store);
+        // An index of another schema is dropped on open, leaving the tables' chunks unindexed.
+        let text_dir = dir.path().join("text");
+        std::fs::remove_dir_all(&text_dir).unwrap();
+        std::fs::create_dir(&text_dir).unwrap();
+        let mut schema = tantivy::schema::Schema::builder();
+        schema.add_text_field("text", tantivy::schema::TEXT);
+        tantivy::Index::create_in_dir(&text_dir, schema.build()).unwrap();
+        let reader = Store::open(dir.path(), minilm()).await.unwrap();
+        let hits = reader.search_text("alpha", 5).await.unwrap();
+        assert_eq!(hits.len(), 1, "{hits:?}");
+        assert_eq!(hits[0].chunk_id, "c1");
     }
 
     #[tokio::test]
