@@ -13,9 +13,7 @@ use super::linear::{CandlePool, kernel_error};
 /// Rotary embedding tables for `positions` positions.
 #[derive(Debug, Clone)]
 pub(crate) struct Rope {
-    cos: Tensor,
-    sin: Tensor,
-    /// The same tables as plain rows (positions × head_dim / 2), for the decode step.
+    /// Cosines and sines, positions × head_dim / 2, shared by every layer.
     cos_rows: Arc<Vec<f32>>,
     sin_rows: Arc<Vec<f32>>,
     /// Rotate the two halves of a head (NeoX) rather than adjacent pairs (Llama).
@@ -52,28 +50,33 @@ impl Rope {
         let inv = Tensor::new(inv.as_slice(), device)?;
         let t = Tensor::arange(0, positions as u32, device)?.to_dtype(DType::F32)?;
         let freqs = t.reshape((positions, 1))?.matmul(&inv.reshape((1, head_dim / 2))?)?;
-        let (cos, sin) = (freqs.cos()?, freqs.sin()?);
-        let cos_rows = Arc::new(cos.flatten_all()?.to_vec1()?);
-        let sin_rows = Arc::new(sin.flatten_all()?.to_vec1()?);
-        Ok(Self { cos, sin, cos_rows, sin_rows, neox })
+        let cos_rows = Arc::new(freqs.cos()?.flatten_all()?.to_vec1()?);
+        let sin_rows = Arc::new(freqs.sin()?.flatten_all()?.to_vec1()?);
+        Ok(Self { cos_rows, sin_rows, neox })
+    }
+
+    /// The cosines and sines of positions `pos..pos + n` for heads of `head_dim`.
+    fn rows(&self, pos: usize, n: usize, head_dim: usize) -> Result<(&[f32], &[f32])> {
+        let half = head_dim / 2;
+        let range = pos * half..(pos + n) * half;
+        match (self.cos_rows.get(range.clone()), self.sin_rows.get(range)) {
+            (Some(cos), Some(sin)) => Ok((cos, sin)),
+            _ => candle_core::bail!("positions up to {} are beyond the rotary tables", pos + n),
+        }
     }
 
     /// Rotates heads of `head_dim` values in `x` in place for position `pos`.
     pub(crate) fn apply_to_slice(&self, x: &mut [f32], head_dim: usize, pos: usize) -> Result<()> {
-        let half = head_dim / 2;
-        let range = pos * half..(pos + 1) * half;
-        let (Some(cos), Some(sin)) = (self.cos_rows.get(range.clone()), self.sin_rows.get(range))
-        else {
-            candle_core::bail!("position {pos} is beyond the rotary tables");
-        };
+        let (cos, sin) = self.rows(pos, 1, head_dim)?;
         rope_in_place(x, head_dim, cos, sin, self.neox).map_err(kernel_error)
     }
 
     /// Rotates `x` (batch, heads, seq, head_dim) whose first token sits at `pos`.
     pub(crate) fn apply(&self, x: &Tensor, pos: usize) -> Result<Tensor> {
-        let seq_len = x.dim(2)?;
-        let cos = self.cos.narrow(0, pos, seq_len)?;
-        let sin = self.sin.narrow(0, pos, seq_len)?;
+        let (seq_len, head_dim) = (x.dim(2)?, x.dim(3)?);
+        let (cos, sin) = self.rows(pos, seq_len, head_dim)?;
+        let cos = Tensor::from_slice(cos, (seq_len, head_dim / 2), x.device())?;
+        let sin = Tensor::from_slice(sin, (seq_len, head_dim / 2), x.device())?;
         if self.neox {
             candle_nn::rotary_emb::rope(&x.contiguous()?, &cos, &sin)
         } else {

@@ -63,9 +63,8 @@ struct Layer {
     wq: QLinear,
     wk: QLinear,
     wv: QLinear,
-    /// Projection biases (qwen2), as tensors for prompts and as values for single tokens.
-    bias: Option<[Tensor; 3]>,
-    bias_values: Option<Arc<[Vec<f32>; 3]>>,
+    /// Projection biases of q, k and v (qwen2).
+    bias: Option<Arc<[Vec<f32>; 3]>>,
     wo: QLinear,
     attn_norm: RmsNorm,
     ffn_norm: RmsNorm,
@@ -89,8 +88,11 @@ impl Layer {
             t.reshape((b, seq_len, heads, self.head_dim))?.transpose(1, 2)?.contiguous()
         };
         let (mut q, mut k, mut v) = (self.wq.forward(x)?, self.wk.forward(x)?, self.wv.forward(x)?);
-        if let Some([bq, bk, bv]) = &self.bias {
-            (q, k, v) = (q.broadcast_add(bq)?, k.broadcast_add(bk)?, v.broadcast_add(bv)?);
+        if let Some(bias) = &self.bias {
+            let add = |t: Tensor, b: &[f32]| {
+                t.broadcast_add(&Tensor::from_slice(b, b.len(), x.device())?)
+            };
+            (q, k, v) = (add(q, &bias[0])?, add(k, &bias[1])?, add(v, &bias[2])?);
         }
         let q = shape(q, self.n_head)?;
         let k = shape(k, self.n_kv_head)?;
@@ -109,7 +111,7 @@ impl Layer {
         let values =
             |layer: &QLinear| -> Result<Vec<f32>> { layer.forward(x)?.flatten_all()?.to_vec1() };
         let (mut q, mut k, mut v) = (values(&self.wq)?, values(&self.wk)?, values(&self.wv)?);
-        if let Some(bias) = &self.bias_values {
+        if let Some(bias) = &self.bias {
             for (out, bias) in [&mut q, &mut k, &mut v].into_iter().zip(bias.iter()) {
                 if out.len() != bias.len() {
                     candle_core::bail!(
@@ -187,24 +189,17 @@ impl LlamaFamily {
         let mut layers = Vec::with_capacity(n_layers);
         for idx in 0..n_layers {
             let mut t = |name: &str| tensor(&format!("blk.{idx}.{name}"));
-            let bias = match t("attn_q.bias") {
-                Ok(bq) => Some([
-                    bq.dequantize(device)?,
-                    t("attn_k.bias")?.dequantize(device)?,
-                    t("attn_v.bias")?.dequantize(device)?,
-                ]),
+            let mut values =
+                |name: &str| -> Result<Vec<f32>> { t(name)?.dequantize(device)?.to_vec1() };
+            let bias = match values("attn_q.bias") {
+                Ok(bq) => Some(Arc::new([bq, values("attn_k.bias")?, values("attn_v.bias")?])),
                 Err(_) => None,
-            };
-            let bias_values = match &bias {
-                Some([bq, bk, bv]) => Some(Arc::new([bq.to_vec1()?, bk.to_vec1()?, bv.to_vec1()?])),
-                None => None,
             };
             layers.push(Layer {
                 wq: QLinear::new(t("attn_q.weight")?)?,
                 wk: QLinear::new(t("attn_k.weight")?)?,
                 wv: QLinear::new(t("attn_v.weight")?)?,
                 bias,
-                bias_values,
                 wo: QLinear::new(t("attn_output.weight")?)?,
                 attn_norm: RmsNorm::from_qtensor(t("attn_norm.weight")?, eps)?,
                 ffn_norm: RmsNorm::from_qtensor(t("ffn_norm.weight")?, eps)?,
