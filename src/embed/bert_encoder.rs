@@ -87,7 +87,6 @@ impl Layer {
         let qkv = self.qkv.forward(xs)?;
         let mut contexts = Vec::with_capacity(lengths.len());
         for (i, &len) in lengths.iter().enumerate() {
-            let len = len.clamp(1, width);
             let item = qkv.get(i)?.narrow(0, 0, len)?.reshape((len, 3, heads, head_dim))?;
             let part = |j: usize| item.narrow(1, j, 1)?.squeeze(1)?.transpose(0, 1)?.contiguous();
             let (q, k, v) = (part(0)?, part(1)?, part(2)?);
@@ -168,6 +167,9 @@ impl BertEncoder {
         let (batch, width) = input_ids.dims2()?;
         if lengths.len() != batch {
             candle_core::bail!("{} lengths for a batch of {batch}", lengths.len());
+        }
+        if let Some(len) = lengths.iter().find(|&&len| len == 0 || len > width) {
+            candle_core::bail!("an input of {len} tokens in a batch {width} wide");
         }
         if width > self.position.dim(0)? {
             candle_core::bail!(

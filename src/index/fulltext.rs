@@ -62,12 +62,12 @@ impl Fields {
         doc.add_text(self.chunk_id, entry.chunk_id);
         doc.add_text(self.doc_id, entry.doc_id);
         doc.add_text(self.text, entry.text);
-        let window = [entry.before, entry.text, entry.after]
-            .into_iter()
-            .filter(|t| !t.is_empty())
-            .collect::<Vec<_>>()
-            .join("\n");
-        doc.add_text(self.window, window);
+        // Three values of one field: BM25 sees them as one text of their summed length.
+        for part in [entry.before, entry.text, entry.after] {
+            if !part.is_empty() {
+                doc.add_text(self.window, part);
+            }
+        }
         doc.add_text(self.title, entry.title);
         doc
     }
