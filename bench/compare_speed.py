@@ -71,16 +71,19 @@ def main():
         print(json.dumps({"quarry": q_runs[-1], "llama_cpp": l_runs[-1]}), file=sys.stderr)
     best = lambda runs, key: max(r[key] for r in runs)
     least = lambda runs, key: min(r[key] for r in runs)
+    most = lambda runs, key: max(r[key] for r in runs)
     res = {
         "model": args.model,
         "threads": args.threads,
         "prompt_tokens": args.prompt_tokens,
         "gen_tokens": args.gen_tokens,
         "quarry": {k: best(q_runs, k) for k in ("prompt_tokens_per_s", "decode_tokens_per_s")}
-        | {"ttft_ms": least(q_runs, "ttft_ms"), "peak_rss_mb": least(q_runs, "peak_rss_mb")},
+        | {"ttft_ms": least(q_runs, "ttft_ms"), "peak_rss_mb": most(q_runs, "peak_rss_mb")},
         "llama_cpp": {k: best(l_runs, k) for k in ("prompt_tokens_per_s", "decode_tokens_per_s")}
-        | {"ttft_ms": least(l_runs, "ttft_ms"), "peak_rss_mb": least(l_runs, "peak_rss_mb")},
+        | {"ttft_ms": least(l_runs, "ttft_ms"), "peak_rss_mb": most(l_runs, "peak_rss_mb")},
     }
+    res["rounds"] = [{"quarry_decode": q["decode_tokens_per_s"], "llama_cpp_decode": l["decode_tokens_per_s"],
+                      "decode_ratio": q["decode_tokens_per_s"] / l["decode_tokens_per_s"]} for q, l in zip(q_runs, l_runs)]
     res["ratio"] = {
         "prompt_processing": res["quarry"]["prompt_tokens_per_s"] / res["llama_cpp"]["prompt_tokens_per_s"],
         "decode": res["quarry"]["decode_tokens_per_s"] / res["llama_cpp"]["decode_tokens_per_s"],

@@ -310,6 +310,8 @@ pub fn generate(
 ) -> Result<GenerateBench> {
     use crate::generate::Generator;
     use crate::generate::candle_gguf::GgufGenerator;
+    use candle_core::{Device, Tensor};
+    use candle_transformers::generation::{LogitsProcessor, Sampling};
 
     let started = Instant::now();
     let mut model = GgufGenerator::load(path)?;
@@ -330,18 +332,25 @@ pub fn generate(
     // Warm-up: page in the weights and size the scratch buffers.
     model.forward(&prompt[..prompt.len().min(16)], 0)?;
 
+    // Greedy choice by the sampler `Generator::generate` uses.
+    let mut sampler = LogitsProcessor::from_sampling(0, Sampling::ArgMax);
+    let mut argmax = |logits: Vec<f32>| -> Result<u32> {
+        let n = logits.len();
+        let greedy = |e| Error::internal("greedy choice of the next token", e);
+        let logits = Tensor::from_vec(logits, n, &Device::Cpu).map_err(greedy)?;
+        sampler.sample(&logits).map_err(greedy)
+    };
     let (mut best_pp, mut best_tg, mut best_ttft) = (0.0f64, 0.0f64, f64::INFINITY);
     for _ in 0..rounds.max(1) {
         let t0 = Instant::now();
-        let mut logits = model.forward(&prompt, 0)?;
+        let logits = model.forward(&prompt, 0)?;
         let prefill = t0.elapsed().as_secs_f64();
-        let mut next = argmax(&logits);
+        let mut next = argmax(logits)?;
         best_ttft = best_ttft.min(t0.elapsed().as_secs_f64() * 1000.0);
         best_pp = best_pp.max(prompt.len() as f64 / prefill);
         let t1 = Instant::now();
         for step in 0..gen_tokens {
-            logits = model.forward(&[next], prompt.len() + step)?;
-            next = argmax(&logits);
+            next = argmax(model.forward(&[next], prompt.len() + step)?)?;
         }
         best_tg = best_tg.max(gen_tokens as f64 / t1.elapsed().as_secs_f64());
     }
@@ -359,14 +368,4 @@ pub fn generate(
         load_ms,
         peak_rss_mb: peak_rss_mb(),
     })
-}
-
-fn argmax(values: &[f32]) -> u32 {
-    let mut best = 0;
-    for (idx, v) in values.iter().enumerate() {
-        if *v > values[best] {
-            best = idx;
-        }
-    }
-    best as u32
 }

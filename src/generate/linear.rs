@@ -6,11 +6,14 @@
 //! threads: ~108 prompt tokens/s quantized, ~250 with every weight kept in f32). Expanding per
 //! call keeps memory at the compact size plus one f32 matrix at a time.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor, ggml_file};
 use candle_core::{D, Device, Module, Result, Tensor};
-use quarry_quant_kernels::{Executor, Q8_0Activations, dequantize_q5_0, matmul_q5_0};
+use quarry_quant_kernels::{
+    Executor, Product, Q8_0Activations, WeightEncoding, dequantize_q5_0, matmul_many,
+};
 use rayon::prelude::*;
 
 /// Tokens in one call from which the f32 GEMM path pays for expanding the weights.
@@ -22,6 +25,8 @@ pub(crate) struct QLinear {
     /// candle's kernels, for every encoding but Q5_0.
     quantized: Option<QMatMul>,
     weight: Arc<QTensor>,
+    /// The encoding `quarry-quant-kernels` multiplies one token with, where it has a kernel.
+    own_encoding: Option<WeightEncoding>,
 }
 
 /// candle's own worker pool: its idle workers spin for a while after each candle kernel, so
@@ -46,10 +51,59 @@ impl QLinear {
 
     /// A layer over a weight shared with another user (a tied embedding table).
     pub(crate) fn from_arc(weight: Arc<QTensor>) -> Result<Self> {
-        if weight.dtype() == GgmlDType::Q5_0 {
-            return Ok(Self { quantized: None, weight });
+        let own_encoding = match weight.dtype() {
+            GgmlDType::Q5_0 => {
+                return Ok(Self {
+                    quantized: None,
+                    weight,
+                    own_encoding: Some(WeightEncoding::Q5_0),
+                });
+            }
+            GgmlDType::Q8_0 => Some(WeightEncoding::Q8_0),
+            _ => None,
+        };
+        Ok(Self { quantized: Some(QMatMul::from_arc(weight.clone())?), weight, own_encoding })
+    }
+
+    /// One token through several layers that read the same input `x`: the outputs, in the
+    /// layers' order. Layers in an encoding `quarry-quant-kernels` has share one quantization
+    /// of `x` and one hand-out of work to the threads; the others go through candle.
+    pub(crate) fn decode_many<const N: usize>(
+        layers: [&QLinear; N],
+        x: &[f32],
+    ) -> Result<[Vec<f32>; N]> {
+        let mut outputs: [Vec<f32>; N] = std::array::from_fn(|_| Vec::new());
+        for (layer, out) in layers.iter().zip(outputs.iter_mut()) {
+            let (rows, cols) = layer.weight.shape().dims2()?;
+            if cols != x.len() {
+                candle_core::bail!("{} inputs for a layer of {cols}", x.len());
+            }
+            if layer.own_encoding.is_some() {
+                *out = vec![0f32; rows];
+            }
         }
-        Ok(Self { quantized: Some(QMatMul::from_arc(weight.clone())?), weight })
+        let bytes: Vec<Option<Cow<'_, [u8]>>> = layers
+            .iter()
+            .map(|l| l.own_encoding.map(|_| l.weight.data()).transpose())
+            .collect::<Result<_>>()?;
+        let mut products = Vec::with_capacity(layers.len());
+        for ((layer, out), bytes) in layers.iter().zip(outputs.iter_mut()).zip(&bytes) {
+            if let (Some(encoding), Some(weights)) = (layer.own_encoding, bytes) {
+                products.push(Product { encoding, weights, rows: out.len(), out });
+            }
+        }
+        if !products.is_empty() {
+            let acts = Q8_0Activations::quantize(x, x.len()).map_err(kernel_error)?;
+            matmul_many(&mut products, &acts, &CandlePool).map_err(kernel_error)?;
+        }
+        drop(products);
+        for (layer, out) in layers.iter().zip(outputs.iter_mut()) {
+            if layer.own_encoding.is_none() {
+                let input = Tensor::from_slice(x, (1, x.len()), &Device::Cpu)?;
+                *out = layer.forward(&input)?.flatten_all()?.to_vec1()?;
+            }
+        }
+        Ok(outputs)
     }
 
     /// `x` (batch, tokens, in_features) or (tokens, in_features) → the same with out_features.
@@ -97,7 +151,9 @@ impl QLinear {
         let values: Vec<f32> = x.flatten_all()?.to_vec1()?;
         let acts = Q8_0Activations::quantize(&values, cols).map_err(kernel_error)?;
         let mut out = vec![0f32; rows * tokens];
-        matmul_q5_0(&bytes, rows, &acts, &mut out, &CandlePool).map_err(kernel_error)?;
+        let product =
+            Product { encoding: WeightEncoding::Q5_0, weights: &bytes, rows, out: &mut out };
+        matmul_many(&mut [product], &acts, &CandlePool).map_err(kernel_error)?;
         // The kernel writes weight row by weight row; the layer's output is token by token.
         let out = Tensor::from_vec(out, (rows, tokens), &Device::Cpu)?.t()?.contiguous()?;
         let mut dims = x.dims().to_vec();

@@ -11,9 +11,9 @@
 use std::sync::Arc;
 
 use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
-use candle_core::{Device, IndexOp, Module, Result, Tensor};
-use candle_transformers::quantized_nn::RmsNorm;
+use candle_core::{Device, IndexOp, Result, Tensor};
 
+use quarry_quant_kernels::activation::{add_in_place, rms_norm, silu_mul_in_place};
 use quarry_quant_kernels::attention::AttentionShape;
 
 use super::attention::{self, LayerCache, Rope, Shape, mask};
@@ -58,6 +58,34 @@ impl QuantizedRows {
     }
 }
 
+/// RMS norm weights, held once as plain values: the decode step reads them as a slice, a
+/// prompt chunk wraps them in a tensor per call (a few kilobytes).
+#[derive(Debug, Clone)]
+struct Norm {
+    weight: Arc<Vec<f32>>,
+    eps: f32,
+}
+
+impl Norm {
+    fn read(t: QTensor, eps: f64, device: &Device) -> Result<Self> {
+        Ok(Self { weight: Arc::new(t.dequantize(device)?.to_vec1()?), eps: eps as f32 })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let w = Tensor::from_slice(self.weight.as_slice(), self.weight.len(), x.device())?;
+        candle_nn::ops::rms_norm(x, &w, self.eps)
+    }
+
+    fn values(&self, x: &[f32]) -> Result<Vec<f32>> {
+        if x.len() != self.weight.len() {
+            candle_core::bail!("{} values for a norm of {}", x.len(), self.weight.len());
+        }
+        let mut out = vec![0f32; x.len()];
+        rms_norm(x, &self.weight, self.eps, &mut out);
+        Ok(out)
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Layer {
     wq: QLinear,
@@ -66,8 +94,8 @@ struct Layer {
     /// Projection biases of q, k and v (qwen2).
     bias: Option<Arc<[Vec<f32>; 3]>>,
     wo: QLinear,
-    attn_norm: RmsNorm,
-    ffn_norm: RmsNorm,
+    attn_norm: Norm,
+    ffn_norm: Norm,
     gate: QLinear,
     up: QLinear,
     down: QLinear,
@@ -78,12 +106,18 @@ struct Layer {
     cache: LayerCache,
 }
 
+/// `x += y` for a residual connection, refusing a width mismatch.
+fn residual(x: &mut [f32], y: &[f32]) -> Result<()> {
+    if x.len() != y.len() {
+        candle_core::bail!("a residual of {} values added to {}", y.len(), x.len());
+    }
+    add_in_place(x, y);
+    Ok(())
+}
+
 impl Layer {
     fn attention(&mut self, x: &Tensor, pos: usize) -> Result<Tensor> {
         let (b, seq_len, _) = x.dims3()?;
-        if (b, seq_len) == (1, 1) {
-            return self.decode_attention(x, pos);
-        }
         let shape = |t: Tensor, heads: usize| -> Result<Tensor> {
             t.reshape((b, seq_len, heads, self.head_dim))?.transpose(1, 2)?.contiguous()
         };
@@ -105,12 +139,13 @@ impl Layer {
         self.wo.forward(&out)
     }
 
-    /// [`Self::attention`] for one token, in one pass over plain values
-    /// ([`attention::decode_step`]) instead of some twenty tensor ops.
-    fn decode_attention(&mut self, x: &Tensor, pos: usize) -> Result<Tensor> {
-        let values =
-            |layer: &QLinear| -> Result<Vec<f32>> { layer.forward(x)?.flatten_all()?.to_vec1() };
-        let (mut q, mut k, mut v) = (values(&self.wq)?, values(&self.wk)?, values(&self.wv)?);
+    /// [`Self::forward`] for one token on plain values, `x` updated in place: each group of
+    /// projections that read one input (q/k/v, gate/up) is one hand-out of work to the
+    /// threads, attention is one pass ([`attention::decode_step`]), and the element-wise steps
+    /// run in `quarry-quant-kernels`, instead of some forty tensor ops.
+    fn decode(&mut self, x: &mut [f32], pos: usize) -> Result<()> {
+        let h = self.attn_norm.values(x)?;
+        let [mut q, mut k, mut v] = QLinear::decode_many([&self.wq, &self.wk, &self.wv], &h)?;
         if let Some(bias) = &self.bias {
             for (out, bias) in [&mut q, &mut k, &mut v].into_iter().zip(bias.iter()) {
                 if out.len() != bias.len() {
@@ -120,7 +155,7 @@ impl Layer {
                         out.len()
                     );
                 }
-                out.iter_mut().zip(bias).for_each(|(o, b)| *o += b);
+                add_in_place(out, bias);
             }
         }
         let shape = AttentionShape {
@@ -128,9 +163,17 @@ impl Layer {
             n_kv_head: self.n_kv_head,
             head_dim: self.head_dim,
         };
-        let out = attention::decode_step(q, k, &v, shape, &self.rope, &mut self.cache, pos)?;
-        let width = out.len();
-        self.wo.forward(&Tensor::from_vec(out, (1, 1, width), x.device())?)
+        let attended = attention::decode_step(q, k, &v, shape, &self.rope, &mut self.cache, pos)?;
+        let [o] = QLinear::decode_many([&self.wo], &attended)?;
+        residual(x, &o)?;
+        let h = self.ffn_norm.values(x)?;
+        let [mut gate, up] = QLinear::decode_many([&self.gate, &self.up], &h)?;
+        if gate.len() != up.len() {
+            candle_core::bail!("gate of {} and up of {} values", gate.len(), up.len());
+        }
+        silu_mul_in_place(&mut gate, &up);
+        let [down] = QLinear::decode_many([&self.down], &gate)?;
+        residual(x, &down)
     }
 
     fn forward(&mut self, x: &Tensor, pos: usize) -> Result<Tensor> {
@@ -147,7 +190,7 @@ impl Layer {
 pub struct LlamaFamily {
     embed: QuantizedRows,
     layers: Vec<Layer>,
-    norm: RmsNorm,
+    norm: Norm,
     output: QLinear,
     /// Positions the rotary tables cover.
     pub max_positions: usize,
@@ -185,7 +228,7 @@ impl LlamaFamily {
             Ok(t) => Arc::new(t),
             Err(_) => embed_q,
         };
-        let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?, eps)?;
+        let norm = Norm::read(tensor("output_norm.weight")?, eps, device)?;
         let mut layers = Vec::with_capacity(n_layers);
         for idx in 0..n_layers {
             let mut t = |name: &str| tensor(&format!("blk.{idx}.{name}"));
@@ -201,8 +244,8 @@ impl LlamaFamily {
                 wv: QLinear::new(t("attn_v.weight")?)?,
                 bias,
                 wo: QLinear::new(t("attn_output.weight")?)?,
-                attn_norm: RmsNorm::from_qtensor(t("attn_norm.weight")?, eps)?,
-                ffn_norm: RmsNorm::from_qtensor(t("ffn_norm.weight")?, eps)?,
+                attn_norm: Norm::read(t("attn_norm.weight")?, eps, device)?,
+                ffn_norm: Norm::read(t("ffn_norm.weight")?, eps, device)?,
                 gate: QLinear::new(t("ffn_gate.weight")?)?,
                 up: QLinear::new(t("ffn_up.weight")?)?,
                 down: QLinear::new(t("ffn_down.weight")?)?,
@@ -220,11 +263,25 @@ impl LlamaFamily {
     pub fn forward(&mut self, ids: &Tensor, pos: usize) -> Result<Tensor> {
         let (b, seq_len) = ids.dims2()?;
         let flat: Vec<u32> = ids.flatten_all()?.to_vec1()?;
+        if (b, seq_len) == (1, 1) {
+            return self.decode(flat[0], pos, ids.device());
+        }
         let mut x = self.embed.rows(&flat, ids.device())?.reshape((b, seq_len, ()))?;
         for layer in &mut self.layers {
             x = layer.forward(&x, pos)?;
         }
         let x = self.norm.forward(&x)?.i((.., seq_len - 1, ..))?;
         self.output.forward(&x.contiguous()?)
+    }
+
+    /// [`Self::forward`] for one token, on plain values through every layer.
+    fn decode(&mut self, id: u32, pos: usize, device: &Device) -> Result<Tensor> {
+        let mut x: Vec<f32> = self.embed.rows(&[id], device)?.flatten_all()?.to_vec1()?;
+        for layer in &mut self.layers {
+            layer.decode(&mut x, pos)?;
+        }
+        let [logits] = QLinear::decode_many([&self.output], &self.norm.values(&x)?)?;
+        let vocab = logits.len();
+        Tensor::from_vec(logits, (1, vocab), device)
     }
 }

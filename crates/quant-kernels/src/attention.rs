@@ -3,7 +3,7 @@
 //! products, scale, softmax, transposes), whose fixed costs were a large part of decode time
 //! on small models; here it is one pass over plain slices.
 
-use crate::activation::exp;
+use crate::activation::{dot, exp};
 use crate::{Executor, ShapeError, SharedOut};
 
 /// Geometry of one layer's attention.
@@ -51,24 +51,6 @@ pub fn rope_in_place(
         }
     }
     Ok(())
-}
-
-/// Dot product in eight independent lanes, so the compiler vectorises it.
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
-    let mut a8 = a.chunks_exact(8);
-    let mut b8 = b.chunks_exact(8);
-    for (x, y) in (&mut a8).zip(&mut b8) {
-        for l in 0..8 {
-            lanes[l] = x[l].mul_add(y[l], lanes[l]);
-        }
-    }
-    let mut sum: f32 = lanes.iter().sum();
-    for (x, y) in a8.remainder().iter().zip(b8.remainder()) {
-        sum = x.mul_add(*y, sum);
-    }
-    sum
 }
 
 /// Softmax attention of one query position `q` (`n_head × head_dim`) over `len` cached
