@@ -47,8 +47,11 @@ pub fn exp(x: f32) -> f32 {
     p = p.mul_add(r, 1.666_666_5e-1);
     p = p.mul_add(r, 5.000_000_1e-1);
     let y = (p * r).mul_add(r, r) + 1.0;
-    // n lies in [-126, 127] after the clamp, so the biased exponent is a normal one.
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // n lies in [-126, 127] after the clamp, so the biased exponent n + 127 is a normal one.
+    // Adding 2^23 puts that integer in the low mantissa bits, which the shift moves into the
+    // exponent (the bits of 2^23 itself leave the word); a float-to-int cast would do the same
+    // but, saturating in Rust, keeps the loop from being vectorised.
+    let scale = f32::from_bits((n + (127.0 + 8_388_608.0)).to_bits() << 23);
     y * scale
 }
 

@@ -53,8 +53,11 @@ impl Q8_0Activations {
             let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
             let inverse = if amax != 0.0 { 127.0 / amax } else { 0.0 };
             scales.push(f16::from_f32(amax / 127.0).to_f32());
-            // llama.cpp's x86 path rounds half to even (`_mm256_round_ps`, nearest).
-            quants.extend(block.iter().map(|v| (v * inverse).round_ties_even() as i8));
+            // llama.cpp's x86 path rounds half to even (`_mm256_round_ps`, nearest). Adding
+            // 1.5 · 2^23 rounds so (the default rounding mode) and leaves the integer, in
+            // [-127, 127], in the low bits of the sum: an integer truncation where a float
+            // cast, saturating in Rust, would keep the loop from being vectorised.
+            quants.extend(block.iter().map(|v| (v * inverse + 12_582_912.0).to_bits() as u8 as i8));
         }
         Ok(Self { width, scales, quants })
     }
@@ -543,6 +546,15 @@ mod tests {
         assert_eq!(acts.scales[0], f16::from_f32(2.0 / 127.0).to_f32());
         let zeros = Q8_0Activations::quantize(&[0.0; 32], 32).unwrap();
         assert_eq!((zeros.scales[0], zeros.quants[0]), (0.0, 0));
+        // Every value is its scaled input rounded half to even: 127 · v / amax, with exact
+        // halves (0.5, 1.5, 2.5, -0.5, -2.5 steps) among them.
+        let mut block: Vec<f32> = (0..32).map(|i| (i as f32 - 16.0) * 3.7).collect();
+        block[0] = 127.0;
+        block[1..6].copy_from_slice(&[0.5, 1.5, 2.5, -0.5, -2.5]);
+        let acts = Q8_0Activations::quantize(&block, 32).unwrap();
+        for (v, q) in block.iter().zip(&acts.quants) {
+            assert_eq!(f32::from(*q), v.round_ties_even(), "{v}");
+        }
         assert!(Q8_0Activations::quantize(&x, 48).is_err());
     }
 
