@@ -56,7 +56,7 @@ pub fn rope_in_place(
 /// Softmax attention of one query position `q` (`n_head × head_dim`) over `len` cached
 /// positions of `keys` and `values`, stored position-major (`len × n_kv_head × head_dim`, as
 /// tokens are appended), scaled by `scale`. Writes `n_head × head_dim` values to `out`; the
-/// key/value heads are shared out by `executor`.
+/// query heads are shared out by `executor`.
 pub fn attend_one(
     q: &[f32],
     keys: &[f32],
@@ -87,43 +87,41 @@ pub fn attend_one(
         )));
     }
     let groups = n_head / n_kv_head;
-    let span = groups * head_dim;
     let out_ptr = SharedOut(out.as_mut_ptr());
-    let work = |kv_heads: std::ops::Range<usize>| {
+    // One query head per item, so more threads than key/value heads all get work.
+    let work = |heads: std::ops::Range<usize>| {
         let mut scores = vec![0f32; len];
-        for g in kv_heads {
-            // SAFETY: each key/value head `g` is handed out once and owns the output range
-            // `g * span..(g + 1) * span` (its query heads), inside `out` because
-            // `g < n_kv_head` and `out.len() == n_kv_head * span`; `out` outlives this call.
-            let outputs =
-                unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(g * span), span) };
-            for (h, o) in outputs.chunks_exact_mut(head_dim).enumerate() {
-                let head = g * groups + h;
-                let qh = &q[head * head_dim..(head + 1) * head_dim];
-                let mut max = f32::NEG_INFINITY;
-                for (t, s) in scores.iter_mut().enumerate() {
-                    let k = &keys[t * width + g * head_dim..][..head_dim];
-                    *s = dot(qh, k) * scale;
-                    max = max.max(*s);
-                }
-                let mut sum = 0f32;
-                for s in scores.iter_mut() {
-                    *s = exp(*s - max);
-                    sum += *s;
-                }
-                let inv = 1.0 / sum;
-                o.fill(0.0);
-                for (t, s) in scores.iter().enumerate() {
-                    let p = s * inv;
-                    let v = &values[t * width + g * head_dim..][..head_dim];
-                    for (o, v) in o.iter_mut().zip(v) {
-                        *o = p.mul_add(*v, *o);
-                    }
+        for head in heads {
+            let g = head / groups;
+            // SAFETY: each query head is handed out once and owns the output range
+            // `head * head_dim..(head + 1) * head_dim`, inside `out` because `head < n_head`
+            // and `out.len() == n_head * head_dim`; `out` outlives this call.
+            let o = unsafe {
+                std::slice::from_raw_parts_mut(out_ptr.get().add(head * head_dim), head_dim)
+            };
+            let qh = &q[head * head_dim..(head + 1) * head_dim];
+            let mut max = f32::NEG_INFINITY;
+            for (t, s) in scores.iter_mut().enumerate() {
+                let k = &keys[t * width + g * head_dim..][..head_dim];
+                *s = dot(qh, k) * scale;
+                max = max.max(*s);
+            }
+            // Apart from the sum, so this loop is vectorised.
+            for s in scores.iter_mut() {
+                *s = exp(*s - max);
+            }
+            let inv = 1.0 / scores.iter().sum::<f32>();
+            o.fill(0.0);
+            for (t, s) in scores.iter().enumerate() {
+                let p = s * inv;
+                let v = &values[t * width + g * head_dim..][..head_dim];
+                for (o, v) in o.iter_mut().zip(v) {
+                    *o = p.mul_add(*v, *o);
                 }
             }
         }
     };
-    executor.run(n_kv_head, &work);
+    executor.run(n_head, &work);
     Ok(())
 }
 
