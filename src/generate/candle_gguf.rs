@@ -9,7 +9,7 @@ use std::time::Instant;
 use candle_core::quantized::gguf_file::{self, Content};
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
-use candle_transformers::models::{quantized_phi3, quantized_qwen3};
+use candle_transformers::models::quantized_phi3;
 use tokenizers::Tokenizer;
 
 use super::chat_template::ChatTemplate;
@@ -40,19 +40,18 @@ const END_OF_TURN_TOKENS: &[&str] = &[
 
 /// The loaded network of one of the supported architectures.
 enum Weights {
-    /// llama and qwen2.
+    /// llama, qwen2 and qwen3.
     Llama(Box<super::llama_family::LlamaFamily>),
-    Qwen3(Box<quantized_qwen3::ModelWeights>),
     Phi3(Box<quantized_phi3::ModelWeights>),
     Gemma3(Box<super::gemma3::Gemma3>),
 }
 
 impl Weights {
     fn load(arch: &str, content: Content, file: std::fs::File) -> candle_core::Result<Self> {
-        // Quarry's modules run Q5_0 with their own kernels (`linear.rs`); candle's qwen3 and
-        // phi3 get it widened to Q8_0, which candle runs with SIMD.
+        // Quarry's modules run Q5_0 with their own kernels (`linear.rs`); candle's phi3 gets
+        // it widened to Q8_0, which candle runs with SIMD.
         let widened = match arch {
-            "qwen3" | "phi3" => super::widen_q5::widen(&content, file.try_clone()?),
+            "phi3" => super::widen_q5::widen(&content, file.try_clone()?),
             _ => None,
         };
         match widened {
@@ -63,22 +62,14 @@ impl Weights {
 
     fn load_from<R: std::io::Read + std::io::Seek>(
         arch: &str,
-        mut content: Content,
+        content: Content,
         file: &mut R,
     ) -> candle_core::Result<Self> {
         let dev = &Device::Cpu;
-        // candle's qwen3 keeps its rotary tables in f16 unless the file says `general.dtype`
-        // is f32 (real files never say): f16 angles cost accuracy (checked against llama.cpp).
-        if arch == "qwen3" {
-            content.metadata.entry("general.dtype".to_owned()).or_insert(gguf_file::Value::U32(0));
-        }
         Ok(match arch {
-            "llama" | "qwen2" => Self::Llama(Box::new(
+            "llama" | "qwen2" | "qwen3" => Self::Llama(Box::new(
                 super::llama_family::LlamaFamily::from_gguf(arch, content, file, dev)?,
             )),
-            "qwen3" => {
-                Self::Qwen3(Box::new(quantized_qwen3::ModelWeights::from_gguf(content, file, dev)?))
-            }
             "phi3" => Self::Phi3(Box::new(quantized_phi3::ModelWeights::from_gguf(
                 false, content, file, dev,
             )?)),
@@ -94,29 +85,18 @@ impl Weights {
         let input = Tensor::new(ids, &Device::Cpu)?.unsqueeze(0)?;
         let logits = match self {
             Self::Llama(m) => m.forward(&input, pos)?,
-            Self::Qwen3(m) => m.forward(&input, pos)?,
             Self::Phi3(m) => m.forward(&input, pos)?,
             Self::Gemma3(m) => m.forward(&input, pos)?,
         };
         logits.squeeze(0)?.to_dtype(DType::F32)
     }
 
-    /// A copy sharing the weights, with its own attention cache; `None` where the module
-    /// cannot be copied (qwen2), which then re-reads its prompt every time.
-    fn try_clone(&self) -> Option<Self> {
+    /// A copy sharing the weights, with its own attention cache.
+    fn copy(&self) -> Self {
         match self {
-            Self::Llama(m) => Some(Self::Llama(m.clone())),
-            Self::Qwen3(m) => Some(Self::Qwen3(m.clone())),
-            Self::Phi3(m) => Some(Self::Phi3(m.clone())),
-            Self::Gemma3(m) => Some(Self::Gemma3(m.clone())),
-        }
-    }
-
-    /// Forgets the attention cache (our modules and phi3 do so themselves at position 0).
-    fn reset(&mut self) {
-        match self {
-            Self::Qwen3(m) => m.clear_kv_cache(),
-            Self::Llama(_) | Self::Phi3(_) | Self::Gemma3(_) => {}
+            Self::Llama(m) => Self::Llama(m.clone()),
+            Self::Phi3(m) => Self::Phi3(m.clone()),
+            Self::Gemma3(m) => Self::Gemma3(m.clone()),
         }
     }
 
@@ -124,8 +104,6 @@ impl Weights {
     fn max_positions(&self, file_context: usize) -> usize {
         match self {
             Self::Llama(m) => file_context.min(m.max_positions),
-            // The CPU attention cache of candle's qwen3 holds 4096 positions.
-            Self::Qwen3(_) => file_context.min(4096),
             Self::Gemma3(m) => file_context.min(m.max_positions),
             Self::Phi3(_) => file_context,
         }
@@ -145,7 +123,7 @@ pub struct GgufGenerator {
     template: Option<ChatTemplate>,
     stop_ids: Vec<u32>,
     /// Never run: copied for each fresh start, so no copy shares an attention cache.
-    pristine: Option<Weights>,
+    pristine: Weights,
     /// The instance that runs.
     work: Weights,
     prefix: Option<PrefixCache>,
@@ -313,15 +291,7 @@ impl GgufGenerator {
             model = %info.name, arch = %info.architecture, ms = started.elapsed().as_millis() as u64,
             "generator loaded"
         );
-        Ok(Self {
-            pristine: work.try_clone(),
-            work,
-            info,
-            tokenizer,
-            template,
-            stop_ids,
-            prefix: None,
-        })
+        Ok(Self { pristine: work.copy(), work, info, tokenizer, template, stop_ids, prefix: None })
     }
 
     /// The tokenizer.
@@ -344,10 +314,7 @@ impl GgufGenerator {
 
     /// Starts from an empty attention cache.
     pub fn start_fresh(&mut self) {
-        match self.pristine.as_ref().and_then(Weights::try_clone) {
-            Some(fresh) => self.work = fresh,
-            None => self.work.reset(),
-        }
+        self.work = self.pristine.copy();
     }
 
     /// Runs `ids` at positions `pos..` on the current attention cache (position 0 starts
@@ -416,7 +383,7 @@ impl GgufGenerator {
     /// prefix worth caching across questions.
     fn system_prefix(&self, messages: &[ChatMessage], ids: &[u32]) -> Option<Vec<u32>> {
         let template = self.template.as_ref()?;
-        if messages.len() < 2 || messages[0].role != "system" || self.pristine.is_none() {
+        if messages.len() < 2 || messages[0].role != "system" {
             return None;
         }
         let text = template.render(&messages[..1], false).ok()?;
@@ -436,17 +403,14 @@ impl GgufGenerator {
         if let Some(cached) = &self.prefix
             && ids.len() > cached.ids.len()
             && ids.starts_with(&cached.ids)
-            && let Some(weights) = cached.weights.try_clone()
         {
-            self.work = weights;
+            self.work = cached.weights.copy();
             return Ok((cached.ids.len(), true));
         }
         self.start_fresh();
         let Some(prefix) = self.system_prefix(messages, ids) else { return Ok((0, false)) };
         self.run_prompt(&prefix, 0, &CancelToken::new())?;
-        if let Some(weights) = self.work.try_clone() {
-            self.prefix = Some(PrefixCache { ids: prefix.clone(), weights });
-        }
+        self.prefix = Some(PrefixCache { ids: prefix.clone(), weights: self.work.copy() });
         Ok((prefix.len(), false))
     }
 }

@@ -1,6 +1,7 @@
 //! The Llama family from GGUF (`llama`: Llama 2/3.x, SmolLM2, TinyLlama, Mistral; `qwen2`:
 //! Qwen2/2.5, which adds biases to the query, key and value projections and rotates
-//! NeoX-style), Quarry's own module following llama.cpp's graphs. candle-transformers'
+//! NeoX-style; `qwen3`: Qwen3, which instead RMS-normalises each query and key head before
+//! rotating), Quarry's own module following llama.cpp's graphs. candle-transformers'
 //! modules for these hold the embedding table dequantized to f32 (545 MB for Qwen's 151,936
 //! tokens, more than the whole Q4_K_M file), copy the attention cache once per query head,
 //! ignore Llama 3.1+'s `rope_freqs` factors, stop at 4096 positions (llama) and cannot be
@@ -76,6 +77,20 @@ impl Norm {
         candle_nn::ops::rms_norm(x, &w, self.eps)
     }
 
+    /// Normalises each run of the weight's length in `x` (each head), in place.
+    fn each_head(&self, x: &mut [f32]) -> Result<()> {
+        let n = self.weight.len();
+        if n == 0 || !x.len().is_multiple_of(n) {
+            candle_core::bail!("{} values are not heads of {n}", x.len());
+        }
+        let mut head = vec![0f32; n];
+        for chunk in x.chunks_exact_mut(n) {
+            rms_norm(chunk, &self.weight, self.eps, &mut head);
+            chunk.copy_from_slice(&head);
+        }
+        Ok(())
+    }
+
     fn values(&self, x: &[f32]) -> Result<Vec<f32>> {
         if x.len() != self.weight.len() {
             candle_core::bail!("{} values for a norm of {}", x.len(), self.weight.len());
@@ -93,6 +108,8 @@ struct Layer {
     wv: QLinear,
     /// Projection biases of q, k and v (qwen2).
     bias: Option<Arc<[Vec<f32>; 3]>>,
+    /// Per-head RMS norms of q and k (qwen3).
+    qk_norm: Option<(Norm, Norm)>,
     wo: QLinear,
     attn_norm: Norm,
     ffn_norm: Norm,
@@ -128,6 +145,11 @@ impl Layer {
             };
             (q, k, v) = (add(q, &bias[0])?, add(k, &bias[1])?, add(v, &bias[2])?);
         }
+        if let Some((q_norm, k_norm)) = &self.qk_norm {
+            let heads = |t: Tensor, n: usize| t.reshape((b, seq_len, n, self.head_dim));
+            q = q_norm.forward(&heads(q, self.n_head)?)?;
+            k = k_norm.forward(&heads(k, self.n_kv_head)?)?;
+        }
         let q = shape(q, self.n_head)?;
         let k = shape(k, self.n_kv_head)?;
         let v = shape(v, self.n_kv_head)?;
@@ -157,6 +179,10 @@ impl Layer {
                 }
                 add_in_place(out, bias);
             }
+        }
+        if let Some((q_norm, k_norm)) = &self.qk_norm {
+            q_norm.each_head(&mut q)?;
+            k_norm.each_head(&mut k)?;
         }
         let shape = AttentionShape {
             n_head: self.n_head,
@@ -197,8 +223,8 @@ pub struct LlamaFamily {
 }
 
 impl LlamaFamily {
-    /// Reads the weights of architecture `arch` ("llama" or "qwen2") named as llama.cpp's
-    /// converter names them.
+    /// Reads the weights of architecture `arch` ("llama", "qwen2" or "qwen3") named as
+    /// llama.cpp's converter names them.
     pub fn from_gguf<R: std::io::Seek + std::io::Read>(
         arch: &str,
         content: gguf_file::Content,
@@ -238,11 +264,19 @@ impl LlamaFamily {
                 Ok(bq) => Some(Arc::new([bq, values("attn_k.bias")?, values("attn_v.bias")?])),
                 Err(_) => None,
             };
+            let qk_norm = match arch {
+                "qwen3" => Some((
+                    Norm::read(t("attn_q_norm.weight")?, eps, device)?,
+                    Norm::read(t("attn_k_norm.weight")?, eps, device)?,
+                )),
+                _ => None,
+            };
             layers.push(Layer {
                 wq: QLinear::new(t("attn_q.weight")?)?,
                 wk: QLinear::new(t("attn_k.weight")?)?,
                 wv: QLinear::new(t("attn_v.weight")?)?,
                 bias,
+                qk_norm,
                 wo: QLinear::new(t("attn_output.weight")?)?,
                 attn_norm: Norm::read(t("attn_norm.weight")?, eps, device)?,
                 ffn_norm: Norm::read(t("ffn_norm.weight")?, eps, device)?,
