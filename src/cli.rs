@@ -318,15 +318,19 @@ enum BenchCommand {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Write a random-weight GGUF checkpoint in a real model's shape (tests and benchmarks)
+    /// Write a random-weight checkpoint in a real model's shape (tests and benchmarks): a GGUF
+    /// file, or a Hugging Face folder with `--format safetensors`
     Checkpoint {
         /// Shape: smollm2-135m, qwen2.5-0.5b, qwen3-0.6b, llama-3.2-1b, gemma3-1b,
         /// phi-3.5-mini, or tiny-llama|qwen2|qwen3|phi3|gemma3
         #[arg(long)]
         shape: String,
-        /// f32, q8_0 or q4_k_m
+        /// f32, q8_0 or q4_k_m (GGUF); f32 or bf16 (safetensors)
         #[arg(long, default_value = "q4_k_m")]
         quant: String,
+        /// gguf (a file) or safetensors (a folder; llama, qwen2 and qwen3 shapes)
+        #[arg(long, default_value = "gguf")]
+        format: String,
         /// tokenizer.json whose vocabulary goes into the file
         #[arg(long)]
         tokenizer: PathBuf,
@@ -342,7 +346,7 @@ enum BenchCommand {
         /// Seed of the weights
         #[arg(long, default_value_t = 7)]
         seed: u64,
-        /// Output file
+        /// Output file (GGUF) or folder (safetensors)
         #[arg(long)]
         out: PathBuf,
     },
@@ -762,11 +766,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench {
             what:
-                BenchCommand::Checkpoint { shape, quant, tokenizer, bos, eos, chat_template, seed, out },
+                BenchCommand::Checkpoint {
+                    shape,
+                    quant,
+                    format,
+                    tokenizer,
+                    bos,
+                    eos,
+                    chat_template,
+                    seed,
+                    out,
+                },
         } => {
             generation::write_checkpoint(generation::CheckpointArgs {
                 shape,
                 quant,
+                format,
                 tokenizer,
                 bos,
                 eos,

@@ -11,6 +11,7 @@ pub mod gemma3;
 pub mod gguf_tokenizer;
 mod linear;
 pub mod llama_family;
+mod safetensors_checkpoint;
 pub mod text_stream;
 pub mod widen_q5;
 

@@ -124,8 +124,8 @@ pub struct InstalledModel {
     pub problem: Option<String>,
 }
 
-/// Every generator (`*.gguf`) and embedder (a folder with `config.json` and
-/// `model.safetensors`) under `models_dir`, in Quarry's layout or the Hugging Face cache
+/// Every generator (`*.gguf`, or a Hugging Face checkpoint folder of a causal language model)
+/// and embedder (a folder with `config.json` and `model.safetensors`) under `models_dir`, in Quarry's layout or the Hugging Face cache
 /// layout, sorted by role and id.
 pub fn installed(models_dir: &Path) -> Vec<InstalledModel> {
     let mut found = Vec::new();
@@ -140,13 +140,42 @@ pub fn installed(models_dir: &Path) -> Vec<InstalledModel> {
             found.push(describe_generator(path));
         } else if path.is_dir()
             && path.join("config.json").is_file()
-            && path.join("model.safetensors").is_file()
+            && (path.join("model.safetensors").is_file()
+                || path.join("model.safetensors.index.json").is_file())
         {
-            found.push(describe_embedder(path));
+            found.push(match is_generator_folder(path) {
+                true => describe_generator(path),
+                false => describe_embedder(path),
+            });
         }
     }
     found.sort_by(|a, b| (&a.role, &a.id, &a.path).cmp(&(&b.role, &b.id, &b.path)));
     found
+}
+
+/// Whether the checkpoint folder `dir` holds a causal language model (`config.json` names a
+/// `*ForCausalLM` architecture) rather than an embedder.
+fn is_generator_folder(dir: &Path) -> bool {
+    std::fs::read(dir.join("config.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|c| {
+            c["architectures"]
+                .as_array()
+                .map(|a| a.iter().any(|v| v.as_str().is_some_and(|n| n.ends_with("ForCausalLM"))))
+        })
+        .unwrap_or(false)
+}
+
+/// The id of the model in folder `dir`: its repository in the Hugging Face cache layout, else
+/// the folder's name.
+pub(crate) fn folder_id(dir: &Path) -> String {
+    let name = id_from_path(&dir.join("x"));
+    if name == "x" {
+        dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    } else {
+        name
+    }
 }
 
 fn id_from_path(path: &Path) -> String {
@@ -162,9 +191,12 @@ fn id_from_path(path: &Path) -> String {
 }
 
 fn describe_generator(path: &Path) -> InstalledModel {
-    let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let mut id = id_from_path(path);
-    if id.contains('/') {
+    let mut bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let mut id = match path.is_dir() {
+        true => folder_id(path),
+        false => id_from_path(path),
+    };
+    if id.contains('/') && path.is_file() {
         // A repository holds several quantizations: name the file too.
         let file = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         id = format!("{id}/{file}");
@@ -173,6 +205,7 @@ fn describe_generator(path: &Path) -> InstalledModel {
         Ok(info) => {
             let supported = crate::generate::candle_gguf::SUPPORTED_ARCHITECTURES
                 .contains(&info.architecture.as_str());
+            bytes = info.file_bytes;
             InstalledModel {
                 id,
                 role: "generate".into(),
@@ -199,12 +232,7 @@ fn describe_generator(path: &Path) -> InstalledModel {
 }
 
 fn describe_embedder(dir: &Path) -> InstalledModel {
-    let name = id_from_path(&dir.join("x"));
-    let name = if name == "x" {
-        dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
-    } else {
-        name
-    };
+    let name = folder_id(dir);
     let entry = catalog()
         .into_iter()
         .find(|m| m.role == "embed" && (m.id == name || m.id.rsplit('/').next() == Some(&name)));
@@ -225,7 +253,7 @@ fn describe_embedder(dir: &Path) -> InstalledModel {
 /// `.gguf`) of an installed generator.
 pub fn find_generator(models_dir: &Path, name_or_path: &str) -> Option<PathBuf> {
     let direct = Path::new(name_or_path);
-    if direct.is_file() {
+    if direct.is_file() || direct.join("config.json").is_file() {
         return Some(direct.to_path_buf());
     }
     let wanted = name_or_path.trim_end_matches(".gguf");

@@ -221,6 +221,72 @@ fn chunked_prefill_matches_token_by_token() {
     }
 }
 
+/// A Hugging Face checkpoint folder (safetensors) of tiny Qwen2 runs as the GGUF file of the
+/// same weights does (Qwen's layout needs no q/k permutation, so the two are one network):
+/// same logits at every position, its own chat template and stop tokens, and it is listed as a
+/// generator. (`bench/compare_logits_hf.py` compares such folders with transformers.)
+#[test]
+fn a_safetensors_folder_runs_as_its_gguf_twin() {
+    let Some(data) = test_data("a_safetensors_folder_runs_as_its_gguf_twin") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = tiny_checkpoint(&data, dir.path(), "tiny-qwen2", Quantization::F32);
+    let folder = dir.path().join("tiny-qwen2-hf");
+    let spec = CheckpointSpec {
+        shape: checkpoint::preset("tiny-qwen2").unwrap(),
+        quantization: Quantization::F32,
+        seed: 11,
+        vocab: GgufVocab::from_tokenizer_json(
+            &smollm_tokenizer(&data),
+            "<|im_start|>",
+            "<|im_end|>",
+        )
+        .unwrap(),
+        chat_template: Some(
+            std::fs::read_to_string(templates_dir().join("smollm2.jinja")).unwrap(),
+        ),
+        name: "random tiny-qwen2".into(),
+    };
+    checkpoint::write_safetensors(&folder, &spec, &smollm_tokenizer(&data), false).unwrap();
+
+    let mut from_gguf = GgufGenerator::load(&gguf).unwrap();
+    let mut from_folder = GgufGenerator::load(&folder).unwrap();
+    assert_eq!(from_folder.info().architecture, "qwen2");
+    assert_eq!(from_folder.info().quantization, "F32 (run as F32)");
+    let ids = from_gguf.encode("The deposit is returned within thirty days.").unwrap();
+    let want = from_gguf.logits_per_position(&ids).unwrap();
+    let got = from_folder.logits_per_position(&ids).unwrap();
+    for (pos, (a, b)) in want.iter().zip(&got).enumerate() {
+        let diff = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        assert!(diff < 1e-4, "position {pos}: logits differ by {diff}");
+    }
+    assert!(
+        from_folder
+            .stop_ids()
+            .contains(&from_folder.tokenizer().token_to_id("<|im_end|>").unwrap())
+    );
+    let params = GenerationParams { max_tokens: 8, ..GenerationParams::default() };
+    let a = from_gguf.generate(&chat("Hi"), &params, &mut |_: &str| {}, &CancelToken::new());
+    let b = from_folder.generate(&chat("Hi"), &params, &mut |_: &str| {}, &CancelToken::new());
+    assert_eq!(a.unwrap().text, b.unwrap().text, "greedy replies differ");
+
+    let listed = quarry::models::installed(dir.path());
+    let entry = listed.iter().find(|m| m.path == folder).expect("the folder is listed");
+    assert_eq!((entry.role.as_str(), entry.family.as_str()), ("generate", "qwen2"));
+    assert!(entry.problem.is_none(), "{:?}", entry.problem);
+
+    // A folder of an architecture Quarry does not run says so, naming it.
+    let config = folder.join("config.json");
+    let text = std::fs::read_to_string(&config).unwrap().replace("\"qwen2\"", "\"gpt_neox\"");
+    std::fs::write(&config, text).unwrap();
+    match GgufGenerator::load(&folder) {
+        Err(GenerateError::UnsupportedArchitecture { architecture, .. }) => {
+            assert_eq!(architecture, "gpt_neox")
+        }
+        Err(other) => panic!("expected an unsupported architecture, got {other}"),
+        Ok(_) => panic!("a gpt_neox folder loaded"),
+    }
+}
+
 #[test]
 fn stop_strings_cancel_and_context_limits() {
     let Some(data) = test_data("stop_strings_cancel_and_context_limits") else { return };

@@ -294,6 +294,7 @@ pub(crate) fn bench_logits(model: &Path, tokens: &Path, out: &Path) -> anyhow::R
 pub(crate) struct CheckpointArgs {
     pub(crate) shape: String,
     pub(crate) quant: String,
+    pub(crate) format: String,
     pub(crate) tokenizer: PathBuf,
     pub(crate) bos: String,
     pub(crate) eos: String,
@@ -302,7 +303,8 @@ pub(crate) struct CheckpointArgs {
     pub(crate) out: PathBuf,
 }
 
-/// `quarry bench checkpoint`: writes a random-weight GGUF of a real model's shape.
+/// `quarry bench checkpoint`: writes a random-weight GGUF file, or Hugging Face folder, of a
+/// real model's shape.
 pub(crate) fn write_checkpoint(args: CheckpointArgs) -> anyhow::Result<()> {
     let shape = checkpoint::preset(&args.shape).ok_or_else(|| {
         quarry::Error::user(format!(
@@ -311,8 +313,28 @@ pub(crate) fn write_checkpoint(args: CheckpointArgs) -> anyhow::Result<()> {
             checkpoint::PRESETS.join(", ")
         ))
     })?;
-    let quantization = checkpoint::Quantization::parse(&args.quant)
-        .ok_or_else(|| quarry::Error::user(format!("unknown quantization {}", args.quant)))?;
+    let safetensors = match args.format.as_str() {
+        "gguf" => false,
+        "safetensors" => true,
+        other => {
+            return Err(quarry::Error::user(format!(
+                "unknown format {other}; known: gguf, safetensors"
+            ))
+            .into());
+        }
+    };
+    let bf16 = safetensors && args.quant.eq_ignore_ascii_case("bf16");
+    let quantization = match (safetensors, args.quant.to_lowercase().as_str()) {
+        (true, "f32" | "bf16") => checkpoint::Quantization::F32,
+        (true, other) => {
+            return Err(quarry::Error::user(format!(
+                "safetensors checkpoints are f32 or bf16, not {other}"
+            ))
+            .into());
+        }
+        (false, _) => checkpoint::Quantization::parse(&args.quant)
+            .ok_or_else(|| quarry::Error::user(format!("unknown quantization {}", args.quant)))?,
+    };
     let vocab = checkpoint::GgufVocab::from_tokenizer_json(&args.tokenizer, &args.bos, &args.eos)
         .map_err(quarry::Error::from)?;
     let chat_template = match &args.chat_template {
@@ -329,7 +351,11 @@ pub(crate) fn write_checkpoint(args: CheckpointArgs) -> anyhow::Result<()> {
         vocab,
         chat_template,
     };
-    let written = checkpoint::write(&args.out, &spec).map_err(quarry::Error::from)?;
+    let written = match safetensors {
+        true => checkpoint::write_safetensors(&args.out, &spec, &args.tokenizer, bf16),
+        false => checkpoint::write(&args.out, &spec),
+    }
+    .map_err(quarry::Error::from)?;
     println!(
         "{}",
         serde_json::json!({ "path": args.out, "shape": spec.shape, "parameters": written.parameters, "bytes": written.bytes })

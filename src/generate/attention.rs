@@ -264,3 +264,30 @@ impl Shape {
         })
     }
 }
+
+/// Llama 3.1's rope scaling as llama.cpp's converter stores it (`rope_freqs`): a divisor per
+/// frequency, 1 for wavelengths below `original / high`, `factor` above `original / low`,
+/// smooth in between (`config.json`'s `rope_scaling` of type "llama3").
+pub(crate) fn llama3_rope_factors(
+    head_dim: usize,
+    base: f32,
+    factor: f32,
+    low: f32,
+    high: f32,
+    original: f32,
+) -> Vec<f32> {
+    (0..head_dim / 2)
+        .map(|i| {
+            let freq = 1.0 / base.powf(2.0 * i as f32 / head_dim as f32);
+            let wavelen = 2.0 * std::f32::consts::PI / freq;
+            if wavelen < original / high {
+                1.0
+            } else if wavelen > original / low {
+                factor
+            } else {
+                let smooth = (original / wavelen - low) / (high - low);
+                1.0 / ((1.0 - smooth) / factor + smooth)
+            }
+        })
+        .collect()
+}

@@ -174,8 +174,12 @@ pub fn read_header(path: &Path) -> Result<Content, GenerateError> {
     gguf_file::Content::read(&mut file).map_err(|e| load(format!("not a readable GGUF file: {e}")))
 }
 
-/// Describes the model in `path` from its header alone.
+/// Describes the model in `path` (a GGUF file, or a Hugging Face checkpoint folder) from its
+/// headers alone.
 pub fn describe(path: &Path) -> Result<GeneratorInfo, GenerateError> {
+    if path.is_dir() {
+        return describe_folder(path);
+    }
     let content = read_header(path)?;
     Ok(info_of(path, &content, None, String::new()))
 }
@@ -215,6 +219,32 @@ fn info_of(
     }
 }
 
+/// A Hugging Face checkpoint folder from `config.json` and the safetensors headers.
+fn describe_folder(dir: &Path) -> Result<GeneratorInfo, GenerateError> {
+    use super::safetensors_checkpoint::{
+        HfConfig, SafetensorsTensors, architecture_of, weight_files,
+    };
+    let load = |message: String| GenerateError::Load { path: dir.display().to_string(), message };
+    let config = HfConfig::read(dir).map_err(load)?;
+    let files = weight_files(dir).map_err(load)?;
+    let tensors =
+        SafetensorsTensors::open(&files, &Device::Cpu).map_err(|e| load(e.to_string()))?;
+    let (parameters, dtype) = tensors.summary();
+    let context = config.family().map(|f| f.shape.context).unwrap_or_default();
+    Ok(GeneratorInfo {
+        path: dir.to_path_buf(),
+        name: crate::models::folder_id(dir),
+        architecture: architecture_of(&config.model_type)
+            .map(str::to_owned)
+            .unwrap_or(config.model_type),
+        context_length: context,
+        parameters,
+        quantization: format!("{dtype} (run as F32)"),
+        file_bytes: files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum(),
+        tokenizer_source: "tokenizer.json".into(),
+    })
+}
+
 /// `tokenizer.json` beside the model: `<stem>.tokenizer.json` or `tokenizer.json`.
 fn tokenizer_beside(path: &Path) -> Option<PathBuf> {
     let dir = path.parent()?;
@@ -240,9 +270,22 @@ fn template_beside(path: &Path) -> Option<String> {
     }
 }
 
+/// The declared end-of-sequence ids and the vocabulary's end-of-turn tokens, sorted.
+fn stop_ids_of(tokenizer: &Tokenizer, declared: impl Iterator<Item = u32>) -> Vec<u32> {
+    let mut stop_ids: Vec<u32> = declared.collect();
+    stop_ids.extend(END_OF_TURN_TOKENS.iter().filter_map(|t| tokenizer.token_to_id(t)));
+    stop_ids.sort_unstable();
+    stop_ids.dedup();
+    stop_ids
+}
+
 impl GgufGenerator {
-    /// Loads the GGUF file at `path` with its tokenizer and chat template.
+    /// Loads the GGUF file at `path` with its tokenizer and chat template, or the Hugging Face
+    /// checkpoint in the folder `path` (`config.json`, safetensors weights, `tokenizer.json`).
     pub fn load(path: &Path) -> Result<Self, GenerateError> {
+        if path.is_dir() {
+            return Self::load_safetensors(path);
+        }
         let load =
             |message: String| GenerateError::Load { path: path.display().to_string(), message };
         let mut file = std::fs::File::open(path).map_err(|e| load(e.to_string()))?;
@@ -275,13 +318,12 @@ impl GgufGenerator {
             Some(source) => Some(ChatTemplate::new(source, bos, eos.clone())?),
             None => None,
         };
-        let mut stop_ids: Vec<u32> = ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"]
-            .iter()
-            .filter_map(|k| metadata_u32(&content, k))
-            .collect();
-        stop_ids.extend(END_OF_TURN_TOKENS.iter().filter_map(|t| tokenizer.token_to_id(t)));
-        stop_ids.sort_unstable();
-        stop_ids.dedup();
+        let stop_ids = stop_ids_of(
+            &tokenizer,
+            ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"]
+                .iter()
+                .filter_map(|k| metadata_u32(&content, k)),
+        );
 
         let mut info = info_of(path, &content, None, tokenizer_source);
         let started = Instant::now();
@@ -291,6 +333,75 @@ impl GgufGenerator {
             model = %info.name, arch = %info.architecture, ms = started.elapsed().as_millis() as u64,
             "generator loaded"
         );
+        Ok(Self { pristine: work.copy(), work, info, tokenizer, template, stop_ids, prefix: None })
+    }
+
+    /// A Hugging Face checkpoint folder, in full precision (`safetensors_checkpoint.rs`).
+    fn load_safetensors(dir: &Path) -> Result<Self, GenerateError> {
+        use super::safetensors_checkpoint::{HfConfig, SafetensorsTensors, weight_files};
+        let load =
+            |message: String| GenerateError::Load { path: dir.display().to_string(), message };
+        let config = HfConfig::read(dir).map_err(load)?;
+        let family =
+            config.family().map_err(
+                |message| match super::safetensors_checkpoint::architecture_of(&config.model_type) {
+                    None => GenerateError::UnsupportedArchitecture {
+                        path: dir.display().to_string(),
+                        architecture: config.model_type.clone(),
+                        supported: "llama, mistral, qwen2, qwen3 (safetensors)".into(),
+                    },
+                    Some(_) => load(message),
+                },
+            )?;
+        let tokenizer_path = dir.join("tokenizer.json");
+        let tokenizer = Tokenizer::from_file(&tokenizer_path)
+            .map_err(|e| load(format!("{}: {e}", tokenizer_path.display())))?;
+        let token_text = |ids: &super::safetensors_checkpoint::TokenIds| {
+            ids.ids().first().and_then(|&id| tokenizer.id_to_token(id)).unwrap_or_default()
+        };
+        let (bos, eos) = (token_text(&config.bos_token_id), token_text(&config.eos_token_id));
+        let template = match template_beside(&dir.join("config.json")) {
+            Some(source) => Some(ChatTemplate::new(source, bos, eos)?),
+            None => None,
+        };
+        // generation_config.json may list more end ids than config.json (Llama 3 instruct).
+        let generation: Vec<u32> = std::fs::read(dir.join("generation_config.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| serde_json::from_value(v["eos_token_id"].clone()).ok())
+            .map(|ids: super::safetensors_checkpoint::TokenIds| ids.ids())
+            .unwrap_or_default();
+        let stop_ids =
+            stop_ids_of(&tokenizer, config.eos_token_id.ids().into_iter().chain(generation));
+
+        let started = Instant::now();
+        let files = weight_files(dir).map_err(load)?;
+        let dev = &Device::Cpu;
+        let mut tensors = SafetensorsTensors::open(&files, dev).map_err(|e| load(e.to_string()))?;
+        let (parameters, dtype) = tensors.summary();
+        let context = family.shape.context;
+        let arch = family.arch.clone();
+        let model = super::llama_family::LlamaFamily::build(family, &mut tensors, dev)
+            .map_err(|e| load(e.to_string()))?;
+        let info = GeneratorInfo {
+            path: dir.to_path_buf(),
+            name: crate::models::folder_id(dir),
+            architecture: arch,
+            context_length: context.min(model.max_positions),
+            parameters,
+            quantization: format!("{dtype} (run as F32)"),
+            file_bytes: files
+                .iter()
+                .filter_map(|f| std::fs::metadata(f).ok())
+                .map(|m| m.len())
+                .sum(),
+            tokenizer_source: "tokenizer.json".into(),
+        };
+        tracing::info!(
+            model = %info.name, arch = %info.architecture, ms = started.elapsed().as_millis() as u64,
+            "generator loaded"
+        );
+        let work = Weights::Llama(Box::new(model));
         Ok(Self { pristine: work.copy(), work, info, tokenizer, template, stop_ids, prefix: None })
     }
 

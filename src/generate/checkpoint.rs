@@ -1,8 +1,9 @@
 //! Writes GGUF checkpoints with random weights in the real shapes and file layout of chosen
 //! models (SmolLM2-135M, Qwen2.5-0.5B, Llama-3.2-1B, ...), quantized like llama.cpp's Q4_K_M or
-//! Q8_0. No generator weights can be downloaded here, and speed does not depend on weight
-//! values, so these files drive the tests (tiny shapes), the benchmarks (real shapes) and the
-//! logit comparison against llama.cpp (`bench/compare_logits.py`).
+//! Q8_0, and the same weights as Hugging Face checkpoint folders (safetensors, f32 or bf16).
+//! No generator weights can be downloaded here, and speed does not depend on weight values, so
+//! these files drive the tests (tiny shapes), the benchmarks (real shapes) and the logit
+//! comparisons against llama.cpp and transformers (`bench/compare_logits*.py`).
 //!
 //! Weights are scaled like a trained model's so that logits are far from flat: projections
 //! have standard deviation `1/sqrt(fan_in)` (each sub-layer contributes O(1) to the residual
@@ -422,13 +423,96 @@ fn weight_dtype(quant: Quantization, row_len: usize, high: bool) -> GgmlDType {
     }
 }
 
+/// Writes the weights of `spec` (whose quantization must be F32) as a Hugging Face checkpoint
+/// folder `dir`: `config.json`, `model.safetensors` in f32 or, with `bf16`, bfloat16,
+/// `tokenizer.json` (a copy of `tokenizer_json`) and, when `spec` has a chat template,
+/// `tokenizer_config.json`. Tensors get the Hugging Face names of the GGUF ones; q and k are
+/// written as generated, so for `llama` the folder and the GGUF file of one seed are different
+/// networks (llama.cpp's converter permutes them), while for Qwen they are the same.
+pub fn write_safetensors(
+    dir: &Path,
+    spec: &CheckpointSpec,
+    tokenizer_json: &Path,
+    bf16: bool,
+) -> Result<WrittenCheckpoint, GenerateError> {
+    let err = |message: String| GenerateError::Load { path: dir.display().to_string(), message };
+    let s = &spec.shape;
+    let class = match s.architecture {
+        "llama" => "LlamaForCausalLM",
+        "qwen2" => "Qwen2ForCausalLM",
+        "qwen3" => "Qwen3ForCausalLM",
+        other => return Err(err(format!("no safetensors layout for {other}"))),
+    };
+    if spec.quantization != Quantization::F32 {
+        return Err(err("safetensors checkpoints are written in full precision".into()));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+    let dtype = if bf16 { candle_core::DType::BF16 } else { candle_core::DType::F32 };
+    let mut out = std::collections::HashMap::new();
+    let mut parameters = 0u64;
+    for (name, q) in tensors(spec).map_err(|e| err(e.to_string()))? {
+        let Some(hf) = super::safetensors_checkpoint::hf_name(&name) else { continue };
+        let t = q.dequantize(&Device::Cpu).and_then(|t| t.to_dtype(dtype));
+        parameters += q.shape().elem_count() as u64;
+        out.insert(hf, t.map_err(|e| err(e.to_string()))?);
+    }
+    let weights = dir.join("model.safetensors");
+    candle_core::safetensors::save(&out, &weights).map_err(|e| err(e.to_string()))?;
+    let mut config = serde_json::json!({
+        "architectures": [class],
+        "model_type": s.architecture,
+        "hidden_size": s.hidden,
+        "intermediate_size": s.ff,
+        "num_attention_heads": s.heads,
+        "num_key_value_heads": s.kv_heads,
+        "num_hidden_layers": s.layers,
+        "head_dim": s.head_dim,
+        "rms_norm_eps": s.eps,
+        "rope_theta": s.rope_base,
+        "max_position_embeddings": s.context,
+        "tie_word_embeddings": s.tied,
+        "vocab_size": s.vocab,
+        "hidden_act": "silu",
+        "bos_token_id": spec.vocab.bos,
+        "eos_token_id": spec.vocab.eos,
+        "torch_dtype": if bf16 { "bfloat16" } else { "float32" },
+        "use_cache": true,
+    });
+    if s.architecture == "llama" {
+        config["attention_bias"] = false.into();
+        config["mlp_bias"] = false.into();
+    }
+    if s.rope_freqs {
+        config["rope_scaling"] = serde_json::json!({"rope_type": "llama3", "factor": 8.0,
+            "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192});
+    }
+    let write_json = |name: &str, value: &serde_json::Value| {
+        let text = serde_json::to_string_pretty(value).map_err(|e| err(e.to_string()))?;
+        std::fs::write(dir.join(name), text).map_err(|e| err(e.to_string()))
+    };
+    write_json("config.json", &config)?;
+    if let Some(template) = &spec.chat_template {
+        write_json("tokenizer_config.json", &serde_json::json!({ "chat_template": template }))?;
+    }
+    // Read and written rather than copied, so the copy does not keep a read-only source's mode.
+    let tokenizer = std::fs::read(tokenizer_json)
+        .map_err(|e| err(format!("{}: {e}", tokenizer_json.display())))?;
+    std::fs::write(dir.join("tokenizer.json"), tokenizer).map_err(|e| err(e.to_string()))?;
+    let bytes = std::fs::metadata(&weights).map_err(|e| err(e.to_string()))?.len();
+    Ok(WrittenCheckpoint { parameters, bytes })
+}
+
 fn tensors(spec: &CheckpointSpec) -> candle_core::Result<Vec<(String, QTensor)>> {
     let s = &spec.shape;
     let mut out = Vec::new();
     let mut seed = spec.seed;
     if s.rope_freqs {
-        let factors =
-            Tensor::new(llama3_rope_factors(s.head_dim, s.rope_base).as_slice(), &Device::Cpu)?;
+        let factors = Tensor::new(
+            super::attention::llama3_rope_factors(s.head_dim, s.rope_base, 8.0, 1.0, 4.0, 8192.0)
+                .as_slice(),
+            &Device::Cpu,
+        )?;
         out.push(("rope_freqs.weight".into(), QTensor::quantize(&factors, GgmlDType::F32)?));
     }
     let mut add = |name: String, rows: usize, cols: usize, std: f32, dtype: GgmlDType| {
@@ -501,26 +585,6 @@ fn tensors(spec: &CheckpointSpec) -> candle_core::Result<Vec<(String, QTensor)>>
         }
     }
     Ok(out)
-}
-
-/// Llama 3.1's rope scaling as llama.cpp's converter stores it: a divisor per frequency,
-/// 1 for short wavelengths, 8 for long ones, smooth in between (original context 8192).
-fn llama3_rope_factors(head_dim: usize, base: f32) -> Vec<f32> {
-    let (factor, low, high, original) = (8.0f32, 1.0f32, 4.0f32, 8192.0f32);
-    (0..head_dim / 2)
-        .map(|i| {
-            let freq = 1.0 / base.powf(2.0 * i as f32 / head_dim as f32);
-            let wavelen = 2.0 * std::f32::consts::PI / freq;
-            if wavelen < original / high {
-                1.0
-            } else if wavelen > original / low {
-                factor
-            } else {
-                let smooth = (original / wavelen - low) / (high - low);
-                1.0 / ((1.0 - smooth) / factor + smooth)
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -19,12 +19,31 @@ use rayon::prelude::*;
 /// Tokens in one call from which the f32 GEMM path pays for expanding the weights.
 const GEMM_FROM_TOKENS: usize = 32;
 
-/// A linear layer without bias over a quantized weight (out_features, in_features).
+/// A weight matrix (out_features, in_features) as the checkpoint stores it.
+#[derive(Debug, Clone)]
+pub(crate) enum Weight {
+    /// In a GGUF encoding; shared where a tied embedding table is also the output layer.
+    Quantized(Arc<QTensor>),
+    /// Plain f32 values (safetensors checkpoints, run in full precision).
+    Dense(Tensor),
+}
+
+impl Weight {
+    /// (rows, cols).
+    pub(crate) fn dims(&self) -> Result<(usize, usize)> {
+        match self {
+            Self::Quantized(q) => q.shape().dims2(),
+            Self::Dense(t) => t.dims2(),
+        }
+    }
+}
+
+/// A linear layer without bias over a quantized or plain weight (out_features, in_features).
 #[derive(Debug, Clone)]
 pub(crate) struct QLinear {
-    /// candle's kernels, for every encoding but Q5_0.
+    /// candle's kernels, for every encoding but Q5_0 and plain weights.
     quantized: Option<QMatMul>,
-    weight: Arc<QTensor>,
+    weight: Weight,
     /// The encoding `quarry-quant-kernels` multiplies one token with, where it has a kernel.
     own_encoding: Option<WeightEncoding>,
 }
@@ -49,20 +68,30 @@ impl QLinear {
         Self::from_arc(Arc::new(weight))
     }
 
+    pub(crate) fn from_weight(weight: Weight) -> Result<Self> {
+        match weight {
+            Weight::Quantized(q) => Self::from_arc(q),
+            dense @ Weight::Dense(_) => {
+                Ok(Self { quantized: None, weight: dense, own_encoding: None })
+            }
+        }
+    }
+
     /// A layer over a weight shared with another user (a tied embedding table).
     pub(crate) fn from_arc(weight: Arc<QTensor>) -> Result<Self> {
         let own_encoding = match weight.dtype() {
             GgmlDType::Q5_0 => {
                 return Ok(Self {
                     quantized: None,
-                    weight,
+                    weight: Weight::Quantized(weight),
                     own_encoding: Some(WeightEncoding::Q5_0),
                 });
             }
             GgmlDType::Q8_0 => Some(WeightEncoding::Q8_0),
             _ => None,
         };
-        Ok(Self { quantized: Some(QMatMul::from_arc(weight.clone())?), weight, own_encoding })
+        let quantized = Some(QMatMul::from_arc(weight.clone())?);
+        Ok(Self { quantized, weight: Weight::Quantized(weight), own_encoding })
     }
 
     /// One token through several layers that read the same input `x`: the outputs, in the
@@ -74,7 +103,7 @@ impl QLinear {
     ) -> Result<[Vec<f32>; N]> {
         let mut outputs: [Vec<f32>; N] = std::array::from_fn(|_| Vec::new());
         for (layer, out) in layers.iter().zip(outputs.iter_mut()) {
-            let (rows, cols) = layer.weight.shape().dims2()?;
+            let (rows, cols) = layer.weight.dims()?;
             if cols != x.len() {
                 candle_core::bail!("{} inputs for a layer of {cols}", x.len());
             }
@@ -84,7 +113,10 @@ impl QLinear {
         }
         let bytes: Vec<Option<Cow<'_, [u8]>>> = layers
             .iter()
-            .map(|l| l.own_encoding.map(|_| l.weight.data()).transpose())
+            .map(|l| match (&l.weight, l.own_encoding) {
+                (Weight::Quantized(q), Some(_)) => q.data().map(Some),
+                _ => Ok(None),
+            })
             .collect::<Result<_>>()?;
         let mut products = Vec::with_capacity(layers.len());
         for ((layer, out), bytes) in layers.iter().zip(outputs.iter_mut()).zip(&bytes) {
@@ -108,19 +140,23 @@ impl QLinear {
 
     /// `x` (batch, tokens, in_features) or (tokens, in_features) → the same with out_features.
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let weight = match &self.weight {
+            Weight::Dense(w) => return x.broadcast_matmul(&w.t()?),
+            Weight::Quantized(q) => q,
+        };
         let tokens = x.elem_count() / x.dim(D::Minus1)?;
         if tokens < GEMM_FROM_TOKENS {
             return match &self.quantized {
                 Some(quantized) => quantized.forward(x),
-                None => self.forward_q5_0(x, tokens),
+                None => Self::forward_q5_0(weight, x, tokens),
             };
         }
         // Expanding is single-threaded in candle, so each thread expands a band of rows and
         // the bands' products are put side by side.
-        let (rows, cols) = self.weight.shape().dims2()?;
-        let dtype = self.weight.dtype();
+        let (rows, cols) = weight.shape().dims2()?;
+        let dtype = weight.dtype();
         let row_bytes = cols / dtype.block_size() * dtype.type_size();
-        let bytes = self.weight.data()?;
+        let bytes = weight.data()?;
         let band = rows.div_ceil(rayon::current_num_threads().max(1));
         let bands: Vec<Tensor> = (0..rows)
             .step_by(band)
@@ -144,10 +180,10 @@ impl QLinear {
     }
 
     /// Few tokens through a Q5_0 weight: activations quantized to Q8_0, integer dot products.
-    fn forward_q5_0(&self, x: &Tensor, tokens: usize) -> Result<Tensor> {
-        let (rows, cols) = self.weight.shape().dims2()?;
+    fn forward_q5_0(weight: &QTensor, x: &Tensor, tokens: usize) -> Result<Tensor> {
+        let (rows, cols) = weight.shape().dims2()?;
         // On the CPU this borrows the loaded bytes.
-        let bytes = self.weight.data()?;
+        let bytes = weight.data()?;
         let values: Vec<f32> = x.flatten_all()?.to_vec1()?;
         let acts = Q8_0Activations::quantize(&values, cols).map_err(kernel_error)?;
         let mut out = vec![0f32; rows * tokens];

@@ -11,52 +11,97 @@
 
 use std::sync::Arc;
 
-use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
+use candle_core::quantized::gguf_file;
 use candle_core::{Device, IndexOp, Result, Tensor};
 
 use quarry_quant_kernels::activation::{add_in_place, rms_norm, silu_mul_in_place};
 use quarry_quant_kernels::attention::AttentionShape;
 
 use super::attention::{self, LayerCache, Rope, Shape, mask};
-use super::linear::QLinear;
+use super::linear::{QLinear, Weight};
 
-/// An embedding table kept in its file encoding (shared with the output layer when the model
-/// ties them); rows are expanded when looked up.
+/// An embedding table as the checkpoint stores it (shared with the output layer when the
+/// model ties them): GGUF tables stay in their encoding and only the rows looked up are
+/// expanded.
 #[derive(Debug, Clone)]
-struct QuantizedRows {
-    table: Arc<QTensor>,
-    dtype: GgmlDType,
-    row_bytes: usize,
-    width: usize,
+struct EmbeddingTable {
+    table: Weight,
 }
 
-impl QuantizedRows {
-    fn new(table: Arc<QTensor>) -> Result<Self> {
-        let (_, width) = table.shape().dims2()?;
+impl EmbeddingTable {
+    fn rows(&self, ids: &[u32], device: &Device) -> Result<Tensor> {
+        let (vocab, width) = self.table.dims()?;
+        if let Some(&id) = ids.iter().find(|&&id| id as usize >= vocab) {
+            candle_core::bail!("token id {id} is outside the vocabulary of {vocab}");
+        }
+        let table = match &self.table {
+            Weight::Dense(t) => return t.index_select(&Tensor::new(ids, device)?, 0),
+            Weight::Quantized(q) => q,
+        };
         let dtype = table.dtype();
         let row_bytes = width / dtype.block_size() * dtype.type_size();
-        Ok(Self { table, dtype, row_bytes, width })
-    }
-
-    fn rows(&self, ids: &[u32], device: &Device) -> Result<Tensor> {
         // On the CPU this borrows the loaded bytes.
-        let bytes = self.table.data()?;
-        let mut raw = Vec::with_capacity(ids.len() * self.row_bytes);
+        let bytes = table.data()?;
+        let mut raw = Vec::with_capacity(ids.len() * row_bytes);
         for &id in ids {
-            let start = id as usize * self.row_bytes;
-            let row = bytes.get(start..start + self.row_bytes).ok_or_else(|| {
-                candle_core::Error::Msg(format!("token id {id} is outside the vocabulary"))
-            })?;
-            raw.extend_from_slice(row);
+            let start = id as usize * row_bytes;
+            raw.extend_from_slice(&bytes[start..start + row_bytes]);
         }
         let rows = candle_core::quantized::ggml_file::qtensor_from_ggml(
-            self.dtype,
+            dtype,
             &raw,
-            vec![ids.len(), self.width],
+            vec![ids.len(), width],
             device,
         )?;
         rows.dequantize(device)
     }
+}
+
+/// Where a llama-family network's tensors come from, by the names llama.cpp's converter
+/// gives them (`blk.3.attn_q.weight`): a GGUF file, or a safetensors checkpoint whose
+/// Hugging Face names are mapped (`safetensors_checkpoint.rs`).
+pub(crate) trait TensorSource {
+    /// Whether the checkpoint holds `name`.
+    fn has(&self, name: &str) -> bool;
+    /// A matrix (rows, cols).
+    fn matrix(&mut self, name: &str) -> Result<Weight>;
+    /// A vector (norm weights, biases, rotary factors) as plain values.
+    fn vector(&mut self, name: &str) -> Result<Vec<f32>>;
+}
+
+/// The tensors of a GGUF file.
+struct GgufTensors<'a, R> {
+    content: &'a gguf_file::Content,
+    reader: &'a mut R,
+    device: &'a Device,
+}
+
+impl<R: std::io::Seek + std::io::Read> TensorSource for GgufTensors<'_, R> {
+    fn has(&self, name: &str) -> bool {
+        self.content.tensor_infos.contains_key(name)
+    }
+
+    fn matrix(&mut self, name: &str) -> Result<Weight> {
+        Ok(Weight::Quantized(Arc::new(self.content.tensor(self.reader, name, self.device)?)))
+    }
+
+    fn vector(&mut self, name: &str) -> Result<Vec<f32>> {
+        self.content.tensor(self.reader, name, self.device)?.dequantize(self.device)?.to_vec1()
+    }
+}
+
+/// What a llama-family network needs besides its tensors.
+#[derive(Debug, Clone)]
+pub(crate) struct FamilyConfig {
+    /// "llama", "qwen2" or "qwen3".
+    pub(crate) arch: String,
+    pub(crate) shape: Shape,
+    pub(crate) rope_base: f32,
+    /// Per-frequency divisors of the rotary angles (Llama 3.1+), when the source has none.
+    pub(crate) rope_factors: Option<Vec<f32>>,
+    /// Rotate the two halves of each head (NeoX, and every Hugging Face checkpoint) rather
+    /// than adjacent pairs (GGUF `llama`, whose converter permutes q and k to match).
+    pub(crate) neox: bool,
 }
 
 /// RMS norm weights, held once as plain values: the decode step reads them as a slice, a
@@ -68,8 +113,8 @@ struct Norm {
 }
 
 impl Norm {
-    fn read(t: QTensor, eps: f64, device: &Device) -> Result<Self> {
-        Ok(Self { weight: Arc::new(t.dequantize(device)?.to_vec1()?), eps: eps as f32 })
+    fn new(weight: Vec<f32>, eps: f64) -> Self {
+        Self { weight: Arc::new(weight), eps: eps as f32 }
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -214,7 +259,7 @@ impl Layer {
 /// A Llama-family network read from GGUF.
 #[derive(Debug, Clone)]
 pub struct LlamaFamily {
-    embed: QuantizedRows,
+    embed: EmbeddingTable,
     layers: Vec<Layer>,
     norm: Norm,
     output: QLinear,
@@ -223,66 +268,95 @@ pub struct LlamaFamily {
 }
 
 impl LlamaFamily {
-    /// Reads the weights of architecture `arch` ("llama", "qwen2" or "qwen3") named as
-    /// llama.cpp's converter names them.
+    /// Reads the weights of architecture `arch` ("llama", "qwen2" or "qwen3") from a GGUF
+    /// file.
     pub fn from_gguf<R: std::io::Seek + std::io::Read>(
         arch: &str,
         content: gguf_file::Content,
         reader: &mut R,
         device: &Device,
     ) -> Result<Self> {
-        let Shape { n_head, n_kv_head, n_layers, hidden: _, head_dim, eps, context } =
-            Shape::read(&content, arch)?;
-        let base = attention::metadata(&content, arch, "rope.freq_base")
-            .and_then(|v| v.to_f32())
-            .unwrap_or(10_000.0);
-        let max_positions = context.min(32_768);
+        let config = FamilyConfig {
+            arch: arch.to_owned(),
+            shape: Shape::read(&content, arch)?,
+            rope_base: attention::metadata(&content, arch, "rope.freq_base")
+                .and_then(|v| v.to_f32())
+                .unwrap_or(10_000.0),
+            rope_factors: None,
+            // llama.cpp: Llama rotates adjacent pairs, Qwen the two halves (NeoX).
+            neox: arch != "llama",
+        };
+        Self::build(config, &mut GgufTensors { content: &content, reader, device }, device)
+    }
 
-        let mut tensor = |name: &str| content.tensor(reader, name, device);
-        // Llama 3.1+ stores per-frequency divisors for its long-context rope scaling.
-        let factors: Option<Vec<f32>> = match tensor("rope_freqs.weight") {
-            Ok(t) => Some(t.dequantize(device)?.to_vec1()?),
-            Err(_) => None,
+    /// The network of `config` over the tensors of `source`.
+    pub(crate) fn build(
+        config: FamilyConfig,
+        source: &mut dyn TensorSource,
+        device: &Device,
+    ) -> Result<Self> {
+        let Shape { n_head, n_kv_head, n_layers, hidden: _, head_dim, eps, context } = config.shape;
+        let max_positions = context.min(32_768);
+        // Llama 3.1+ GGUF files store per-frequency divisors for long-context rope scaling.
+        let factors = match source.has("rope_freqs.weight") {
+            true => Some(source.vector("rope_freqs.weight")?),
+            false => config.rope_factors,
         };
-        // llama.cpp: Llama rotates adjacent pairs, Qwen2 the two halves (NeoX).
-        let neox = arch != "llama";
-        let rope =
-            Rope::with_factors(head_dim, base, max_positions, factors.as_deref(), neox, device)?;
-        let embed_q = Arc::new(tensor("token_embd.weight")?);
-        let embed = QuantizedRows::new(embed_q.clone())?;
-        let output = match tensor("output.weight") {
-            Ok(t) => Arc::new(t),
-            Err(_) => embed_q,
+        let rope = Rope::with_factors(
+            head_dim,
+            config.rope_base,
+            max_positions,
+            factors.as_deref(),
+            config.neox,
+            device,
+        )?;
+        let embed = EmbeddingTable { table: source.matrix("token_embd.weight")? };
+        let output = match source.has("output.weight") {
+            true => source.matrix("output.weight")?,
+            false => embed.table.clone(),
         };
-        let norm = Norm::read(tensor("output_norm.weight")?, eps, device)?;
+        let norm = Norm::new(source.vector("output_norm.weight")?, eps);
         let mut layers = Vec::with_capacity(n_layers);
         for idx in 0..n_layers {
-            let mut t = |name: &str| tensor(&format!("blk.{idx}.{name}"));
-            let mut values =
-                |name: &str| -> Result<Vec<f32>> { t(name)?.dequantize(device)?.to_vec1() };
-            let bias = match values("attn_q.bias") {
-                Ok(bq) => Some(Arc::new([bq, values("attn_k.bias")?, values("attn_v.bias")?])),
-                Err(_) => None,
+            let name = |n: &str| format!("blk.{idx}.{n}");
+            let mut linear = |n: &str| QLinear::from_weight(source.matrix(&name(n))?);
+            let (wq, wk, wv) =
+                (linear("attn_q.weight")?, linear("attn_k.weight")?, linear("attn_v.weight")?);
+            let (wo, gate, up, down) = (
+                linear("attn_output.weight")?,
+                linear("ffn_gate.weight")?,
+                linear("ffn_up.weight")?,
+                linear("ffn_down.weight")?,
+            );
+            let has_bias = source.has(&name("attn_q.bias"));
+            let mut vector = |n: &str| source.vector(&name(n));
+            let bias = match has_bias {
+                true => Some(Arc::new([
+                    vector("attn_q.bias")?,
+                    vector("attn_k.bias")?,
+                    vector("attn_v.bias")?,
+                ])),
+                false => None,
             };
-            let qk_norm = match arch {
+            let qk_norm = match config.arch.as_str() {
                 "qwen3" => Some((
-                    Norm::read(t("attn_q_norm.weight")?, eps, device)?,
-                    Norm::read(t("attn_k_norm.weight")?, eps, device)?,
+                    Norm::new(vector("attn_q_norm.weight")?, eps),
+                    Norm::new(vector("attn_k_norm.weight")?, eps),
                 )),
                 _ => None,
             };
             layers.push(Layer {
-                wq: QLinear::new(t("attn_q.weight")?)?,
-                wk: QLinear::new(t("attn_k.weight")?)?,
-                wv: QLinear::new(t("attn_v.weight")?)?,
+                wq,
+                wk,
+                wv,
                 bias,
                 qk_norm,
-                wo: QLinear::new(t("attn_output.weight")?)?,
-                attn_norm: Norm::read(t("attn_norm.weight")?, eps, device)?,
-                ffn_norm: Norm::read(t("ffn_norm.weight")?, eps, device)?,
-                gate: QLinear::new(t("ffn_gate.weight")?)?,
-                up: QLinear::new(t("ffn_up.weight")?)?,
-                down: QLinear::new(t("ffn_down.weight")?)?,
+                wo,
+                attn_norm: Norm::new(vector("attn_norm.weight")?, eps),
+                ffn_norm: Norm::new(vector("ffn_norm.weight")?, eps),
+                gate,
+                up,
+                down,
                 n_head,
                 n_kv_head,
                 head_dim,
@@ -290,7 +364,7 @@ impl LlamaFamily {
                 cache: LayerCache::default(),
             });
         }
-        Ok(Self { embed, layers, norm, output: QLinear::from_arc(output)?, max_positions })
+        Ok(Self { embed, layers, norm, output: QLinear::from_weight(output)?, max_positions })
     }
 
     /// Logits after the last of `ids` (shape (batch, vocab)), the tokens sitting at `pos..`.
