@@ -12,7 +12,7 @@ use std::sync::Arc;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor, ggml_file};
 use candle_core::{D, Device, Module, Result, Tensor};
 use quarry_quant_kernels::{
-    Executor, Product, Q8_0Activations, WeightEncoding, dequantize_q5_0, matmul_many,
+    Activations, Executor, Product, WeightEncoding, dequantize_q5_0, matmul_many,
 };
 use rayon::prelude::*;
 
@@ -80,17 +80,18 @@ impl QLinear {
     /// A layer over a weight shared with another user (a tied embedding table).
     pub(crate) fn from_arc(weight: Arc<QTensor>) -> Result<Self> {
         let own_encoding = match weight.dtype() {
-            GgmlDType::Q5_0 => {
-                return Ok(Self {
-                    quantized: None,
-                    weight: Weight::Quantized(weight),
-                    own_encoding: Some(WeightEncoding::Q5_0),
-                });
-            }
+            GgmlDType::Q5_0 => Some(WeightEncoding::Q5_0),
             GgmlDType::Q8_0 => Some(WeightEncoding::Q8_0),
+            GgmlDType::Q4K => Some(WeightEncoding::Q4K),
+            GgmlDType::Q6K => Some(WeightEncoding::Q6K),
             _ => None,
         };
-        let quantized = Some(QMatMul::from_arc(weight.clone())?);
+        // candle's kernels only for the encodings Quarry's kernels lack (its Q4_K path would
+        // also keep a repacked copy of the matrix, a third larger than the file's bytes).
+        let quantized = match own_encoding {
+            Some(_) => None,
+            None => Some(QMatMul::from_arc(weight.clone())?),
+        };
         Ok(Self { quantized, weight: Weight::Quantized(weight), own_encoding })
     }
 
@@ -125,7 +126,8 @@ impl QLinear {
             }
         }
         if !products.is_empty() {
-            let acts = Q8_0Activations::quantize(x, x.len()).map_err(kernel_error)?;
+            let encodings: Vec<WeightEncoding> = products.iter().map(|p| p.encoding).collect();
+            let acts = Activations::quantize(x, x.len(), &encodings).map_err(kernel_error)?;
             matmul_many(&mut products, &acts, &CandlePool).map_err(kernel_error)?;
         }
         drop(products);
@@ -146,9 +148,10 @@ impl QLinear {
         };
         let tokens = x.elem_count() / x.dim(D::Minus1)?;
         if tokens < GEMM_FROM_TOKENS {
-            return match &self.quantized {
-                Some(quantized) => quantized.forward(x),
-                None => Self::forward_q5_0(weight, x, tokens),
+            return match (&self.quantized, self.own_encoding) {
+                (_, Some(encoding)) => Self::forward_own(weight, encoding, x, tokens),
+                (Some(quantized), None) => quantized.forward(x),
+                (None, None) => candle_core::bail!("no kernel for {:?}", weight.dtype()),
             };
         }
         // Expanding is single-threaded in candle, so each thread expands a band of rows and
@@ -179,16 +182,21 @@ impl QLinear {
         Tensor::cat(&outputs, D::Minus1)
     }
 
-    /// Few tokens through a Q5_0 weight: activations quantized to Q8_0, integer dot products.
-    fn forward_q5_0(weight: &QTensor, x: &Tensor, tokens: usize) -> Result<Tensor> {
+    /// Few tokens through a weight `quarry-quant-kernels` multiplies: activations quantized
+    /// once, integer dot products.
+    fn forward_own(
+        weight: &QTensor,
+        encoding: WeightEncoding,
+        x: &Tensor,
+        tokens: usize,
+    ) -> Result<Tensor> {
         let (rows, cols) = weight.shape().dims2()?;
         // On the CPU this borrows the loaded bytes.
         let bytes = weight.data()?;
         let values: Vec<f32> = x.flatten_all()?.to_vec1()?;
-        let acts = Q8_0Activations::quantize(&values, cols).map_err(kernel_error)?;
+        let acts = Activations::quantize(&values, cols, &[encoding]).map_err(kernel_error)?;
         let mut out = vec![0f32; rows * tokens];
-        let product =
-            Product { encoding: WeightEncoding::Q5_0, weights: &bytes, rows, out: &mut out };
+        let product = Product { encoding, weights: &bytes, rows, out: &mut out };
         matmul_many(&mut [product], &acts, &CandlePool).map_err(kernel_error)?;
         // The kernel writes weight row by weight row; the layer's output is token by token.
         let out = Tensor::from_vec(out, (rows, tokens), &Device::Cpu)?.t()?.contiguous()?;
@@ -204,29 +212,39 @@ impl QLinear {
 mod tests {
     use super::*;
 
-    /// A Q5_0 layer gives the product of its expanded weights, on both paths.
+    /// A layer in each encoding Quarry's kernels multiply (weights quantized by candle, so
+    /// the kernels read candle's and llama.cpp's block layout) gives the product of its
+    /// expanded weights, for one token, a few and a prompt chunk, and through `decode_many`.
     #[test]
-    fn q5_0_layers_match_the_expanded_product() {
-        let (rows, cols) = (48, 64);
+    fn own_kernel_layers_match_the_expanded_product() {
+        let (rows, cols) = (48, 512);
         let dense: Vec<f32> =
             (0..rows * cols).map(|i| ((i * 37 % 23) as f32 - 11.0) / 40.0).collect();
         let w = Tensor::from_vec(dense, (rows, cols), &Device::Cpu).unwrap();
-        let q = QTensor::quantize(&w, GgmlDType::Q5_0).unwrap();
-        let expanded = q.dequantize(&Device::Cpu).unwrap();
-        let layer = QLinear::new(q).unwrap();
-        assert!(layer.quantized.is_none(), "Q5_0 goes to Quarry's kernels");
-        for tokens in [1, 3, GEMM_FROM_TOKENS + 1] {
-            let x: Vec<f32> =
-                (0..tokens * cols).map(|i| ((i * 13 % 17) as f32 - 8.0) / 9.0).collect();
-            let x = Tensor::from_vec(x, (1, tokens, cols), &Device::Cpu).unwrap();
-            let got = layer.forward(&x).unwrap();
-            assert_eq!(got.dims(), &[1, tokens, rows]);
-            let want = x.broadcast_matmul(&expanded.t().unwrap()).unwrap();
-            let err: f32 =
-                (got - &want).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
-            let scale: f32 = want.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
-            // Decoding quantizes the activations to 8 bits; the GEMM path is exact.
-            assert!(err <= scale * 0.02, "{tokens} tokens: error {err} of {scale}");
+        for dtype in [GgmlDType::Q5_0, GgmlDType::Q8_0, GgmlDType::Q4K, GgmlDType::Q6K] {
+            let q = QTensor::quantize(&w, dtype).unwrap();
+            let expanded = q.dequantize(&Device::Cpu).unwrap();
+            let layer = QLinear::new(q).unwrap();
+            assert!(layer.quantized.is_none(), "{dtype:?} goes to Quarry's kernels");
+            for tokens in [1, 3, GEMM_FROM_TOKENS + 1] {
+                let x: Vec<f32> =
+                    (0..tokens * cols).map(|i| ((i * 13 % 17) as f32 - 8.0) / 9.0).collect();
+                let x = Tensor::from_vec(x, (1, tokens, cols), &Device::Cpu).unwrap();
+                let got = layer.forward(&x).unwrap();
+                assert_eq!(got.dims(), &[1, tokens, rows]);
+                let want = x.broadcast_matmul(&expanded.t().unwrap()).unwrap();
+                let err: f32 =
+                    (&got - &want).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+                let scale: f32 = want.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+                // Few tokens quantize the activations to 8 bits; the GEMM path is exact.
+                assert!(err <= scale * 0.02, "{dtype:?}, {tokens} tokens: error {err} of {scale}");
+                if tokens == 1 {
+                    let values: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
+                    let [a, b] = QLinear::decode_many([&layer, &layer], &values).unwrap();
+                    let one: Vec<f32> = got.flatten_all().unwrap().to_vec1().unwrap();
+                    assert_eq!((&a, &b), (&one, &one), "{dtype:?}: decode_many");
+                }
+            }
         }
     }
 }

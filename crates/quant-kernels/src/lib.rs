@@ -1,15 +1,23 @@
-//! Q5_0 weight kernels for Quarry's generator: candle 0.11 multiplies Q5_0 weights with a
-//! scalar loop, and Q5_0 is what llama.cpp's Q4_K_M mix stores most weights of small models in
-//! (896- or 1152-wide rows do not fit Q4_K's 256-value blocks). These follow llama.cpp's
-//! `ggml_vec_dot_q5_0_q8_0` (AVX2) and `quantize_row_q8_0`, so the sums are those llama.cpp
-//! computes. A crate of its own so it is compiled optimised in every profile, like candle.
-//! [`activation`] holds the embedder's element-wise functions and [`attention`] the decode
-//! step's attention, for the same reason.
+//! Weight kernels for Quarry's generator: one token's (or a few tokens') products with
+//! quantized weight matrices, in llama.cpp's block formats, on the file's own bytes. candle 0.11
+//! multiplies Q5_0 with a scalar loop (and Q5_0 is what llama.cpp's Q4_K_M mix stores most
+//! weights of small models in: 896- or 1152-wide rows do not fit Q4_K's 256-value blocks),
+//! repacks each Q4_K matrix into a copy a third larger, and quantizes activations serially.
+//! These follow llama.cpp's AVX2 `ggml_vec_dot_q5_0_q8_0`, `ggml_vec_dot_q8_0_q8_0`
+//! and ([`k_quants`]) `ggml_vec_dot_q4_K_q8_K` / `ggml_vec_dot_q6_K_q8_K`, with its activation
+//! quantizers, so the sums are those llama.cpp computes; [`matmul_many`] runs several matrices
+//! that read one input in one hand-out of work. A crate of its own so it is compiled optimised
+//! in every profile, like candle. [`activation`] holds the element-wise functions of the
+//! embedder and of the decode step, and [`attention`] the decode step's attention, for the
+//! same reason.
 
 use half::f16;
 
 pub mod activation;
 pub mod attention;
+pub mod k_quants;
+
+use k_quants::{Q4_K_BLOCK_BYTES, Q6_K_BLOCK_BYTES, Q8KActivations, QK_K};
 
 /// Values per Q5_0 and Q8_0 block.
 pub const BLOCK: usize = 32;
@@ -97,20 +105,67 @@ fn check_weights(weights: &[u8], rows: usize, cols: usize) -> Result<(), ShapeEr
 /// How a weight matrix given to [`matmul_many`] is encoded, in llama.cpp's block formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WeightEncoding {
-    /// 22-byte blocks: f16 scale, fifth bits, nibbles.
+    /// 22-byte blocks of 32: f16 scale, fifth bits, nibbles.
     Q5_0,
-    /// 34-byte blocks: f16 scale, 32 signed bytes.
+    /// 34-byte blocks of 32: f16 scale, 32 signed bytes.
     Q8_0,
+    /// 144-byte super-blocks of 256 (see [`k_quants`]).
+    Q4K,
+    /// 210-byte super-blocks of 256 (see [`k_quants`]).
+    Q6K,
 }
 
 impl WeightEncoding {
     /// Bytes of one row of `cols` values.
     pub fn row_bytes(self, cols: usize) -> usize {
-        cols / BLOCK
-            * match self {
-                Self::Q5_0 => Q5_0_BLOCK_BYTES,
-                Self::Q8_0 => Q8_0_BLOCK_BYTES,
-            }
+        match self {
+            Self::Q5_0 => cols / BLOCK * Q5_0_BLOCK_BYTES,
+            Self::Q8_0 => cols / BLOCK * Q8_0_BLOCK_BYTES,
+            Self::Q4K => cols / QK_K * Q4_K_BLOCK_BYTES,
+            Self::Q6K => cols / QK_K * Q6_K_BLOCK_BYTES,
+        }
+    }
+
+    /// Whether the activations are quantized as Q8_K (else Q8_0).
+    fn takes_q8_k(self) -> bool {
+        matches!(self, Self::Q4K | Self::Q6K)
+    }
+}
+
+/// Activations quantized for the encodings of the matrices they meet: Q8_0 for Q5_0 and Q8_0
+/// weights, Q8_K for the K-quants.
+#[derive(Debug, Clone)]
+pub struct Activations {
+    width: usize,
+    tokens: usize,
+    q8_0: Option<Q8_0Activations>,
+    q8_k: Option<Q8KActivations>,
+}
+
+impl Activations {
+    /// Quantizes `x` (tokens × `width`, row-major) once for each kind `encodings` need.
+    pub fn quantize(
+        x: &[f32],
+        width: usize,
+        encodings: &[WeightEncoding],
+    ) -> Result<Self, ShapeError> {
+        if width == 0 || !x.len().is_multiple_of(width) {
+            return Err(ShapeError(format!("{} values are not rows of {width}", x.len())));
+        }
+        let q8_0 = match encodings.iter().any(|e| !e.takes_q8_k()) {
+            true => Some(Q8_0Activations::quantize(x, width)?),
+            false => None,
+        };
+        let q8_k = match encodings.iter().any(|e| e.takes_q8_k()) {
+            true => Some(Q8KActivations::quantize(x, width)?),
+            false => None,
+        };
+        Ok(Self { width, tokens: x.len() / width, q8_0, q8_k })
+    }
+
+    /// Number of token rows.
+    pub fn tokens(&self) -> usize {
+        self.tokens
     }
 }
 
@@ -154,11 +209,20 @@ const ROWS_PER_ITEM: usize = 16;
 /// shared out by `executor`.
 pub fn matmul_many(
     products: &mut [Product<'_>],
-    acts: &Q8_0Activations,
+    acts: &Activations,
     executor: &dyn Executor,
 ) -> Result<(), ShapeError> {
     let cols = acts.width;
     let tokens = acts.tokens();
+    for p in products.iter() {
+        let missing = match p.encoding.takes_q8_k() {
+            true => acts.q8_k.is_none(),
+            false => acts.q8_0.is_none(),
+        };
+        if missing {
+            return Err(ShapeError(format!("activations not quantized for {:?}", p.encoding)));
+        }
+    }
     // Per product: its first item, encoding, bytes, rows, and output pointer.
     let mut plans = Vec::with_capacity(products.len());
     let mut items = 0;
@@ -198,20 +262,55 @@ pub fn matmul_many(
                 )
             };
             let row_bytes = encoding.row_bytes(cols);
-            for (r, row_outputs) in (first..end).zip(outputs.chunks_exact_mut(tokens.max(1))) {
-                let row = &weights[r * row_bytes..(r + 1) * row_bytes];
-                for (t, o) in row_outputs.iter_mut().enumerate() {
-                    let (scales, quants) = acts.row(t);
-                    *o = match encoding {
-                        WeightEncoding::Q5_0 => dot_row(row, scales, quants),
-                        WeightEncoding::Q8_0 => dot_row_q8_0(row, scales, quants),
-                    };
+            let rows = &weights[first * row_bytes..end * row_bytes];
+            // One match per group of rows, so each encoding's loop is compiled on its own
+            // (matching per dot product made the Q5_0 loop 2.8x slower).
+            match (encoding, &acts.q8_0, &acts.q8_k) {
+                (WeightEncoding::Q5_0, Some(q8), _) => {
+                    each_dot(rows, row_bytes, outputs, |w, t| {
+                        let (scales, quants) = q8.row(t);
+                        dot_row(w, scales, quants)
+                    })
                 }
+                (WeightEncoding::Q8_0, Some(q8), _) => {
+                    each_dot(rows, row_bytes, outputs, |w, t| {
+                        let (scales, quants) = q8.row(t);
+                        dot_row_q8_0(w, scales, quants)
+                    })
+                }
+                (WeightEncoding::Q4K, _, Some(q8k)) => {
+                    each_dot(rows, row_bytes, outputs, |w, t| {
+                        let (scales, quants, sums) = q8k.row(t);
+                        k_quants::dot_row_q4k(w, scales, quants, sums)
+                    })
+                }
+                (WeightEncoding::Q6K, _, Some(q8k)) => {
+                    each_dot(rows, row_bytes, outputs, |w, t| {
+                        let (scales, quants, _) = q8k.row(t);
+                        k_quants::dot_row_q6k(w, scales, quants)
+                    })
+                }
+                // Checked above: every product has its kind of activations.
+                _ => {}
             }
         }
     };
     executor.run(items, &work);
     Ok(())
+}
+
+/// `outputs[r * tokens + t] = dot(row r, t)` for the rows of `rows` (each `row_bytes` long),
+/// `outputs` holding `tokens` values per row.
+#[inline(always)]
+fn each_dot(rows: &[u8], row_bytes: usize, outputs: &mut [f32], dot: impl Fn(&[u8], usize) -> f32) {
+    let tokens = outputs.len() / (rows.len() / row_bytes).max(1);
+    for (row, row_outputs) in
+        rows.chunks_exact(row_bytes).zip(outputs.chunks_exact_mut(tokens.max(1)))
+    {
+        for (t, o) in row_outputs.iter_mut().enumerate() {
+            *o = dot(row, t);
+        }
+    }
 }
 
 /// The output pointer, shared with the executor's threads, which write disjoint ranges.
@@ -287,31 +386,56 @@ pub fn dot_row_q8_0_scalar(row: &[u8], scales: &[f32], quants: &[i8]) -> f32 {
     sum
 }
 
-#[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma",
+    target_feature = "f16c"
+))]
 fn dot_row_q8_0(row: &[u8], scales: &[f32], quants: &[i8]) -> f32 {
     // SAFETY: as for `dot_row`: AVX2 and FMA are compiled in, and the callers pass a block
     // per 32 activation values.
     unsafe { avx2::dot_row_q8_0(row, scales, quants) }
 }
 
-#[cfg(not(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma")))]
+#[cfg(not(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma",
+    target_feature = "f16c"
+)))]
 fn dot_row_q8_0(row: &[u8], scales: &[f32], quants: &[i8]) -> f32 {
     dot_row_q8_0_scalar(row, scales, quants)
 }
 
-#[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma",
+    target_feature = "f16c"
+))]
 fn dot_row(row: &[u8], scales: &[f32], quants: &[i8]) -> f32 {
     // SAFETY: this is compiled only where the target has AVX2 and FMA; the slices' lengths
     // agree (checked by the callers: `row` has a block per 32 values of `quants`).
     unsafe { avx2::dot_row(row, scales, quants) }
 }
 
-#[cfg(not(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma")))]
+#[cfg(not(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma",
+    target_feature = "f16c"
+)))]
 fn dot_row(row: &[u8], scales: &[f32], quants: &[i8]) -> f32 {
     dot_row_scalar(row, scales, quants)
 }
 
-#[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma",
+    target_feature = "f16c"
+))]
 mod avx2 {
     use std::arch::x86_64::*;
 
@@ -335,9 +459,8 @@ mod avx2 {
     /// # Safety
     /// `block` holds 22 bytes and `q` 32 values.
     #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn block_into(block: &[u8], ad: f32, q: &[i8], acc: __m256) -> __m256 {
-        let wd = half::f16::from_le_bytes([block[0], block[1]]).to_f32();
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn block_into(block: &[u8], scale: f32, q: &[i8], acc: __m256) -> __m256 {
         let high = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
         // SAFETY: `block` has 22 bytes, so 16 are readable from offset 6; `q` has 32.
         let (packed, y) = unsafe {
@@ -354,13 +477,36 @@ mod avx2 {
         );
         let products = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
         let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_set1_epi16(1), products));
-        _mm256_fmadd_ps(_mm256_set1_ps(wd * ad), sums, acc)
+        _mm256_fmadd_ps(_mm256_set1_ps(scale), sums, acc)
+    }
+
+    /// The f16 of little-endian bytes `lo`, `hi` as f32. Written as `vmovd` + `vcvtph2ps` in
+    /// assembly because LLVM turns the intrinsics (and `half`'s conversion) into a `vpinsrw`
+    /// that merges into whatever vector register is free, which in the dot-product loops was
+    /// the accumulator: a false dependency on the previous block's FMA that made the Q5_0 loop
+    /// 2.5x slower. `vmovd` from a general register depends on nothing.
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    pub(crate) fn f16_to_f32(lo: u8, hi: u8) -> f32 {
+        let bits = u32::from(u16::from_le_bytes([lo, hi]));
+        let value: f32;
+        // SAFETY: two register-only instructions of F16C/AVX, which this function requires.
+        unsafe {
+            std::arch::asm!(
+                "vmovd {v}, {bits:e}",
+                "vcvtph2ps {v}, {v}",
+                bits = in(reg) bits,
+                v = out(xmm_reg) value,
+                options(pure, nomem, nostack, preserves_flags),
+            );
+        }
+        value
     }
 
     /// The eight lanes of `acc` added up.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn horizontal_sum(acc: __m256) -> f32 {
+    pub(crate) fn horizontal_sum(acc: __m256) -> f32 {
         let half = _mm_add_ps(_mm256_extractf128_ps(acc, 1), _mm256_castps256_ps128(acc));
         let quarter = _mm_add_ps(half, _mm_movehl_ps(half, half));
         _mm_cvtss_f32(_mm_add_ss(quarter, _mm_movehdup_ps(quarter)))
@@ -372,13 +518,13 @@ mod avx2 {
     ///
     /// # Safety
     /// `row` holds `quants.len() / 32` blocks of 34 bytes and `scales` as many scales.
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn dot_row_q8_0(row: &[u8], scales: &[f32], quants: &[i8]) -> f32 {
         let mut acc = _mm256_setzero_ps();
         for ((block, &ad), q) in
             row.chunks_exact(super::Q8_0_BLOCK_BYTES).zip(scales).zip(quants.chunks_exact(BLOCK))
         {
-            let wd = half::f16::from_le_bytes([block[0], block[1]]).to_f32();
+            let scale = f16_to_f32(block[0], block[1]) * ad;
             // SAFETY: a block has 32 bytes after its scale; `q` has 32 values.
             let (x, y) = unsafe {
                 (
@@ -388,7 +534,7 @@ mod avx2 {
             };
             let products = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
             let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_set1_epi16(1), products));
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(wd * ad), sums, acc);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(scale), sums, acc);
         }
         horizontal_sum(acc)
     }
@@ -398,14 +544,15 @@ mod avx2 {
     ///
     /// # Safety
     /// `row` holds `quants.len() / 32` blocks and `scales` as many scales.
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn dot_row(row: &[u8], scales: &[f32], quants: &[i8]) -> f32 {
         let mut acc = _mm256_setzero_ps();
         for ((block, &ad), q) in
             row.chunks_exact(Q5_0_BLOCK_BYTES).zip(scales).zip(quants.chunks_exact(BLOCK))
         {
+            let scale = f16_to_f32(block[0], block[1]) * ad;
             // SAFETY: a whole block and its 32 activation values.
-            acc = unsafe { block_into(block, ad, q, acc) };
+            acc = unsafe { block_into(block, scale, q, acc) };
         }
         horizontal_sum(acc)
     }
@@ -446,7 +593,34 @@ mod tests {
         executor: &dyn Executor,
     ) -> Result<(), ShapeError> {
         let product = Product { encoding: WeightEncoding::Q5_0, weights, rows, out };
-        matmul_many(&mut [product], acts, executor)
+        matmul_many(&mut [product], &q8_0_only(acts), executor)
+    }
+
+    fn q8_0_only(acts: &Q8_0Activations) -> Activations {
+        Activations {
+            width: acts.width,
+            tokens: acts.tokens(),
+            q8_0: Some(acts.clone()),
+            q8_k: None,
+        }
+    }
+
+    /// Random K-quant super-blocks: every byte value, scales in a trained model's range.
+    fn random_k(rows: usize, cols: usize, encoding: WeightEncoding, seed: u64) -> Vec<u8> {
+        let bytes = noise(rows * encoding.row_bytes(cols), seed);
+        let mut out: Vec<u8> = bytes.iter().map(|v| ((v + 1.0) * 127.9) as u8).collect();
+        let block_bytes = encoding.row_bytes(QK_K);
+        for block in out.chunks_exact_mut(block_bytes) {
+            let d = f16::from_f32(0.0005 + f32::from(block[5]) / 200_000.0).to_le_bytes();
+            match encoding {
+                WeightEncoding::Q4K => {
+                    block[..2].copy_from_slice(&d);
+                    block[2..4].copy_from_slice(&f16::from_f32(0.0003).to_le_bytes());
+                }
+                _ => block[block_bytes - 2..].copy_from_slice(&d),
+            }
+        }
+        out
     }
 
     /// Random Q8_0 blocks: every byte value, scales in a trained model's range.
@@ -470,26 +644,42 @@ mod tests {
     /// one call on two threads, give each row's reference dot product in its own output.
     #[test]
     fn many_products_in_one_call_equal_the_scalar_references() {
-        let cols = 896;
-        let (r5, r8) = (37, 21);
+        let cols = 1024;
+        let (r5, r8, r4k, r6k) = (37, 21, 19, 23);
         let w5 = random_q5(r5, cols, 4);
         let w8 = random_q8(r8, cols, 6);
+        let w4k = random_k(r4k, cols, WeightEncoding::Q4K, 12);
+        let w6k = random_k(r6k, cols, WeightEncoding::Q6K, 13);
         let tokens = 2;
-        let acts = Q8_0Activations::quantize(&noise(cols * tokens, 8), cols).unwrap();
+        let x = noise(cols * tokens, 8);
+        let all =
+            [WeightEncoding::Q5_0, WeightEncoding::Q8_0, WeightEncoding::Q4K, WeightEncoding::Q6K];
+        let acts = Activations::quantize(&x, cols, &all).unwrap();
         let (mut o5, mut o8) = (vec![0f32; r5 * tokens], vec![0f32; r8 * tokens]);
+        let (mut o4k, mut o6k) = (vec![0f32; r4k * tokens], vec![0f32; r6k * tokens]);
         let mut products = [
             Product { encoding: WeightEncoding::Q5_0, weights: &w5, rows: r5, out: &mut o5 },
             Product { encoding: WeightEncoding::Q8_0, weights: &w8, rows: r8, out: &mut o8 },
+            Product { encoding: WeightEncoding::Q4K, weights: &w4k, rows: r4k, out: &mut o4k },
+            Product { encoding: WeightEncoding::Q6K, weights: &w6k, rows: r6k, out: &mut o6k },
         ];
         matmul_many(&mut products, &acts, &TwoThreads).unwrap();
+        let (q8, q8k) = (acts.q8_0.as_ref().unwrap(), acts.q8_k.as_ref().unwrap());
         let check = |weights: &[u8], out: &[f32], encoding: WeightEncoding| {
             let row_bytes = encoding.row_bytes(cols);
             for (r, row) in weights.chunks_exact(row_bytes).enumerate() {
                 for t in 0..tokens {
-                    let (scales, quants) = acts.row(t);
+                    let (scales, quants) = q8.row(t);
+                    let (k_scales, k_quants, k_sums) = q8k.row(t);
                     let want = match encoding {
                         WeightEncoding::Q5_0 => dot_row_scalar(row, scales, quants),
                         WeightEncoding::Q8_0 => dot_row_q8_0_scalar(row, scales, quants),
+                        WeightEncoding::Q4K => {
+                            k_quants::dot_row_q4k_scalar(row, k_scales, k_quants, k_sums)
+                        }
+                        WeightEncoding::Q6K => {
+                            k_quants::dot_row_q6k_scalar(row, k_scales, k_quants)
+                        }
                     };
                     let got = out[r * tokens + t];
                     let tolerance = 1e-4 * want.abs().max(1.0);
