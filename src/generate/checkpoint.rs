@@ -69,6 +69,7 @@ pub const PRESETS: &[&str] = &[
     "tiny-llama3",
     "tiny-qwen2",
     "tiny-qwen3",
+    "tiny-qwen3-k",
     "tiny-phi3",
     "tiny-gemma3",
 ];
@@ -147,6 +148,8 @@ pub fn preset(name: &str) -> Option<ModelShape> {
         },
         "tiny-qwen2" => base("qwen2", 64, 2, 4, 2, 192, tiny),
         "tiny-qwen3" => ModelShape { head_dim: 32, ..base("qwen3", 64, 2, 4, 2, 192, tiny) },
+        // Rows of 256 and 512: the Q4_K_M mix stores it in Q4_K and Q6_K, as real Qwen3 files.
+        "tiny-qwen3-k" => ModelShape { head_dim: 64, ..base("qwen3", 256, 2, 4, 2, 512, tiny) },
         "tiny-phi3" => ModelShape { tied: false, ..base("phi3", 64, 2, 4, 4, 192, tiny) },
         "tiny-gemma3" => ModelShape {
             head_dim: 32,
