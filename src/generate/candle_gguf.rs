@@ -221,15 +221,11 @@ fn info_of(
 
 /// A Hugging Face checkpoint folder from `config.json` and the safetensors headers.
 fn describe_folder(dir: &Path) -> Result<GeneratorInfo, GenerateError> {
-    use super::safetensors_checkpoint::{
-        HfConfig, SafetensorsTensors, architecture_of, weight_files,
-    };
+    use super::safetensors_checkpoint::{HfConfig, architecture_of, header_summary, weight_files};
     let load = |message: String| GenerateError::Load { path: dir.display().to_string(), message };
     let config = HfConfig::read(dir).map_err(load)?;
     let files = weight_files(dir).map_err(load)?;
-    let tensors =
-        SafetensorsTensors::open(&files, &Device::Cpu).map_err(|e| load(e.to_string()))?;
-    let (parameters, dtype) = tensors.summary();
+    let (parameters, dtype) = header_summary(&files).map_err(load)?;
     let context = config.family().map(|f| f.shape.context).unwrap_or_default();
     Ok(GeneratorInfo {
         path: dir.to_path_buf(),
@@ -338,7 +334,9 @@ impl GgufGenerator {
 
     /// A Hugging Face checkpoint folder, in full precision (`safetensors_checkpoint.rs`).
     fn load_safetensors(dir: &Path) -> Result<Self, GenerateError> {
-        use super::safetensors_checkpoint::{HfConfig, SafetensorsTensors, weight_files};
+        use super::safetensors_checkpoint::{
+            HfConfig, SafetensorsTensors, header_summary, weight_files,
+        };
         let load =
             |message: String| GenerateError::Load { path: dir.display().to_string(), message };
         let config = HfConfig::read(dir).map_err(load)?;
@@ -378,7 +376,7 @@ impl GgufGenerator {
         let files = weight_files(dir).map_err(load)?;
         let dev = &Device::Cpu;
         let mut tensors = SafetensorsTensors::open(&files, dev).map_err(|e| load(e.to_string()))?;
-        let (parameters, dtype) = tensors.summary();
+        let (parameters, dtype) = header_summary(&files).map_err(load)?;
         let context = family.shape.context;
         let arch = family.arch.clone();
         let model = super::llama_family::LlamaFamily::build(family, &mut tensors, dev)

@@ -168,6 +168,42 @@ pub(crate) fn weight_files(dir: &Path) -> std::result::Result<Vec<PathBuf>, Stri
     Ok(files)
 }
 
+/// Number of weights and the storage type of the largest tensor, from the files' headers
+/// alone (the 8-byte length and the JSON table before the data), for `models list`.
+pub(crate) fn header_summary(files: &[PathBuf]) -> std::result::Result<(u64, String), String> {
+    use std::io::Read;
+    let (mut parameters, mut largest, mut dtype) = (0u64, 0u64, String::new());
+    for path in files {
+        let fail = |e: String| format!("{}: not a readable safetensors file: {e}", path.display());
+        let mut file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+        let mut len = [0u8; 8];
+        file.read_exact(&mut len).map_err(|e| fail(e.to_string()))?;
+        let len = u64::from_le_bytes(len);
+        if len > 100_000_000 {
+            return Err(fail(format!("a header of {len} bytes")));
+        }
+        let mut header = vec![0u8; len as usize];
+        file.read_exact(&mut header).map_err(|e| fail(e.to_string()))?;
+        let table: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&header).map_err(|e| fail(e.to_string()))?;
+        for (name, info) in table {
+            if name == "__metadata__" {
+                continue;
+            }
+            let n: u64 = info["shape"]
+                .as_array()
+                .map(|dims| dims.iter().filter_map(|d| d.as_u64()).product())
+                .unwrap_or(0);
+            parameters += n;
+            if n > largest {
+                largest = n;
+                dtype = info["dtype"].as_str().unwrap_or_default().to_owned();
+            }
+        }
+    }
+    Ok((parameters, dtype))
+}
+
 /// The Hugging Face name of a tensor llama.cpp's converter calls `name`.
 pub(crate) fn hf_name(name: &str) -> Option<String> {
     match name {
@@ -224,22 +260,6 @@ impl SafetensorsTensors {
         }
         let tied = !names.contains_key("lm_head.weight");
         Ok(Self { files, names, device: device.clone(), tied })
-    }
-
-    /// Number of weights, and the storage type of the largest tensor.
-    pub(crate) fn summary(&self) -> (u64, String) {
-        let (mut parameters, mut largest, mut dtype) = (0u64, 0usize, String::new());
-        for bytes in &self.files {
-            let Ok(st) = SafeTensors::deserialize(bytes) else { continue };
-            for (_, view) in st.tensors() {
-                let n = view.shape().iter().product::<usize>();
-                parameters += n as u64;
-                if n > largest {
-                    (largest, dtype) = (n, format!("{:?}", view.dtype()));
-                }
-            }
-        }
-        (parameters, dtype)
     }
 
     fn load(&self, name: &str) -> Result<candle_core::Tensor> {
