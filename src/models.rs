@@ -138,15 +138,16 @@ pub fn installed(models_dir: &Path) -> Vec<InstalledModel> {
         let path = entry.path();
         if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) && path.is_file() {
             found.push(describe_generator(path));
-        } else if path.is_dir()
-            && path.join("config.json").is_file()
-            && (path.join("model.safetensors").is_file()
-                || path.join("model.safetensors.index.json").is_file())
-        {
-            found.push(match is_generator_folder(path) {
-                true => describe_generator(path),
-                false => describe_embedder(path),
-            });
+        } else if path.is_dir() && path.join("config.json").is_file() {
+            // Embedders come as one file; generators may come in shards.
+            let single = path.join("model.safetensors").is_file();
+            if is_generator_folder(path)
+                && (single || path.join("model.safetensors.index.json").is_file())
+            {
+                found.push(describe_generator(path));
+            } else if single {
+                found.push(describe_embedder(path));
+            }
         }
     }
     found.sort_by(|a, b| (&a.role, &a.id, &a.path).cmp(&(&b.role, &b.id, &b.path)));
@@ -203,8 +204,12 @@ fn describe_generator(path: &Path) -> InstalledModel {
     }
     match crate::generate::candle_gguf::describe(path) {
         Ok(info) => {
-            let supported = crate::generate::candle_gguf::SUPPORTED_ARCHITECTURES
-                .contains(&info.architecture.as_str());
+            // Folders run only on the llama-family module.
+            let supported = match path.is_dir() {
+                true => ["llama", "qwen2", "qwen3"].contains(&info.architecture.as_str()),
+                false => crate::generate::candle_gguf::SUPPORTED_ARCHITECTURES
+                    .contains(&info.architecture.as_str()),
+            };
             bytes = info.file_bytes;
             InstalledModel {
                 id,

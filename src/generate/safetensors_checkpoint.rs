@@ -34,6 +34,8 @@ pub(crate) struct HfConfig {
     rope_scaling: Option<RopeScaling>,
     /// Mistral's sliding window; the module attends to every position, so context stops there.
     sliding_window: Option<usize>,
+    /// Whether `sliding_window` applies (Qwen2 configs name a window they do not use).
+    use_sliding_window: Option<bool>,
     #[serde(default)]
     pub(crate) eos_token_id: TokenIds,
     #[serde(default)]
@@ -71,8 +73,10 @@ impl TokenIds {
 /// Llama 3.1+'s long-context rotary scaling.
 #[derive(Debug, Clone, Deserialize)]
 struct RopeScaling {
-    #[serde(alias = "type")]
     rope_type: Option<String>,
+    /// The older name of `rope_type`; transformers writes both when it re-saves a config.
+    #[serde(rename = "type")]
+    legacy_type: Option<String>,
     factor: Option<f32>,
     low_freq_factor: Option<f32>,
     high_freq_factor: Option<f32>,
@@ -106,8 +110,9 @@ impl HfConfig {
             return Err("config.json has no attention heads or no layers".into());
         }
         let head_dim = self.head_dim.unwrap_or(self.hidden_size / self.num_attention_heads);
+        let rope_type = |s: &RopeScaling| s.rope_type.clone().or_else(|| s.legacy_type.clone());
         let rope_factors = match &self.rope_scaling {
-            Some(s) if s.rope_type.as_deref() == Some("llama3") => Some(llama3_rope_factors(
+            Some(s) if rope_type(s).as_deref() == Some("llama3") => Some(llama3_rope_factors(
                 head_dim,
                 self.rope_theta,
                 s.factor.unwrap_or(8.0),
@@ -115,16 +120,19 @@ impl HfConfig {
                 s.high_freq_factor.unwrap_or(4.0),
                 s.original_max_position_embeddings.unwrap_or(8192.0),
             )),
-            Some(s) if s.rope_type.as_deref().is_some_and(|t| t != "default") => {
+            Some(s) if rope_type(s).is_some_and(|t| t != "default") => {
                 return Err(format!(
                     "rope_scaling of type {:?} is not supported",
-                    s.rope_type.as_deref().unwrap_or_default()
+                    rope_type(s).unwrap_or_default()
                 ));
             }
             _ => None,
         };
+        let window_applies = self.use_sliding_window.unwrap_or(self.model_type == "mistral");
         let context = match self.sliding_window {
-            Some(window) if window > 0 => self.max_position_embeddings.min(window),
+            Some(window) if window > 0 && window_applies => {
+                self.max_position_embeddings.min(window)
+            }
             _ => self.max_position_embeddings,
         };
         Ok(FamilyConfig {
@@ -239,7 +247,7 @@ pub(crate) struct SafetensorsTensors {
     /// Tensor name → index in `files`.
     names: std::collections::HashMap<String, usize>,
     device: Device,
-    /// The output layer reuses the embedding table (`tie_word_embeddings`, or no `lm_head`).
+    /// The output layer reuses the embedding table: the checkpoint has no `lm_head`.
     tied: bool,
 }
 
@@ -339,5 +347,23 @@ mod tests {
         assert_eq!(config.eos_token_id.ids(), vec![128001, 128008, 128009]);
         let phi: HfConfig = serde_json::from_str(&json.replace("\"llama\"", "\"phi3\"")).unwrap();
         assert!(phi.family().unwrap_err().contains("phi3"));
+        // A re-saved config carries both names of the rope type.
+        let both = json.replace(
+            "\"rope_type\": \"llama3\",",
+            "\"rope_type\": \"llama3\", \"type\": \"llama3\",",
+        );
+        let both: HfConfig = serde_json::from_str(&both).unwrap();
+        assert_eq!(both.family().unwrap().rope_factors.unwrap()[31], 32.0);
+        // Qwen2 configs name a window they do not use; Mistral's applies.
+        let qwen = r#"{"model_type": "qwen2", "hidden_size": 64, "num_attention_heads": 4,
+            "num_hidden_layers": 2, "rms_norm_eps": 1e-6, "max_position_embeddings": 131072,
+            "sliding_window": 4096, "use_sliding_window": false}"#;
+        let qwen: HfConfig = serde_json::from_str(qwen).unwrap();
+        assert_eq!(qwen.family().unwrap().shape.context, 131_072);
+        let mistral = r#"{"model_type": "mistral", "hidden_size": 64, "num_attention_heads": 4,
+            "num_hidden_layers": 2, "rms_norm_eps": 1e-6, "max_position_embeddings": 32768,
+            "sliding_window": 4096}"#;
+        let mistral: HfConfig = serde_json::from_str(mistral).unwrap();
+        assert_eq!(mistral.family().unwrap().shape.context, 4096);
     }
 }

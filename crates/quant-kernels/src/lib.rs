@@ -246,7 +246,8 @@ pub fn matmul_many(
         items += p.rows.div_ceil(ROWS_PER_ITEM);
     }
     let work = |range: std::ops::Range<usize>| {
-        for item in range {
+        // An executor handing out items beyond `items` would make the writes below unsound.
+        for item in range.filter(|&item| item < items) {
             let idx = plans.partition_point(|plan| plan.0 <= item) - 1;
             let (first_item, encoding, weights, rows, out_ptr) = plans[idx];
             let first = (item - first_item) * ROWS_PER_ITEM;
@@ -640,7 +641,7 @@ mod tests {
         out
     }
 
-    /// Matrices of both encodings and row counts that are not multiples of the work unit, in
+    /// Matrices of all four encodings and row counts that are not multiples of the work unit, in
     /// one call on two threads, give each row's reference dot product in its own output.
     #[test]
     fn many_products_in_one_call_equal_the_scalar_references() {
@@ -693,10 +694,16 @@ mod tests {
         };
         check(&w5, &o5, WeightEncoding::Q5_0);
         check(&w8, &o8, WeightEncoding::Q8_0);
+        check(&w4k, &o4k, WeightEncoding::Q4K);
+        check(&w6k, &o6k, WeightEncoding::Q6K);
         let mut short = vec![0f32; r8];
         let wrong =
             Product { encoding: WeightEncoding::Q8_0, weights: &w8, rows: r8, out: &mut short };
         assert!(matmul_many(&mut [wrong], &acts, &OneThread).is_err(), "an output too small");
+        let only_q8_0 = Activations::quantize(&x, cols, &[WeightEncoding::Q5_0]).unwrap();
+        let mut out = vec![0f32; r4k * tokens];
+        let k = Product { encoding: WeightEncoding::Q4K, weights: &w4k, rows: r4k, out: &mut out };
+        assert!(matmul_many(&mut [k], &only_q8_0, &OneThread).is_err(), "no Q8_K activations");
     }
 
     /// Hands the items out in two halves on two threads.
