@@ -75,11 +75,6 @@ impl Q8KActivations {
         self.quants.len() / self.width
     }
 
-    /// Width of a row.
-    pub fn width(&self) -> usize {
-        self.width
-    }
-
     pub(crate) fn row(&self, t: usize) -> (&[f32], &[i8], &[i16]) {
         let blocks = self.width / QK_K;
         (

@@ -87,13 +87,11 @@ impl Q8_0Activations {
 /// Bytes of one Q8_0 weight block: an f16 scale and 32 signed bytes.
 pub const Q8_0_BLOCK_BYTES: usize = 34;
 
-/// Bytes of one weight row of `cols` values.
-pub fn q5_0_row_bytes(cols: usize) -> usize {
-    cols / BLOCK * Q5_0_BLOCK_BYTES
-}
-
 fn check_weights(weights: &[u8], rows: usize, cols: usize) -> Result<(), ShapeError> {
-    if cols == 0 || !cols.is_multiple_of(BLOCK) || weights.len() != rows * q5_0_row_bytes(cols) {
+    if cols == 0
+        || !cols.is_multiple_of(BLOCK)
+        || weights.len() != rows * WeightEncoding::Q5_0.row_bytes(cols)
+    {
         return Err(ShapeError(format!(
             "{} bytes are not a Q5_0 matrix of {rows} rows of {cols} values",
             weights.len()
@@ -576,7 +574,7 @@ mod tests {
 
     /// Random Q5_0 blocks with every integer and bit pattern possible.
     fn random_q5(rows: usize, cols: usize, seed: u64) -> Vec<u8> {
-        let bytes = noise(rows * q5_0_row_bytes(cols), seed);
+        let bytes = noise(rows * WeightEncoding::Q5_0.row_bytes(cols), seed);
         let mut out: Vec<u8> = bytes.iter().map(|v| ((v + 1.0) * 127.9) as u8).collect();
         for block in out.chunks_exact_mut(Q5_0_BLOCK_BYTES) {
             let d = f16::from_f32(0.01 + f32::from(block[0]) / 5000.0).to_le_bytes();
@@ -763,7 +761,8 @@ mod tests {
         let mut out = vec![0f32; 6];
         matmul_q5_0(&weights, 3, &acts, &mut out, &OneThread).unwrap();
         for r in 0..3 {
-            let row = &weights[r * q5_0_row_bytes(cols)..(r + 1) * q5_0_row_bytes(cols)];
+            let row = &weights[r * WeightEncoding::Q5_0.row_bytes(cols)
+                ..(r + 1) * WeightEncoding::Q5_0.row_bytes(cols)];
             for t in 0..2 {
                 let (scales, quants) = acts.row(t);
                 let want = dot_row_scalar(row, scales, quants);
