@@ -28,6 +28,8 @@ mod retrieve;
 mod isolation;
 // The generation engine on random-weight checkpoints, and real chat templates.
 mod generate;
+// Tokenizers rebuilt from real GGUF vocabularies against llama.cpp's ids.
+mod gguf_vocab;
 // Grounded answers: evidence, refusals, injections, verification, audit, SQuAD slice.
 mod answer;
 // The UI's generated TypeScript types match src/api.rs.

@@ -64,9 +64,17 @@ pub(crate) fn generate(args: GenerateArgs) -> anyhow::Result<()> {
             let _ = stdout.flush();
         }
     };
-    let report = generator
-        .generate(&messages, &args.params, &mut sink, &cancel)
-        .map_err(quarry::Error::from)?;
+    let report = if generator.has_chat_template() {
+        generator.generate(&messages, &args.params, &mut sink, &cancel)
+    } else {
+        // A base model: no chat to render, it continues the text (the system text first).
+        if !args.json {
+            eprintln!("(no chat template: a base model; continuing the text as written)");
+        }
+        let text = messages.iter().map(|m| m.content.as_str()).collect::<Vec<_>>().join("\n\n");
+        generator.complete(&text, &args.params, &mut sink, &cancel)
+    }
+    .map_err(quarry::Error::from)?;
     if args.json {
         let out = serde_json::json!({ "model": generator.info(), "report": report });
         println!("{}", serde_json::to_string_pretty(&out)?);

@@ -122,6 +122,10 @@ pub struct GgufGenerator {
     tokenizer: Tokenizer,
     template: Option<ChatTemplate>,
     stop_ids: Vec<u32>,
+    /// The beginning-of-sequence token every prompt starts with, when the file asks for it
+    /// (`tokenizer.ggml.add_bos_token`, as llama.cpp reads it); templates that write it
+    /// themselves do not get a second one.
+    bos: Option<u32>,
     /// Never run: copied for each fresh start, so no copy shares an attention cache.
     pristine: Weights,
     /// The instance that runs.
@@ -170,8 +174,11 @@ fn file_type_name(file_type: u32) -> Option<&'static str> {
 /// Reads the GGUF header of `path` (metadata and tensor table, not the weights).
 pub fn read_header(path: &Path) -> Result<Content, GenerateError> {
     let load = |message: String| GenerateError::Load { path: path.display().to_string(), message };
-    let mut file = std::fs::File::open(path).map_err(|e| load(e.to_string()))?;
-    gguf_file::Content::read(&mut file).map_err(|e| load(format!("not a readable GGUF file: {e}")))
+    let file = std::fs::File::open(path).map_err(|e| load(e.to_string()))?;
+    // Buffered: the header is read a few bytes at a time (a 150k-token vocabulary is over a
+    // million reads, each a system call on a bare file: seconds of system time).
+    gguf_file::Content::read(&mut std::io::BufReader::with_capacity(1 << 20, file))
+        .map_err(|e| load(format!("not a readable GGUF file: {e}")))
 }
 
 /// Describes the model in `path` (a GGUF file, or a Hugging Face checkpoint folder) from its
@@ -266,6 +273,19 @@ fn template_beside(path: &Path) -> Option<String> {
     }
 }
 
+/// The `tokenizer.*` metadata of `content`, moved out into a header of its own (the weights
+/// never read it).
+fn split_off_vocabulary(content: &mut Content) -> Content {
+    let keys: Vec<String> =
+        content.metadata.keys().filter(|k| k.starts_with("tokenizer.")).cloned().collect();
+    Content {
+        magic: content.magic,
+        metadata: keys.iter().filter_map(|k| content.metadata.remove_entry(k)).collect(),
+        tensor_infos: Default::default(),
+        tensor_data_offset: 0,
+    }
+}
+
 /// The declared end-of-sequence ids and the vocabulary's end-of-turn tokens, sorted.
 fn stop_ids_of(tokenizer: &Tokenizer, declared: impl Iterator<Item = u32>) -> Vec<u32> {
     let mut stop_ids: Vec<u32> = declared.collect();
@@ -284,9 +304,15 @@ impl GgufGenerator {
         }
         let load =
             |message: String| GenerateError::Load { path: path.display().to_string(), message };
-        let mut file = std::fs::File::open(path).map_err(|e| load(e.to_string()))?;
-        let content = gguf_file::Content::read(&mut file)
+        let started = Instant::now();
+        let file = std::fs::File::open(path).map_err(|e| load(e.to_string()))?;
+        // Buffered: the header is read a few bytes at a time (a 150k-token vocabulary is over a
+        // million reads, each a system call on a bare file: seconds of system time).
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+        let mut content = gguf_file::Content::read(&mut reader)
             .map_err(|e| load(format!("not a readable GGUF file: {e}")))?;
+        let file = reader.into_inner();
+        let header_ms = started.elapsed().as_millis() as u64;
         let arch = metadata_str(&content, "general.architecture")
             .ok_or_else(|| load("the file has no general.architecture".into()))?;
         if !SUPPORTED_ARCHITECTURES.contains(&arch.as_str()) {
@@ -296,40 +322,72 @@ impl GgufGenerator {
                 supported: SUPPORTED_ARCHITECTURES.join(", "),
             });
         }
-        let (tokenizer, tokenizer_source) = match tokenizer_beside(path) {
-            Some(tok) => (
-                Tokenizer::from_file(&tok).map_err(|e| load(format!("{}: {e}", tok.display())))?,
-                tok.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-            ),
-            None => (super::gguf_tokenizer::from_gguf(&content).map_err(load)?, "gguf".to_owned()),
+        // llama.cpp takes these flags from the file whatever tokenizer is used.
+        let markers = super::gguf_tokenizer::SequenceMarkers::of(&content);
+        let bos_id = markers.bos_id.filter(|_| markers.add_bos);
+        let template_source =
+            metadata_str(&content, "tokenizer.chat_template").or_else(|| template_beside(path));
+        let [bos_token, eos_token, eot_token] = [
+            "tokenizer.ggml.bos_token_id",
+            "tokenizer.ggml.eos_token_id",
+            "tokenizer.ggml.eot_token_id",
+        ]
+        .map(|key| metadata_u32(&content, key));
+        let beside = tokenizer_beside(path);
+        let tokenizer_source = match &beside {
+            Some(tok) => {
+                tok.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+            }
+            None => "gguf".to_owned(),
         };
-        let token_text = |key: &str| {
-            metadata_u32(&content, key).and_then(|id| tokenizer.id_to_token(id)).unwrap_or_default()
-        };
-        let bos = token_text("tokenizer.ggml.bos_token_id");
-        let eos = token_text("tokenizer.ggml.eos_token_id");
-        let template = match metadata_str(&content, "tokenizer.chat_template")
-            .or_else(|| template_beside(path))
-        {
-            Some(source) => Some(ChatTemplate::new(source, bos, eos.clone())?),
+        let mut info = info_of(path, &content, None, tokenizer_source);
+        // The vocabulary is rebuilt on a thread of its own while the weights load: each takes
+        // a few hundred milliseconds on a 150k-token model, and they share nothing.
+        let vocabulary = split_off_vocabulary(&mut content);
+        let (work, tokenizer) = std::thread::scope(|scope| {
+            let tokenizer = scope.spawn(|| {
+                let started = Instant::now();
+                let tokenizer = match &beside {
+                    Some(tok) => Tokenizer::from_file(tok)
+                        .map_err(|e| load(format!("{}: {e}", tok.display()))),
+                    None => super::gguf_tokenizer::from_gguf(&vocabulary).map_err(load),
+                };
+                tracing::debug!(ms = started.elapsed().as_millis() as u64, "tokenizer built");
+                tokenizer
+            });
+            let weights_started = Instant::now();
+            let work = Weights::load(&arch, content, file).map_err(|e| load(e.to_string()));
+            tracing::debug!(ms = weights_started.elapsed().as_millis() as u64, "weights read");
+            let tokenizer = tokenizer
+                .join()
+                .unwrap_or_else(|_| Err(load("rebuilding the tokenizer panicked".into())));
+            (work, tokenizer)
+        });
+        let (work, tokenizer) = (work?, tokenizer?);
+        let token_text =
+            |id: Option<u32>| id.and_then(|id| tokenizer.id_to_token(id)).unwrap_or_default();
+        let template = match template_source {
+            Some(source) => {
+                Some(ChatTemplate::new(source, token_text(bos_token), token_text(eos_token))?)
+            }
             None => None,
         };
-        let stop_ids = stop_ids_of(
-            &tokenizer,
-            ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"]
-                .iter()
-                .filter_map(|k| metadata_u32(&content, k)),
-        );
-
-        let mut info = info_of(path, &content, None, tokenizer_source);
-        let started = Instant::now();
-        let work = Weights::load(&arch, content, file).map_err(|e| load(e.to_string()))?;
+        let stop_ids = stop_ids_of(&tokenizer, [eos_token, eot_token].into_iter().flatten());
         info.context_length = work.max_positions(info.context_length);
         tracing::info!(
             model = %info.name, arch = %info.architecture, ms = started.elapsed().as_millis() as u64,
-            "generator loaded"
+            header_ms, "generator loaded"
         );
-        Ok(Self { pristine: work.copy(), work, info, tokenizer, template, stop_ids, prefix: None })
+        Ok(Self {
+            pristine: work.copy(),
+            work,
+            info,
+            tokenizer,
+            template,
+            stop_ids,
+            bos: bos_id,
+            prefix: None,
+        })
     }
 
     /// A Hugging Face checkpoint folder, in full precision (`safetensors_checkpoint.rs`).
@@ -400,7 +458,17 @@ impl GgufGenerator {
             "generator loaded"
         );
         let work = Weights::Llama(Box::new(model));
-        Ok(Self { pristine: work.copy(), work, info, tokenizer, template, stop_ids, prefix: None })
+        // Hugging Face folders: the chat template writes whatever start token the model needs.
+        Ok(Self {
+            pristine: work.copy(),
+            work,
+            info,
+            tokenizer,
+            template,
+            stop_ids,
+            bos: None,
+            prefix: None,
+        })
     }
 
     /// The tokenizer.
@@ -414,6 +482,24 @@ impl GgufGenerator {
             .encode(text, false)
             .map(|e| e.get_ids().to_vec())
             .map_err(|e| GenerateError::Tokenize(e.to_string()))
+    }
+
+    /// Token ids of a whole prompt: `text` with the file's beginning-of-sequence token in
+    /// front when the file asks for one and `text` does not already start with it.
+    fn encode_prompt(&self, text: &str) -> Result<Vec<u32>, GenerateError> {
+        let mut ids = self.encode(text)?;
+        if let Some(bos) = self.bos
+            && ids.first() != Some(&bos)
+        {
+            ids.insert(0, bos);
+        }
+        Ok(ids)
+    }
+
+    /// Whether the model has a chat template (instruct models do; base models only continue
+    /// text, see [`GgufGenerator::complete`]).
+    pub fn has_chat_template(&self) -> bool {
+        self.template.is_some()
     }
 
     /// Token ids that end a turn.
@@ -496,7 +582,7 @@ impl GgufGenerator {
             return None;
         }
         let text = template.render(&messages[..1], false).ok()?;
-        let prefix = self.encode(&text).ok()?;
+        let prefix = self.encode_prompt(&text).ok()?;
         (!prefix.is_empty() && ids.len() > prefix.len() && ids.starts_with(&prefix))
             .then_some(prefix)
     }
@@ -533,7 +619,8 @@ impl Generator for GgufGenerator {
         let template = self.template.as_ref().ok_or_else(|| {
             GenerateError::Template(format!(
                 "{} has no chat template (no tokenizer.chat_template in the file and no \
-                 tokenizer_config.json beside it)",
+                 tokenizer_config.json beside it): it is a base model, which continues text \
+                 (`quarry generate`) but cannot answer questions; choose an instruct model",
                 self.info.path.display()
             ))
         })?;
@@ -554,10 +641,43 @@ impl Generator for GgufGenerator {
         let _span = tracing::info_span!("generate", model = %self.info.name).entered();
         let started = Instant::now();
         let prompt = self.render_prompt(messages)?;
-        let ids = self.encode(&prompt)?;
+        let ids = self.encode_prompt(&prompt)?;
         if ids.is_empty() {
             return Err(GenerateError::Template("the chat template rendered nothing".into()));
         }
+        self.run(&ids, Some(messages), params, sink, cancel, started)
+    }
+}
+
+impl GgufGenerator {
+    /// Continues `text` as it is, without a chat template: what a base model is for.
+    pub fn complete(
+        &mut self,
+        text: &str,
+        params: &GenerationParams,
+        sink: &mut dyn TokenSink,
+        cancel: &CancelToken,
+    ) -> Result<GenerationReport, GenerateError> {
+        let _span = tracing::info_span!("complete", model = %self.info.name).entered();
+        let started = Instant::now();
+        let ids = self.encode_prompt(text)?;
+        if ids.is_empty() {
+            return Err(GenerateError::Tokenize("the text to continue is empty".into()));
+        }
+        self.run(&ids, None, params, sink, cancel, started)
+    }
+
+    /// Generates after the prompt `ids` (the chat `messages` they were rendered from, when
+    /// there is one, lets the system prompt's attention state be cached).
+    fn run(
+        &mut self,
+        ids: &[u32],
+        messages: Option<&[ChatMessage]>,
+        params: &GenerationParams,
+        sink: &mut dyn TokenSink,
+        cancel: &CancelToken,
+        started: Instant,
+    ) -> Result<GenerationReport, GenerateError> {
         // The prompt and at least one generated token must fit.
         self.check_fits(ids.len() + 1)?;
 
@@ -573,7 +693,13 @@ impl Generator for GgufGenerator {
             decode_tokens_per_s: 0.0,
         };
         let ms = |since: Instant| since.elapsed().as_secs_f64() * 1000.0;
-        let (mut pos, reused) = self.prepare_prefix(messages, &ids)?;
+        let (mut pos, reused) = match messages {
+            Some(messages) => self.prepare_prefix(messages, ids)?,
+            None => {
+                self.start_fresh();
+                (0, false)
+            }
+        };
         if reused {
             report.cached_prompt_tokens = pos;
         }
@@ -593,6 +719,7 @@ impl Generator for GgufGenerator {
         let mut decoder = IncrementalDecoder::new();
         let mut matcher = StopMatcher::new(&params.stop);
         let mut first_token_at = None;
+        let mut generated: Vec<u32> = Vec::new();
         report.stop_reason = loop {
             if cancel.is_cancelled() {
                 break StopReason::Cancelled;
@@ -600,7 +727,17 @@ impl Generator for GgufGenerator {
             if report.generated_tokens >= params.max_tokens {
                 break StopReason::MaxTokens;
             }
+            if params.repeat_penalty != 1.0 && !generated.is_empty() {
+                let window = &generated[generated.len().saturating_sub(params.repeat_last_n)..];
+                logits = candle_transformers::utils::apply_repeat_penalty(
+                    &logits,
+                    params.repeat_penalty,
+                    window,
+                )
+                .map_err(|e| GenerateError::Model(e.to_string()))?;
+            }
             let next = sampler.sample(&logits).map_err(|e| GenerateError::Model(e.to_string()))?;
+            generated.push(next);
             if first_token_at.is_none() {
                 first_token_at = Some(Instant::now());
                 report.ttft_ms = ms(started);

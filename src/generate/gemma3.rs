@@ -5,12 +5,15 @@
 //! multi-token pass. This module follows llama.cpp's `gemma3` graph instead; it was checked
 //! against llama.cpp's logits with `bench/compare_logits.py`.
 
-use candle_core::quantized::{QTensor, gguf_file};
+use candle_core::quantized::gguf_file;
 use candle_core::{Device, IndexOp, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
 use super::attention::{self, LayerCache, Rope, Shape, mask};
-use super::linear::QLinear;
+use std::sync::Arc;
+
+use super::linear::{QLinear, Weight};
+use super::llama_family::{EmbeddingTable, GgufTensors};
 
 #[derive(Debug, Clone)]
 struct Layer {
@@ -73,7 +76,9 @@ impl Layer {
 /// A Gemma 3 network read from GGUF.
 #[derive(Debug, Clone)]
 pub struct Gemma3 {
-    embed: Tensor,
+    /// Kept in the file's encoding (a 262k-row table expanded to f32 would be 670 MB); only
+    /// the rows looked up are expanded.
+    embed: EmbeddingTable,
     hidden: usize,
     layers: Vec<Layer>,
     norm: RmsNorm,
@@ -104,13 +109,14 @@ impl Gemma3 {
         let global_rope = Rope::new(head_dim, base, max_positions, device)?;
         let local_rope = Rope::new(head_dim, local_base, max_positions, device)?;
 
-        let mut tensor = |name: &str| content.tensor(reader, name, device);
-        let embed_q: QTensor = tensor("token_embd.weight")?;
-        let embed = embed_q.dequantize(device)?;
+        let mut tensors = GgufTensors { content: &content, reader, device, buffer: Vec::new() };
+        let mut tensor = |name: &str| tensors.tensor(name);
+        let embed_q = Arc::new(tensor("token_embd.weight")?);
         let output = match tensor("output.weight") {
-            Ok(t) => t,
-            Err(_) => embed_q,
+            Ok(t) => QLinear::new(t)?,
+            Err(_) => QLinear::from_arc(Arc::clone(&embed_q))?,
         };
+        let embed = EmbeddingTable { table: Weight::Quantized(embed_q) };
         let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?, eps)?;
         let mut layers = Vec::with_capacity(n_layers);
         for idx in 0..n_layers {
@@ -138,14 +144,14 @@ impl Gemma3 {
                 cache: LayerCache::default(),
             });
         }
-        Ok(Self { embed, hidden, layers, norm, output: QLinear::new(output)?, max_positions })
+        Ok(Self { embed, hidden, layers, norm, output, max_positions })
     }
 
     /// Logits after the last of `ids` (shape (batch, vocab)), the tokens sitting at `pos..`.
     pub fn forward(&mut self, ids: &Tensor, pos: usize) -> Result<Tensor> {
         let (b, seq_len) = ids.dims2()?;
-        let mut x =
-            self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((b, seq_len, self.hidden))?;
+        let flat: Vec<u32> = ids.flatten_all()?.to_vec1()?;
+        let mut x = self.embed.rows(&flat, ids.device())?.reshape((b, seq_len, self.hidden))?;
         x = (x * (self.hidden as f64).sqrt())?;
         for layer in &mut self.layers {
             x = layer.forward(&x, pos)?;

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use candle_core::quantized::gguf_file;
+use candle_core::quantized::{QTensor, gguf_file};
 use candle_core::{Device, IndexOp, Result, Tensor};
 
 use quarry_quant_kernels::activation::{add_in_place, rms_norm, silu_mul_in_place};
@@ -24,12 +24,13 @@ use super::linear::{QLinear, Weight};
 /// model ties them): GGUF tables stay in their encoding and only the rows looked up are
 /// expanded.
 #[derive(Debug, Clone)]
-struct EmbeddingTable {
-    table: Weight,
+pub(crate) struct EmbeddingTable {
+    pub(crate) table: Weight,
 }
 
 impl EmbeddingTable {
-    fn rows(&self, ids: &[u32], device: &Device) -> Result<Tensor> {
+    /// The rows of `ids`, expanded to f32: (ids, width).
+    pub(crate) fn rows(&self, ids: &[u32], device: &Device) -> Result<Tensor> {
         let (vocab, width) = self.table.dims()?;
         if let Some(&id) = ids.iter().find(|&&id| id as usize >= vocab) {
             candle_core::bail!("token id {id} is outside the vocabulary of {vocab}");
@@ -70,10 +71,39 @@ pub(crate) trait TensorSource {
 }
 
 /// The tensors of a GGUF file.
-struct GgufTensors<'a, R> {
-    content: &'a gguf_file::Content,
-    reader: &'a mut R,
-    device: &'a Device,
+pub(crate) struct GgufTensors<'a, R> {
+    pub(crate) content: &'a gguf_file::Content,
+    pub(crate) reader: &'a mut R,
+    pub(crate) device: &'a Device,
+    /// One read buffer for every tensor: a fresh one per tensor (as candle's reader does) costs
+    /// a page fault per 4 KiB of the file.
+    pub(crate) buffer: Vec<u8>,
+}
+
+impl<R: std::io::Seek + std::io::Read> GgufTensors<'_, R> {
+    /// The tensor `name` in the file's encoding.
+    pub(crate) fn tensor(&mut self, name: &str) -> Result<QTensor> {
+        let Some(info) = self.content.tensor_infos.get(name) else {
+            candle_core::bail!("the file has no tensor {name}")
+        };
+        let (elems, block) = (info.shape.elem_count(), info.ggml_dtype.block_size());
+        if !elems.is_multiple_of(block) {
+            candle_core::bail!("{name}: {elems} values do not fill blocks of {block}");
+        }
+        let bytes = elems / block * info.ggml_dtype.type_size();
+        let start = self.content.tensor_data_offset.saturating_add(info.offset);
+        self.reader.seek(std::io::SeekFrom::Start(start))?;
+        self.buffer.resize(bytes, 0);
+        self.reader.read_exact(&mut self.buffer).map_err(|e| {
+            candle_core::Error::Msg(format!("{name}: {bytes} bytes at offset {start}: {e}"))
+        })?;
+        candle_core::quantized::ggml_file::qtensor_from_ggml(
+            info.ggml_dtype,
+            &self.buffer,
+            info.shape.dims().to_vec(),
+            self.device,
+        )
+    }
 }
 
 impl<R: std::io::Seek + std::io::Read> TensorSource for GgufTensors<'_, R> {
@@ -82,11 +112,11 @@ impl<R: std::io::Seek + std::io::Read> TensorSource for GgufTensors<'_, R> {
     }
 
     fn matrix(&mut self, name: &str) -> Result<Weight> {
-        Ok(Weight::Quantized(Arc::new(self.content.tensor(self.reader, name, self.device)?)))
+        Ok(Weight::Quantized(Arc::new(self.tensor(name)?)))
     }
 
     fn vector(&mut self, name: &str) -> Result<Vec<f32>> {
-        self.content.tensor(self.reader, name, self.device)?.dequantize(self.device)?.to_vec1()
+        self.tensor(name)?.dequantize(self.device)?.to_vec1()
     }
 }
 
@@ -286,7 +316,8 @@ impl LlamaFamily {
             // llama.cpp: Llama rotates adjacent pairs, Qwen the two halves (NeoX).
             neox: arch != "llama",
         };
-        Self::build(config, &mut GgufTensors { content: &content, reader, device }, device)
+        let mut tensors = GgufTensors { content: &content, reader, device, buffer: Vec::new() };
+        Self::build(config, &mut tensors, device)
     }
 
     /// The network of `config` over the tensors of `source`.
