@@ -23,7 +23,7 @@ else
 export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS ?= $(X86_FLAGS)
 endif
 
-.PHONY: run test eval bench setup ui check-fmt lint unit desktop test-inner run-inner
+.PHONY: run test eval bench setup ui check-fmt lint unit desktop test-inner run-inner real-models
 
 # Shared test data and models (see ../shared/data/MANIFEST.md).
 QUARRY_TEST_DATA ?= $(abspath ../shared/data)
@@ -68,7 +68,16 @@ lint: ui
 
 TEST_LOG = $(CARGO_TARGET_DIR)/quarry-test.log
 
-unit: ui
+# The real generator checkpoints (../shared/data/fetch-real-models.sh, ~750 MB the first time,
+# cached under ~/.cache/quarry/real-models): the real-model tests use them.
+REAL_MODELS ?= $(HOME)/.cache/quarry/real-models
+export QUARRY_REAL_MODELS ?= $(REAL_MODELS)
+real-models:
+	@if [ -f $(QUARRY_TEST_DATA)/fetch-real-models.sh ]; then \
+		bash $(QUARRY_TEST_DATA)/fetch-real-models.sh $(REAL_MODELS) >/dev/null; \
+	else echo "no $(QUARRY_TEST_DATA)/fetch-real-models.sh: the real-model tests will be SKIPPED"; fi
+
+unit: ui real-models
 	@mkdir -p $(CARGO_TARGET_DIR)
 	set -o pipefail; $(CARGO) test --locked --workspace 2>&1 | tee $(TEST_LOG)
 

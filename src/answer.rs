@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod evidence;
+pub mod guard;
 pub mod passages;
 pub mod prompt;
 pub mod sentences;
@@ -65,6 +66,7 @@ pub fn evidence_answer(
             citations: vec![passage.n],
             supported: true,
             support: s.score,
+            attributed: false,
         });
     }
     citations.sort_by_key(|c| c.n);

@@ -337,6 +337,10 @@ pub struct AnswerSentence {
     pub supported: bool,
     /// Support score in [0, 1] (lexical and embedding overlap with the best cited sentence).
     pub support: f32,
+    /// Its citation was attached by Quarry: the model wrote the sentence without a marker (or
+    /// with markers that do not support it) and the passage named in `citations` does.
+    #[serde(default)]
+    pub attributed: bool,
 }
 
 /// How long each part of an answer took.
@@ -393,6 +397,69 @@ impl AbstainCause {
     }
 }
 
+/// Why the model's writing was cut short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum EarlyStop {
+    /// Citation markers in a long run without words between them.
+    MarkerLoop,
+    /// The same words again and again.
+    RepeatedText,
+    /// A passage copied verbatim for more than a sentence or two.
+    LongCopy,
+    /// The model wrote until the token limit.
+    MaxTokens,
+}
+
+impl EarlyStop {
+    /// Whether the model was looping rather than answering: what came after the stop is
+    /// noise, and quotes are due when nothing before it holds up.
+    pub fn is_degenerate(self) -> bool {
+        matches!(self, EarlyStop::MarkerLoop | EarlyStop::RepeatedText | EarlyStop::MaxTokens)
+    }
+
+    /// In English words (the CLI and the audit log).
+    pub fn describe(self) -> &'static str {
+        match self {
+            EarlyStop::MarkerLoop => "the model repeated citation markers without writing",
+            EarlyStop::RepeatedText => "the model repeated itself",
+            EarlyStop::LongCopy => "the model copied a passage at length",
+            EarlyStop::MaxTokens => "the model wrote until the length limit",
+        }
+    }
+}
+
+/// Why a generated answer fell back to quoting the evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum FallbackCause {
+    /// The model degenerated (looped) and nothing it wrote before could be verified.
+    Degenerate,
+    /// The model could not run (its error is in `fallback_detail`).
+    GenerationFailed,
+    /// The model named passages (`[1]`) without writing an answer: their best sentences are
+    /// quoted.
+    MarkersOnly,
+}
+
+impl FallbackCause {
+    /// In English words (the CLI and the audit log).
+    pub fn describe(self) -> &'static str {
+        match self {
+            FallbackCause::Degenerate => {
+                "the model's answer degenerated; these are the passages' best sentences instead"
+            }
+            FallbackCause::GenerationFailed => {
+                "the model could not answer; these are the passages' best sentences instead"
+            }
+            FallbackCause::MarkersOnly => {
+                "the model pointed at passages without writing an answer; these are their best \
+                 sentences"
+            }
+        }
+    }
+}
+
 /// A grounded answer (`quarry ask --json`, DESIGN.md §5).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct Answer {
@@ -420,6 +487,26 @@ pub struct Answer {
     pub gate: GateDecision,
     /// The generator's file name, when one wrote the answer.
     pub model: Option<String>,
+    /// What the model wrote, before verification (markers, loops and all), when it wrote.
+    #[serde(default)]
+    pub model_text: Option<String>,
+    /// Why the model's writing was cut short, when it was.
+    #[serde(default)]
+    pub early_stop: Option<EarlyStop>,
+    /// Why a generated answer became quotes of the evidence (`mode` is then `evidence`).
+    #[serde(default)]
+    pub fallback: Option<FallbackCause>,
+    /// What went wrong, in words, when the answer fell back to quotes.
+    #[serde(default)]
+    pub fallback_detail: Option<String>,
+    /// Share of the question's terms (weighted by rarity) that the cited passages contain, for
+    /// generated answers.
+    #[serde(default)]
+    pub question_coverage: Option<f32>,
+    /// The question's terms (as the full-text index analyses them) that no cited passage
+    /// contains.
+    #[serde(default)]
+    pub uncovered_terms: Vec<String>,
     /// Timings.
     pub timings: AnswerTimings,
 }

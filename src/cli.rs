@@ -159,6 +159,9 @@ enum Command {
         /// Stop at this string (repeatable)
         #[arg(long)]
         stop: Vec<String>,
+        /// Repetition penalty over the last 64 tokens (1.0 = off, as llama.cpp's default)
+        #[arg(long, default_value_t = 1.0)]
+        repeat_penalty: f32,
         /// Print the reply and timings as JSON instead of streaming
         #[arg(long)]
         json: bool,
@@ -247,6 +250,18 @@ enum EvalCommand {
         /// Also report the gate thresholds that fit these questions best
         #[arg(long)]
         calibrate: bool,
+        /// Layout of the grounded prompt: compact, plain or fenced [default: compact]
+        #[arg(long)]
+        prompt_style: Option<String>,
+        /// Repetition penalty for generated answers (1.0 = off) [default: the engine's]
+        #[arg(long)]
+        repeat_penalty: Option<f32>,
+        /// Most passages given to the model [default: the engine's]
+        #[arg(long)]
+        passages: Option<usize>,
+        /// Write every question with its answer to this JSON lines file
+        #[arg(long)]
+        dump: Option<PathBuf>,
         /// Print JSON
         #[arg(long)]
         json: bool,
@@ -622,17 +637,46 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             answering::export_audit(&config.data_dir, since.as_deref(), &format, out)?;
         }
         Command::Eval {
-            what: EvalCommand::Qa { squad, paragraphs, evidence, model, limit, calibrate, json },
+            what:
+                EvalCommand::Qa {
+                    squad,
+                    paragraphs,
+                    evidence,
+                    model,
+                    limit,
+                    calibrate,
+                    prompt_style,
+                    repeat_penalty,
+                    passages,
+                    dump,
+                    json,
+                },
         } => {
             if let Some(name) = model {
                 config.generator = Some(generation::resolve_model(&models_dir, &name)?);
             }
+            if let Some(name) = prompt_style {
+                config.answer.prompt_style = quarry::answer::prompt::PromptStyle::parse(&name)
+                    .ok_or_else(|| {
+                        quarry::Error::user(format!(
+                            "--prompt-style {name}: expected compact, plain or fenced"
+                        ))
+                    })?;
+            }
+            if let Some(penalty) = repeat_penalty {
+                config.answer.repeat_penalty = penalty;
+            }
+            if let Some(n) = passages {
+                config.answer.max_passages = n.max(1);
+            }
+            config.validate()?;
             let options = quarry::eval::squad::QaEvalOptions {
                 questions: squad,
                 paragraphs,
                 evidence,
                 limit,
                 calibrate,
+                dump,
             };
             let work = tempfile::tempdir().context("cannot create a temporary folder")?;
             let run = quarry::eval::squad::evaluate(&options, config, work.path()).await?;
@@ -665,6 +709,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     m.impossible_abstention_recall, c.impossible
                 );
                 println!("answer F1 {:.3}, exact match {:.3}", m.answer_f1, m.exact_match);
+                if run.mode == quarry::api::AnswerMode::Generated {
+                    println!(
+                        "answered {:.3}, gold in answer {:.3}, degenerate {:.3} (max tokens {:.3}), \
+                         attributed {:.3}, fallback {:.3}  ({} generated)",
+                        m.answered_rate,
+                        m.gold_in_answer_rate,
+                        m.degenerate_rate,
+                        m.max_tokens_rate,
+                        m.attributed_rate,
+                        m.fallback_rate,
+                        c.generated
+                    );
+                    println!(
+                        "generated answer p50 {:.0} ms, p95 {:.0} ms; first token p50 {:.0} ms, p95 {:.0} ms",
+                        run.generated_ms_p50,
+                        run.generated_ms_p95,
+                        run.ttft_ms_p50,
+                        run.ttft_ms_p95
+                    );
+                }
                 for cal in run.calibration.iter().flatten() {
                     println!(
                         "calibration: weight {:.1} threshold {:.3} → out-of-library recall {:.3}, wrongly refused {:.3} (≤ {})",
@@ -725,11 +789,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             top_p,
             seed,
             stop,
+            repeat_penalty,
             json,
         } => {
             let model = generation::resolve_model(&models_dir, &model)?;
-            let params =
-                quarry::generate::GenerationParams { max_tokens, temperature, top_p, seed, stop };
+            let params = quarry::generate::GenerationParams {
+                max_tokens,
+                temperature,
+                top_p,
+                seed,
+                stop,
+                repeat_penalty,
+                ..Default::default()
+            };
             let args = generation::GenerateArgs { model, prompt, system, params, json };
             tokio::task::spawn_blocking(move || generation::generate(args)).await??;
         }

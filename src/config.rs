@@ -135,6 +135,10 @@ pub struct AnswerConfig {
     pub evidence_sentences: usize,
     /// Evidence mode quotes a sentence only when it scores at least this share of the best.
     pub evidence_relative: f32,
+    /// How the grounded prompt is laid out (see `quarry eval qa --prompt-style`).
+    pub prompt_style: crate::answer::prompt::PromptStyle,
+    /// Repetition penalty for generated answers (1.0 = off).
+    pub repeat_penalty: f32,
 }
 
 impl Default for AnswerConfig {
@@ -156,6 +160,8 @@ impl Default for AnswerConfig {
             passage_budget_tokens: 1500,
             evidence_sentences: 3,
             evidence_relative: 0.85,
+            prompt_style: crate::answer::prompt::PromptStyle::default(),
+            repeat_penalty: 1.0,
         }
     }
 }
@@ -197,6 +203,9 @@ impl EngineConfig {
             && cmd.is_empty()
         {
             return Err(Error::user("extraction.worker_command is empty"));
+        }
+        if !(self.answer.repeat_penalty.is_finite() && self.answer.repeat_penalty > 0.0) {
+            return Err(Error::user("answer.repeat_penalty must be a positive number (1.0 = off)"));
         }
         Ok(())
     }

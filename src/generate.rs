@@ -59,6 +59,22 @@ pub struct GenerationParams {
     pub seed: u64,
     /// Strings that end generation; they are not part of the output.
     pub stop: Vec<String>,
+    /// Repetition penalty as llama.cpp and transformers apply it: the logit of every token
+    /// among the last `repeat_last_n` generated ones is divided by this (multiplied when
+    /// negative). 1.0 (the default, as in both) turns it off.
+    #[serde(default = "no_penalty")]
+    pub repeat_penalty: f32,
+    /// How many of the last generated tokens the penalty looks at.
+    #[serde(default = "default_repeat_window")]
+    pub repeat_last_n: usize,
+}
+
+fn no_penalty() -> f32 {
+    1.0
+}
+
+fn default_repeat_window() -> usize {
+    64
 }
 
 impl Default for GenerationParams {
@@ -69,6 +85,8 @@ impl Default for GenerationParams {
             top_p: None,
             seed: 299_792_458,
             stop: Vec::new(),
+            repeat_penalty: no_penalty(),
+            repeat_last_n: default_repeat_window(),
         }
     }
 }

@@ -11,7 +11,11 @@ use crate::api::{DocumentState, IndexProgress, IndexReport};
 
 /// A cloneable flag that asks a running operation to stop at its next checkpoint.
 #[derive(Debug, Clone, Default)]
-pub struct CancelToken(Arc<AtomicBool>);
+pub struct CancelToken {
+    own: Arc<AtomicBool>,
+    /// The token this one was derived from: cancelling it cancels this one too.
+    parent: Option<Arc<CancelToken>>,
+}
 
 impl CancelToken {
     /// A token that is not cancelled.
@@ -19,14 +23,21 @@ impl CancelToken {
         Self::default()
     }
 
-    /// Asks the operation to stop.
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
+    /// A token that is cancelled when `self` is, and can also be cancelled on its own without
+    /// cancelling `self` (the answer pipeline stops a looping generation this way while the
+    /// user's Stop button still reaches the model).
+    pub fn child(&self) -> Self {
+        Self { own: Arc::default(), parent: Some(Arc::new(self.clone())) }
     }
 
-    /// Whether cancellation was asked for.
+    /// Asks the operation to stop.
+    pub fn cancel(&self) {
+        self.own.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether cancellation was asked for (of this token or the one it was derived from).
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.own.load(Ordering::SeqCst) || self.parent.as_ref().is_some_and(|p| p.is_cancelled())
     }
 }
 
@@ -131,6 +142,19 @@ impl IndexProgress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_child_token_sees_its_parent_but_not_the_reverse() {
+        let parent = CancelToken::new();
+        let child = parent.child();
+        let grandchild = child.child();
+        child.cancel();
+        assert!(child.is_cancelled() && grandchild.is_cancelled());
+        assert!(!parent.is_cancelled());
+        let other = parent.child();
+        parent.cancel();
+        assert!(other.is_cancelled());
+    }
 
     #[test]
     fn progress_counts_rate_and_eta() {

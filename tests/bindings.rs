@@ -39,6 +39,8 @@ fn typescript_bindings_are_current() {
     check::<AnswerTimings>(&mut stale);
     check::<GateDecision>(&mut stale);
     check::<AbstainCause>(&mut stale);
+    check::<EarlyStop>(&mut stale);
+    check::<FallbackCause>(&mut stale);
     check::<Answer>(&mut stale);
     check::<PageStart>(&mut stale);
     check::<DocumentText>(&mut stale);

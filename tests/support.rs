@@ -94,3 +94,22 @@ pub(crate) fn json_of(output: &Output) -> serde_json::Value {
     serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&output.stdout)))
 }
+
+/// A real checkpoint fetched by `../shared/data/fetch-real-models.sh` (`QUARRY_REAL_MODELS`,
+/// else `~/.cache/quarry/real-models`; `make test` fetches them), or `None` with a note on
+/// stderr so a skipped test says why.
+pub(crate) fn real_model(test: &str, file: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("QUARRY_REAL_MODELS").map(PathBuf::from).or_else(|| {
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/quarry/real-models"))
+    })?;
+    let path = dir.join(file);
+    if path.is_file() {
+        Some(path)
+    } else {
+        eprintln!(
+            "SKIPPED {test}: no {} (run ../shared/data/fetch-real-models.sh, or `make test`)",
+            path.display()
+        );
+        None
+    }
+}

@@ -46,6 +46,23 @@ pub struct AuditRetrieval {
     pub gate: GateDecision,
 }
 
+/// How the model was asked and how its writing ended, for generated answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditGeneration {
+    /// The prompt layout.
+    pub prompt_style: crate::answer::prompt::PromptStyle,
+    /// Repetition penalty (1.0 = off).
+    pub repeat_penalty: f32,
+    /// Token limit.
+    pub max_tokens: usize,
+    /// Why the writing was cut short, if it was.
+    pub early_stop: Option<crate::api::EarlyStop>,
+    /// Why the answer fell back to quotes, if it did.
+    pub fallback: Option<crate::api::FallbackCause>,
+    /// Passage numbers Quarry cited on the model's behalf.
+    pub attributed: Vec<u32>,
+}
+
 /// One answer in the audit log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditRecord {
@@ -77,6 +94,9 @@ pub struct AuditRecord {
     pub quarry_version: String,
     /// Timings.
     pub timings: AnswerTimings,
+    /// The generation settings and outcome (absent for evidence mode and older records).
+    #[serde(default)]
+    pub generation: Option<AuditGeneration>,
 }
 
 /// The audit log of the library in `data_dir`.
@@ -249,6 +269,7 @@ mod tests {
             library_version: 3,
             quarry_version: "0.1.0".into(),
             timings: AnswerTimings::default(),
+            generation: None,
         }
     }
 

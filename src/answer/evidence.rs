@@ -45,6 +45,14 @@ impl Question {
         Self { terms, total_weight, vector }
     }
 
+    /// The question's terms missing from `terms`, rarest first.
+    pub fn missing(&self, terms: &HashSet<String>) -> Vec<String> {
+        let mut missing: Vec<&(String, f32)> =
+            self.terms.iter().filter(|(t, _)| !terms.contains(t)).collect();
+        missing.sort_by(|a, b| b.1.total_cmp(&a.1));
+        missing.into_iter().map(|(t, _)| t.clone()).collect()
+    }
+
     /// Share of the question's term weight found in `terms` (0 when the question has no terms).
     pub fn coverage(&self, terms: &HashSet<String>) -> f32 {
         if self.total_weight <= 0.0 {

@@ -23,6 +23,9 @@ pub struct Verified {
     pub quotes: Vec<(u32, usize)>,
     /// Whether the model answered with the refusal sentence.
     pub refused: bool,
+    /// Passages the model named with markers that no sentence of its own goes with (a small
+    /// model answering `[1]` alone points at the passage instead of answering).
+    pub pointed: Vec<u32>,
 }
 
 impl Verified {
@@ -61,8 +64,8 @@ pub fn verify(
     weights: EvidenceWeights,
     threshold: f32,
 ) -> Result<Verified> {
-    let refused = is_refusal(answer);
     let mut removed = Vec::new();
+    let mut pointed = Vec::new();
     let mut parsed: Vec<(String, Vec<u32>)> = Vec::new();
     for span in split_sentences(answer) {
         let (text, numbers) = strip_markers(span.of(answer));
@@ -85,6 +88,13 @@ pub fn verify(
                     last.1.push(n);
                 }
             }
+        } else {
+            // Markers before any words: the model pointing at passages.
+            for n in valid {
+                if !pointed.contains(&n) {
+                    pointed.push(n);
+                }
+            }
         }
     }
     let vectors = match embedder {
@@ -96,41 +106,40 @@ pub fn verify(
     };
     let mut checked = Vec::new();
     let mut best_quote: Vec<(u32, usize, f32)> = Vec::new();
+    let mut refusals = 0;
+    let flat_passages: Vec<String> = passages.iter().map(|p| flat_words(&p.text)).collect();
     for (i, (text, citations)) in parsed.into_iter().enumerate() {
-        let terms: Vec<String> = stats.terms(&text);
-        let weights_of = stats.idf(&terms);
-        let total: f32 = weights_of.iter().sum();
-        let mut support = 0.0f32;
-        for &n in &citations {
+        if is_refusal_like(&text) {
+            refusals += 1;
+            continue;
+        }
+        let claim = Claim::new(&text, stats, vectors.as_ref().map(|v| v[i].as_slice()));
+        let support_by = |n: u32| {
             let p = n as usize - 1;
-            let in_passage: f32 = terms
-                .iter()
-                .zip(&weights_of)
-                .filter(|(t, _)| sentences.passage_terms[p].contains(*t))
-                .map(|(_, w)| w)
-                .sum();
-            let lexical = if total > 0.0 { in_passage / total } else { 0.0 };
-            // The passage sentence closest to the claim: its quote, and the embedding signal.
-            let term_set: HashSet<&String> = terms.iter().collect();
-            let mut best: Option<(usize, f32, Option<f32>)> = None;
-            for (s, sentence_terms) in sentences.terms[p].iter().enumerate() {
-                let shared = sentence_terms.iter().filter(|t| term_set.contains(t)).count() as f32;
-                let overlap = shared / (terms.len().max(1) as f32);
-                let sim = match (&vectors, &sentences.vectors) {
-                    (Some(a), Some(b)) => Some(cosine(&a[i], &b[p][s]).max(0.0)),
-                    _ => None,
-                };
-                let rank = combine(overlap, sim, weights);
-                if best.is_none_or(|(_, r, _)| rank > r) {
-                    best = Some((s, rank, sim));
+            claim.support(p, sentences, weights, &flat_passages[p])
+        };
+        let cited: Vec<Support> = citations.iter().map(|&n| support_by(n)).collect();
+        let best_cited = cited.iter().map(|s| s.support).fold(0.0f32, f32::max);
+        let (citations, support, attributed, quotes) =
+            if !citations.is_empty() && best_cited >= threshold {
+                (citations, best_cited, false, cited)
+            } else {
+                // No marker, or markers whose passages do not hold the claim: the passage that
+                // does, if one does, is cited on the model's behalf.
+                let best = (1..=passages.len() as u32)
+                    .map(|n| (n, support_by(n)))
+                    .max_by(|a, b| a.1.support.total_cmp(&b.1.support));
+                match best {
+                    Some((n, s)) if s.support >= threshold => (vec![n], s.support, true, vec![s]),
+                    _ => (citations, best_cited, false, cited),
                 }
-            }
-            let Some((s, rank, sim)) = best else { continue };
-            support = support.max(combine(lexical, sim, weights));
+            };
+        for (&n, s) in citations.iter().zip(&quotes) {
+            let Some(sentence) = s.sentence else { continue };
             match best_quote.iter_mut().find(|(m, _, _)| *m == n) {
-                Some(q) if rank > q.2 => *q = (n, s, rank),
+                Some(q) if s.rank > q.2 => *q = (n, sentence, s.rank),
                 Some(_) => {}
-                None => best_quote.push((n, s, rank)),
+                None => best_quote.push((n, sentence, s.rank)),
             }
         }
         checked.push(AnswerSentence {
@@ -138,15 +147,159 @@ pub fn verify(
             text,
             citations,
             support,
+            attributed,
         });
     }
     best_quote.sort_by_key(|(n, _, _)| *n);
+    let any_supported = checked.iter().any(|s| s.supported);
     Ok(Verified {
         sentences: checked,
         removed,
         quotes: best_quote.into_iter().map(|(n, s, _)| (n, s)).collect(),
-        refused,
+        refused: is_refusal(answer) || (refusals > 0 && !any_supported),
+        pointed,
     })
+}
+
+/// A sentence of the answer, analysed for checking against passages.
+struct Claim<'a> {
+    /// The claim's words, lower-cased, for the verbatim check.
+    flat: String,
+    terms: Vec<String>,
+    idf: Vec<f32>,
+    total: f32,
+    vector: Option<&'a [f32]>,
+}
+
+/// How well one passage supports a claim.
+#[derive(Debug, Clone, Copy)]
+struct Support {
+    /// Share of the claim's idf weight found in the passage, mixed with the embedding
+    /// similarity of its closest sentence.
+    support: f32,
+    /// The passage sentence closest to the claim (its quote), if the passage has sentences.
+    sentence: Option<usize>,
+    /// How close that sentence is.
+    rank: f32,
+}
+
+impl<'a> Claim<'a> {
+    fn new(text: &str, stats: &dyn TermStats, vector: Option<&'a [f32]>) -> Self {
+        let terms = stats.terms(text);
+        let idf = stats.idf(&terms);
+        let total = idf.iter().sum();
+        Self { flat: flat_words(text), terms, idf, total, vector }
+    }
+
+    /// How well passage `p` (0-based, its words flattened as `flat_passage`) supports the
+    /// claim. A claim the passage holds word for word ("three months", the short answers small
+    /// models give) is fully supported, however little its embedding resembles the sentence's.
+    fn support(
+        &self,
+        p: usize,
+        sentences: &PassageSentences,
+        weights: EvidenceWeights,
+        flat_passage: &str,
+    ) -> Support {
+        let in_passage: f32 = self
+            .terms
+            .iter()
+            .zip(&self.idf)
+            .filter(|(t, _)| sentences.passage_terms[p].contains(*t))
+            .map(|(_, w)| w)
+            .sum();
+        let lexical = if self.total > 0.0 { in_passage / self.total } else { 0.0 };
+        // The passage sentence closest to the claim: its quote, and the embedding signal.
+        let term_set: HashSet<&String> = self.terms.iter().collect();
+        let mut best: Option<(usize, f32, Option<f32>)> = None;
+        for (s, sentence_terms) in sentences.terms[p].iter().enumerate() {
+            let shared = sentence_terms.iter().filter(|t| term_set.contains(t)).count() as f32;
+            let overlap = shared / (self.terms.len().max(1) as f32);
+            let sim = match (self.vector, &sentences.vectors) {
+                (Some(a), Some(b)) => Some(cosine(a, &b[p][s]).max(0.0)),
+                _ => None,
+            };
+            let rank = combine(overlap, sim, weights);
+            if best.is_none_or(|(_, r, _)| rank > r) {
+                best = Some((s, rank, sim));
+            }
+        }
+        let verbatim = !self.terms.is_empty()
+            && !self.flat.is_empty()
+            && format!(" {flat_passage} ").contains(&format!(" {} ", self.flat));
+        match best {
+            Some((s, rank, sim)) => {
+                let support = if verbatim { 1.0 } else { combine(lexical, sim, weights) };
+                Support { support, sentence: Some(s), rank }
+            }
+            None => Support { support: 0.0, sentence: None, rank: 0.0 },
+        }
+    }
+}
+
+/// `text`'s words (letters and digits), lower-cased, joined by single spaces.
+fn flat_words(text: &str) -> String {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Whether a sentence of an answer says, in the refusal sentence's words or in the usual
+/// ways small models put it, that the passages do not hold the answer. A phrase alone is not
+/// enough ("the alloy does not contain lead" is a claim): the sentence must also be about the
+/// passages.
+pub fn is_refusal_like(sentence: &str) -> bool {
+    if is_refusal(sentence) {
+        return true;
+    }
+    let lower = sentence.to_lowercase();
+    const PHRASES: &[&str] = &[
+        "could not find the answer",
+        "cannot find the answer",
+        "can't find the answer",
+        "unable to find",
+        "do not contain",
+        "does not contain",
+        "do not mention",
+        "does not mention",
+        "do not provide",
+        "does not provide",
+        "do not specify",
+        "does not specify",
+        "do not say",
+        "does not say",
+        "is not mentioned",
+        "are not mentioned",
+        "not mentioned in",
+        "not provided in",
+        "not specified in",
+        "not found in",
+        "no information",
+        "no mention",
+        "cannot be determined",
+        "cannot answer",
+        "nicht gefunden",
+        "keine informationen",
+        "nicht erwähnt",
+        "nicht enthalten",
+        "enthalten keine",
+        "enthält keine",
+    ];
+    const ABOUT_SOURCES: &[&str] = &[
+        "passage",
+        "document",
+        "text",
+        "context",
+        "source",
+        "provided",
+        "given",
+        "abschnitt",
+        "dokument",
+        "quelle",
+    ];
+    PHRASES.iter().any(|p| lower.contains(p)) && ABOUT_SOURCES.iter().any(|w| lower.contains(w))
 }
 
 /// Whether `answer` is the refusal sentence (give or take case, punctuation and markers).
@@ -238,11 +391,22 @@ mod tests {
     }
 
     #[test]
-    fn uncited_claims_are_unsupported_and_refusals_are_recognised() {
-        let passages = vec![passage(1, "The notice period is three months.")];
+    fn uncited_claims_are_attributed_when_a_passage_holds_them() {
+        let passages = vec![
+            passage(1, "Rent is due on the first day of each month."),
+            passage(2, "The notice period is three months."),
+        ];
         let sentences = PassageSentences::new(&passages, &WordStats, None).unwrap();
+        let answer = "The notice period is three months. The landlord owns seven boats.";
+        let v = verify(answer, &passages, &sentences, &WordStats, None, W, 0.5).unwrap();
+        assert_eq!(v.sentences[0].citations, vec![2]);
+        assert!(v.sentences[0].supported && v.sentences[0].attributed);
+        assert!(!v.sentences[1].supported && !v.sentences[1].attributed);
+        assert!(v.sentences[1].citations.is_empty());
+        assert_eq!(v.quotes, vec![(2, 0)]);
+        // A marker naming the wrong passage is replaced by the right one.
         let v = verify(
-            "The notice period is three months.",
+            "The notice period is three months [1].",
             &passages,
             &sentences,
             &WordStats,
@@ -251,7 +415,51 @@ mod tests {
             0.5,
         )
         .unwrap();
-        assert!(!v.any_supported());
+        assert_eq!(v.sentences[0].citations, vec![2]);
+        assert!(v.sentences[0].attributed);
+        assert_eq!(v.text(), "The notice period is three months [2].");
+    }
+
+    #[test]
+    fn markers_without_words_point_at_passages() {
+        let passages = vec![passage(1, "The notice period is three months."), passage(2, "x y z.")];
+        let sentences = PassageSentences::new(&passages, &WordStats, None).unwrap();
+        let v = verify("[1][9]", &passages, &sentences, &WordStats, None, W, 0.5).unwrap();
+        assert!(v.sentences.is_empty() && !v.refused);
+        assert_eq!((v.pointed, v.removed), (vec![1], vec![9]));
+    }
+
+    #[test]
+    fn a_short_answer_quoted_word_for_word_is_supported() {
+        let passages = vec![passage(
+            1,
+            "Either party may end the lease with a notice period of three months.",
+        )];
+        let sentences = PassageSentences::new(&passages, &WordStats, None).unwrap();
+        let v = verify("Three months.", &passages, &sentences, &WordStats, None, W, 0.9).unwrap();
+        assert!(v.sentences[0].supported && v.sentences[0].attributed, "{v:?}");
+        let v = verify("Four months.", &passages, &sentences, &WordStats, None, W, 0.9).unwrap();
+        assert!(!v.sentences[0].supported, "{v:?}");
+    }
+
+    #[test]
+    fn refusals_are_recognised_in_the_words_small_models_use() {
+        let passages = vec![passage(1, "The notice period is three months.")];
+        let sentences = PassageSentences::new(&passages, &WordStats, None).unwrap();
+        let v = verify(
+            "The passages do not mention the deposit.",
+            &passages,
+            &sentences,
+            &WordStats,
+            None,
+            W,
+            0.5,
+        )
+        .unwrap();
+        assert!(v.refused && v.sentences.is_empty());
+        // A claim with a refusal phrase that is not about the passages is a claim.
+        assert!(!is_refusal_like("The alloy does not contain lead."));
+        assert!(is_refusal_like("Die Abschnitte enthalten keine Angabe dazu."));
         assert!(is_refusal("I could not find the answer in your documents."));
         assert!(is_refusal("i could not find the answer in your documents [1]"));
         assert!(!is_refusal("The answer is in your documents."));

@@ -65,12 +65,21 @@ fn print_answer(answer: &Answer, streamed: bool) {
         }
         return;
     }
+    if let Some(cause) = answer.fallback {
+        println!("({})", cause.describe());
+    } else if let Some(stop) = answer.early_stop {
+        println!("(stopped early: {}; the rest was not used)", stop.describe());
+    }
     if streamed {
         println!("Checked answer:");
     }
     for s in &answer.sentences {
         let marks = quarry::answer::markers(&s.citations);
-        let flag = if s.supported { "" } else { "  (not supported by the cited passages)" };
+        let flag = match (s.supported, s.attributed) {
+            (false, _) => "  (not supported by the passages)",
+            (true, true) => "  (citation attributed by Quarry)",
+            (true, false) => "",
+        };
         println!("{} {marks}{flag}", s.text);
     }
     if !answer.removed_citations.is_empty() {

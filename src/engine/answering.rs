@@ -2,7 +2,7 @@
 //! generation → citation verification → audit record. The generator is loaded on first use
 //! and kept; generation runs on a blocking thread and streams through a channel.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -11,15 +11,19 @@ use tracing::instrument;
 
 use super::Engine;
 use super::indexing::sha256_file;
-use crate::answer::audit::{self, AuditModel, AuditPassage, AuditRecord, AuditRetrieval};
+use crate::answer::audit::{
+    self, AuditGeneration, AuditModel, AuditPassage, AuditRecord, AuditRetrieval,
+};
 use crate::answer::evidence::{
     EvidenceWeights, PassageSentences, Question, ScoredSentence, TermStats,
 };
+use crate::answer::guard::DegenerationGuard;
 use crate::answer::passages::select_passages;
 use crate::answer::verify::verify;
 use crate::answer::{citation, evidence_answer, evidence_text, prompt};
 use crate::api::{
-    AbstainCause, Answer, AnswerMode, AnswerTimings, AskOptions, GateDecision, Passage, SearchMode,
+    AbstainCause, Answer, AnswerMode, AnswerTimings, AskOptions, EarlyStop, FallbackCause,
+    GateDecision, Passage, SearchMode,
 };
 use crate::error::{Error, Result};
 use crate::generate::candle_gguf::GgufGenerator;
@@ -155,7 +159,6 @@ impl Engine {
             None => text.len() / 4,
         };
         let evidence = self.evidence(question, options.k, &mut count).await?;
-        let cfg = &self.config.answer;
         let mut answer = Answer {
             question: question.to_owned(),
             answer: String::new(),
@@ -169,6 +172,12 @@ impl Engine {
             removed_citations: Vec::new(),
             gate: evidence.gate.clone(),
             model: generator.as_ref().map(|g| g.name()),
+            model_text: None,
+            early_stop: None,
+            fallback: None,
+            fallback_detail: None,
+            question_coverage: None,
+            uncovered_terms: Vec::new(),
             timings: AnswerTimings { retrieve_ms: evidence.retrieve_ms, ..Default::default() },
         };
         if !evidence.gate.passed {
@@ -176,31 +185,52 @@ impl Engine {
         } else if let Some(generator) = &generator {
             self.generate_answer(&mut answer, &evidence, generator, options, sink, cancel).await?;
         } else {
-            // Which sentences to quote is ranked with its own weighting (term coverage counts
-            // more than for the gate: the quote should hold what was asked).
-            let ranked = evidence
-                .sentences
-                .score(&evidence.question, EvidenceWeights { cosine: cfg.quote_cosine_weight });
-            let (sentences, citations) = evidence_answer(
-                &evidence.passages,
-                &ranked,
-                0.0,
-                cfg.evidence_relative,
-                cfg.evidence_sentences,
-            );
-            answer.answer = evidence_text(&sentences);
-            sink.text(&answer.answer);
-            answer.sentences = sentences;
-            answer.citations = citations;
-            if answer.sentences.is_empty() {
-                abstain(&mut answer, AbstainCause::NothingToQuote);
-            }
+            self.quote_evidence(&mut answer, &evidence, None, sink);
         }
         answer.timings.total_ms = started.elapsed().as_secs_f64() * 1000.0;
         self.record(&answer, &evidence, generator.as_deref(), options)?;
         Ok(answer)
     }
 
+    /// Evidence mode's answer: the best sentences of the passages, quoted with citations.
+    /// `only`, when given, limits the quotes to those passage numbers.
+    fn quote_evidence(
+        &self,
+        answer: &mut Answer,
+        evidence: &Evidence,
+        only: Option<&[u32]>,
+        sink: &mut dyn TokenSink,
+    ) {
+        let cfg = &self.config.answer;
+        // Which sentences to quote is ranked with its own weighting (term coverage counts more
+        // than for the gate: the quote should hold what was asked).
+        let mut ranked = evidence
+            .sentences
+            .score(&evidence.question, EvidenceWeights { cosine: cfg.quote_cosine_weight });
+        if let Some(only) = only {
+            ranked.retain(|s| only.contains(&evidence.passages[s.passage].n));
+        }
+        let (sentences, citations) = evidence_answer(
+            &evidence.passages,
+            &ranked,
+            0.0,
+            cfg.evidence_relative,
+            cfg.evidence_sentences,
+        );
+        answer.mode = AnswerMode::Evidence;
+        answer.answer = evidence_text(&sentences);
+        sink.text(&answer.answer);
+        answer.sentences = sentences;
+        answer.citations = citations;
+        if answer.sentences.is_empty() {
+            abstain(answer, AbstainCause::NothingToQuote);
+        }
+    }
+
+    /// The generated answer: the model writes from the numbered passages while the
+    /// degeneration guard watches; what it wrote up to any loop is verified (sentences without a
+    /// supporting marker get the citation of the passage that supports them); a loop or a
+    /// model failure with nothing verifiable falls back to quoting the evidence.
     async fn generate_answer(
         &self,
         answer: &mut Answer,
@@ -210,40 +240,70 @@ impl Engine {
         sink: &mut dyn TokenSink,
         cancel: &CancelToken,
     ) -> Result<()> {
-        let messages = prompt::grounded_messages(&answer.question, &evidence.passages);
-        let params = GenerationParams { max_tokens: options.max_tokens, ..Default::default() };
+        let cfg = &self.config.answer;
+        let messages =
+            prompt::grounded_messages_in(cfg.prompt_style, &answer.question, &evidence.passages);
+        let params = GenerationParams {
+            max_tokens: options.max_tokens,
+            repeat_penalty: cfg.repeat_penalty,
+            ..Default::default()
+        };
+        // The guard stops the model through a token of its own; the user's still reaches it.
+        let stop = cancel.child();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         let model = Arc::clone(generator);
-        let cancel_task = cancel.clone();
+        let stop_task = stop.clone();
         let task = tokio::task::spawn_blocking(move || {
             let mut model =
                 model.model.lock().map_err(|_| Error::invariant("the generator is poisoned"))?;
             let mut forward = |piece: &str| {
                 let _ = tx.send(piece.to_owned());
             };
-            Ok::<_, Error>(model.generate(&messages, &params, &mut forward, &cancel_task)?)
+            Ok::<_, Error>(model.generate(&messages, &params, &mut forward, &stop_task)?)
         });
-        let mut text = String::new();
+        let mut guard = DegenerationGuard::new(evidence.passages.iter().map(|p| p.text.as_str()));
         while let Some(piece) = rx.recv().await {
-            text.push_str(&piece);
+            if guard.stopped().is_some() {
+                continue;
+            }
             sink.text(&piece);
+            if guard.push(&piece).is_some() {
+                stop.cancel();
+            }
         }
-        let report = task.await.map_err(|e| Error::internal("the generation task failed", e))??;
-        if report.stop_reason == StopReason::Cancelled {
+        let report =
+            match task.await.map_err(|e| Error::internal("the generation task failed", e))? {
+                Ok(report) => report,
+                Err(e @ (Error::Internal { .. } | Error::Io { .. })) if !cancel.is_cancelled() => {
+                    let detail = format!("{}: {e}", generator.name());
+                    tracing::warn!(target: "engine::answer", "{detail}; quoting the evidence");
+                    answer.fallback = Some(FallbackCause::GenerationFailed);
+                    answer.fallback_detail = Some(detail);
+                    self.quote_evidence(answer, evidence, None, sink);
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
+        if cancel.is_cancelled() {
             return Err(Error::Cancelled);
         }
+        if report.stop_reason == StopReason::MaxTokens {
+            guard.hit_max_tokens();
+        }
+        answer.early_stop = guard.stopped();
+        answer.model_text = Some(guard.text().to_owned());
         answer.timings.ttft_ms = report.ttft_ms;
         answer.timings.tokens = report.generated_tokens;
         answer.timings.tokens_per_s = report.decode_tokens_per_s;
         let embedder = if evidence.mode == SearchMode::Text { None } else { self.embedder()? };
         let verified = verify(
-            &text,
+            guard.usable(),
             &evidence.passages,
             &evidence.sentences,
             &StoreTerms(&self.store),
             embedder.as_deref(),
             self.evidence_weights(),
-            self.config.answer.support_threshold,
+            cfg.support_threshold,
         )?;
         answer.removed_citations = verified.removed.clone();
         if verified.refused {
@@ -251,9 +311,27 @@ impl Engine {
             return Ok(());
         }
         if !verified.any_supported() {
-            abstain(answer, AbstainCause::Unsupported);
+            if !verified.pointed.is_empty() && verified.sentences.is_empty() {
+                answer.fallback = Some(FallbackCause::MarkersOnly);
+                self.quote_evidence(answer, evidence, Some(&verified.pointed), sink);
+            } else if answer.early_stop.is_some_and(EarlyStop::is_degenerate) {
+                answer.fallback = Some(FallbackCause::Degenerate);
+                answer.fallback_detail = answer.early_stop.map(|s| s.describe().to_owned());
+                self.quote_evidence(answer, evidence, None, sink);
+            } else {
+                abstain(answer, AbstainCause::Unsupported);
+            }
             return Ok(());
         }
+        let cited: HashSet<String> = verified
+            .sentences
+            .iter()
+            .filter(|s| s.supported)
+            .flat_map(|s| s.citations.iter())
+            .flat_map(|&n| evidence.sentences.passage_terms[n as usize - 1].iter().cloned())
+            .collect();
+        answer.question_coverage = Some(evidence.question.coverage(&cited));
+        answer.uncovered_terms = evidence.question.missing(&cited);
         answer.answer = verified.text();
         answer.citations = verified
             .quotes
@@ -336,6 +414,19 @@ impl Engine {
             library_version: meta.format_version,
             quarry_version: env!("CARGO_PKG_VERSION").to_owned(),
             timings: answer.timings.clone(),
+            generation: generator.filter(|_| answer.gate.passed).map(|_| AuditGeneration {
+                prompt_style: self.config.answer.prompt_style,
+                repeat_penalty: self.config.answer.repeat_penalty,
+                max_tokens: options.max_tokens,
+                early_stop: answer.early_stop,
+                fallback: answer.fallback,
+                attributed: answer
+                    .sentences
+                    .iter()
+                    .filter(|s| s.attributed)
+                    .flat_map(|s| s.citations.iter().copied())
+                    .collect(),
+            }),
         };
         audit::append(&audit::log_path(self.store.dir()), &record)
     }

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::{Answer, AnswerMode, AskOptions};
+use crate::api::{Answer, AnswerMode, AskOptions, EarlyStop};
 use crate::config::EngineConfig;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -59,6 +59,21 @@ pub struct QaMetrics {
     pub answer_f1: f64,
     /// SQuAD exact match over the same questions.
     pub exact_match: f64,
+    /// Answerable in-library questions that got an answer (not a refusal).
+    pub answered_rate: f64,
+    /// Answerable in-library questions whose answer text holds a gold answer (both normalised
+    /// as SQuAD does; a refusal counts as a miss).
+    pub gold_in_answer_rate: f64,
+    /// Answers the model wrote that degenerated: stopped by the guard for a loop, or run to
+    /// the token limit (share of the answers the model was asked for).
+    pub degenerate_rate: f64,
+    /// Answers the model wrote that ran to the token limit.
+    pub max_tokens_rate: f64,
+    /// Sentences of answered generated answers whose citation Quarry attached (the model wrote
+    /// no supporting marker).
+    pub attributed_rate: f64,
+    /// Answers the model was asked for that fell back to evidence quotes.
+    pub fallback_rate: f64,
 }
 
 /// How many questions and passages went in.
@@ -76,6 +91,8 @@ pub struct QaCounts {
     pub out_of_library_impossible: usize,
     /// In-library questions answered (not refused).
     pub answered_in_library: usize,
+    /// Questions the model was asked (the gate passed).
+    pub generated: usize,
     /// Articles in the library.
     pub library_articles: usize,
     /// Paragraphs in the library.
@@ -114,6 +131,24 @@ pub struct QaRun {
     pub index_seconds: f64,
     /// Median time per answer.
     pub answer_ms_p50: f64,
+    /// 95th percentile of the time per answer.
+    pub answer_ms_p95: f64,
+    /// Median and 95th percentile of the time per answer the model wrote (gate passed).
+    pub generated_ms_p50: f64,
+    /// 95th percentile of the same.
+    pub generated_ms_p95: f64,
+    /// Median time to the first generated token.
+    pub ttft_ms_p50: f64,
+    /// 95th percentile of the time to the first generated token.
+    pub ttft_ms_p95: f64,
+    /// The generator, when answers were generated.
+    pub model: Option<String>,
+    /// The prompt layout.
+    pub prompt_style: crate::answer::prompt::PromptStyle,
+    /// The repetition penalty.
+    pub repeat_penalty: f32,
+    /// Most passages given to the model.
+    pub max_passages: usize,
     /// The best gate thresholds found on these questions (with `calibrate`).
     pub calibration: Option<Vec<GateCalibration>>,
 }
@@ -131,6 +166,8 @@ pub struct QaEvalOptions {
     pub limit: Option<usize>,
     /// Also search gate thresholds on these questions.
     pub calibrate: bool,
+    /// Write every question with its answer to this JSON lines file.
+    pub dump: Option<PathBuf>,
 }
 
 /// The paragraphs file beside `questions`: its name with `questions` replaced by `paragraphs`.
@@ -194,6 +231,14 @@ pub async fn evaluate(options: &QaEvalOptions, config: EngineConfig, work: &Path
     let ask = AskOptions { evidence: options.evidence, ..AskOptions::default() };
     let mut tally = Tally::default();
     let mut latencies = Vec::new();
+    let mut generated_latencies = Vec::new();
+    let mut ttfts = Vec::new();
+    let mut dump = match &options.dump {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path).map_err(|e| Error::io(path, e))?,
+        )),
+        None => None,
+    };
     let mut features: Vec<(Category, Vec<(f32, f32)>)> = Vec::new();
     for q in &questions {
         let category = match (q.is_impossible, kept.contains(q.title.as_str())) {
@@ -204,9 +249,26 @@ pub async fn evaluate(options: &QaEvalOptions, config: EngineConfig, work: &Path
         };
         let started = Instant::now();
         let answer = engine.ask(&q.question, &ask, &mut |_: &str| {}, &CancelToken::new()).await?;
-        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        latencies.push(ms);
         let gold: Vec<&str> = q.answers.iter().map(|a| a.text.as_str()).collect();
+        if answer.timings.ttft_ms > 0.0 {
+            generated_latencies.push(ms);
+            ttfts.push(answer.timings.ttft_ms);
+        }
         tally.add(category, &answer, &gold);
+        if let Some(out) = dump.as_mut() {
+            let line = serde_json::json!({
+                "id": q.id, "category": format!("{category:?}"), "question": q.question,
+                "gold": gold, "answer": answer.answer, "model_text": answer.model_text, "abstained": answer.abstained,
+                "abstain_cause": answer.abstain_cause, "early_stop": answer.early_stop,
+                "fallback": answer.fallback, "sentences": answer.sentences, "gate": answer.gate.score,
+                "question_coverage": answer.question_coverage, "uncovered": answer.uncovered_terms,
+                "ms": ms,
+            });
+            writeln!(out, "{line}")
+                .map_err(|e| Error::io(options.dump.as_deref().unwrap_or(Path::new("")), e))?;
+        }
         tracing::debug!(target: "eval", id = %q.id, ?category, abstained = answer.abstained, gate = answer.gate.score);
         if options.calibrate {
             let evidence = engine.evidence(&q.question, ask.k, &mut |t: &str| t.len() / 4).await?;
@@ -215,7 +277,9 @@ pub async fn evaluate(options: &QaEvalOptions, config: EngineConfig, work: &Path
             features.push((category, signals));
         }
     }
-    latencies.sort_by(f64::total_cmp);
+    if let Some(mut out) = dump {
+        out.flush().map_err(|e| Error::io(options.dump.as_deref().unwrap_or(Path::new("")), e))?;
+    }
     let (metrics, tallied) = tally.finish();
     counts.questions = questions.len();
     counts.in_library = tallied.in_library;
@@ -223,6 +287,7 @@ pub async fn evaluate(options: &QaEvalOptions, config: EngineConfig, work: &Path
     counts.impossible = tallied.impossible;
     counts.out_of_library_impossible = tallied.out_of_library_impossible;
     counts.answered_in_library = tallied.answered_in_library;
+    counts.generated = tallied.generated;
     Ok(QaRun {
         mode: if options.evidence || engine.config().generator.is_none() {
             AnswerMode::Evidence
@@ -233,9 +298,34 @@ pub async fn evaluate(options: &QaEvalOptions, config: EngineConfig, work: &Path
         counts,
         gate_threshold,
         index_seconds,
-        answer_ms_p50: latencies.get(latencies.len() / 2).copied().unwrap_or(0.0),
+        answer_ms_p50: percentile(&mut latencies, 0.5),
+        answer_ms_p95: percentile(&mut latencies, 0.95),
+        generated_ms_p50: percentile(&mut generated_latencies, 0.5),
+        generated_ms_p95: percentile(&mut generated_latencies, 0.95),
+        ttft_ms_p50: percentile(&mut ttfts, 0.5),
+        ttft_ms_p95: percentile(&mut ttfts, 0.95),
+        model: engine
+            .config()
+            .generator
+            .as_ref()
+            .filter(|_| !options.evidence)
+            .and_then(|g| g.file_name())
+            .map(|n| n.to_string_lossy().into_owned()),
+        prompt_style: engine.config().answer.prompt_style,
+        repeat_penalty: engine.config().answer.repeat_penalty,
+        max_passages: engine.config().answer.max_passages,
         calibration: options.calibrate.then(|| calibrate(&features)),
     })
+}
+
+/// The value below which `share` of `values` lie (nearest rank); 0 for no values.
+fn percentile(values: &mut [f64], share: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let rank = ((share * values.len() as f64).ceil() as usize).clamp(1, values.len());
+    values[rank - 1]
 }
 
 fn safe_name(title: &str) -> String {
@@ -268,6 +358,13 @@ struct Tally {
     outside: u64,
     f1: f64,
     exact: f64,
+    gold_in_answer: usize,
+    generated: usize,
+    degenerate: usize,
+    max_tokens: usize,
+    fallback: usize,
+    answered_sentences: usize,
+    attributed_sentences: usize,
 }
 
 impl Tally {
@@ -276,6 +373,18 @@ impl Tally {
         self.outside +=
             answer.citations.iter().filter(|c| !given.contains(c.chunk_id.as_str())).count() as u64;
         let refused = answer.abstained;
+        // The model was asked when it wrote something or fell back from it.
+        if answer.timings.ttft_ms > 0.0 || answer.fallback.is_some() {
+            self.generated += 1;
+            self.degenerate += usize::from(answer.early_stop.is_some_and(|s| s.is_degenerate()));
+            self.max_tokens += usize::from(answer.early_stop == Some(EarlyStop::MaxTokens));
+            self.fallback += usize::from(answer.fallback.is_some());
+            if !refused && answer.mode == AnswerMode::Generated {
+                self.answered_sentences += answer.sentences.len();
+                self.attributed_sentences +=
+                    answer.sentences.iter().filter(|s| s.attributed).count();
+            }
+        }
         match category {
             Category::OutOfLibrary => {
                 self.out_of_library += 1;
@@ -309,6 +418,10 @@ impl Tally {
                     tracing::debug!(target: "eval", question = %answer.question, ?gold, ?quotes, "no cited passage holds the gold answer");
                 }
                 let text = answer_text(answer);
+                self.gold_in_answer += usize::from(gold.iter().any(|g| {
+                    let g = normalise(g);
+                    !g.is_empty() && format!(" {} ", normalise(&text)).contains(&format!(" {g} "))
+                }));
                 self.f1 += gold.iter().map(|g| f1(&text, g)).fold(0.0, f64::max);
                 self.exact += gold
                     .iter()
@@ -339,6 +452,12 @@ impl Tally {
             } else {
                 self.exact / self.in_library as f64
             },
+            answered_rate: rate(self.answered_in_library, self.in_library),
+            gold_in_answer_rate: rate(self.gold_in_answer, self.in_library),
+            degenerate_rate: rate(self.degenerate, self.generated),
+            max_tokens_rate: rate(self.max_tokens, self.generated),
+            attributed_rate: rate(self.attributed_sentences, self.answered_sentences),
+            fallback_rate: rate(self.fallback, self.generated),
         };
         (metrics, self)
     }

@@ -4,6 +4,8 @@ import type { AnswerMode } from "./AnswerMode";
 import type { AnswerSentence } from "./AnswerSentence";
 import type { AnswerTimings } from "./AnswerTimings";
 import type { Citation } from "./Citation";
+import type { EarlyStop } from "./EarlyStop";
+import type { FallbackCause } from "./FallbackCause";
 import type { GateDecision } from "./GateDecision";
 import type { Passage } from "./Passage";
 
@@ -59,6 +61,32 @@ gate: GateDecision,
  * The generator's file name, when one wrote the answer.
  */
 model: string | null, 
+/**
+ * What the model wrote, before verification (markers, loops and all), when it wrote.
+ */
+model_text: string | null, 
+/**
+ * Why the model's writing was cut short, when it was.
+ */
+early_stop: EarlyStop | null, 
+/**
+ * Why a generated answer became quotes of the evidence (`mode` is then `evidence`).
+ */
+fallback: FallbackCause | null, 
+/**
+ * What went wrong, in words, when the answer fell back to quotes.
+ */
+fallback_detail: string | null, 
+/**
+ * Share of the question's terms (weighted by rarity) that the cited passages contain, for
+ * generated answers.
+ */
+question_coverage: number | null, 
+/**
+ * The question's terms (as the full-text index analyses them) that no cited passage
+ * contains.
+ */
+uncovered_terms: Array<string>, 
 /**
  * Timings.
  */

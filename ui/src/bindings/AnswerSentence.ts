@@ -19,4 +19,9 @@ supported: boolean,
 /**
  * Support score in [0, 1] (lexical and embedding overlap with the best cited sentence).
  */
-support: number, };
+support: number, 
+/**
+ * Its citation was attached by Quarry: the model wrote the sentence without a marker (or
+ * with markers that do not support it) and the passage named in `citations` does.
+ */
+attributed: boolean, };

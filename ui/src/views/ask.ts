@@ -105,11 +105,18 @@ export class AskView {
       if (!s.supported) sentence.title = t.unsupported;
       for (const n of s.citations) {
         const c = byN.get(n);
-        const chip = h("button", { type: "button", class: "chip", "aria-label": c ? `[${n}] ${fileName(c.doc_path)}, ${t.page(c.page)}` : `[${n}]` }, `[${n}]`);
+        const label = c ? `[${n}] ${fileName(c.doc_path)}, ${t.page(c.page)}` : `[${n}]`;
+        const chip = h(
+          "button",
+          { type: "button", class: s.attributed ? "chip attributed" : "chip", "aria-label": s.attributed ? `${label} (${t.attributedShort})` : label },
+          `[${n}]`,
+        );
+        if (s.attributed) chip.title = t.attributed;
         if (c) chip.addEventListener("click", () => this.openSource(c));
         sentence.append(" ", chip);
       }
       if (!s.supported) sentence.append(h("span", { class: "flag" }, ` (${t.unsupported})`));
+      if (s.supported && s.attributed) sentence.append(h("span", { class: "flag attributed-flag", "data-testid": "attributed" }, ` (${t.attributedShort})`));
       text.append(answer.mode === "evidence" ? h("p", {}, sentence) : sentence, " ");
     }
     const sources = h("ol", { class: "sources-list" });
@@ -136,6 +143,8 @@ export class AskView {
       h("h2", {}, t.answer, h("small", { class: "muted" }, ` · ${t.mode[answer.mode] ?? answer.mode}`)),
       text,
     ];
+    const notice = answer.fallback ? t.fallback[answer.fallback] : answer.early_stop ? t.earlyStop[answer.early_stop] : undefined;
+    if (notice) parts.push(h("p", { class: "muted notice", role: "note", "data-testid": "answer-notice" }, notice));
     if (answer.removed_citations.length > 0) {
       parts.push(h("p", { class: "muted" }, t.removedCitations(answer.removed_citations.map((n) => `[${n}]`).join(" "))));
     }
