@@ -250,7 +250,7 @@ enum EvalCommand {
         /// Also report the gate thresholds that fit these questions best
         #[arg(long)]
         calibrate: bool,
-        /// Layout of the grounded prompt: compact, plain or fenced [default: compact]
+        /// Layout of the grounded prompt: plain, compact or fenced [default: plain]
         #[arg(long)]
         prompt_style: Option<String>,
         /// Repetition penalty for generated answers (1.0 = off) [default: the engine's]
@@ -659,7 +659,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 config.answer.prompt_style = quarry::answer::prompt::PromptStyle::parse(&name)
                     .ok_or_else(|| {
                         quarry::Error::user(format!(
-                            "--prompt-style {name}: expected compact, plain or fenced"
+                            "--prompt-style {name}: expected plain, compact or fenced"
                         ))
                     })?;
             }
