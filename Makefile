@@ -31,11 +31,18 @@ QUARRY_BIN = $(CARGO_TARGET_DIR)/debug/quarry
 BENCH_MODEL = $(HOME)/.cache/quarry/bench/random-qwen2.5-0.5b-q4_k_m.gguf
 
 # Full evaluations and benchmarks: minutes each, so not part of `make test`.
-eval: setup
+eval: setup real-models
 	$(CARGO) build --locked --workspace
 	$(QUARRY_BIN) --models-dir $(QUARRY_TEST_DATA)/models eval retrieval --beir $(QUARRY_TEST_DATA)/beir/scifact --json
 	$(QUARRY_BIN) --models-dir $(QUARRY_TEST_DATA)/models eval qa --evidence --calibrate --json \
 		--squad $(QUARRY_TEST_DATA)/squad2/squad2_dev_shared_questions.jsonl
+	@# Generated answers with the real Qwen2.5-Coder-0.5B-Instruct file (about an hour on 2 cores).
+	$(QUARRY_BIN) --models-dir $(QUARRY_TEST_DATA)/models eval qa --json \
+		--model $(REAL_MODELS)/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf \
+		--squad $(QUARRY_TEST_DATA)/squad2/squad2_dev_shared_questions.jsonl
+	$(QUARRY_BIN) --models-dir $(QUARRY_TEST_DATA)/models eval qa --json \
+		--model $(REAL_MODELS)/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf \
+		--squad $(QUARRY_TEST_DATA)/xquad/xquad_de_dev_questions.jsonl
 
 bench: setup
 	$(CARGO) build --locked --workspace

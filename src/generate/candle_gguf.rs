@@ -378,16 +378,19 @@ impl GgufGenerator {
             model = %info.name, arch = %info.architecture, ms = started.elapsed().as_millis() as u64,
             header_ms, "generator loaded"
         );
-        Ok(Self {
-            pristine: work.copy(),
-            work,
-            info,
-            tokenizer,
-            template,
-            stop_ids,
-            bos: bos_id,
-            prefix: None,
-        })
+        Ok(Self::assemble(work, info, tokenizer, template, stop_ids, bos_id))
+    }
+
+    /// A loaded model with a never-run copy kept for fresh starts.
+    fn assemble(
+        work: Weights,
+        info: GeneratorInfo,
+        tokenizer: Tokenizer,
+        template: Option<ChatTemplate>,
+        stop_ids: Vec<u32>,
+        bos: Option<u32>,
+    ) -> Self {
+        Self { pristine: work.copy(), work, info, tokenizer, template, stop_ids, bos, prefix: None }
     }
 
     /// A Hugging Face checkpoint folder, in full precision (`safetensors_checkpoint.rs`).
@@ -459,16 +462,7 @@ impl GgufGenerator {
         );
         let work = Weights::Llama(Box::new(model));
         // Hugging Face folders: the chat template writes whatever start token the model needs.
-        Ok(Self {
-            pristine: work.copy(),
-            work,
-            info,
-            tokenizer,
-            template,
-            stop_ids,
-            bos: None,
-            prefix: None,
-        })
+        Ok(Self::assemble(work, info, tokenizer, template, stop_ids, None))
     }
 
     /// The tokenizer.
