@@ -17,6 +17,8 @@ const LOOP_REPEATS: usize = 3;
 /// Characters without a letter or digit at the end of the text that count as a loop
 /// (`........`, `- - - -`).
 const NON_WORD_RUN: usize = 40;
+/// New text, in bytes (a few words), after which the word-level checks run again.
+const WORD_CHECK_BYTES: usize = 24;
 /// Longest phrase, in words, whose immediate repetition is looked for.
 const TANDEM_MAX_WORDS: usize = 16;
 /// Words copied verbatim from one passage in a row after which the answer is stopped (about
@@ -30,6 +32,8 @@ pub struct DegenerationGuard {
     /// For every passage, its lower-cased words and the positions where each occurs.
     positions: Vec<HashMap<String, Vec<usize>>>,
     stopped: Option<(EarlyStop, usize)>,
+    /// Length of the text when the word-level checks last ran.
+    checked_len: usize,
 }
 
 impl DegenerationGuard {
@@ -45,7 +49,7 @@ impl DegenerationGuard {
                 map
             })
             .collect();
-        Self { text: String::new(), positions, stopped: None }
+        Self { text: String::new(), positions, stopped: None, checked_len: 0 }
     }
 
     /// Adds the next piece of the answer; `Some` once the answer should stop (and from then on).
@@ -54,16 +58,34 @@ impl DegenerationGuard {
             return Some(why);
         }
         self.text.push_str(piece);
-        self.stopped = marker_loop(&self.text)
-            .map(|at| (EarlyStop::MarkerLoop, at))
-            .or_else(|| repeated_text(&self.text).map(|at| (EarlyStop::RepeatedText, at)))
-            .or_else(|| self.long_copy().map(|at| (EarlyStop::LongCopy, at)));
+        // The marker scan is a byte loop; the word-level checks rescan the whole answer, so
+        // they run once per few words, not per token (a loop is caught a few words later).
+        self.stopped = marker_loop(&self.text).map(|at| (EarlyStop::MarkerLoop, at));
+        if self.stopped.is_none() && self.text.len() >= self.checked_len + WORD_CHECK_BYTES {
+            self.check_words();
+        }
         self.stopped.map(|(why, _)| why)
+    }
+
+    /// Runs the word-level checks on everything written so far: call it once the model has
+    /// stopped, so the last few words are checked too.
+    pub fn finish(&mut self) -> Option<EarlyStop> {
+        if self.stopped.is_none() {
+            self.check_words();
+        }
+        self.stopped.map(|(why, _)| why)
+    }
+
+    fn check_words(&mut self) {
+        self.checked_len = self.text.len();
+        self.stopped = repeated_text(&self.text)
+            .map(|at| (EarlyStop::RepeatedText, at))
+            .or_else(|| self.long_copy().map(|at| (EarlyStop::LongCopy, at)));
     }
 
     /// Records that the model ran into its token limit (unless the guard stopped it first).
     pub fn hit_max_tokens(&mut self) {
-        if self.stopped.is_none() {
+        if self.finish().is_none() {
             self.stopped = Some((EarlyStop::MaxTokens, self.text.len()));
         }
     }
@@ -243,7 +265,7 @@ mod tests {
             stop = guard.push(&rest[..cut]);
             rest = &rest[cut..];
         }
-        stop
+        stop.or_else(|| guard.finish())
     }
 
     #[test]

@@ -289,6 +289,8 @@ impl Engine {
         }
         if report.stop_reason == StopReason::MaxTokens {
             guard.hit_max_tokens();
+        } else {
+            guard.finish();
         }
         answer.early_stop = guard.stopped();
         answer.model_text = Some(guard.text().to_owned());
