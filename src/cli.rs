@@ -9,6 +9,7 @@ mod serve;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -494,7 +495,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
             if watch {
-                watch_and_reindex(&engine, &paths, json, &cancel).await;
+                watch_and_reindex(Arc::new(engine), json, &cancel).await;
             }
         }
         Command::Status { json } => {
@@ -873,53 +874,41 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `index --watch`: re-runs the incremental index after each burst of changes under the
-/// library's sources, until Ctrl-C.
-async fn watch_and_reindex(engine: &Engine, paths: &[PathBuf], json: bool, cancel: &CancelToken) {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<PathBuf>>();
-    let data_dir = engine.config().data_dir.clone();
-    let sources: Vec<PathBuf> = engine
-        .status()
-        .await
-        .map(|s| s.sources)
-        .unwrap_or_default()
-        .into_iter()
-        .map(PathBuf::from)
-        .collect();
-    let watch_cancel = cancel.clone();
-    eprintln!("watching {} folders for changes (Ctrl-C to stop)", sources.len());
-    let watcher = std::thread::spawn(move || {
-        quarry::watch::keep_watching(
-            || sources.clone(),
-            false,
-            &[data_dir],
-            std::time::Duration::from_secs(60),
-            std::time::Duration::from_secs(1),
-            &watch_cancel,
-            |changed| {
-                let _ = tx.send(changed);
-            },
-            |err| eprintln!("warning: {err}"),
-        );
-    });
-    while let Some(changed) = rx.recv().await {
-        if cancel.is_cancelled() {
-            break;
+/// `index --watch`: the engine watches the library's sources and re-indexes after each burst
+/// of changes; this prints each run's outcome until Ctrl-C.
+async fn watch_and_reindex(engine: Arc<Engine>, json: bool, cancel: &CancelToken) {
+    let mut updates = engine.follow_index_progress();
+    let watch = engine.watch_sources();
+    eprintln!("watching the library's folders for changes (Ctrl-C to stop)");
+    let mut was_running = false;
+    while !cancel.is_cancelled() {
+        let tick = std::time::Duration::from_millis(200);
+        match tokio::time::timeout(tick, updates.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => break,
+            Err(_) => continue,
         }
-        eprintln!("{} changed paths; re-indexing", changed.len());
-        match engine.index(paths, &mut |_| {}, cancel).await {
-            Ok(report) if json => {
-                println!("{}", serde_json::to_string(&report).unwrap_or_default())
+        let progress = updates.borrow_and_update().clone();
+        if progress.running && !was_running {
+            eprintln!("files changed; re-indexing");
+        }
+        if !progress.running && was_running {
+            match (&progress.report, &progress.error) {
+                (_, Some(err)) => eprintln!("error: {err}"),
+                (Some(report), None) if json => {
+                    println!("{}", serde_json::to_string(report).unwrap_or_default())
+                }
+                (Some(r), None) => println!(
+                    "{} added, {} updated, {} removed, {} unchanged, {} failed",
+                    r.added, r.updated, r.removed, r.unchanged, r.failed
+                ),
+                (None, None) => {}
             }
-            Ok(r) => println!(
-                "{} added, {} updated, {} removed, {} unchanged, {} failed",
-                r.added, r.updated, r.removed, r.unchanged, r.failed
-            ),
-            Err(quarry::Error::Cancelled) => break,
-            Err(err) => eprintln!("error: {err}"),
         }
+        was_running = progress.running;
     }
-    let _ = watcher.join();
+    engine.cancel_index();
+    watch.stop();
 }
 
 fn preview(text: &str, max_chars: usize) -> String {

@@ -3,9 +3,11 @@
 //! into a stage.
 
 mod answering;
+mod index_runs;
 mod indexing;
 
-pub use answering::Evidence;
+pub use answering::{AnswerTicket, Evidence};
+pub use index_runs::{IndexJob, SourceWatch};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -21,6 +23,7 @@ use crate::config::{EmbedderConfig, EngineConfig};
 use crate::embed::Embedder;
 use crate::embed::candle_bert::{CandleEmbedder, Prefixes, dimensions_of};
 use crate::error::{Error, Result};
+use crate::generate::Generator;
 use crate::ids::DocumentId;
 use crate::index::Store;
 use crate::index::meta::EmbedderMeta;
@@ -39,70 +42,166 @@ pub struct Engine {
     chunker: Arc<Chunker>,
     embedder: Option<EmbedderSlot>,
     generator: answering::GeneratorSlot,
+    runs: index_runs::IndexRuns,
+    answers: answering::RunningAnswers,
+    /// The runtime the engine was opened on: background runs are spawned there, also when
+    /// started from a plain thread (the folder watch).
+    runtime: tokio::runtime::Handle,
 }
 
-/// The embedding model, loaded on first use: listing documents should not pay for reading
-/// the weights.
-struct EmbedderSlot {
-    config: EmbedderConfig,
-    dims: usize,
-    model: OnceLock<std::result::Result<Arc<dyn Embedder>, String>>,
+/// The embedding model: given when the engine was built, or loaded from its folder on first
+/// use (listing documents should not pay for reading the weights).
+enum EmbedderSlot {
+    Given(Arc<dyn Embedder>),
+    FromFolder {
+        config: EmbedderConfig,
+        dims: usize,
+        model: OnceLock<std::result::Result<Arc<dyn Embedder>, Error>>,
+    },
 }
 
 impl std::fmt::Debug for EmbedderSlot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmbedderSlot").field("id", &self.config.id).finish()
+        f.debug_struct("EmbedderSlot").field("id", &self.meta().id).finish()
     }
 }
 
 impl EmbedderSlot {
-    fn new(config: &EmbedderConfig) -> Result<Self> {
+    fn from_folder(config: &EmbedderConfig) -> Result<Self> {
         let dims = dimensions_of(&config.dir)?;
-        Ok(Self { config: config.clone(), dims, model: OnceLock::new() })
+        Ok(Self::FromFolder { config: config.clone(), dims, model: OnceLock::new() })
     }
 
     fn meta(&self) -> EmbedderMeta {
-        EmbedderMeta { id: self.config.id.clone(), dimensions: self.dims }
+        match self {
+            Self::Given(model) => {
+                EmbedderMeta { id: model.model_id().to_owned(), dimensions: model.dimensions() }
+            }
+            Self::FromFolder { config, dims, .. } => {
+                EmbedderMeta { id: config.id.clone(), dimensions: *dims }
+            }
+        }
     }
 
     fn get(&self) -> Result<Arc<dyn Embedder>> {
-        let loaded = self.model.get_or_init(|| {
+        let (config, model) = match self {
+            Self::Given(model) => return Ok(Arc::clone(model)),
+            Self::FromFolder { config, model, .. } => (config, model),
+        };
+        let loaded = model.get_or_init(|| {
             let prefixes = Prefixes {
-                query: self.config.query_prefix.clone(),
-                passage: self.config.passage_prefix.clone(),
+                query: config.query_prefix.clone(),
+                passage: config.passage_prefix.clone(),
             };
-            CandleEmbedder::load(&self.config.dir, &self.config.id, prefixes)
+            CandleEmbedder::load(&config.dir, &config.id, prefixes)
                 .map(|m| Arc::new(m) as Arc<dyn Embedder>)
-                .map_err(|e| e.to_string())
+                .map_err(Error::from)
         });
-        loaded.clone().map_err(Error::User)
+        // A failed load is remembered; each caller gets the cause, its chain kept.
+        loaded.as_ref().map(Arc::clone).map_err(Error::duplicate)
+    }
+}
+
+/// Builds an [`Engine`]: settings, and optionally models already loaded (the embedder and
+/// generator named in the settings are otherwise loaded from disk on first use). Tests inject
+/// fakes this way; an app can share one loaded model between engines.
+pub struct EngineBuilder {
+    config: EngineConfig,
+    embedder: Option<Arc<dyn Embedder>>,
+    generator: Option<Box<dyn Generator>>,
+}
+
+impl std::fmt::Debug for EngineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineBuilder").field("data_dir", &self.config.data_dir).finish()
+    }
+}
+
+impl EngineBuilder {
+    /// Uses `model` as the embedding model (instead of the one the settings name).
+    pub fn embedder(mut self, model: Arc<dyn Embedder>) -> Self {
+        self.embedder = Some(model);
+        self
+    }
+
+    /// Uses `model` to write answers (instead of the one the settings name).
+    pub fn generator(mut self, model: Box<dyn Generator>) -> Self {
+        self.generator = Some(model);
+        self
+    }
+
+    /// Opens the library for reading (search, listing, answers).
+    pub async fn open(self) -> Result<Engine> {
+        self.build(false).await
+    }
+
+    /// Opens the library for writing: takes the writer lock and repairs an interrupted run.
+    pub async fn open_for_write(self) -> Result<Engine> {
+        self.build(true).await
+    }
+
+    async fn build(self, write: bool) -> Result<Engine> {
+        let Self { config, embedder, generator } = self;
+        config.validate()?;
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| Error::internal("the engine needs a tokio runtime", e))?;
+        let embedder = match embedder {
+            Some(model) => Some(EmbedderSlot::Given(model)),
+            None => config.embedder.as_ref().map(EmbedderSlot::from_folder).transpose()?,
+        };
+        let meta = embedder.as_ref().map(EmbedderSlot::meta);
+        let store = if write {
+            Store::open_for_write(&config.data_dir, meta).await?
+        } else {
+            Store::open(&config.data_dir, meta).await?
+        };
+        let chunker = Arc::new(make_chunker(&config)?);
+        let generator = match generator {
+            Some(model) => answering::GeneratorSlot::given(model)?,
+            None => answering::GeneratorSlot::from_file(config.generator.clone()),
+        };
+        Ok(Engine {
+            config,
+            store,
+            chunker,
+            embedder,
+            generator,
+            runs: Default::default(),
+            answers: Default::default(),
+            runtime,
+        })
     }
 }
 
 impl Engine {
+    /// A builder for an engine with these settings (to inject models).
+    pub fn builder(config: EngineConfig) -> EngineBuilder {
+        EngineBuilder { config, embedder: None, generator: None }
+    }
+
     /// Opens the library for reading (search, listing).
     pub async fn open(config: EngineConfig) -> Result<Self> {
-        config.validate()?;
-        let embedder = config.embedder.as_ref().map(EmbedderSlot::new).transpose()?;
-        let store =
-            Store::open(&config.data_dir, embedder.as_ref().map(EmbedderSlot::meta)).await?;
-        let chunker = Arc::new(make_chunker(&config)?);
-        Ok(Self { config, store, chunker, embedder, generator: Default::default() })
+        Self::builder(config).open().await
     }
 
     /// Opens the library for writing: takes the writer lock and repairs an interrupted run.
     pub async fn open_for_write(config: EngineConfig) -> Result<Self> {
-        config.validate()?;
-        let embedder = config.embedder.as_ref().map(EmbedderSlot::new).transpose()?;
-        let meta = embedder.as_ref().map(EmbedderSlot::meta);
-        let store = Store::open_for_write(&config.data_dir, meta).await?;
-        let chunker = Arc::new(make_chunker(&config)?);
-        Ok(Self { config, store, chunker, embedder, generator: Default::default() })
+        Self::builder(config).open_for_write().await
     }
 
     /// The loaded embedding model, if the library has one.
     pub fn embedder(&self) -> Result<Option<Arc<dyn Embedder>>> {
         self.embedder.as_ref().map(EmbedderSlot::get).transpose()
+    }
+
+    /// Whether this engine has an embedding model (vectors and hybrid search).
+    pub fn has_embedder(&self) -> bool {
+        self.embedder.is_some()
+    }
+
+    /// Whether this engine has a generator (answers written by a model, not quoted).
+    pub fn has_generator(&self) -> bool {
+        self.generator.is_some()
     }
 
     /// The settings this engine runs with.
@@ -203,27 +302,6 @@ impl Engine {
             cursor += text[before..].chars().count() as u64;
         }
         Ok(DocumentText { path: row.path, kind: row.kind, pages: row.pages, text, page_starts })
-    }
-
-    /// Watches the library's sources until `cancel` is set and calls `on_change` after each
-    /// burst of changes (and once at the start, for changes made while nothing ran), so the
-    /// caller can re-run [`Engine::index`] with no paths and keep the library in sync.
-    pub fn watch_sources(
-        &self,
-        cancel: &CancelToken,
-        on_change: impl FnMut(Vec<PathBuf>),
-        on_error: impl FnMut(Error),
-    ) {
-        crate::watch::keep_watching(
-            || self.store.meta().sources.iter().map(PathBuf::from).collect(),
-            true,
-            &[self.store.dir().to_owned()],
-            std::time::Duration::from_secs(3),
-            std::time::Duration::from_secs(1),
-            cancel,
-            on_change,
-            on_error,
-        );
     }
 
     async fn document_row(&self, path: &str) -> Result<DocumentRow> {

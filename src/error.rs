@@ -33,6 +33,9 @@ pub enum Error {
     /// The operation was cancelled through its [`crate::progress::CancelToken`].
     #[error("cancelled")]
     Cancelled,
+    /// The operation cannot start while another one runs (one indexing run at a time).
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl Error {
@@ -59,19 +62,80 @@ impl Error {
         Error::Io { path: path.into(), source }
     }
 
-    /// A short name of the error's kind, for UIs: `user`, `io`, `cancelled` or `internal`.
+    /// A short name of the error's kind, for UIs: `user`, `io`, `cancelled`, `busy` or
+    /// `internal`.
     pub fn kind(&self) -> &'static str {
         match self {
             Error::User(_) => "user",
             Error::Io { .. } => "io",
             Error::Cancelled => "cancelled",
+            Error::Busy(_) => "busy",
             Error::Internal { .. } => "internal",
         }
     }
 
     /// Whether the user can act on this error (exit code 1 rather than 2).
     pub fn is_user_error(&self) -> bool {
-        matches!(self, Error::User(_) | Error::Io { .. } | Error::Cancelled)
+        matches!(self, Error::User(_) | Error::Io { .. } | Error::Cancelled | Error::Busy(_))
+    }
+
+    /// A copy of this error for another caller (a failed model load is remembered and
+    /// reported to each caller): the same kind and message, the causes kept as text.
+    pub fn duplicate(&self) -> Error {
+        match self {
+            Error::User(m) => Error::User(m.clone()),
+            Error::Busy(m) => Error::Busy(m.clone()),
+            Error::Cancelled => Error::Cancelled,
+            Error::Io { path, source } => Error::Io {
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), CauseText::of(source)),
+            },
+            Error::Internal { message, source } => Error::Internal {
+                message: message.clone(),
+                source: source.as_deref().map(|s| Box::new(CauseText::of(s)) as _),
+            },
+        }
+    }
+
+    /// The error's message followed by its chain of causes (`a: b: c`), for edges that show one
+    /// line, so the reason a model failed to load is not lost on the way.
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            let cause_text = cause.to_string();
+            if !text.contains(&cause_text) {
+                text.push_str(": ");
+                text.push_str(&cause_text);
+            }
+            source = cause.source();
+        }
+        text
+    }
+}
+
+/// An error's text and the chain of causes below it, copied (for [`Error::duplicate`]).
+#[derive(Debug)]
+struct CauseText {
+    text: String,
+    source: Option<Box<CauseText>>,
+}
+
+impl CauseText {
+    fn of(err: &(dyn std::error::Error + 'static)) -> Self {
+        Self { text: err.to_string(), source: err.source().map(|s| Box::new(Self::of(s))) }
+    }
+}
+
+impl std::fmt::Display for CauseText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for CauseText {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|s| s as _)
     }
 }
 

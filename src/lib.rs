@@ -52,6 +52,6 @@ pub use api::{
     LibraryStatus, SearchHit, SearchMode,
 };
 pub use config::{AnswerConfig, ChunkingConfig, EngineConfig, ExtractionConfig};
-pub use engine::Engine;
+pub use engine::{Engine, EngineBuilder, IndexJob, SourceWatch};
 pub use error::{Error, Result};
 pub use progress::{CancelToken, IngestEvent, ProgressSink};

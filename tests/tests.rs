@@ -11,6 +11,8 @@
 )]
 
 mod support;
+// Test doubles of the embedder and the generator, injected through `Engine::builder`.
+mod fakes;
 
 // The candle embedder against reference embeddings.
 mod embed;
@@ -30,6 +32,8 @@ mod isolation;
 mod generate;
 // Tokenizers rebuilt from real GGUF vocabularies against llama.cpp's ids.
 mod gguf_vocab;
+// The ask pipeline and the engine's indexing runs and watch, with the test doubles.
+mod pipeline;
 // Grounded answers: evidence, refusals, injections, verification, audit, SQuAD slice.
 mod answer;
 // The UI's generated TypeScript types match src/api.rs.

@@ -3,13 +3,12 @@
 //! over `tauri::ipc::Channel`; errors reach the UI as `{kind, message, detail}`.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
 
 use quarry::api::{
     Answer, AppSettings, AskOptions, DocumentInfo, DocumentText, IndexProgress, LibraryStatus,
 };
-use quarry::{CancelToken, Engine, EngineConfig};
+use quarry::{Engine, EngineConfig, SourceWatch};
 use serde::Serialize;
 use tauri::Manager;
 use tauri::ipc::{Channel, Response};
@@ -28,54 +27,35 @@ pub struct ShellError {
 impl From<quarry::Error> for ShellError {
     fn from(err: quarry::Error) -> Self {
         let kind = err.kind();
-        let detail = std::error::Error::source(&err).map(|s| s.to_string());
+        let detail = std::error::Error::source(&err).map(|_| err.chain());
         Self { kind, message: err.to_string(), detail }
-    }
-}
-
-impl ShellError {
-    fn internal(message: impl Into<String>) -> Self {
-        Self { kind: "internal", message: message.into(), detail: None }
     }
 }
 
 type CommandResult<T> = Result<T, ShellError>;
 
-/// What the window's commands share: the engine (opened in the background after the window
-/// shows, so launching stays fast) and the indexing run.
+/// What the window's commands share: the settings, and the engine with its folder watch,
+/// opened in the background after the window shows so launching stays fast. Indexing runs,
+/// their progress and cancelling answers belong to the engine.
 struct Shell {
     config: EngineConfig,
     settings: AppSettings,
-    engine: tokio::sync::OnceCell<Arc<Engine>>,
-    progress: Arc<Mutex<IndexProgress>>,
-    job: Mutex<Option<(CancelToken, Instant)>>,
+    library: tokio::sync::OnceCell<(Arc<Engine>, SourceWatch)>,
 }
 
 impl Shell {
     async fn engine(&self) -> CommandResult<Arc<Engine>> {
         let config = self.config.clone();
-        let engine = self
-            .engine
+        let (engine, _) = self
+            .library
             .get_or_try_init(|| async move {
-                run_blocking(move || {
-                    tauri::async_runtime::block_on(Engine::open_for_write(config)).map(Arc::new)
-                })
-                .await
+                let engine = Arc::new(Engine::open_for_write(config).await?);
+                let watch = engine.watch_sources();
+                Ok::<_, quarry::Error>((engine, watch))
             })
             .await?;
         Ok(Arc::clone(engine))
     }
-}
-
-/// Runs engine work on a blocking thread (its futures are not all `Send`, and models are
-/// CPU-bound); the window stays responsive.
-async fn run_blocking<T: Send + 'static>(
-    work: impl FnOnce() -> quarry::Result<T> + Send + 'static,
-) -> CommandResult<T> {
-    tauri::async_runtime::spawn_blocking(work)
-        .await
-        .map_err(|e| ShellError::internal(format!("the task failed: {e}")))?
-        .map_err(ShellError::from)
 }
 
 #[derive(Serialize)]
@@ -87,15 +67,12 @@ struct StatusResponse {
 #[tauri::command]
 async fn status(shell: tauri::State<'_, Shell>) -> CommandResult<StatusResponse> {
     let engine = shell.engine().await?;
-    let library = run_blocking(move || tauri::async_runtime::block_on(engine.status())).await?;
-    let indexing = shell.progress.lock().map(|p| p.clone()).unwrap_or_default();
-    Ok(StatusResponse { library, indexing })
+    Ok(StatusResponse { library: engine.status().await?, indexing: engine.index_progress() })
 }
 
 #[tauri::command]
 async fn documents(shell: tauri::State<'_, Shell>) -> CommandResult<Vec<DocumentInfo>> {
-    let engine = shell.engine().await?;
-    run_blocking(move || tauri::async_runtime::block_on(engine.documents())).await
+    Ok(shell.engine().await?.documents().await?)
 }
 
 #[tauri::command]
@@ -104,106 +81,39 @@ fn settings(shell: tauri::State<'_, Shell>) -> AppSettings {
 }
 
 #[tauri::command]
-fn index_progress(shell: tauri::State<'_, Shell>) -> IndexProgress {
-    shell.progress.lock().map(|p| p.clone()).unwrap_or_default()
+async fn index_progress(shell: tauri::State<'_, Shell>) -> CommandResult<IndexProgress> {
+    Ok(shell.engine().await?.index_progress())
 }
 
-/// Indexes `paths`, sending a progress snapshot per event; returns the final snapshot.
+/// Indexes `paths`, sending each progress snapshot; returns the closing one.
 #[tauri::command]
 async fn index(
     shell: tauri::State<'_, Shell>,
     paths: Vec<PathBuf>,
     on_progress: Channel<IndexProgress>,
 ) -> CommandResult<IndexProgress> {
-    let last = run_index(&shell, paths, move |p| {
-        let _ = on_progress.send(p);
-    })
-    .await?;
-    Ok(last)
-}
-
-/// One indexing run (none of `paths`: every source again), its snapshots kept in the shell's
-/// state (for `index_progress`) and passed to `send`.
-async fn run_index(
-    shell: &Shell,
-    paths: Vec<PathBuf>,
-    send: impl Fn(IndexProgress) + Send + Sync + 'static,
-) -> CommandResult<IndexProgress> {
     let engine = shell.engine().await?;
-    let cancel = CancelToken::new();
-    let started = Instant::now();
-    {
-        let mut job = shell.job.lock().map_err(|_| ShellError::internal("state poisoned"))?;
-        if job.is_some() {
-            return Err(ShellError {
-                kind: "busy",
-                message: "indexing is already running".into(),
-                detail: None,
-            });
-        }
-        *job = Some((cancel.clone(), started));
-    }
-    if let Ok(mut p) = shell.progress.lock() {
-        *p = IndexProgress::started();
-    }
-    let progress = Arc::clone(&shell.progress);
-    let send = Arc::new(send);
-    let (sink_progress, sink_send) = (Arc::clone(&progress), Arc::clone(&send));
-    let run_cancel = cancel.clone();
-    let result = tauri::async_runtime::spawn_blocking(move || {
-        let mut sink = move |event: quarry::IngestEvent| {
-            if let Ok(mut p) = sink_progress.lock() {
-                p.apply(event, started.elapsed().as_secs_f64());
-                sink_send(p.clone());
+    let mut updates = engine.follow_index_progress();
+    let finished = engine.start_index(paths)?.finished();
+    tokio::pin!(finished);
+    loop {
+        tokio::select! {
+            last = &mut finished => return Ok(last),
+            changed = updates.changed() => {
+                if changed.is_ok() {
+                    let _ = on_progress.send(updates.borrow_and_update().clone());
+                }
             }
-        };
-        tauri::async_runtime::block_on(engine.index(&paths, &mut sink, &run_cancel))
-    })
-    .await
-    .map_err(|e| ShellError::internal(format!("the task failed: {e}")))?;
-    let result = if cancel.is_cancelled() && result.is_ok() {
-        Err(quarry::Error::Cancelled)
-    } else {
-        result
-    };
-    let last = {
-        let mut p = progress.lock().map_err(|_| ShellError::internal("state poisoned"))?;
-        p.finish(result);
-        p.clone()
-    };
-    if let Ok(mut job) = shell.job.lock() {
-        *job = None;
+        }
     }
-    send(last.clone());
-    Ok(last)
-}
-
-/// Watches the library's sources and re-indexes after changes, so the library stays in sync
-/// while the app runs.
-fn spawn_watcher(app: tauri::AppHandle) {
-    std::thread::spawn(move || {
-        let shell = app.state::<Shell>();
-        let Ok(engine) = tauri::async_runtime::block_on(shell.engine()) else { return };
-        engine.watch_sources(
-            &CancelToken::new(),
-            |_changed| {
-                let _ = tauri::async_runtime::block_on(run_index(&shell, Vec::new(), |_| {}));
-            },
-            |_err| {},
-        );
-    });
 }
 
 /// Stops the run after the files in progress; the next run resumes.
 #[tauri::command]
-fn cancel_index(shell: tauri::State<'_, Shell>) -> CommandResult<()> {
-    let job = shell.job.lock().map_err(|_| ShellError::internal("state poisoned"))?;
-    match job.as_ref() {
-        Some((cancel, _)) => {
-            cancel.cancel();
-            Ok(())
-        }
-        None => Err(ShellError {
+async fn cancel_index(shell: tauri::State<'_, Shell>) -> CommandResult<()> {
+    match shell.engine().await?.cancel_index() {
+        true => Ok(()),
+        false => Err(ShellError {
             kind: "idle",
             message: "no indexing run to stop".into(),
             detail: None,
@@ -213,32 +123,32 @@ fn cancel_index(shell: tauri::State<'_, Shell>) -> CommandResult<()> {
 
 #[tauri::command]
 async fn remove(shell: tauri::State<'_, Shell>, paths: Vec<PathBuf>) -> CommandResult<u32> {
-    let engine = shell.engine().await?;
-    run_blocking(move || tauri::async_runtime::block_on(engine.remove(&paths))).await
+    Ok(shell.engine().await?.remove(&paths).await?)
 }
 
 /// Answers `question`, streaming the answer text; resolves with the checked answer.
+/// `request` names the answer for [`cancel_ask`].
 #[tauri::command]
 async fn ask(
     shell: tauri::State<'_, Shell>,
     question: String,
     evidence: bool,
+    request: String,
     on_text: Channel<String>,
 ) -> CommandResult<Answer> {
     let engine = shell.engine().await?;
-    run_blocking(move || {
-        let options = AskOptions { evidence, ..AskOptions::default() };
-        let mut sink = move |piece: &str| {
-            let _ = on_text.send(piece.to_owned());
-        };
-        tauri::async_runtime::block_on(engine.ask(
-            &question,
-            &options,
-            &mut sink,
-            &CancelToken::new(),
-        ))
-    })
-    .await
+    let ticket = engine.answer_ticket(&request)?;
+    let options = AskOptions { evidence, ..AskOptions::default() };
+    let mut sink = move |piece: &str| {
+        let _ = on_text.send(piece.to_owned());
+    };
+    Ok(engine.ask(&question, &options, &mut sink, ticket.token()).await?)
+}
+
+/// Stops the answer `request` (the Stop button).
+#[tauri::command]
+async fn cancel_ask(shell: tauri::State<'_, Shell>, request: String) -> CommandResult<bool> {
+    Ok(shell.engine().await?.cancel_answer(&request))
 }
 
 #[tauri::command]
@@ -246,16 +156,13 @@ async fn document_text(
     shell: tauri::State<'_, Shell>,
     path: String,
 ) -> CommandResult<DocumentText> {
-    let engine = shell.engine().await?;
-    run_blocking(move || tauri::async_runtime::block_on(engine.document_text(&path))).await
+    Ok(shell.engine().await?.document_text(&path).await?)
 }
 
 /// The bytes of a library document (never any other file), for the PDF viewer.
 #[tauri::command]
 async fn document_bytes(shell: tauri::State<'_, Shell>, path: String) -> CommandResult<Response> {
-    let engine = shell.engine().await?;
-    let (_, bytes) =
-        run_blocking(move || tauri::async_runtime::block_on(engine.document_bytes(&path))).await?;
+    let (_, bytes) = shell.engine().await?.document_bytes(&path).await?;
     Ok(Response::new(bytes))
 }
 
@@ -286,13 +193,7 @@ pub fn run() -> std::process::ExitCode {
         Err(err) => return fail(&err),
     };
     let app_settings = config.app_settings(&models_dir);
-    let shell = Shell {
-        config,
-        settings: app_settings,
-        engine: tokio::sync::OnceCell::new(),
-        progress: Arc::new(Mutex::new(IndexProgress::default())),
-        job: Mutex::new(None),
-    };
+    let shell = Shell { config, settings: app_settings, library: tokio::sync::OnceCell::new() };
     let result = tauri::Builder::default()
         // One instance at a time: a second launch brings the first window forward.
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
@@ -306,7 +207,12 @@ pub fn run() -> std::process::ExitCode {
         .plugin(tauri_plugin_dialog::init())
         .manage(shell)
         .setup(|app| {
-            spawn_watcher(app.handle().clone());
+            // Open the library (and start watching its folders) without holding up the window.
+            let handle = app.handle().clone();
+            // A failure is reported to the UI by its first command.
+            tauri::async_runtime::spawn(async move {
+                let _ = handle.state::<Shell>().engine().await;
+            });
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![
@@ -318,6 +224,7 @@ pub fn run() -> std::process::ExitCode {
             cancel_index,
             remove,
             ask,
+            cancel_ask,
             document_text,
             document_bytes
         ])

@@ -9,6 +9,12 @@ use crate::api::{Passage, SearchHit};
 /// lower-ranked one is dropped as a duplicate.
 const MAX_OVERLAP: f64 = 0.5;
 
+/// Tokens `text` takes when no model tokenizer is at hand: about four bytes per token, as
+/// for English in BPE vocabularies. The one fallback every budget uses.
+pub fn approximate_tokens(text: &str) -> usize {
+    text.len() / 4
+}
+
 /// Picks passages from `hits` (best first): at most `max_passages`, together at most
 /// `budget_tokens` as `count_tokens` counts them, skipping any that mostly repeats a passage
 /// already chosen. `sha256_of` maps a document path to its content hash.
@@ -90,7 +96,7 @@ mod tests {
             hit("d", "/y.pdf", 0, 1000),   // other document: kept
         ];
         let sha = HashMap::from([("/x.pdf".to_owned(), "abc".to_owned())]);
-        let chosen = select_passages(hits, &sha, 10, 10_000, &mut |t| t.len() / 4);
+        let chosen = select_passages(hits, &sha, 10, 10_000, &mut approximate_tokens);
         let ids: Vec<(&str, u32)> = chosen.iter().map(|p| (p.chunk_id.as_str(), p.n)).collect();
         assert_eq!(ids, vec![("a", 1), ("b", 2), ("d", 3)]);
         assert_eq!(chosen[0].doc_sha256, "abc");
@@ -102,16 +108,17 @@ mod tests {
         let hits: Vec<SearchHit> =
             (0..6).map(|i| hit(&format!("h{i}"), &format!("/d{i}"), 0, 400)).collect();
         // 400 chars of "word " → 80 words → 100 "tokens" at len/4.
-        let chosen = select_passages(hits.clone(), &HashMap::new(), 10, 250, &mut |t| t.len() / 4);
+        let chosen =
+            select_passages(hits.clone(), &HashMap::new(), 10, 250, &mut approximate_tokens);
         assert_eq!(chosen.len(), 2);
-        let chosen = select_passages(hits, &HashMap::new(), 3, 10_000, &mut |t| t.len() / 4);
+        let chosen = select_passages(hits, &HashMap::new(), 3, 10_000, &mut approximate_tokens);
         assert_eq!(chosen.len(), 3);
     }
 
     #[test]
     fn always_keeps_the_best_passage() {
         let hits = vec![hit("big", "/d", 0, 4000)];
-        let chosen = select_passages(hits, &HashMap::new(), 5, 10, &mut |t| t.len() / 4);
+        let chosen = select_passages(hits, &HashMap::new(), 5, 10, &mut approximate_tokens);
         assert_eq!(chosen.len(), 1);
     }
 }

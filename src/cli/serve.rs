@@ -3,11 +3,9 @@
 //! (DNS rebinding) or sent from another Origin get 403; no CORS headers are ever sent, so other
 //! sites cannot read responses. Answers and indexing progress stream as server-sent events.
 
-use std::future::Future;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Json;
@@ -19,9 +17,9 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use quarry::api::{AppSettings, AskOptions, IndexProgress, SearchMode};
-use quarry::{CancelToken, Engine, EngineConfig, IngestEvent};
+use quarry::{CancelToken, Engine, EngineConfig};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tower_http::services::ServeDir;
 
 /// The UI's content security policy: everything from this server only, nothing inline but
@@ -38,21 +36,14 @@ pub(crate) struct ServeArgs {
     pub(crate) models_dir: PathBuf,
 }
 
-struct IndexJob {
-    cancel: CancelToken,
-    started: Instant,
-}
-
+/// What the handlers share: the engine (which owns indexing runs and the folder watch) and
+/// the server's own guard settings.
 struct ServerState {
     engine: Arc<Engine>,
     token: String,
     hosts: Vec<String>,
     origins: Vec<String>,
     settings: AppSettings,
-    progress: Mutex<IndexProgress>,
-    job: Mutex<Option<IndexJob>>,
-    events: broadcast::Sender<String>,
-    runtime: tokio::runtime::Handle,
 }
 
 type Shared = Arc<ServerState>;
@@ -77,11 +68,11 @@ impl From<quarry::Error> for ApiError {
     fn from(err: quarry::Error) -> Self {
         let status = match &err {
             quarry::Error::User(_) | quarry::Error::Io { .. } => StatusCode::BAD_REQUEST,
-            quarry::Error::Cancelled => StatusCode::CONFLICT,
+            quarry::Error::Cancelled | quarry::Error::Busy(_) => StatusCode::CONFLICT,
             quarry::Error::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let kind = err.kind();
-        let detail = std::error::Error::source(&err).map(|s| s.to_string());
+        let detail = std::error::Error::source(&err).map(|_| err.chain());
         Self { status, kind, message: err.to_string(), detail }
     }
 }
@@ -102,19 +93,14 @@ pub(crate) async fn serve(config: EngineConfig, args: ServeArgs) -> anyhow::Resu
         .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
     let port = listener.local_addr()?.port();
     let token = random_token();
-    let (events, _) = broadcast::channel(1024);
+    let _watch = engine.watch_sources();
     let state = Arc::new(ServerState {
         engine,
         token: token.clone(),
         hosts: vec![format!("127.0.0.1:{port}"), format!("localhost:{port}")],
         origins: vec![format!("http://127.0.0.1:{port}"), format!("http://localhost:{port}")],
         settings,
-        progress: Mutex::new(IndexProgress::default()),
-        job: Mutex::new(None),
-        events,
-        runtime: tokio::runtime::Handle::current(),
     });
-    spawn_watcher(Arc::clone(&state));
     let app = router(Arc::clone(&state), &ui_dir);
     println!("Quarry is serving this library at http://127.0.0.1:{port}/#token={token}");
     println!("(the token in the address is the key: anyone with it can use the library)");
@@ -234,29 +220,14 @@ fn locate_ui(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     })
 }
 
-/// Runs an engine operation on a blocking thread (engine futures are not all `Send`).
-async fn on_engine<T, F, Fut>(state: &Shared, f: F) -> Result<T, ApiError>
-where
-    T: Send + 'static,
-    F: FnOnce(Arc<Engine>) -> Fut + Send + 'static,
-    Fut: Future<Output = quarry::Result<T>>,
-{
-    let engine = Arc::clone(&state.engine);
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || handle.block_on(f(engine)))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
-        .map_err(ApiError::from)
-}
-
 async fn status(State(state): State<Shared>) -> Result<Response, ApiError> {
-    let status = on_engine(&state, |e| async move { e.status().await }).await?;
-    let progress = state.progress.lock().map(|p| p.clone()).unwrap_or_default();
+    let status = state.engine.status().await?;
+    let progress = state.engine.index_progress();
     Ok(Json(serde_json::json!({ "library": status, "indexing": progress })).into_response())
 }
 
 async fn docs(State(state): State<Shared>) -> Result<Response, ApiError> {
-    let docs = on_engine(&state, |e| async move { e.documents().await }).await?;
+    let docs = state.engine.documents().await?;
     Ok(Json(serde_json::json!({ "documents": docs })).into_response())
 }
 
@@ -291,98 +262,26 @@ async fn start_index(
             ));
         }
     }
-    begin_index(&state, body.paths)?;
+    state.engine.start_index(body.paths)?;
     Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "started": true }))).into_response())
 }
 
-/// Starts an indexing run of `paths` (none: every source again) on a blocking thread; fails
-/// with 409 while another run is going.
-fn begin_index(state: &Shared, paths: Vec<PathBuf>) -> Result<(), ApiError> {
-    let cancel = CancelToken::new();
-    {
-        let mut job = state.job.lock().map_err(|_| poisoned())?;
-        if job.is_some() {
-            return Err(ApiError::new(StatusCode::CONFLICT, "busy", "indexing is already running"));
-        }
-        *job = Some(IndexJob { cancel: cancel.clone(), started: Instant::now() });
-    }
-    update(state, |p| *p = IndexProgress::started());
-    let task_state = Arc::clone(state);
-    let handle = state.runtime.clone();
-    state.runtime.spawn_blocking(move || {
-        let st = Arc::clone(&task_state);
-        let mut sink = move |event: IngestEvent| on_ingest_event(&st, event);
-        let mut result = handle.block_on(task_state.engine.index(&paths, &mut sink, &cancel));
-        if cancel.is_cancelled() && result.is_ok() {
-            result = Err(quarry::Error::Cancelled);
-        }
-        update(&task_state, |p| p.finish(result));
-        if let Ok(mut job) = task_state.job.lock() {
-            *job = None;
-        }
-    });
-    Ok(())
-}
-
-/// Watches the library's sources and re-indexes after changes, so the library stays in sync
-/// while the server runs (a run already going picks the changes up on the next one).
-fn spawn_watcher(state: Shared) {
-    std::thread::spawn(move || {
-        let engine = Arc::clone(&state.engine);
-        engine.watch_sources(
-            &CancelToken::new(),
-            |changed| {
-                tracing::info!(target: "serve", changed = changed.len(), "sources changed; re-indexing");
-                let _ = begin_index(&state, Vec::new());
-            },
-            |err| tracing::warn!(target: "serve", %err, "cannot watch the sources"),
-        );
-    });
-}
-
-fn poisoned() -> ApiError {
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "server state poisoned")
-}
-
-fn update(state: &ServerState, change: impl FnOnce(&mut IndexProgress)) {
-    if let Ok(mut progress) = state.progress.lock() {
-        change(&mut progress);
-        if let Ok(json) = serde_json::to_string(&*progress) {
-            let _ = state.events.send(json);
-        }
-    }
-}
-
-fn on_ingest_event(state: &ServerState, event: IngestEvent) {
-    let started = state.job.lock().ok().and_then(|j| j.as_ref().map(|j| j.started));
-    let elapsed = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
-    update(state, |p| p.apply(event, elapsed));
-}
-
 async fn index_progress(State(state): State<Shared>) -> Json<IndexProgress> {
-    Json(state.progress.lock().map(|p| p.clone()).unwrap_or_default())
+    Json(state.engine.index_progress())
 }
 
-/// Progress snapshots as server-sent events until the client goes away.
+/// Progress snapshots as server-sent events until the client goes away: the current one,
+/// then each new one (the latest, when the client falls behind).
 async fn index_events(State(state): State<Shared>) -> impl IntoResponse {
-    let rx = state.events.subscribe();
-    let first = state.progress.lock().ok().and_then(|p| serde_json::to_string(&*p).ok());
-    let stream = futures::stream::unfold((rx, first), |(mut rx, first)| async move {
-        if let Some(json) = first {
-            return Some((
-                Ok::<_, std::convert::Infallible>(Event::default().event("progress").data(json)),
-                (rx, None),
-            ));
-        }
-        loop {
-            match rx.recv().await {
-                Ok(json) => {
-                    return Some((Ok(Event::default().event("progress").data(json)), (rx, None)));
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => return None,
-            }
-        }
+    let mut updates = state.engine.follow_index_progress();
+    updates.mark_changed();
+    let stream = futures::stream::unfold(updates, |mut updates| async move {
+        updates.changed().await.ok()?;
+        let json = serde_json::to_string(&*updates.borrow_and_update()).ok()?;
+        Some((
+            Ok::<_, std::convert::Infallible>(Event::default().event("progress").data(json)),
+            updates,
+        ))
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
@@ -390,21 +289,17 @@ async fn index_events(State(state): State<Shared>) -> impl IntoResponse {
 /// Stops the run after the files in progress ("pause": the next run resumes, skipping what is
 /// done).
 async fn cancel_index(State(state): State<Shared>) -> Result<Response, ApiError> {
-    let job = state.job.lock().map_err(|_| poisoned())?;
-    match job.as_ref() {
-        Some(job) => {
-            job.cancel.cancel();
-            Ok(Json(serde_json::json!({ "cancelling": true })).into_response())
-        }
-        None => Err(ApiError::new(StatusCode::CONFLICT, "idle", "no indexing run to stop")),
+    if !state.engine.cancel_index() {
+        return Err(ApiError::new(StatusCode::CONFLICT, "idle", "no indexing run to stop"));
     }
+    Ok(Json(serde_json::json!({ "cancelling": true })).into_response())
 }
 
 async fn remove(
     State(state): State<Shared>,
     Json(body): Json<PathsBody>,
 ) -> Result<Response, ApiError> {
-    let removed = on_engine(&state, move |e| async move { e.remove(&body.paths).await }).await?;
+    let removed = state.engine.remove(&body.paths).await?;
     Ok(Json(serde_json::json!({ "removed": removed })).into_response())
 }
 
@@ -419,11 +314,9 @@ async fn search(
     State(state): State<Shared>,
     Query(query): Query<SearchQuery>,
 ) -> Result<Response, ApiError> {
-    let hits = on_engine(&state, move |e| async move {
-        let mode = query.mode.unwrap_or_else(|| e.default_search_mode());
-        e.search(&query.q, mode, query.k.unwrap_or(10).clamp(1, 200)).await
-    })
-    .await?;
+    let engine = &state.engine;
+    let mode = query.mode.unwrap_or_else(|| engine.default_search_mode());
+    let hits = engine.search(&query.q, mode, query.k.unwrap_or(10).clamp(1, 200)).await?;
     Ok(Json(serde_json::json!({ "hits": hits })).into_response())
 }
 
@@ -440,8 +333,7 @@ struct AskBody {
 async fn ask(State(state): State<Shared>, Json(body): Json<AskBody>) -> impl IntoResponse {
     let (tx, rx) = mpsc::unbounded_channel::<Event>();
     let engine = Arc::clone(&state.engine);
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || {
+    tokio::spawn(async move {
         let cancel = CancelToken::new();
         let options = AskOptions {
             k: body.k.unwrap_or(AskOptions::default().k).clamp(1, 50),
@@ -457,7 +349,7 @@ async fn ask(State(state): State<Shared>, Json(body): Json<AskBody>) -> impl Int
                 token_cancel.cancel();
             }
         };
-        let result = handle.block_on(engine.ask(&body.question, &options, &mut sink, &cancel));
+        let result = engine.ask(&body.question, &options, &mut sink, &cancel).await;
         let event = match result {
             Ok(answer) => Event::default().event("answer").json_data(&answer),
             Err(err) => Event::default().event("error").json_data(ApiError::from(err)),
@@ -481,8 +373,7 @@ async fn document(
     State(state): State<Shared>,
     Query(query): Query<PathQuery>,
 ) -> Result<Response, ApiError> {
-    let text =
-        on_engine(&state, move |e| async move { e.document_text(&query.path).await }).await?;
+    let text = state.engine.document_text(&query.path).await?;
     Ok(Json(text).into_response())
 }
 
@@ -491,8 +382,7 @@ async fn file(
     State(state): State<Shared>,
     Query(query): Query<PathQuery>,
 ) -> Result<Response, ApiError> {
-    let (kind, bytes) =
-        on_engine(&state, move |e| async move { e.document_bytes(&query.path).await }).await?;
+    let (kind, bytes) = state.engine.document_bytes(&query.path).await?;
     let content_type = match kind {
         quarry::FileKind::Pdf => "application/pdf",
         // Never rendered as a page: HTML from a document is shown as text.

@@ -18,13 +18,14 @@ use crate::answer::evidence::{
     EvidenceWeights, PassageSentences, Question, ScoredSentence, TermStats,
 };
 use crate::answer::guard::DegenerationGuard;
-use crate::answer::passages::select_passages;
+use crate::answer::passages::{approximate_tokens, select_passages};
 use crate::answer::verify::verify;
 use crate::answer::{citation, evidence_answer, evidence_text, prompt};
 use crate::api::{
     AbstainCause, Answer, AnswerMode, AnswerTimings, AskOptions, EarlyStop, FallbackCause,
     GateDecision, Passage, SearchMode,
 };
+use crate::embed::Embedder;
 use crate::error::{Error, Result};
 use crate::generate::candle_gguf::GgufGenerator;
 use crate::generate::{GenerationParams, Generator, StopReason, TokenSink};
@@ -33,31 +34,97 @@ use crate::progress::CancelToken;
 
 /// A loaded generator with what the audit log records about it.
 pub(crate) struct LoadedGenerator {
-    path: PathBuf,
+    name: String,
     sha256: String,
     model: Mutex<Box<dyn Generator>>,
 }
 
 impl LoadedGenerator {
+    /// Wraps a loaded model: its name is the model file's name (else the model's own), its
+    /// fingerprint the file's SHA-256 (a model with no file, such as a test double, is
+    /// recorded as `unhashed`).
+    fn new(model: Box<dyn Generator>) -> Result<Self> {
+        let info = model.info();
+        let name = info
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| info.name.clone());
+        let sha256 = if info.path.is_file() {
+            sha256_file(&info.path).map_err(|e| Error::io(&info.path, e))?
+        } else {
+            "unhashed".to_owned()
+        };
+        Ok(Self { name, sha256, model: Mutex::new(model) })
+    }
+
     fn name(&self) -> String {
-        self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        self.name.clone()
     }
 
     fn count_tokens(&self, text: &str) -> usize {
-        match self.model.lock() {
-            Ok(model) => model.count_tokens(text).unwrap_or(text.len() / 4),
-            Err(_) => text.len() / 4,
-        }
+        let counted = self.model.lock().ok().and_then(|m| m.count_tokens(text).ok());
+        counted.unwrap_or_else(|| approximate_tokens(text))
     }
 }
 
-/// The generator slot of an engine: empty until the first generated answer.
-#[derive(Default)]
-pub(crate) struct GeneratorSlot(tokio::sync::Mutex<Option<Arc<LoadedGenerator>>>);
+/// The generator of an engine: none, one given when the engine was built, or a model file
+/// loaded on the first generated answer.
+pub(crate) enum GeneratorSlot {
+    None,
+    Given(Arc<LoadedGenerator>),
+    FromFile { path: PathBuf, loaded: tokio::sync::Mutex<Option<Arc<LoadedGenerator>>> },
+}
+
+impl GeneratorSlot {
+    pub(crate) fn given(model: Box<dyn Generator>) -> Result<Self> {
+        Ok(Self::Given(Arc::new(LoadedGenerator::new(model)?)))
+    }
+
+    pub(crate) fn from_file(path: Option<PathBuf>) -> Self {
+        match path {
+            Some(path) => Self::FromFile { path, loaded: Default::default() },
+            None => Self::None,
+        }
+    }
+
+    pub(crate) fn is_some(&self) -> bool {
+        !matches!(self, Self::None)
+    }
+}
 
 impl std::fmt::Debug for GeneratorSlot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GeneratorSlot").finish_non_exhaustive()
+    }
+}
+
+/// Answers being written, by the id the edge gave them, so an edge that cannot drop a stream
+/// to stop one (the desktop app's IPC) can cancel it by id.
+#[derive(Debug, Default)]
+pub(crate) struct RunningAnswers(Arc<Mutex<HashMap<String, CancelToken>>>);
+
+/// The cancel token of one answer registered under an id; the id is released on drop.
+#[derive(Debug)]
+pub struct AnswerTicket {
+    id: String,
+    token: CancelToken,
+    running: Arc<Mutex<HashMap<String, CancelToken>>>,
+}
+
+impl AnswerTicket {
+    /// The token to pass to [`Engine::ask`].
+    pub fn token(&self) -> &CancelToken {
+        &self.token
+    }
+}
+
+impl Drop for AnswerTicket {
+    fn drop(&mut self) {
+        if let Ok(mut running) = self.running.lock() {
+            running.remove(&self.id);
+        }
     }
 }
 
@@ -89,21 +156,44 @@ pub struct Evidence {
     pub mode: SearchMode,
     /// Milliseconds spent retrieving and scoring.
     pub retrieve_ms: f64,
+    /// The embedder the question and sentences were scored with (verification uses the same).
+    embedder: Option<Arc<dyn Embedder>>,
 }
 
 impl Engine {
+    /// Registers an answer about to be asked under `id` (chosen by the edge, unique among
+    /// the answers running): its token stops it, and so does [`Engine::cancel_answer`] with
+    /// the same id. Fails with [`Error::Busy`] when the id is in use.
+    pub fn answer_ticket(&self, id: &str) -> Result<AnswerTicket> {
+        let running = Arc::clone(&self.answers.0);
+        let token = CancelToken::new();
+        let mut map = running.lock().map_err(|_| Error::invariant("answer registry poisoned"))?;
+        if map.contains_key(id) {
+            return Err(Error::Busy(format!("an answer with id {id} is already running")));
+        }
+        map.insert(id.to_owned(), token.clone());
+        drop(map);
+        Ok(AnswerTicket { id: id.to_owned(), token, running })
+    }
+
+    /// Stops the answer registered under `id`; `false` when none is running under it.
+    pub fn cancel_answer(&self, id: &str) -> bool {
+        let running = self.answers.0.lock();
+        running.ok().and_then(|r| r.get(id).map(CancelToken::cancel)).is_some()
+    }
+
     /// Retrieves and scores the evidence for `question`; `count_tokens` sizes passages for the
     /// model's prompt.
     pub async fn evidence(
         &self,
         question: &str,
         k: usize,
-        count_tokens: &mut dyn FnMut(&str) -> usize,
+        count_tokens: &mut (dyn FnMut(&str) -> usize + Send),
     ) -> Result<Evidence> {
         let started = Instant::now();
         let mode = self.default_search_mode();
         // One embedding of the question serves the vector search and the sentence scores.
-        let embedder = if mode == SearchMode::Text { None } else { self.embedder()? };
+        let embedder = self.question_embedder()?;
         let vector = embedder.as_ref().map(|e| e.embed_query(question)).transpose()?;
         let hits = self.search_with(question, vector.as_deref(), mode, k.max(1)).await?;
         let sha256_of = self.sha256_by_path(hits.iter().map(|h| h.doc_path.as_str())).await?;
@@ -119,8 +209,7 @@ impl Engine {
         let sentences = PassageSentences::new(&passages, &stats, embedder.as_deref())?;
         let question = Question::new(question, &stats, vector);
         let scored = sentences.score(&question, self.evidence_weights());
-        let threshold =
-            if embedder.is_some() { cfg.gate_threshold } else { cfg.gate_threshold_text_only };
+        let threshold = self.gate_threshold();
         let score = scored.first().map_or(0.0, |s| s.score);
         Ok(Evidence {
             passages,
@@ -130,7 +219,26 @@ impl Engine {
             gate: GateDecision { score, threshold, passed: score >= threshold },
             mode,
             retrieve_ms: started.elapsed().as_secs_f64() * 1000.0,
+            embedder,
         })
+    }
+
+    /// The embedder questions are scored with: the library's, when the library holds vectors;
+    /// none for a text-only library.
+    fn question_embedder(&self) -> Result<Option<Arc<dyn Embedder>>> {
+        match self.default_search_mode() {
+            SearchMode::Text => Ok(None),
+            _ => self.embedder(),
+        }
+    }
+
+    /// The retrieval gate's threshold: the evidence score mixes in embedding similarity only
+    /// when questions are embedded, and each mix has its own calibrated threshold.
+    pub fn gate_threshold(&self) -> f32 {
+        match self.default_search_mode() {
+            SearchMode::Text => self.config.answer.gate_threshold_text_only,
+            _ => self.config.answer.gate_threshold,
+        }
     }
 
     fn evidence_weights(&self) -> EvidenceWeights {
@@ -156,7 +264,7 @@ impl Engine {
         let generator = if options.evidence { None } else { self.generator().await? };
         let mut count = |text: &str| match &generator {
             Some(g) => g.count_tokens(text),
-            None => text.len() / 4,
+            None => approximate_tokens(text),
         };
         let evidence = self.evidence(question, options.k, &mut count).await?;
         let mut answer = Answer {
@@ -297,13 +405,12 @@ impl Engine {
         answer.timings.ttft_ms = report.ttft_ms;
         answer.timings.tokens = report.generated_tokens;
         answer.timings.tokens_per_s = report.decode_tokens_per_s;
-        let embedder = if evidence.mode == SearchMode::Text { None } else { self.embedder()? };
         let verified = verify(
             guard.usable(),
             &evidence.passages,
             &evidence.sentences,
             &StoreTerms(&self.store),
-            embedder.as_deref(),
+            evidence.embedder.as_deref(),
             self.evidence_weights(),
             cfg.support_threshold,
         )?;
@@ -347,11 +454,15 @@ impl Engine {
         Ok(())
     }
 
-    /// The configured generator, loading it (and hashing its file for the audit log) on first
-    /// use. `None` when no generator is configured.
+    /// The engine's generator, loading it from its file (and hashing the file for the audit
+    /// log) on first use. `None` when the engine has none.
     async fn generator(&self) -> Result<Option<Arc<LoadedGenerator>>> {
-        let Some(path) = self.config.generator.clone() else { return Ok(None) };
-        let mut slot = self.generator.0.lock().await;
+        let (path, slot) = match &self.generator {
+            GeneratorSlot::None => return Ok(None),
+            GeneratorSlot::Given(loaded) => return Ok(Some(Arc::clone(loaded))),
+            GeneratorSlot::FromFile { path, loaded } => (path.clone(), loaded),
+        };
+        let mut slot = slot.lock().await;
         if let Some(loaded) = slot.as_ref() {
             return Ok(Some(Arc::clone(loaded)));
         }
@@ -444,7 +555,5 @@ fn abstain(answer: &mut Answer, cause: AbstainCause) {
 }
 
 fn load_generator(path: &Path) -> Result<LoadedGenerator> {
-    let model = GgufGenerator::load(path)?;
-    let sha256 = sha256_file(path).map_err(|e| Error::io(path, e))?;
-    Ok(LoadedGenerator { path: path.to_owned(), sha256, model: Mutex::new(Box::new(model)) })
+    LoadedGenerator::new(Box::new(GgufGenerator::load(path)?))
 }

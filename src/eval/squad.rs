@@ -214,12 +214,8 @@ pub async fn evaluate(options: &QaEvalOptions, config: EngineConfig, work: &Path
         file.write_all(body.as_bytes()).map_err(|e| Error::io(&path, e))?;
     }
     let config = EngineConfig { data_dir: work.join("library"), ..config };
-    let gate_threshold = if config.embedder.is_some() {
-        config.answer.gate_threshold
-    } else {
-        config.answer.gate_threshold_text_only
-    };
     let engine = Engine::open_for_write(config).await?;
+    let gate_threshold = engine.gate_threshold();
     let started = Instant::now();
     let report = engine.index(&[corpus], &mut |_| {}, &CancelToken::new()).await?;
     let index_seconds = started.elapsed().as_secs_f64();
@@ -271,7 +267,9 @@ pub async fn evaluate(options: &QaEvalOptions, config: EngineConfig, work: &Path
         }
         tracing::debug!(target: "eval", id = %q.id, ?category, abstained = answer.abstained, gate = answer.gate.score);
         if options.calibrate {
-            let evidence = engine.evidence(&q.question, ask.k, &mut |t: &str| t.len() / 4).await?;
+            let evidence = engine
+                .evidence(&q.question, ask.k, &mut crate::answer::passages::approximate_tokens)
+                .await?;
             let signals =
                 evidence.scored.iter().map(|s| (s.cosine.unwrap_or(0.0), s.coverage)).collect();
             features.push((category, signals));
@@ -289,7 +287,7 @@ pub async fn evaluate(options: &QaEvalOptions, config: EngineConfig, work: &Path
     counts.answered_in_library = tallied.answered_in_library;
     counts.generated = tallied.generated;
     Ok(QaRun {
-        mode: if options.evidence || engine.config().generator.is_none() {
+        mode: if options.evidence || !engine.has_generator() {
             AnswerMode::Evidence
         } else {
             AnswerMode::Generated

@@ -180,11 +180,22 @@ export class TauriTransport implements Transport {
   remove(paths: string[]): Promise<number> {
     return this.invoke("remove", { paths });
   }
-  async ask(question: string, evidence: boolean, onText: (text: string) => void): Promise<Answer> {
+  async ask(question: string, evidence: boolean, onText: (text: string) => void, signal?: AbortSignal): Promise<Answer> {
     const { Channel } = await import("@tauri-apps/api/core");
     const channel = new Channel<string>();
     channel.onmessage = onText;
-    return this.invoke("ask", { question, evidence, onText: channel });
+    // The engine stops the answer registered under this id when the Stop button aborts.
+    const request = crypto.randomUUID();
+    const stop = () => void this.invoke("cancel_ask", { request }).catch(() => undefined);
+    signal?.addEventListener("abort", stop, { once: true });
+    try {
+      return await this.invoke("ask", { question, evidence, request, onText: channel });
+    } catch (e) {
+      if (signal?.aborted) throw new DOMException("stopped", "AbortError");
+      throw e;
+    } finally {
+      signal?.removeEventListener("abort", stop);
+    }
   }
   documentText(path: string): Promise<DocumentText> {
     return this.invoke("document_text", { path });

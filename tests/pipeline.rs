@@ -1,0 +1,329 @@
+//! The engine's pipeline with injected test doubles (`fakes.rs`), on any machine and in
+//! milliseconds: the ask path from retrieval to audit (supported, attributed, unsupported,
+//! refused, looping and cancelled answers), and the indexing runs and folder watch the engine
+//! owns for every edge. Nothing here needs `../shared/data`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use quarry::answer::audit;
+use quarry::answer::prompt::REFUSAL;
+use quarry::api::{AbstainCause, FallbackCause};
+use quarry::{AnswerMode, AskOptions, CancelToken, Engine, EngineConfig, Error};
+
+use crate::fakes::{Script, ScriptedGenerator, SentChats, WordHashEmbedder, passage_holding};
+use crate::ingest::write_pdf;
+use crate::support::TempLibrary;
+
+const NOTICE_QUESTION: &str = "What is the notice period for terminating the lease?";
+const UNRELATED_QUESTION: &str = "Who won the football world cup in 1998?";
+
+/// A lease as a PDF (one clause per page) and a garden note.
+fn write_documents(dir: &Path) -> PathBuf {
+    let docs = dir.join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    write_pdf(
+        &docs.join("lease.pdf"),
+        &[
+            (
+                Some("0 0 612 792"),
+                "This lease is made between Anna Mueller and Bauer GmbH for the flat in Ulm.",
+            ),
+            (
+                Some("0 0 612 792"),
+                "The monthly rent is 1200 euros, due on the first working day of each month.",
+            ),
+            (
+                Some("0 0 612 792"),
+                "Either party may terminate the lease with a notice period of three months.",
+            ),
+        ],
+    );
+    std::fs::write(
+        docs.join("garden.txt"),
+        "Tomatoes need full sun and regular watering. Basil grows well beside them.\n",
+    )
+    .unwrap();
+    docs
+}
+
+/// Settings for a library in `lib`, extraction in this process. The gate threshold is set for
+/// the word-hash embedder's scale (the calibrated default is for MiniLM): the notice question
+/// scores 0.49 on these documents, the football question 0.14.
+fn config(lib: &TempLibrary) -> EngineConfig {
+    let mut config = lib.in_process_config();
+    config.answer.gate_threshold = 0.3;
+    config
+}
+
+/// A library holding the documents, indexed with the word-hash embedder, and an engine on it
+/// that writes answers with `script`.
+async fn engine_with(lib: &TempLibrary, script: Script) -> (Engine, SentChats) {
+    let docs = write_documents(lib.path());
+    let indexer = Engine::builder(config(lib))
+        .embedder(WordHashEmbedder::new())
+        .open_for_write()
+        .await
+        .unwrap();
+    let report = indexer.index(&[docs], &mut |_| {}, &CancelToken::new()).await.unwrap();
+    assert_eq!((report.added, report.failed), (2, 0), "{report:?}");
+    drop(indexer);
+    let (generator, chats) = ScriptedGenerator::new(script);
+    let engine = Engine::builder(config(lib))
+        .embedder(WordHashEmbedder::new())
+        .generator(generator)
+        .open()
+        .await
+        .unwrap();
+    (engine, chats)
+}
+
+async fn ask(engine: &Engine, question: &str) -> (quarry::Answer, String) {
+    let mut streamed = String::new();
+    let answer = engine
+        .ask(
+            question,
+            &AskOptions::default(),
+            &mut |p: &str| streamed.push_str(p),
+            &CancelToken::new(),
+        )
+        .await
+        .unwrap();
+    (answer, streamed)
+}
+
+#[tokio::test]
+async fn a_supported_answer_is_streamed_verified_cited_and_audited() {
+    let lib = TempLibrary::new();
+    let (engine, chats) = engine_with(
+        &lib,
+        Box::new(|m| {
+            let n = passage_holding(m, "notice period of three months").unwrap();
+            format!("The notice period is three months [{n}].")
+        }),
+    )
+    .await;
+    assert!(engine.has_generator() && engine.has_embedder());
+    let (answer, streamed) = ask(&engine, NOTICE_QUESTION).await;
+    assert!(answer.gate.passed, "{answer:#?}");
+    assert_eq!(answer.mode, AnswerMode::Generated, "{answer:#?}");
+    assert!(!answer.abstained, "{answer:#?}");
+    assert_eq!(answer.model.as_deref(), Some(ScriptedGenerator::NAME));
+    // What the user saw streaming is what the model wrote.
+    assert_eq!(Some(streamed.as_str()), answer.model_text.as_deref());
+    let sentence = &answer.sentences[0];
+    assert!(sentence.supported && !sentence.attributed, "{answer:#?}");
+    let citation = &answer.citations[0];
+    assert!(citation.doc_path.ends_with("lease.pdf") && citation.page == 3, "{citation:?}");
+    assert!(citation.quote.contains("notice period of three months"), "{citation:?}");
+    assert!(answer.answer.starts_with("The notice period is three months ["), "{answer:#?}");
+    assert!(answer.early_stop.is_none() && answer.fallback.is_none());
+
+    // The model was sent the question and the numbered passages, the lease among them.
+    let chats = chats.lock().unwrap();
+    assert_eq!(chats.len(), 1);
+    let user = &chats[0].iter().rfind(|m| m.role == "user").unwrap().content;
+    assert!(user.contains(NOTICE_QUESTION) && user.contains("document=\"lease.pdf\""), "{user}");
+
+    // The audit log names the model (no file: unhashed), the passages and the generation.
+    let records = audit::read(&audit::log_path(lib.path()), None).unwrap();
+    assert_eq!(records.len(), 1);
+    let record = &records[0];
+    assert_eq!(record.model.as_ref().map(|m| m.id.as_str()), Some(ScriptedGenerator::NAME));
+    assert_eq!(record.model.as_ref().map(|m| m.sha256.as_str()), Some("unhashed"));
+    assert_eq!(record.embedder.as_deref(), Some(WordHashEmbedder::ID));
+    assert_eq!(record.retrieval.mode, "hybrid");
+    assert!(record.passages.iter().all(|p| p.doc_sha256.len() == 64));
+    let generation = record.generation.as_ref().unwrap();
+    assert!(generation.fallback.is_none() && generation.attributed.is_empty());
+}
+
+#[tokio::test]
+async fn a_sentence_without_a_marker_gets_the_citation_of_the_passage_that_supports_it() {
+    let lib = TempLibrary::new();
+    let (engine, _) = engine_with(
+        &lib,
+        Box::new(|_| "Either party may terminate the lease with three months notice.".into()),
+    )
+    .await;
+    let (answer, _) = ask(&engine, NOTICE_QUESTION).await;
+    assert!(!answer.abstained, "{answer:#?}");
+    let sentence = &answer.sentences[0];
+    assert!(sentence.supported && sentence.attributed, "{answer:#?}");
+    assert!(answer.citations.iter().any(|c| c.doc_path.ends_with("lease.pdf") && c.page == 3));
+    let records = audit::read(&audit::log_path(lib.path()), None).unwrap();
+    assert!(!records[0].generation.as_ref().unwrap().attributed.is_empty());
+}
+
+#[tokio::test]
+async fn an_answer_no_passage_supports_is_refused() {
+    let lib = TempLibrary::new();
+    let (engine, _) = engine_with(
+        &lib,
+        Box::new(|_| "Penguins migrate to Antarctica every winter with their chicks.".into()),
+    )
+    .await;
+    let (answer, _) = ask(&engine, NOTICE_QUESTION).await;
+    assert!(answer.abstained, "{answer:#?}");
+    assert_eq!(answer.abstain_cause, Some(AbstainCause::Unsupported));
+    assert_eq!(answer.answer, REFUSAL);
+    assert!(answer.citations.is_empty());
+}
+
+#[tokio::test]
+async fn the_model_refusing_is_a_refusal_and_weak_evidence_never_reaches_the_model() {
+    let lib = TempLibrary::new();
+    let (engine, chats) = engine_with(&lib, Box::new(|_| REFUSAL.into())).await;
+    let (answer, _) = ask(&engine, NOTICE_QUESTION).await;
+    assert!(answer.abstained, "{answer:#?}");
+    assert_eq!(answer.abstain_cause, Some(AbstainCause::ModelRefused));
+
+    let (unrelated, streamed) = ask(&engine, UNRELATED_QUESTION).await;
+    assert!(unrelated.abstained && !unrelated.gate.passed, "{unrelated:#?}");
+    assert_eq!(unrelated.abstain_cause, Some(AbstainCause::WeakEvidence));
+    assert!(streamed.is_empty() && unrelated.timings.tokens == 0);
+    assert_eq!(chats.lock().unwrap().len(), 1, "the gate refused: the model was not asked");
+    let records = audit::read(&audit::log_path(lib.path()), None).unwrap();
+    assert_eq!(records.len(), 2);
+    assert!(records[1].abstained && records[1].generation.is_none());
+}
+
+#[tokio::test]
+async fn a_model_looping_on_markers_is_stopped_and_the_answer_quotes_the_evidence() {
+    let lib = TempLibrary::new();
+    let (engine, _) =
+        engine_with(&lib, Box::new(|_| (1..200).map(|n| format!("[{n}] ")).collect::<String>()))
+            .await;
+    let (answer, streamed) = ask(&engine, NOTICE_QUESTION).await;
+    let stop = answer.early_stop.expect("the guard stops the loop");
+    assert!(stop.is_degenerate(), "{answer:#?}");
+    // Stopped early: far fewer than the 199 markers were streamed.
+    assert!(streamed.matches('[').count() < 50, "{streamed}");
+    assert_eq!(answer.mode, AnswerMode::Evidence, "{answer:#?}");
+    assert!(matches!(
+        answer.fallback,
+        Some(FallbackCause::Degenerate | FallbackCause::MarkersOnly)
+    ));
+    assert!(!answer.abstained);
+    assert!(answer.citations.iter().any(|c| c.doc_path.ends_with("lease.pdf") && c.page == 3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_is_cancelled_by_its_id() {
+    let lib = TempLibrary::new();
+    let (engine, _) =
+        engine_with(&lib, Box::new(|_| "The notice period is three months. ".repeat(40))).await;
+    let engine = Arc::new(engine);
+    let ticket = engine.answer_ticket("answer-1").unwrap();
+    assert!(matches!(engine.answer_ticket("answer-1"), Err(Error::Busy(_))));
+    let stopper = Arc::clone(&engine);
+    let mut sink = move |_: &str| {
+        stopper.cancel_answer("answer-1");
+    };
+    let result =
+        engine.ask(NOTICE_QUESTION, &AskOptions::default(), &mut sink, ticket.token()).await;
+    assert!(matches!(result, Err(Error::Cancelled)), "{result:?}");
+    drop(ticket);
+    assert!(!engine.cancel_answer("answer-1"), "the id is released with its ticket");
+}
+
+#[tokio::test]
+async fn indexing_runs_one_at_a_time_with_progress_cancel_and_rescan() {
+    let lib = TempLibrary::new();
+    let docs = write_documents(lib.path());
+    let engine = Arc::new(
+        Engine::builder(config(&lib))
+            .embedder(WordHashEmbedder::new())
+            .open_for_write()
+            .await
+            .unwrap(),
+    );
+    assert!(!engine.cancel_index(), "nothing to cancel yet");
+    let mut updates = engine.follow_index_progress();
+    let job = engine.start_index(vec![docs.clone()]).unwrap();
+    // On this single-threaded runtime the run cannot have finished: a second one is refused.
+    assert!(matches!(engine.start_index(vec![docs.clone()]), Err(Error::Busy(_))));
+    assert!(engine.index_progress().running);
+    let last = job.finished().await;
+    assert!(!last.running && last.error.is_none() && !last.paused, "{last:?}");
+    let report = last.report.as_ref().unwrap();
+    assert_eq!((report.added, report.failed), (2, 0));
+    assert_eq!(engine.index_progress(), last);
+    assert!(updates.has_changed().unwrap());
+    assert_eq!(*updates.borrow_and_update(), last);
+
+    // A run cancelled before it gets going ends paused, and the next one resumes.
+    std::fs::write(docs.join("new.txt"), "The caretaker collects the bins on Tuesdays.").unwrap();
+    let job = engine.start_index(Vec::new()).unwrap();
+    assert!(engine.cancel_index());
+    let paused = job.finished().await;
+    assert!(paused.paused && paused.error.is_none(), "{paused:?}");
+    let resumed = engine.start_index(Vec::new()).unwrap().finished().await;
+    assert_eq!(resumed.report.as_ref().map(|r| r.added), Some(1), "{resumed:?}");
+
+    // A re-scan asked for while a run is going starts when it ends.
+    std::fs::write(docs.join("later.txt"), "Parcels are left with the neighbour.").unwrap();
+    let job = engine.start_index(Vec::new()).unwrap();
+    engine.request_rescan();
+    job.finished().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while engine.index_progress().running || engine.status().await.unwrap().documents < 4 {
+        assert!(Instant::now() < deadline, "the re-scan never ran: {:?}", engine.index_progress());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A library with no sources yet says so instead of running.
+    let empty = TempLibrary::new();
+    let bare = Arc::new(Engine::open_for_write(empty.in_process_config()).await.unwrap());
+    let failed = bare.start_index(Vec::new()).unwrap().finished().await;
+    assert!(failed.error.as_deref().unwrap_or("").contains("no folders"), "{failed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_watch_indexes_files_added_to_a_source() {
+    let lib = TempLibrary::new();
+    let docs = write_documents(lib.path());
+    let engine = Arc::new(
+        Engine::builder(config(&lib))
+            .embedder(WordHashEmbedder::new())
+            .open_for_write()
+            .await
+            .unwrap(),
+    );
+    engine.start_index(vec![docs.clone()]).unwrap().finished().await;
+    let watch = engine.watch_sources();
+    std::fs::write(docs.join("keys.md"), "# Keys\n\nThe spare key is with the caretaker.").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let docs = engine.documents().await.unwrap();
+        if docs.iter().any(|d| d.path.ends_with("keys.md")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the watch did not index keys.md: {docs:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    watch.stop();
+}
+
+/// The engine's futures can be awaited from any runtime task, so the edges call it directly:
+/// a compile-time check (this does not build if one of them stops being `Send`).
+#[allow(dead_code)]
+fn engine_futures_are_send() {
+    fn is_send<T: Send>(_: &T) {}
+    async fn all(engine: &Engine, cancel: &CancelToken) {
+        let mut sink = |_: &str| {};
+        let options = AskOptions::default();
+        let ask = engine.ask("q", &options, &mut sink, cancel);
+        is_send(&ask);
+        let mut progress = |_| {};
+        let index = engine.index(&[], &mut progress, cancel);
+        is_send(&index);
+        is_send(&engine.status());
+        is_send(&engine.documents());
+        is_send(&engine.search("q", quarry::SearchMode::Text, 1));
+        is_send(&engine.document_text("p"));
+        is_send(&engine.remove(&[]));
+    }
+    let _ = all;
+}
