@@ -42,8 +42,8 @@ print(json.dumps({"prompt_tokens_per_s": n_prompt / pp, "decode_tokens_per_s": n
 """
 
 
-def run_quarry(args):
-    out = subprocess.run([args.quarry, "bench", "generate", "--model", args.model, "--threads", str(args.threads),
+def run_quarry(args, binary=None):
+    out = subprocess.run([binary or args.quarry, "bench", "generate", "--model", args.model, "--threads", str(args.threads),
                           "--prompt-tokens", str(args.prompt_tokens), "--gen-tokens", str(args.gen_tokens),
                           "--rounds", "1"], capture_output=True, text=True, check=True)
     return json.loads(out.stdout)["generate"][0]
@@ -63,12 +63,16 @@ def main():
     ap.add_argument("--prompt-tokens", type=int, default=512)
     ap.add_argument("--gen-tokens", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--baseline", help="another quarry binary (e.g. before a change), run in the same rounds")
     args = ap.parse_args()
-    q_runs, l_runs = [], []
+    q_runs, l_runs, b_runs = [], [], []
     for _ in range(args.rounds):
+        if args.baseline:
+            b_runs.append(run_quarry(args, args.baseline))
         q_runs.append(run_quarry(args))
         l_runs.append(run_llama(args))
-        print(json.dumps({"quarry": q_runs[-1], "llama_cpp": l_runs[-1]}), file=sys.stderr)
+        print(json.dumps({"quarry": q_runs[-1], "llama_cpp": l_runs[-1], "baseline": b_runs[-1] if b_runs else None}),
+              file=sys.stderr)
     best = lambda runs, key: max(r[key] for r in runs)
     least = lambda runs, key: min(r[key] for r in runs)
     most = lambda runs, key: max(r[key] for r in runs)
@@ -88,6 +92,13 @@ def main():
         "prompt_processing": res["quarry"]["prompt_tokens_per_s"] / res["llama_cpp"]["prompt_tokens_per_s"],
         "decode": res["quarry"]["decode_tokens_per_s"] / res["llama_cpp"]["decode_tokens_per_s"],
     }
+    if b_runs:
+        res["baseline"] = {k: best(b_runs, k) for k in ("prompt_tokens_per_s", "decode_tokens_per_s")}
+        res["ratio"]["decode_vs_baseline"] = res["quarry"]["decode_tokens_per_s"] / res["baseline"]["decode_tokens_per_s"]
+        res["ratio"]["prompt_vs_baseline"] = (res["quarry"]["prompt_tokens_per_s"]
+                                              / res["baseline"]["prompt_tokens_per_s"])
+        for r, b in zip(res["rounds"], b_runs):
+            r["baseline_decode"] = b["decode_tokens_per_s"]
     print(json.dumps(res, indent=2))
 
 

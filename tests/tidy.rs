@@ -23,7 +23,7 @@ fn rust_files(dir: &Path, res: &mut Vec<PathBuf>) {
 fn all_rust_files() -> Vec<PathBuf> {
     let root = repo_root();
     let mut files = Vec::new();
-    for dir in ["src", "tests", "src-tauri/src", "benches"] {
+    for dir in ["src", "tests", "src-tauri/src", "benches", "crates"] {
         rust_files(&root.join(dir), &mut files);
     }
     files.push(root.join("src-tauri/build.rs"));
@@ -57,4 +57,37 @@ fn no_mod_rs_and_no_disabled_tests() {
         assert!(!text.contains(&attribute), "{} switches a test off", path.display());
         assert!(!text.contains(&should_panic), "{} expects a panic", path.display());
     }
+}
+
+/// `unsafe` lives only in the kernel crate and the allocator hook, and every unsafe block or
+/// impl says why it is sound in a `// SAFETY:` comment just above it.
+#[test]
+fn unsafe_code_stays_in_its_places_and_says_why() {
+    let needle = ["unsafe", " {"].concat();
+    let needle_impl = ["unsafe", " impl"].concat();
+    let mut unexplained = Vec::new();
+    for path in all_rust_files() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let relative = path.strip_prefix(repo_root()).unwrap().to_string_lossy().into_owned();
+        for (i, line) in lines.iter().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if !code.contains(&needle) && !code.contains(&needle_impl) {
+                continue;
+            }
+            if relative.starts_with("tests/") {
+                continue;
+            }
+            assert!(
+                relative.starts_with("crates/quant-kernels/") || relative == "src/allocator.rs",
+                "{relative}:{}: unsafe code outside the kernel crate and the allocator",
+                i + 1
+            );
+            let above = &lines[i.saturating_sub(8)..i];
+            if !above.iter().any(|l| l.contains("SAFETY:")) && !line.contains("SAFETY:") {
+                unexplained.push(format!("{relative}:{}", i + 1));
+            }
+        }
+    }
+    assert!(unexplained.is_empty(), "unsafe without a SAFETY comment: {unexplained:?}");
 }

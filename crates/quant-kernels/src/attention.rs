@@ -4,7 +4,7 @@
 //! on small models; here it is one pass over plain slices.
 
 use crate::activation::{dot, exp};
-use crate::{Executor, ShapeError, SharedOut};
+use crate::{Claims, Executor, ShapeError, SharedOut};
 
 /// Geometry of one layer's attention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,14 +88,16 @@ pub fn attend_one(
     }
     let groups = n_head / n_kv_head;
     let out_ptr = SharedOut(out.as_mut_ptr());
+    let claims = Claims::new(n_head);
     // One query head per item, so more threads than key/value heads all get work.
     let work = |heads: std::ops::Range<usize>| {
         let mut scores = vec![0f32; len];
-        for head in heads {
+        for head in claims.take(heads) {
             let g = head / groups;
-            // SAFETY: each query head is handed out once and owns the output range
-            // `head * head_dim..(head + 1) * head_dim`, inside `out` because `head < n_head`
-            // and `out.len() == n_head * head_dim`; `out` outlives this call.
+            // SAFETY: `claims` gives each query head (`head < n_head`) to one worker only, and
+            // the head owns the output range `head * head_dim..(head + 1) * head_dim`, inside
+            // `out` because `out.len() == n_head * head_dim`; `out` is borrowed mutably for
+            // this whole call.
             let o = unsafe {
                 std::slice::from_raw_parts_mut(out_ptr.get().add(head * head_dim), head_dim)
             };
@@ -122,7 +124,7 @@ pub fn attend_one(
         }
     };
     executor.run(n_head, &work);
-    Ok(())
+    claims.check_all_done()
 }
 
 #[cfg(test)]
@@ -168,6 +170,41 @@ mod tests {
         }
         let mut short = vec![0f32; 5];
         assert!(attend_one(&q, &keys, &vals, shape, scale, &mut short, &OneThread).is_err());
+    }
+
+    /// Hands out every head twice on two threads, and head indices past `n_head`.
+    struct Overlapping;
+
+    impl Executor for Overlapping {
+        fn run(&self, items: usize, work: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
+            std::thread::scope(|s| {
+                s.spawn(|| work(0..items * 3));
+                work(items..items * 3);
+                work(0..items);
+            });
+        }
+    }
+
+    /// Leaves every head undone.
+    struct Idle;
+
+    impl Executor for Idle {
+        fn run(&self, _: usize, _: &(dyn Fn(std::ops::Range<usize>) + Sync)) {}
+    }
+
+    #[test]
+    fn bad_head_indices_are_refused_and_undone_heads_reported() {
+        let shape = AttentionShape { n_head: 4, n_kv_head: 2, head_dim: 8 };
+        let len = 5;
+        let q = values(4 * 8, 4);
+        let keys = values(len * 2 * 8, 5);
+        let vals = values(len * 2 * 8, 6);
+        let mut good = vec![0f32; 4 * 8];
+        attend_one(&q, &keys, &vals, shape, 0.3, &mut good, &OneThread).unwrap();
+        let mut out = vec![0f32; 4 * 8];
+        attend_one(&q, &keys, &vals, shape, 0.3, &mut out, &Overlapping).unwrap();
+        assert_eq!(out, good);
+        assert!(attend_one(&q, &keys, &vals, shape, 0.3, &mut out, &Idle).is_err());
     }
 
     #[test]

@@ -158,8 +158,13 @@ pub fn dot_row_q6k_scalar(row: &[u8], scales: &[f32], quants: &[i8]) -> f32 {
     target_feature = "f16c"
 ))]
 pub(crate) fn dot_row_q4k(row: &[u8], scales: &[f32], quants: &[i8], sums: &[i16]) -> f32 {
-    // SAFETY: compiled only where the target has AVX2 and FMA; the callers pass a block per
-    // 256 activation values, with their scales and sums.
+    let blocks = row.len() / Q4_K_BLOCK_BYTES;
+    if scales.len() < blocks || quants.len() < blocks * QK_K || sums.len() < blocks * 16 {
+        // Not the shapes the vector loop reads; the scalar loop stops at the shorter input.
+        return dot_row_q4k_scalar(row, scales, quants, sums);
+    }
+    // SAFETY: compiled only where the target has AVX2 and FMA; checked just above: a scale,
+    // 256 activation values and 16 sums for each of the row's blocks.
     unsafe { avx2::dot_row_q4k(row, scales, quants, sums) }
 }
 
@@ -180,7 +185,12 @@ pub(crate) fn dot_row_q4k(row: &[u8], scales: &[f32], quants: &[i8], sums: &[i16
     target_feature = "f16c"
 ))]
 pub(crate) fn dot_row_q6k(row: &[u8], scales: &[f32], quants: &[i8]) -> f32 {
-    // SAFETY: as for `dot_row_q4k`.
+    let blocks = row.len() / Q6_K_BLOCK_BYTES;
+    if scales.len() < blocks || quants.len() < blocks * QK_K {
+        return dot_row_q6k_scalar(row, scales, quants);
+    }
+    // SAFETY: compiled only where the target has AVX2 and FMA; checked just above: a scale
+    // and 256 activation values for each of the row's blocks.
     unsafe { avx2::dot_row_q6k(row, scales, quants) }
 }
 

@@ -183,6 +183,11 @@ pub struct Product<'a> {
 /// Runs `work` over the item ranges it is handed, possibly on several threads at once, and
 /// returns when every item in `0..items` has been done once. The caller brings its own pool
 /// (Quarry passes candle's, so the kernels never compete with idle-spinning candle workers).
+///
+/// A safe trait: an implementation that hands an item out twice, or one beyond `items`,
+/// cannot make the kernels write one output twice at once or out of bounds. Each kernel claims
+/// an item before writing its outputs ([`Claims`]), skips duplicates and out-of-range items,
+/// and reports items left undone as an error.
 pub trait Executor {
     /// Calls `work` on ranges covering `0..items` exactly once.
     fn run(&self, items: usize, work: &(dyn Fn(std::ops::Range<usize>) + Sync));
@@ -195,6 +200,34 @@ pub struct OneThread;
 impl Executor for OneThread {
     fn run(&self, items: usize, work: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
         work(0..items);
+    }
+}
+
+/// Which work items a kernel has started: each is claimed once, by one worker, before that
+/// worker writes the item's outputs. This is what keeps the output writes through
+/// [`SharedOut`] disjoint whatever the [`Executor`] does.
+struct Claims(Vec<std::sync::atomic::AtomicBool>);
+
+impl Claims {
+    fn new(items: usize) -> Self {
+        Self((0..items).map(|_| std::sync::atomic::AtomicBool::new(false)).collect())
+    }
+
+    /// The items of `range` this caller now owns: in range, and not claimed before.
+    fn take(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = usize> + '_ {
+        let end = range.end.min(self.0.len());
+        (range.start.min(end)..end)
+            .filter(|&item| !self.0[item].swap(true, std::sync::atomic::Ordering::AcqRel))
+    }
+
+    /// Fails unless the executor handed out every item.
+    fn check_all_done(&self) -> Result<(), ShapeError> {
+        let undone =
+            self.0.iter().filter(|c| !c.load(std::sync::atomic::Ordering::Acquire)).count();
+        match undone {
+            0 => Ok(()),
+            n => Err(ShapeError(format!("the executor left {n} of {} items undone", self.0.len()))),
+        }
     }
 }
 
@@ -243,17 +276,18 @@ pub fn matmul_many(
         plans.push((items, p.encoding, p.weights, p.rows, SharedOut(p.out.as_mut_ptr())));
         items += p.rows.div_ceil(ROWS_PER_ITEM);
     }
+    let claims = Claims::new(items);
     let work = |range: std::ops::Range<usize>| {
-        // An executor handing out items beyond `items` would make the writes below unsound.
-        for item in range.filter(|&item| item < items) {
+        for item in claims.take(range) {
             let idx = plans.partition_point(|plan| plan.0 <= item) - 1;
             let (first_item, encoding, weights, rows, out_ptr) = plans[idx];
             let first = (item - first_item) * ROWS_PER_ITEM;
             let end = (first + ROWS_PER_ITEM).min(rows);
-            // SAFETY: the executor hands out each item once, so the row groups of one matrix,
-            // and the output ranges `first * tokens..end * tokens` they own, never overlap;
-            // they lie inside that matrix's output (`end <= rows`, `out.len() == rows *
-            // tokens`, checked above), which outlives this call.
+            // SAFETY: `claims` gives each item to one worker only, so the row groups of one
+            // matrix, and the output ranges `first * tokens..end * tokens` they own, are never
+            // written by two workers; `item < items`, so they lie inside that matrix's output
+            // (`end <= rows`, `out.len() == rows * tokens`, checked above), which is borrowed
+            // mutably for this whole call (the executor cannot keep `work` past `run`).
             let outputs = unsafe {
                 std::slice::from_raw_parts_mut(
                     out_ptr.get().add(first * tokens),
@@ -295,7 +329,7 @@ pub fn matmul_many(
         }
     };
     executor.run(items, &work);
-    Ok(())
+    claims.check_all_done()
 }
 
 /// `outputs[r * tokens + t] = dot(row r, t)` for the rows of `rows` (each `row_bytes` long),
@@ -312,11 +346,13 @@ fn each_dot(rows: &[u8], row_bytes: usize, outputs: &mut [f32], dot: impl Fn(&[u
     }
 }
 
-/// The output pointer, shared with the executor's threads, which write disjoint ranges.
+/// The output pointer, shared with the executor's threads, which write disjoint ranges (each
+/// range belongs to one item, and each item is claimed once: [`Claims`]).
 #[derive(Clone, Copy)]
 struct SharedOut(*mut f32);
 
-// SAFETY: only used by the kernels, whose workers write disjoint ranges of one live slice.
+// SAFETY: only used by the kernels, whose workers write the disjoint ranges of the items they
+// claimed, in one slice borrowed mutably for the whole run.
 unsafe impl Send for SharedOut {}
 // SAFETY: as above.
 unsafe impl Sync for SharedOut {}
@@ -702,6 +738,49 @@ mod tests {
         let mut out = vec![0f32; r4k * tokens];
         let k = Product { encoding: WeightEncoding::Q4K, weights: &w4k, rows: r4k, out: &mut out };
         assert!(matmul_many(&mut [k], &only_q8_0, &OneThread).is_err(), "no Q8_K activations");
+    }
+
+    /// A safe executor that misbehaves: every item twice, on two threads at once, plus items
+    /// far beyond the count it was given.
+    struct Overlapping;
+
+    impl Executor for Overlapping {
+        fn run(&self, items: usize, work: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
+            std::thread::scope(|s| {
+                s.spawn(|| work(0..items + 1000));
+                work(0..items + 1000);
+            });
+        }
+    }
+
+    /// A safe executor that forgets the last item.
+    struct SkipsOne;
+
+    impl Executor for SkipsOne {
+        fn run(&self, items: usize, work: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
+            work(0..items.saturating_sub(1));
+        }
+    }
+
+    /// Handing items out twice or out of range cannot write an output twice or out of bounds:
+    /// the results are those of a well-behaved run; items left undone are an error, not stale
+    /// outputs passed off as results.
+    #[test]
+    fn a_misbehaving_executor_cannot_corrupt_or_skip_outputs() {
+        let (cols, rows, tokens) = (256, 37, 2);
+        let w = random_q8(rows, cols, 21);
+        let x = noise(cols * tokens, 22);
+        let acts = Activations::quantize(&x, cols, &[WeightEncoding::Q8_0]).unwrap();
+        let run = |executor: &dyn Executor| {
+            let mut out = vec![0f32; rows * tokens];
+            let product =
+                Product { encoding: WeightEncoding::Q8_0, weights: &w, rows, out: &mut out };
+            matmul_many(&mut [product], &acts, executor).map(|()| out)
+        };
+        let good = run(&OneThread).unwrap();
+        assert_eq!(run(&Overlapping).unwrap(), good);
+        let err = run(&SkipsOne).unwrap_err();
+        assert!(format!("{err:?}").contains("left 1 of 3 items undone"), "{err:?}");
     }
 
     /// Hands the items out in two halves on two threads.
