@@ -32,6 +32,13 @@ pub struct Extracted {
     pub title: Option<String>,
     /// Non-fatal problems: damaged pages, pages without a text layer, undecodable bytes.
     pub warnings: Vec<String>,
+    /// Pages that have no text layer (scanned, or fonts without a Unicode map); reported as
+    /// one warning by [`extract_source`].
+    #[serde(default)]
+    pub pages_without_text: Vec<u32>,
+    /// The name of the extractor that read the file (set by [`extract_source`]).
+    #[serde(default)]
+    pub extractor: String,
 }
 
 /// A span of [`Extracted::text`] that lies on one page under one heading.
@@ -104,7 +111,18 @@ pub fn extract_source(source: &Source) -> Result<Extracted, ExtractError> {
         .find(|e| e.accepts(source.kind))
         .ok_or_else(|| ExtractError::Unsupported(source.kind.as_str().to_owned()))?;
     let mut res = extractor.extract(&source.path, &bytes)?;
+    res.extractor = extractor.name().to_owned();
     tidy_sections(&mut res);
+    if !res.pages_without_text.is_empty() {
+        let pages = &res.pages_without_text;
+        res.warnings.push(format!(
+            "no extractable text on {} {} (scanned, or fonts without a Unicode map; OCR is not supported)",
+            if pages.len() == 1 { "page" } else { "pages" },
+            page_ranges(pages)
+        ));
+    } else if !res.has_text() {
+        res.warnings.push("the document contains no text".into());
+    }
     res.warnings.extend(hidden::invisible_characters_warning(&res.text));
     Ok(res)
 }

@@ -22,7 +22,7 @@ use crate::index::{PreparedDocument, Store};
 use crate::ingest::sniff::kind_from_extension;
 use crate::ingest::walk::{FoundFile, walk};
 use crate::ingest::worker::{WorkerProcess, extract_in_process};
-use crate::ingest::{Extracted, Source, extractors};
+use crate::ingest::{Extracted, Source};
 use crate::progress::{CancelToken, IngestEvent, ProgressSink};
 
 /// A batch is committed when it holds this many documents...
@@ -66,7 +66,6 @@ pub(super) async fn run(
 
     let mut jobs = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
-    let mut refreshed = Vec::new();
     for root in roots {
         let _span = info_span!(target: "engine::ingest", "walk", root = %root.display()).entered();
         let (files, problems) = walk(root);
@@ -93,20 +92,8 @@ pub(super) async fn run(
                 report.unchanged += 1;
                 continue;
             }
-            if let Some(prev) = previous.as_ref().filter(|_| settled && same_kind && !rechunk) {
-                // Size or mtime moved: the content hash decides (a `touch` changes nothing).
-                if let Ok(sha) = sha256_file(&file.path)
-                    && sha == prev.sha256
-                {
-                    refreshed.push(DocumentRow {
-                        size: file.size,
-                        mtime_ns: file.mtime_ns,
-                        ..prev.clone()
-                    });
-                    report.unchanged += 1;
-                    continue;
-                }
-            }
+            // Size or mtime moved: the worker hashes the file, and the content hash decides
+            // there (a `touch` changes nothing); hashing once, off this task.
             jobs.push(Job { file, previous, force: rechunk });
         }
     }
@@ -122,7 +109,6 @@ pub(super) async fn run(
         unchanged: report.unchanged as u64,
         removed: vanished.len() as u64,
     });
-    store.refresh_rows(&refreshed).await?;
 
     let written =
         process(store, chunker, embedder, config, jobs, &mut report, sink, cancel).await?;
@@ -201,6 +187,9 @@ async fn process(
     let mut batch_chunks = 0usize;
     let mut oldest: Option<Instant> = None;
     let mut pending_events = Vec::new();
+    // Files whose size or mtime moved but whose content did not: their rows are refreshed in
+    // batches too (a `touch` of a whole folder must not cost a table write per file).
+    let mut touched: Vec<DocumentRow> = Vec::new();
     loop {
         let wait = oldest.map_or(BATCH_AGE, |t| BATCH_AGE.saturating_sub(t.elapsed()));
         let next = tokio::time::timeout(wait, rx.recv()).await;
@@ -210,7 +199,7 @@ async fn process(
                 Outcome::Unchanged(row) => {
                     report.unchanged += 1;
                     done += 1;
-                    store.refresh_rows(&[row]).await?;
+                    touched.push(row);
                 }
                 Outcome::Prepared { doc, existed, warnings } => {
                     tally(report, &doc, existed);
@@ -234,6 +223,10 @@ async fn process(
             batch.clear();
             batch_chunks = 0;
             oldest = None;
+        }
+        if !touched.is_empty() && (touched.len() >= BATCH_DOCS || finished) {
+            store.refresh_rows(&touched).await?;
+            touched.clear();
         }
         if finished {
             return Ok(written);
@@ -434,10 +427,6 @@ fn prepare(
         let limit_mb = config.extraction.max_file_bytes / (1024 * 1024);
         return fail(row, DocumentState::Skipped, format!("larger than the {limit_mb} MiB limit"));
     }
-    row.extractor = extractors()
-        .iter()
-        .find(|e| e.accepts(kind))
-        .map_or_else(String::new, |e| e.name().to_owned());
     let source = Source { path: job.file.path.clone(), kind };
     let extracted = match extractor.extract(&source) {
         Ok(doc) => doc,
@@ -446,12 +435,10 @@ fn prepare(
     let chunks = chunker.chunk(&extracted, kind);
     debug!(target: "engine::chunk", n_chunks = chunks.len(), "chunked");
     row.state = DocumentState::Indexed;
+    row.extractor = extracted.extractor.clone();
     row.pages = extracted.pages;
     row.title = extracted.title.clone();
     row.warnings = extracted.warnings.clone();
-    if !extracted.has_text() && !row.warnings.iter().any(|w| w.contains("no extractable text")) {
-        row.warnings.push("the document contains no text".into());
-    }
     row.chunks = chunks.len() as u32;
     let rows = chunks
         .into_iter()

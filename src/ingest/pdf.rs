@@ -7,7 +7,7 @@ use std::path::Path;
 
 use pdf_extract::{Document, PlainTextOutput, output_doc_page};
 
-use super::{DocumentExtractor, Extracted, page_ranges};
+use super::{DocumentExtractor, Extracted};
 use crate::api::FileKind;
 use crate::error::ExtractError;
 
@@ -58,13 +58,7 @@ impl DocumentExtractor for PdfExtractor {
         for (page, reason) in &failed_pages {
             res.warnings.push(format!("page {page} could not be read: {reason}"));
         }
-        if !empty_pages.is_empty() {
-            res.warnings.push(format!(
-                "no extractable text on {} {} (scanned, or fonts without a Unicode map; OCR is not supported)",
-                if empty_pages.len() == 1 { "page" } else { "pages" },
-                page_ranges(&empty_pages)
-            ));
-        }
+        res.pages_without_text = empty_pages;
         let hidden: Vec<u32> =
             pages.iter().filter(|&(_, &id)| page_hides_text(&doc, id)).map(|(&n, _)| n).collect();
         res.warnings.extend(super::hidden::invisible_pdf_text_warning(&hidden));
