@@ -425,7 +425,9 @@ fn init_logging(verbose: u8) {
         .try_init();
 }
 
-fn config_for(cli: &Cli) -> anyhow::Result<EngineConfig> {
+/// The engine settings and the models folder for this command. Only commands that write
+/// answers look for a default generator (reading model headers); `status` and friends don't.
+fn config_for(cli: &Cli) -> anyhow::Result<(EngineConfig, quarry::models::ModelFolder)> {
     let data_dir = match &cli.data_dir {
         Some(dir) => dir.clone(),
         None => directories::ProjectDirs::from("org", "Quarry", "quarry")
@@ -433,7 +435,14 @@ fn config_for(cli: &Cli) -> anyhow::Result<EngineConfig> {
             .context("no home folder to keep the library in; pass --data-dir")?,
     };
     let models_dir = cli.models_dir.clone().unwrap_or_else(|| data_dir.join("models"));
-    let mut config = quarry::models::engine_config(data_dir, &models_dir);
+    let models = quarry::models::discover(&models_dir);
+    let generates = matches!(
+        cli.command,
+        Command::Ask { evidence: false, model: None, .. }
+            | Command::Serve { .. }
+            | Command::Eval { what: EvalCommand::Qa { evidence: false, model: None, .. } }
+    );
+    let mut config = models.engine_config(data_dir, generates);
     let uses_embedder = matches!(
         cli.command,
         Command::Index { .. }
@@ -452,12 +461,12 @@ fn config_for(cli: &Cli) -> anyhow::Result<EngineConfig> {
     let exe = std::env::current_exe().context("cannot find the quarry executable")?;
     config.extraction.worker_command =
         Some(vec![exe.to_string_lossy().into_owned(), WORKER_ARG.to_owned()]);
-    Ok(config)
+    Ok((config, models))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let mut config = config_for(&cli)?;
-    let models_dir = cli.models_dir.clone().unwrap_or_else(|| config.data_dir.join("models"));
+    let (mut config, models) = config_for(&cli)?;
+    let models_dir = models.dir().to_owned();
     match cli.command {
         Command::Index { paths, json, timeout, workers, watch } => {
             config.extraction.per_file_timeout_secs = timeout;
@@ -625,7 +634,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Ask { question, k, evidence, model, max_tokens, json } => {
             if let Some(name) = model {
-                config.generator = Some(generation::resolve_model(&models_dir, &name)?);
+                config.generator = Some(generation::resolve_model(&models, &name)?);
             }
             let options = quarry::AskOptions { k, evidence, max_tokens };
             answering::ask(config, answering::AskArgs { question, options, json }).await?;
@@ -654,7 +663,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
         } => {
             if let Some(name) = model {
-                config.generator = Some(generation::resolve_model(&models_dir, &name)?);
+                config.generator = Some(generation::resolve_model(&models, &name)?);
             }
             if let Some(name) = prompt_style {
                 config.answer.prompt_style = quarry::answer::prompt::PromptStyle::parse(&name)
@@ -793,7 +802,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             repeat_penalty,
             json,
         } => {
-            let model = generation::resolve_model(&models_dir, &model)?;
+            let model = generation::resolve_model(&models, &model)?;
             let params = quarry::generate::GenerationParams {
                 max_tokens,
                 temperature,
@@ -807,7 +816,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tokio::task::spawn_blocking(move || generation::generate(args)).await??;
         }
         Command::Models { what: ModelsCommand::List { json } } => {
-            generation::list_models(&models_dir, json)?;
+            generation::list_models(&models, json)?;
         }
         Command::Models { what: ModelsCommand::Import { source, json } } => {
             generation::import_model(&models_dir, &source, json)?;
@@ -824,7 +833,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     json: _,
                 },
         } => {
-            let model = generation::resolve_model(&models_dir, &model)?;
+            let model = generation::resolve_model(&models, &model)?;
             generation::bench_generate(
                 &model,
                 &threads,

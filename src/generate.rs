@@ -15,7 +15,7 @@ mod safetensors_checkpoint;
 pub mod text_stream;
 pub mod widen_q5;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -235,4 +235,29 @@ pub trait Generator: Send {
         sink: &mut dyn TokenSink,
         cancel: &CancelToken,
     ) -> Result<GenerationReport, GenerateError>;
+}
+
+/// The id of the model in folder `dir`: its repository in the Hugging Face cache layout, else
+/// the folder's name.
+pub fn folder_id(dir: &Path) -> String {
+    let name = id_from_path(&dir.join("x"));
+    if name == "x" {
+        dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    } else {
+        name
+    }
+}
+
+/// The id of the model a file belongs to: its repository in the Hugging Face cache layout
+/// (`models--org--name/snapshots/<rev>/file`), else the file name without extension.
+pub fn id_from_path(path: &Path) -> String {
+    // Hugging Face cache: .../models--org--name/snapshots/<rev>/file
+    for ancestor in path.ancestors() {
+        if let Some(name) = ancestor.file_name().and_then(|n| n.to_str())
+            && let Some(rest) = name.strip_prefix("models--")
+        {
+            return rest.replacen("--", "/", 1);
+        }
+    }
+    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
 }

@@ -1,7 +1,11 @@
 //! Finds model files in the local models folder, in Quarry's own layout (`<dir>/<name>/`) and
 //! in the Hugging Face cache layout (`<dir>/models--org--name/snapshots/<rev>/`). Never downloads.
+//! [`discover`] is the one place that turns a folder into models, for the CLI, `quarry serve`
+//! and the desktop app alike; it walks the folder and reads model headers only when a question
+//! needs them, and once.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -127,7 +131,7 @@ pub struct InstalledModel {
 /// Every generator (`*.gguf`, or a Hugging Face checkpoint folder of a causal language model)
 /// and embedder (a folder with `config.json` and `model.safetensors`) under `models_dir`, in Quarry's layout or the Hugging Face cache
 /// layout, sorted by role and id.
-pub fn installed(models_dir: &Path) -> Vec<InstalledModel> {
+fn installed(models_dir: &Path) -> Vec<InstalledModel> {
     let mut found = Vec::new();
     let walker = ignore::WalkBuilder::new(models_dir)
         .standard_filters(false)
@@ -168,34 +172,11 @@ fn is_generator_folder(dir: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// The id of the model in folder `dir`: its repository in the Hugging Face cache layout, else
-/// the folder's name.
-pub(crate) fn folder_id(dir: &Path) -> String {
-    let name = id_from_path(&dir.join("x"));
-    if name == "x" {
-        dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
-    } else {
-        name
-    }
-}
-
-fn id_from_path(path: &Path) -> String {
-    // Hugging Face cache: .../models--org--name/snapshots/<rev>/file
-    for ancestor in path.ancestors() {
-        if let Some(name) = ancestor.file_name().and_then(|n| n.to_str())
-            && let Some(rest) = name.strip_prefix("models--")
-        {
-            return rest.replacen("--", "/", 1);
-        }
-    }
-    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
-}
-
 fn describe_generator(path: &Path) -> InstalledModel {
     let mut bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let mut id = match path.is_dir() {
-        true => folder_id(path),
-        false => id_from_path(path),
+        true => crate::generate::folder_id(path),
+        false => crate::generate::id_from_path(path),
     };
     if id.contains('/') && path.is_file() {
         // A repository holds several quantizations: name the file too.
@@ -204,12 +185,7 @@ fn describe_generator(path: &Path) -> InstalledModel {
     }
     match crate::generate::candle_gguf::describe(path) {
         Ok(info) => {
-            // Folders run only on the llama-family module.
-            let supported = match path.is_dir() {
-                true => ["llama", "qwen2", "qwen3"].contains(&info.architecture.as_str()),
-                false => crate::generate::candle_gguf::SUPPORTED_ARCHITECTURES
-                    .contains(&info.architecture.as_str()),
-            };
+            let supported = crate::generate::candle_gguf::runs(path, &info.architecture);
             bytes = info.file_bytes;
             InstalledModel {
                 id,
@@ -237,7 +213,7 @@ fn describe_generator(path: &Path) -> InstalledModel {
 }
 
 fn describe_embedder(dir: &Path) -> InstalledModel {
-    let name = folder_id(dir);
+    let name = crate::generate::folder_id(dir);
     let entry = catalog()
         .into_iter()
         .find(|m| m.role == "embed" && (m.id == name || m.id.rsplit('/').next() == Some(&name)));
@@ -254,40 +230,78 @@ fn describe_embedder(dir: &Path) -> InstalledModel {
     }
 }
 
-/// The generator `name_or_path` names: an existing file, or the id or file name (without
-/// `.gguf`) of an installed generator.
-pub fn find_generator(models_dir: &Path, name_or_path: &str) -> Option<PathBuf> {
-    let direct = Path::new(name_or_path);
-    if direct.is_file() || direct.join("config.json").is_file() {
-        return Some(direct.to_path_buf());
-    }
-    let wanted = name_or_path.trim_end_matches(".gguf");
-    installed(models_dir).into_iter().filter(|m| m.role == "generate").find_map(|m| {
-        let stem = m.path.file_stem().map(|s| s.to_string_lossy().into_owned());
-        (m.id == wanted || stem.as_deref() == Some(wanted)).then_some(m.path)
-    })
+/// A models folder, as Quarry finds models in it. Cheap to make: the folder is walked and
+/// generator headers read the first time a question needs them (which generators are there,
+/// which one is the default), then kept.
+#[derive(Debug)]
+pub struct ModelFolder {
+    dir: PathBuf,
+    found: OnceLock<Vec<InstalledModel>>,
 }
 
-/// Settings for the library in `data_dir` with what `models_dir` holds: the default embedder
-/// when installed (its tokenizer then sizes chunks) and the first installed generator.
-pub fn engine_config(data_dir: PathBuf, models_dir: &Path) -> crate::config::EngineConfig {
-    let embedder = embedder_config(models_dir, DEFAULT_EMBEDDER);
-    let tokenizer = embedder.as_ref().map(|e| e.dir.join("tokenizer.json")).filter(|p| p.is_file());
-    crate::config::EngineConfig {
-        data_dir,
-        tokenizer,
-        embedder,
-        generator: default_generator(models_dir),
-        ..crate::config::EngineConfig::default()
-    }
+/// The models in `dir` (read lazily; see [`ModelFolder`]).
+pub fn discover(dir: &Path) -> ModelFolder {
+    ModelFolder { dir: dir.to_owned(), found: OnceLock::new() }
 }
 
-/// The generator `ask` uses when none is named: the first installed one that loads.
-pub fn default_generator(models_dir: &Path) -> Option<PathBuf> {
-    installed(models_dir)
-        .into_iter()
-        .find(|m| m.role == "generate" && m.problem.is_none())
-        .map(|m| m.path)
+impl ModelFolder {
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Every model in the folder (walked, and generator headers read, on the first call).
+    pub fn installed(&self) -> &[InstalledModel] {
+        self.found.get_or_init(|| installed(&self.dir))
+    }
+
+    /// The embedder settings for model `id`, if it is installed (no header is read).
+    pub fn embedder(&self, id: &str) -> Option<EmbedderConfig> {
+        embedder_config(&self.dir, id)
+    }
+
+    /// The generator `name_or_path` names: an existing file or checkpoint folder (no walk), or
+    /// the id or file name (without `.gguf`) of an installed generator.
+    pub fn find_generator(&self, name_or_path: &str) -> Option<PathBuf> {
+        let direct = Path::new(name_or_path);
+        if direct.is_file() || direct.join("config.json").is_file() {
+            return Some(direct.to_path_buf());
+        }
+        let wanted = name_or_path.trim_end_matches(".gguf");
+        self.installed().iter().filter(|m| m.role == "generate").find_map(|m| {
+            let stem = m.path.file_stem().map(|s| s.to_string_lossy().into_owned());
+            (m.id == wanted || stem.as_deref() == Some(wanted)).then(|| m.path.clone())
+        })
+    }
+
+    /// The generator answers use when none is named: the first installed one that Quarry can
+    /// run.
+    pub fn default_generator(&self) -> Option<PathBuf> {
+        self.installed()
+            .iter()
+            .find(|m| m.role == "generate" && m.problem.is_none())
+            .map(|m| m.path.clone())
+    }
+
+    /// Settings for the library in `data_dir`: the default embedder when installed (its
+    /// tokenizer then sizes chunks), and with `with_generator` the default generator. Commands
+    /// that never generate pass `false`, so they read no model header.
+    pub fn engine_config(
+        &self,
+        data_dir: PathBuf,
+        with_generator: bool,
+    ) -> crate::config::EngineConfig {
+        let embedder = self.embedder(DEFAULT_EMBEDDER);
+        let tokenizer =
+            embedder.as_ref().map(|e| e.dir.join("tokenizer.json")).filter(|p| p.is_file());
+        crate::config::EngineConfig {
+            data_dir,
+            tokenizer,
+            embedder,
+            generator: if with_generator { self.default_generator() } else { None },
+            ..crate::config::EngineConfig::default()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -317,5 +331,25 @@ mod tests {
         std::fs::create_dir_all(&own).unwrap();
         std::fs::write(own.join("tokenizer.json"), "{}").unwrap();
         assert_eq!(find_model(dir.path(), DEFAULT_EMBEDDER), Some(own));
+    }
+
+    #[test]
+    fn a_folder_is_walked_and_headers_read_only_when_generators_are_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("broken.gguf"), b"not a gguf file").unwrap();
+        let folder = discover(dir.path());
+        let config = folder.engine_config(dir.path().join("library"), false);
+        assert!(config.generator.is_none());
+        assert!(folder.found.get().is_none(), "no walk for a command that does not generate");
+        let config = folder.engine_config(dir.path().join("library"), true);
+        assert!(config.generator.is_none(), "a file that does not parse is no default");
+        let listed = folder.installed();
+        assert_eq!(listed.len(), 1);
+        assert!(listed[0].problem.is_some(), "{:?}", listed[0]);
+        // Named by path, a file is found without walking anything.
+        let again = discover(dir.path());
+        let path = dir.path().join("broken.gguf");
+        assert_eq!(again.find_generator(path.to_str().unwrap()), Some(path));
+        assert!(again.found.get().is_none());
     }
 }

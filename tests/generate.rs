@@ -269,7 +269,7 @@ fn a_safetensors_folder_runs_as_its_gguf_twin() {
     let b = from_folder.generate(&chat("Hi"), &params, &mut |_: &str| {}, &CancelToken::new());
     assert_eq!(a.unwrap().text, b.unwrap().text, "greedy replies differ");
 
-    let listed = quarry::models::installed(dir.path());
+    let listed = quarry::models::discover(dir.path()).installed().to_vec();
     let entry = listed.iter().find(|m| m.path == folder).expect("the folder is listed");
     assert_eq!((entry.role.as_str(), entry.family.as_str()), ("generate", "qwen2"));
     assert!(entry.problem.is_none(), "{:?}", entry.problem);

@@ -9,14 +9,15 @@ use quarry::CancelToken;
 use quarry::generate::candle_gguf::GgufGenerator;
 use quarry::generate::checkpoint;
 use quarry::generate::{ChatMessage, GenerationParams, Generator};
+use quarry::models::ModelFolder;
 
 /// Resolves `--model`: a file, or the id or file name of an installed generator.
-pub(crate) fn resolve_model(models_dir: &Path, model: &str) -> anyhow::Result<PathBuf> {
-    quarry::models::find_generator(models_dir, model).ok_or_else(|| {
+pub(crate) fn resolve_model(models: &ModelFolder, model: &str) -> anyhow::Result<PathBuf> {
+    models.find_generator(model).ok_or_else(|| {
         quarry::Error::user(format!(
             "no generator model \"{model}\": not a file, and not installed in {} (see `quarry \
              models list`)",
-            models_dir.display()
+            models.dir().display()
         ))
         .into()
     })
@@ -94,8 +95,9 @@ pub(crate) fn generate(args: GenerateArgs) -> anyhow::Result<()> {
 }
 
 /// `quarry models list`.
-pub(crate) fn list_models(models_dir: &Path, json: bool) -> anyhow::Result<()> {
-    let models = quarry::models::installed(models_dir);
+pub(crate) fn list_models(folder: &ModelFolder, json: bool) -> anyhow::Result<()> {
+    let models_dir = folder.dir();
+    let models = folder.installed();
     if json {
         let out = serde_json::json!({ "models_dir": models_dir, "models": models });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -105,7 +107,7 @@ pub(crate) fn list_models(models_dir: &Path, json: bool) -> anyhow::Result<()> {
         println!("no models in {} (add one with `quarry models import DIR`)", models_dir.display());
         return Ok(());
     }
-    for m in &models {
+    for m in models {
         let params = m
             .parameters
             .map(|p| format!("{:.0}M params", p as f64 / 1e6))
@@ -200,7 +202,7 @@ fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
 /// Loads every model in `dir`; returns what loaded, fails on the first that does not or
 /// when there is none.
 fn check_loads(dir: &Path) -> anyhow::Result<Vec<String>> {
-    let found = quarry::models::installed(dir);
+    let found = quarry::models::discover(dir).installed().to_vec();
     if found.is_empty() {
         return Err(quarry::Error::user(
             "no model found: expected a .gguf file, or config.json with model.safetensors",

@@ -23,6 +23,16 @@ use crate::progress::CancelToken;
 /// Architectures Quarry runs, as GGUF names them.
 pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3", "phi3", "gemma3"];
 
+/// Architectures Quarry runs from Hugging Face checkpoint folders (on the llama-family module).
+pub const FOLDER_ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3"];
+
+/// Whether Quarry runs a model of `architecture` stored at `path` (a checkpoint folder, or a
+/// GGUF file).
+pub fn runs(path: &Path, architecture: &str) -> bool {
+    let supported = if path.is_dir() { FOLDER_ARCHITECTURES } else { SUPPORTED_ARCHITECTURES };
+    supported.contains(&architecture)
+}
+
 /// Prompt tokens per forward pass while prefilling; bounds the attention scores' memory.
 const PREFILL_CHUNK: usize = 512;
 
@@ -236,7 +246,7 @@ fn describe_folder(dir: &Path) -> Result<GeneratorInfo, GenerateError> {
     let context = config.family().map(|f| f.shape.context).unwrap_or_default();
     Ok(GeneratorInfo {
         path: dir.to_path_buf(),
-        name: crate::models::folder_id(dir),
+        name: super::folder_id(dir),
         architecture: architecture_of(&config.model_type)
             .map(str::to_owned)
             .unwrap_or(config.model_type),
@@ -395,9 +405,7 @@ impl GgufGenerator {
 
     /// A Hugging Face checkpoint folder, in full precision (`safetensors_checkpoint.rs`).
     fn load_safetensors(dir: &Path) -> Result<Self, GenerateError> {
-        use super::safetensors_checkpoint::{
-            HfConfig, SafetensorsTensors, header_summary, weight_files,
-        };
+        use super::safetensors_checkpoint::{HfConfig, SafetensorsTensors, weight_files};
         let load =
             |message: String| GenerateError::Load { path: dir.display().to_string(), message };
         let config = HfConfig::read(dir).map_err(load)?;
@@ -437,25 +445,13 @@ impl GgufGenerator {
         let files = weight_files(dir).map_err(load)?;
         let dev = &Device::Cpu;
         let mut tensors = SafetensorsTensors::open(&files, dev).map_err(|e| load(e.to_string()))?;
-        let (parameters, dtype) = header_summary(&files).map_err(load)?;
-        let context = family.shape.context;
         let arch = family.arch.clone();
         let model = super::llama_family::LlamaFamily::build(family, &mut tensors, dev)
             .map_err(|e| load(e.to_string()))?;
-        let info = GeneratorInfo {
-            path: dir.to_path_buf(),
-            name: crate::models::folder_id(dir),
-            architecture: arch,
-            context_length: context.min(model.max_positions),
-            parameters,
-            quantization: format!("{dtype} (run as F32)"),
-            file_bytes: files
-                .iter()
-                .filter_map(|f| std::fs::metadata(f).ok())
-                .map(|m| m.len())
-                .sum(),
-            tokenizer_source: "tokenizer.json".into(),
-        };
+        // What the folder is, as `describe` says it; the context as far as the model runs.
+        let mut info = describe_folder(dir)?;
+        info.architecture = arch;
+        info.context_length = info.context_length.min(model.max_positions);
         tracing::info!(
             model = %info.name, arch = %info.architecture, ms = started.elapsed().as_millis() as u64,
             "generator loaded"
