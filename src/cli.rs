@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use quarry::{CancelToken, Engine, EngineConfig, SearchMode};
 
 /// First argument that starts the hidden extraction worker.
-pub(crate) const WORKER_ARG: &str = "__extract-worker";
+pub(crate) use quarry::ingest::worker::WORKER_ARG;
 
 #[derive(Debug, Parser)]
 #[command(name = "quarry", version, about = "Ask questions about your own documents, offline")]
@@ -430,9 +430,7 @@ fn init_logging(verbose: u8) {
 fn config_for(cli: &Cli) -> anyhow::Result<(EngineConfig, quarry::models::ModelFolder)> {
     let data_dir = match &cli.data_dir {
         Some(dir) => dir.clone(),
-        None => directories::ProjectDirs::from("org", "Quarry", "quarry")
-            .map(|p| p.data_dir().to_owned())
-            .context("no home folder to keep the library in; pass --data-dir")?,
+        None => quarry::config::default_data_dir()?,
     };
     let models_dir = cli.models_dir.clone().unwrap_or_else(|| data_dir.join("models"));
     let models = quarry::models::discover(&models_dir);
@@ -459,8 +457,7 @@ fn config_for(cli: &Cli) -> anyhow::Result<(EngineConfig, quarry::models::ModelF
         );
     }
     let exe = std::env::current_exe().context("cannot find the quarry executable")?;
-    config.extraction.worker_command =
-        Some(vec![exe.to_string_lossy().into_owned(), WORKER_ARG.to_owned()]);
+    config.extraction.worker_command = Some(quarry::ingest::worker::worker_command(&exe));
     Ok((config, models))
 }
 

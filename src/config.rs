@@ -166,6 +166,14 @@ impl Default for AnswerConfig {
     }
 }
 
+/// The folder the library lives in when the user names none: the platform's data folder
+/// (`~/.local/share/quarry` on Linux). The CLI and the desktop app both start from it.
+pub fn default_data_dir() -> Result<PathBuf> {
+    directories::ProjectDirs::from("org", "Quarry", "quarry")
+        .map(|p| p.data_dir().to_owned())
+        .ok_or_else(|| Error::user("no home folder to keep the library in; name a data folder"))
+}
+
 impl EngineConfig {
     /// What the UI shows of these settings, with the models folder they were found in.
     pub fn app_settings(&self, models_dir: &std::path::Path) -> crate::api::AppSettings {

@@ -158,26 +158,3 @@ pub enum ExtractError {
     #[error("extractor {0}")]
     Crashed(String),
 }
-
-/// Errors of the index stage (LanceDB, tantivy, library metadata).
-#[derive(Debug, thiserror::Error)]
-pub enum IndexError {
-    /// LanceDB failed.
-    #[error("vector store: {0}")]
-    Lance(#[from] lancedb::Error),
-    /// Arrow conversion failed.
-    #[error("arrow: {0}")]
-    Arrow(#[from] arrow_schema::ArrowError),
-    /// tantivy failed.
-    #[error("full-text index: {0}")]
-    Tantivy(#[from] tantivy::TantivyError),
-    /// The stored data does not have the expected shape.
-    #[error("corrupt library: {0}")]
-    Corrupt(String),
-}
-
-impl From<IndexError> for Error {
-    fn from(err: IndexError) -> Self {
-        Error::internal("index", err)
-    }
-}

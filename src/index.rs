@@ -20,6 +20,29 @@ use self::tables::{Tables, in_filter};
 use crate::api::{DocumentState, SearchHit};
 use crate::error::{Error, Result};
 
+/// Errors of the index stage (LanceDB, tantivy, library metadata).
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// LanceDB failed.
+    #[error("vector store: {0}")]
+    Lance(#[from] lancedb::Error),
+    /// Arrow conversion failed.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    /// tantivy failed.
+    #[error("full-text index: {0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+    /// The stored data does not have the expected shape.
+    #[error("corrupt library: {0}")]
+    Corrupt(String),
+}
+
+impl From<IndexError> for Error {
+    fn from(err: IndexError) -> Self {
+        Error::internal("index", err)
+    }
+}
+
 /// From this many chunks on, vector search uses an IVF-HNSW index instead of a full scan:
 /// a scan of 50k 384-dimension vectors already takes about as long as the rest of a query.
 pub const ANN_THRESHOLD: usize = 50_000;

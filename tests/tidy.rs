@@ -91,3 +91,45 @@ fn unsafe_code_stays_in_its_places_and_says_why() {
     }
     assert!(unexplained.is_empty(), "unsafe without a SAFETY comment: {unexplained:?}");
 }
+
+/// Third-party storage and parsing types stay in their stage: only `src/index` names LanceDB,
+/// Arrow or tantivy, only `src/ingest` names the PDF, HTML, office and text-decoding libraries.
+#[test]
+fn third_party_types_stay_in_their_stage() {
+    let stages: [(&str, &[&str]); 2] = [
+        ("src/index", &["lancedb::", "tantivy::", "arrow_array::", "arrow_schema::"]),
+        (
+            "src/ingest",
+            &[
+                "pdf_extract::",
+                "lopdf::",
+                "scraper::",
+                "quick_xml::",
+                "zip::",
+                "pulldown_cmark::",
+                "chardetng::",
+                "encoding_rs::",
+            ],
+        ),
+    ];
+    let mut strays = Vec::new();
+    for path in all_rust_files() {
+        let relative = path.strip_prefix(repo_root()).unwrap().to_string_lossy().into_owned();
+        if !relative.starts_with("src/") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (stage, names) in stages {
+            if relative.starts_with(stage) {
+                continue;
+            }
+            for (i, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or("");
+                if let Some(name) = names.iter().find(|n| code.contains(*n)) {
+                    strays.push(format!("{relative}:{}: {name}", i + 1));
+                }
+            }
+        }
+    }
+    assert!(strays.is_empty(), "stage types used outside their stage: {strays:?}");
+}

@@ -14,7 +14,7 @@ use tauri::Manager;
 use tauri::ipc::{Channel, Response};
 
 /// First argument that starts the hidden extraction worker (the same as the CLI's).
-pub const WORKER_ARG: &str = "__extract-worker";
+pub use quarry::ingest::worker::WORKER_ARG;
 
 /// An error as the UI receives it.
 #[derive(Debug, Serialize)]
@@ -172,17 +172,14 @@ async fn document_bytes(shell: tauri::State<'_, Shell>, path: String) -> Command
 fn engine_config() -> Result<(EngineConfig, PathBuf), String> {
     let data_dir = match std::env::var_os("QUARRY_DATA_DIR") {
         Some(dir) => PathBuf::from(dir),
-        None => directories::ProjectDirs::from("org", "Quarry", "quarry")
-            .map(|p| p.data_dir().to_owned())
-            .ok_or("no home folder to keep the library in")?,
+        None => quarry::config::default_data_dir().map_err(|e| e.to_string())?,
     };
     let models_dir = std::env::var_os("QUARRY_MODELS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| data_dir.join("models"));
-    let mut config = quarry::models::engine_config(data_dir, &models_dir);
+    let mut config = quarry::models::discover(&models_dir).engine_config(data_dir, true);
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the executable: {e}"))?;
-    config.extraction.worker_command =
-        Some(vec![exe.to_string_lossy().into_owned(), WORKER_ARG.to_owned()]);
+    config.extraction.worker_command = Some(quarry::ingest::worker::worker_command(&exe));
     Ok((config, models_dir))
 }
 

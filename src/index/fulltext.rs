@@ -15,7 +15,7 @@ use tantivy::tokenizer::{
 };
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
-use crate::error::IndexError;
+use super::IndexError;
 
 const ANALYZER: &str = "quarry_en";
 /// Weight of a match in the document title against one in the chunk text.

@@ -10,8 +10,8 @@ use arrow_array::{
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
+use super::IndexError;
 use crate::api::{DocumentState, FileKind};
-use crate::error::IndexError;
 
 /// One row of the `documents` table.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,11 +10,11 @@ use lancedb::index::vector::IvfHnswSqIndexBuilder;
 use lancedb::query::{ExecutableQuery, QueryBase, Select};
 use lancedb::{Connection, Table};
 
+use super::IndexError;
 use super::schema::{
     ChunkRow, DocumentRow, VECTOR, chunks_batch, chunks_from_batch, chunks_schema, documents_batch,
     documents_from_batch, documents_schema,
 };
-use crate::error::IndexError;
 
 const DOCUMENTS: &str = "documents";
 const CHUNKS: &str = "chunks";

@@ -19,6 +19,15 @@ use super::pdf::panic_message;
 use super::{Extracted, Source, extract_source};
 use crate::error::ExtractError;
 
+/// The first argument that makes the `quarry` binary (or the desktop app's) serve as the
+/// extraction worker instead of starting normally.
+pub const WORKER_ARG: &str = "__extract-worker";
+
+/// The command line that starts `exe` as the extraction worker.
+pub fn worker_command(exe: &std::path::Path) -> Vec<String> {
+    vec![exe.to_string_lossy().into_owned(), WORKER_ARG.to_owned()]
+}
+
 /// The answer to one request.
 #[derive(Debug, Serialize, Deserialize)]
 enum Reply {
