@@ -27,10 +27,61 @@ pub struct EvidenceWeights {
     pub cosine: f32,
 }
 
+/// A text's analysed terms, each weighted by its idf: what the question and each sentence of
+/// an answer are measured with, so "how much of this text does that passage hold" is computed
+/// one way for the gate, evidence quotes and verification.
+#[derive(Debug, Clone, Default)]
+pub struct WeightedTerms {
+    terms: Vec<(String, f32)>,
+    total: f32,
+}
+
+impl WeightedTerms {
+    /// Analyses `text` with the library's term statistics.
+    pub fn new(text: &str, stats: &dyn TermStats) -> Self {
+        let terms = stats.terms(text);
+        let idf = stats.idf(&terms);
+        let terms: Vec<(String, f32)> = terms.into_iter().zip(idf).collect();
+        let total = terms.iter().map(|(_, w)| w).sum();
+        Self { terms, total }
+    }
+
+    /// The terms, in text order (repeats kept).
+    pub fn terms(&self) -> impl Iterator<Item = &String> {
+        self.terms.iter().map(|(t, _)| t)
+    }
+
+    /// How many terms (repeats counted).
+    pub fn len(&self) -> usize {
+        self.terms.len()
+    }
+
+    /// Whether the text has no terms at all.
+    pub fn is_empty(&self) -> bool {
+        self.terms.is_empty()
+    }
+
+    /// Share of the idf weight found in `terms` (0 when the text has no terms).
+    pub fn coverage(&self, terms: &HashSet<String>) -> f32 {
+        if self.total <= 0.0 {
+            return 0.0;
+        }
+        let found: f32 = self.terms.iter().filter(|(t, _)| terms.contains(t)).map(|(_, w)| w).sum();
+        found / self.total
+    }
+
+    /// The terms missing from `terms`, rarest first.
+    pub fn missing(&self, terms: &HashSet<String>) -> Vec<String> {
+        let mut missing: Vec<&(String, f32)> =
+            self.terms.iter().filter(|(t, _)| !terms.contains(t)).collect();
+        missing.sort_by(|a, b| b.1.total_cmp(&a.1));
+        missing.into_iter().map(|(t, _)| t.clone()).collect()
+    }
+}
+
 /// The question, analysed once.
 pub struct Question {
-    terms: Vec<(String, f32)>,
-    total_weight: f32,
+    terms: WeightedTerms,
     vector: Option<Vec<f32>>,
 }
 
@@ -38,28 +89,17 @@ impl Question {
     /// Analyses `text` with the library's term statistics; `vector` is its query embedding when
     /// the library has an embedder.
     pub fn new(text: &str, stats: &dyn TermStats, vector: Option<Vec<f32>>) -> Self {
-        let terms = stats.terms(text);
-        let idf = stats.idf(&terms);
-        let terms: Vec<(String, f32)> = terms.into_iter().zip(idf).collect();
-        let total_weight = terms.iter().map(|(_, w)| w).sum();
-        Self { terms, total_weight, vector }
+        Self { terms: WeightedTerms::new(text, stats), vector }
     }
 
     /// The question's terms missing from `terms`, rarest first.
     pub fn missing(&self, terms: &HashSet<String>) -> Vec<String> {
-        let mut missing: Vec<&(String, f32)> =
-            self.terms.iter().filter(|(t, _)| !terms.contains(t)).collect();
-        missing.sort_by(|a, b| b.1.total_cmp(&a.1));
-        missing.into_iter().map(|(t, _)| t.clone()).collect()
+        self.terms.missing(terms)
     }
 
     /// Share of the question's term weight found in `terms` (0 when the question has no terms).
     pub fn coverage(&self, terms: &HashSet<String>) -> f32 {
-        if self.total_weight <= 0.0 {
-            return 0.0;
-        }
-        let found: f32 = self.terms.iter().filter(|(t, _)| terms.contains(t)).map(|(_, w)| w).sum();
-        found / self.total_weight
+        self.terms.coverage(terms)
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use super::evidence::{EvidenceWeights, PassageSentences, TermStats, combine};
+use super::evidence::{EvidenceWeights, PassageSentences, TermStats, WeightedTerms, combine};
 use super::prompt::REFUSAL;
 use super::sentences::split_sentences;
 use crate::api::{AnswerSentence, Passage};
@@ -165,9 +165,7 @@ pub fn verify(
 struct Claim<'a> {
     /// The claim's words, lower-cased, for the verbatim check.
     flat: String,
-    terms: Vec<String>,
-    idf: Vec<f32>,
-    total: f32,
+    terms: WeightedTerms,
     vector: Option<&'a [f32]>,
 }
 
@@ -185,10 +183,7 @@ struct Support {
 
 impl<'a> Claim<'a> {
     fn new(text: &str, stats: &dyn TermStats, vector: Option<&'a [f32]>) -> Self {
-        let terms = stats.terms(text);
-        let idf = stats.idf(&terms);
-        let total = idf.iter().sum();
-        Self { flat: flat_words(text), terms, idf, total, vector }
+        Self { flat: flat_words(text), terms: WeightedTerms::new(text, stats), vector }
     }
 
     /// How well passage `p` (0-based, its words flattened as `flat_passage`) supports the
@@ -201,16 +196,9 @@ impl<'a> Claim<'a> {
         weights: EvidenceWeights,
         flat_passage: &str,
     ) -> Support {
-        let in_passage: f32 = self
-            .terms
-            .iter()
-            .zip(&self.idf)
-            .filter(|(t, _)| sentences.passage_terms[p].contains(*t))
-            .map(|(_, w)| w)
-            .sum();
-        let lexical = if self.total > 0.0 { in_passage / self.total } else { 0.0 };
+        let lexical = self.terms.coverage(&sentences.passage_terms[p]);
         // The passage sentence closest to the claim: its quote, and the embedding signal.
-        let term_set: HashSet<&String> = self.terms.iter().collect();
+        let term_set: HashSet<&String> = self.terms.terms().collect();
         let mut best: Option<(usize, f32, Option<f32>)> = None;
         for (s, sentence_terms) in sentences.terms[p].iter().enumerate() {
             let shared = sentence_terms.iter().filter(|t| term_set.contains(t)).count() as f32;
