@@ -220,8 +220,7 @@ impl Engine {
         cancel: &CancelToken,
     ) -> Result<IndexReport> {
         let roots = if paths.is_empty() {
-            let sources: Vec<PathBuf> =
-                self.store.meta().sources.iter().map(PathBuf::from).collect();
+            let sources = self.store.meta().sources;
             if sources.is_empty() {
                 return Err(Error::user(
                     "no folders in the library yet: name a file or folder to add",
@@ -233,9 +232,8 @@ impl Engine {
         };
         self.store.update_meta(|meta| {
             for root in &roots {
-                let root = root.to_string_lossy().into_owned();
-                if !meta.sources.contains(&root) {
-                    meta.sources.push(root);
+                if !meta.sources.contains(root) {
+                    meta.sources.push(root.clone());
                 }
             }
         })?;
@@ -262,7 +260,7 @@ impl Engine {
         }
         self.store.remove(&doc_ids).await?;
         self.store.update_meta(|meta| {
-            meta.sources.retain(|s| !removed_sources.iter().any(|r| Path::new(s).starts_with(r)));
+            meta.sources.retain(|s| !removed_sources.iter().any(|r| s.starts_with(r)));
         })?;
         Ok(doc_ids.len() as u32)
     }
@@ -277,7 +275,7 @@ impl Engine {
 
     /// The indexed text of the document at `path` (an absolute path as listed by
     /// [`Engine::documents`]), rebuilt from its chunks so that hit and citation spans index it.
-    pub async fn document_text(&self, path: &str) -> Result<DocumentText> {
+    pub async fn document_text(&self, path: &Path) -> Result<DocumentText> {
         let row = self.document_row(path).await?;
         let chunks = self.store.chunks_of(&row.doc_id).await?;
         let mut text = String::new();
@@ -304,18 +302,19 @@ impl Engine {
         Ok(DocumentText { path: row.path, kind: row.kind, pages: row.pages, text, page_starts })
     }
 
-    async fn document_row(&self, path: &str) -> Result<DocumentRow> {
+    async fn document_row(&self, path: &Path) -> Result<DocumentRow> {
+        // Rows keep the path as the text the library stores (Arrow strings).
         self.store
-            .documents_at(&[path.to_owned()])
+            .documents_at(&[path.to_string_lossy().into_owned()])
             .await?
             .into_iter()
             .next()
-            .ok_or_else(|| Error::user(format!("{path}: not in the library")))
+            .ok_or_else(|| Error::user(format!("{}: not in the library", path.display())))
     }
 
     /// The bytes and kind of the library document at `path` (never any other file), for
     /// viewers that render the original (PDF).
-    pub async fn document_bytes(&self, path: &str) -> Result<(crate::api::FileKind, Vec<u8>)> {
+    pub async fn document_bytes(&self, path: &Path) -> Result<(crate::api::FileKind, Vec<u8>)> {
         let row = self.document_row(path).await?;
         let bytes = std::fs::read(&row.path).map_err(|e| Error::io(&row.path, e))?;
         Ok((row.kind, bytes))
@@ -339,7 +338,7 @@ impl Engine {
             text_index_chunks: text_chunks,
             chunker: meta.chunker,
             embedder: meta.embedder.map(|e| e.id),
-            sources: meta.sources,
+            sources: meta.sources.iter().map(|s| s.to_string_lossy().into_owned()).collect(),
         })
     }
 

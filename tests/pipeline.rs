@@ -322,7 +322,7 @@ fn engine_futures_are_send() {
         is_send(&engine.status());
         is_send(&engine.documents());
         is_send(&engine.search("q", quarry::SearchMode::Text, 1));
-        is_send(&engine.document_text("p"));
+        is_send(&engine.document_text(std::path::Path::new("p")));
         is_send(&engine.remove(&[]));
     }
     let _ = all;

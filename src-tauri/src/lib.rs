@@ -154,14 +154,14 @@ async fn cancel_ask(shell: tauri::State<'_, Shell>, request: String) -> CommandR
 #[tauri::command]
 async fn document_text(
     shell: tauri::State<'_, Shell>,
-    path: String,
+    path: PathBuf,
 ) -> CommandResult<DocumentText> {
     Ok(shell.engine().await?.document_text(&path).await?)
 }
 
 /// The bytes of a library document (never any other file), for the PDF viewer.
 #[tauri::command]
-async fn document_bytes(shell: tauri::State<'_, Shell>, path: String) -> CommandResult<Response> {
+async fn document_bytes(shell: tauri::State<'_, Shell>, path: PathBuf) -> CommandResult<Response> {
     let (_, bytes) = shell.engine().await?.document_bytes(&path).await?;
     Ok(Response::new(bytes))
 }

@@ -366,7 +366,7 @@ async fn ask(State(state): State<Shared>, Json(body): Json<AskBody>) -> impl Int
 
 #[derive(Debug, Deserialize)]
 struct PathQuery {
-    path: String,
+    path: PathBuf,
 }
 
 async fn document(

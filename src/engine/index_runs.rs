@@ -189,7 +189,7 @@ impl Engine {
             .name("quarry-watch".into())
             .spawn(move || {
                 crate::watch::keep_watching(
-                    || engine.store.meta().sources.iter().map(PathBuf::from).collect(),
+                    || engine.store.meta().sources,
                     true,
                     &[engine.store.dir().to_owned()],
                     WATCH_RECHECK,

@@ -32,7 +32,7 @@ pub struct LibraryMeta {
     #[serde(default)]
     pub embedder: Option<EmbedderMeta>,
     /// Folders and files the user added, absolute.
-    pub sources: Vec<String>,
+    pub sources: Vec<PathBuf>,
     /// When the library was created (RFC 3339).
     pub created_at: String,
 }
@@ -120,7 +120,7 @@ mod tests {
     fn meta_round_trips_and_rejects_other_formats() {
         let dir = tempfile::tempdir().unwrap();
         let mut meta = LibraryMeta::load_or_new(dir.path()).unwrap();
-        meta.sources.push("/docs".into());
+        meta.sources.push(PathBuf::from("/docs"));
         meta.save(dir.path()).unwrap();
         assert_eq!(LibraryMeta::load_or_new(dir.path()).unwrap(), meta);
         meta.format_version = 99;
