@@ -4,6 +4,7 @@
 mod answering;
 mod generation;
 mod progress;
+mod pull;
 mod serve;
 
 use std::io::IsTerminal;
@@ -192,6 +193,36 @@ enum ModelsCommand {
     Import {
         /// The folder or file, e.g. on a USB stick
         source: PathBuf,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download a catalog model (resumable; every file checked before it is installed)
+    Pull {
+        /// Catalog id (see `quarry models catalog`), or its folder name
+        id: String,
+        /// A mirror with the Hugging Face layout (http://host/...) or a folder with the files
+        #[arg(long)]
+        from: Option<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check installed catalog models against their sizes and hashes
+    Verify {
+        /// One catalog id (default: every installed one)
+        id: Option<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an installed catalog model (and any partial download of it)
+    Remove {
+        /// Catalog id or folder name
+        id: String,
+    },
+    /// The models Quarry can download, with size, licence, languages and what each is good for
+    Catalog {
         /// Print JSON
         #[arg(long)]
         json: bool,
@@ -817,6 +848,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Models { what: ModelsCommand::Import { source, json } } => {
             generation::import_model(&models_dir, &source, json)?;
+        }
+        Command::Models { what: ModelsCommand::Pull { id, from, json } } => {
+            pull::pull(&models_dir, &id, from, json).await?;
+        }
+        Command::Models { what: ModelsCommand::Verify { id, json } } => {
+            if !pull::verify(&models_dir, id.as_deref(), json)? {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Models { what: ModelsCommand::Remove { id } } => {
+            pull::remove(&models_dir, &id)?;
+        }
+        Command::Models { what: ModelsCommand::Catalog { json } } => {
+            pull::list_catalog(json)?;
         }
         Command::Bench {
             what:

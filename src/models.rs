@@ -4,6 +4,8 @@
 //! and the desktop app alike; it walks the folder and reads model headers only when a question
 //! needs them, and once.
 
+pub mod pull;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -18,7 +20,7 @@ pub const DEFAULT_EMBEDDER: &str = "sentence-transformers/all-MiniLM-L6-v2";
 const CATALOG: &str = include_str!("../assets/models.toml");
 
 /// One model of the catalog.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct CatalogEntry {
     /// Hugging Face style id ("org/name").
     pub id: String,
@@ -44,6 +46,47 @@ pub struct CatalogEntry {
     /// Prefix for passages (embedders).
     #[serde(default)]
     pub passage_prefix: String,
+    /// Folder name under the models folder (default: the last part of the id).
+    #[serde(default)]
+    pub folder: Option<String>,
+    /// One line on what the model is good for.
+    #[serde(default)]
+    pub good_for: String,
+    /// Memory it needs to run, roughly.
+    #[serde(default)]
+    pub ram_mb: Option<u32>,
+    /// The files `quarry models pull` fetches (none: import only).
+    #[serde(default)]
+    pub download: Vec<DownloadFile>,
+}
+
+impl CatalogEntry {
+    /// The folder the model is installed in, under the models folder.
+    pub fn folder_name(&self) -> String {
+        self.folder
+            .clone()
+            .unwrap_or_else(|| self.id.rsplit('/').next().unwrap_or(&self.id).to_owned())
+    }
+}
+
+/// One file of a catalog model, where to get it and what it must be. Trust comes from the
+/// sha256, not from the transport: any source that serves the same bytes will do.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct DownloadFile {
+    /// Path inside the model folder.
+    pub path: String,
+    /// Size in bytes, when confirmed.
+    #[serde(default)]
+    pub size: Option<u64>,
+    /// SHA-256 of the bytes, when confirmed; a file without one is accepted on first download
+    /// (on its size when known) and its hash recorded for later checks.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// How the hash was confirmed (or why it could not be).
+    #[serde(default)]
+    pub sha256_from: String,
+    /// URLs (or folders) serving the file, tried in order.
+    pub sources: Vec<String>,
 }
 
 #[derive(Deserialize)]

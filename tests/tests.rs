@@ -38,6 +38,8 @@ mod pipeline;
 mod answer;
 // The UI's generated TypeScript types match src/api.rs.
 mod bindings;
+// `quarry models pull` against a local stand-in for huggingface.co.
+mod pull;
 // The `quarry` command line and its JSON contract.
 mod cli;
 // House rules checked on the source tree.
