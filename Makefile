@@ -12,26 +12,45 @@ export CARGO_TERM_COLOR ?= never
 CARGO ?= cargo
 DESKTOP_BIN = $(CARGO_TARGET_DIR)/debug/quarry-desktop
 
-# mold is installed by setup; the inner make below sees it on its first run, so the linker
-# flags (part of cargo's cache key) are the same on every run.
+# The linker flags are part of cargo's cache key, so every build must see the same ones. mold is
+# installed by setup, which runs first: the top-level make (parsed before setup) decides nothing
+# while mold is missing and leaves the flags to the inner make, parsed after setup. (Deciding at
+# the top level made a first `make test` on a new machine build without mold and the next
+# command rebuild everything with it.)
 # candle's quantized kernels choose their SIMD code at compile time: build for x86-64-v3 (AVX2,
 # FMA, F16C: every x86 PC since 2013), as .cargo/config.toml does for plain cargo commands.
 X86_FLAGS := -C target-cpu=x86-64-v3
 ifneq ($(shell command -v mold 2>/dev/null),)
 export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS ?= -C link-arg=-fuse-ld=mold $(X86_FLAGS)
-else
+else ifneq ($(MAKELEVEL),0)
+# An inner make and still no mold: setup could not install it.
 export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS ?= $(X86_FLAGS)
 endif
 
-.PHONY: run test eval bench setup ui check-fmt lint unit desktop test-inner run-inner real-models
+.PHONY: run test eval bench setup ui check-fmt lint unit desktop test-inner run-inner real-models \
+	eval-inner bench-inner rustflags
 
 # Shared test data and models (see ../shared/data/MANIFEST.md).
 QUARRY_TEST_DATA ?= $(abspath ../shared/data)
 QUARRY_BIN = $(CARGO_TARGET_DIR)/debug/quarry
 BENCH_MODEL = $(HOME)/.cache/quarry/bench/random-qwen2.5-0.5b-q4_k_m.gguf
 
-# Full evaluations and benchmarks: minutes each, so not part of `make test`.
+# Full evaluations and benchmarks: minutes each, so not part of `make test`. Like run and test,
+# they build in an inner make, after setup.
 eval: setup real-models
+	@$(MAKE) --no-print-directory eval-inner
+
+bench: setup
+	@$(MAKE) --no-print-directory bench-inner
+
+# The linker and CPU flags a build from here uses (the same for every target after setup).
+rustflags: setup
+	@$(MAKE) --no-print-directory -s rustflags-inner
+
+rustflags-inner:
+	@echo "$$CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS"
+
+eval-inner:
 	$(CARGO) build --locked --workspace
 	$(QUARRY_BIN) --models-dir $(QUARRY_TEST_DATA)/models eval retrieval --beir $(QUARRY_TEST_DATA)/beir/scifact --json
 	$(QUARRY_BIN) --models-dir $(QUARRY_TEST_DATA)/models eval qa --evidence --calibrate --json \
@@ -44,7 +63,7 @@ eval: setup real-models
 		--model $(REAL_MODELS)/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf \
 		--squad $(QUARRY_TEST_DATA)/xquad/xquad_de_dev_questions.jsonl
 
-bench: setup
+bench-inner:
 	$(CARGO) build --locked --workspace
 	$(QUARRY_BIN) --models-dir $(QUARRY_TEST_DATA)/models bench embed
 	$(QUARRY_BIN) bench search
