@@ -221,6 +221,11 @@ enum ModelsCommand {
         /// Catalog id or folder name
         id: String,
     },
+    /// Choose the generator (or, for new libraries, the embedder) this library uses
+    Use {
+        /// An installed generator (id, file name or path) or an embedder's catalog id
+        id: String,
+    },
     /// The models Quarry can download, with size, licence, languages and what each is good for
     Catalog {
         /// Print JSON
@@ -859,6 +864,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Models { what: ModelsCommand::Remove { id } } => {
             pull::remove(&models_dir, &id)?;
+        }
+        Command::Models { what: ModelsCommand::Use { id } } => {
+            pull::choose(&models, &config.data_dir, &id)?;
         }
         Command::Models { what: ModelsCommand::Catalog { json } } => {
             pull::list_catalog(json)?;

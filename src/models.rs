@@ -326,24 +326,81 @@ impl ModelFolder {
             .map(|m| m.path.clone())
     }
 
-    /// Settings for the library in `data_dir`: the default embedder when installed (its
-    /// tokenizer then sizes chunks), and with `with_generator` the default generator. Commands
-    /// that never generate pass `false`, so they read no model header.
+    /// Settings for the library in `data_dir` with the models chosen for it:
+    /// - the embedder: the one the library was built with (another would need a re-index), else
+    ///   the one chosen with `quarry models use`, else multilingual-e5-small when installed (our
+    ///   users write German as well as English), else all-MiniLM-L6-v2; its tokenizer sizes
+    ///   chunks. Not installed: text search only.
+    /// - with `with_generator`, the generator chosen with `quarry models use`, else the first
+    ///   installed one Quarry can run. Commands that never generate pass `false`, so they read no
+    ///   model header.
     pub fn engine_config(
         &self,
         data_dir: PathBuf,
         with_generator: bool,
     ) -> crate::config::EngineConfig {
-        let embedder = self.embedder(DEFAULT_EMBEDDER);
+        let choice = ModelChoice::read(&data_dir);
+        let built_with = crate::index::meta::LibraryMeta::load_or_new(&data_dir)
+            .ok()
+            .and_then(|m| m.embedder)
+            .map(|e| e.id);
+        let embedder_id = built_with
+            .or(choice.embedder.clone())
+            .or_else(|| self.embedder(MULTILINGUAL_EMBEDDER).map(|e| e.id))
+            .unwrap_or_else(|| DEFAULT_EMBEDDER.to_owned());
+        let embedder = self.embedder(&embedder_id);
         let tokenizer =
             embedder.as_ref().map(|e| e.dir.join("tokenizer.json")).filter(|p| p.is_file());
+        let generator = match (with_generator, &choice.generator) {
+            (false, _) => None,
+            (true, Some(name)) => self.find_generator(name).or_else(|| self.default_generator()),
+            (true, None) => self.default_generator(),
+        };
         crate::config::EngineConfig {
             data_dir,
             tokenizer,
             embedder,
-            generator: if with_generator { self.default_generator() } else { None },
+            generator,
             ..crate::config::EngineConfig::default()
         }
+    }
+}
+
+/// The multilingual embedder a new library uses when it is installed and nothing else was
+/// chosen.
+pub const MULTILINGUAL_EMBEDDER: &str = "intfloat/multilingual-e5-small";
+
+/// The models chosen for a library (`quarry models use`), kept in `<data dir>/models.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelChoice {
+    /// The generator: an installed model's id or file name, or a path.
+    #[serde(default)]
+    pub generator: Option<String>,
+    /// The embedder's catalog id (used by a new library; an existing one keeps its own).
+    #[serde(default)]
+    pub embedder: Option<String>,
+}
+
+impl ModelChoice {
+    fn path(data_dir: &Path) -> PathBuf {
+        data_dir.join("models.json")
+    }
+
+    /// The choice saved for `data_dir` (nothing chosen when there is none or it is unreadable).
+    pub fn read(data_dir: &Path) -> Self {
+        std::fs::read(Self::path(data_dir))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Saves the choice for `data_dir`.
+    pub fn save(&self, data_dir: &Path) -> crate::error::Result<()> {
+        std::fs::create_dir_all(data_dir).map_err(|e| crate::error::Error::io(data_dir, e))?;
+        let path = Self::path(data_dir);
+        let json = serde_json::to_vec_pretty(self)
+            .map_err(|e| crate::error::Error::internal("cannot write the model choice", e))?;
+        std::fs::write(&path, json).map_err(|e| crate::error::Error::io(&path, e))
     }
 }
 
@@ -394,5 +451,41 @@ mod tests {
         let path = dir.path().join("broken.gguf");
         assert_eq!(again.find_generator(path.to_str().unwrap()), Some(path));
         assert!(again.found.get().is_none());
+    }
+
+    #[test]
+    fn the_chosen_and_the_built_with_embedder_win_over_the_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let models = dir.path().join("models");
+        for name in ["all-MiniLM-L6-v2", "multilingual-e5-small"] {
+            let folder = models.join(name);
+            std::fs::create_dir_all(&folder).unwrap();
+            for file in ["config.json", "tokenizer.json", "model.safetensors"] {
+                std::fs::write(folder.join(file), "{}").unwrap();
+            }
+        }
+        let folder = discover(&models);
+        let data = dir.path().join("library");
+        let id = |config: crate::config::EngineConfig| config.embedder.map(|e| e.id);
+        // A new library: the multilingual model when it is installed.
+        assert_eq!(
+            id(folder.engine_config(data.clone(), false)).as_deref(),
+            Some(MULTILINGUAL_EMBEDDER)
+        );
+        // Chosen.
+        let choice = ModelChoice { embedder: Some(DEFAULT_EMBEDDER.into()), generator: None };
+        choice.save(&data).unwrap();
+        assert_eq!(
+            id(folder.engine_config(data.clone(), false)).as_deref(),
+            Some(DEFAULT_EMBEDDER)
+        );
+        // A library built with e5 keeps it, whatever is chosen.
+        let mut meta = crate::index::meta::LibraryMeta::load_or_new(&data).unwrap();
+        meta.embedder = Some(crate::index::meta::EmbedderMeta {
+            id: MULTILINGUAL_EMBEDDER.into(),
+            dimensions: 384,
+        });
+        meta.save(&data).unwrap();
+        assert_eq!(id(folder.engine_config(data, false)).as_deref(), Some(MULTILINGUAL_EMBEDDER));
     }
 }

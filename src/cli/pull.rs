@@ -105,6 +105,47 @@ pub(crate) fn verify(models_dir: &Path, id: Option<&str>, json: bool) -> anyhow:
     Ok(all_ok)
 }
 
+/// `models use`: saves the choice for this library; an embedder other than the one an
+/// existing library was built with applies to new libraries only (it would need a re-index).
+pub(crate) fn choose(
+    models: &quarry::models::ModelFolder,
+    data_dir: &Path,
+    id: &str,
+) -> anyhow::Result<()> {
+    let mut choice = quarry::models::ModelChoice::read(data_dir);
+    let embedder = quarry::models::catalog().into_iter().find(|e| e.role == "embed" && e.id == id);
+    if let Some(entry) = embedder {
+        if models.embedder(&entry.id).is_none() {
+            anyhow::bail!(quarry::Error::user(format!(
+                "{}: not installed in {} (`quarry models pull {}`)",
+                entry.id,
+                models.dir().display(),
+                entry.id
+            )));
+        }
+        choice.embedder = Some(entry.id.clone());
+        choice.save(data_dir)?;
+        let config = models.engine_config(data_dir.to_owned(), false);
+        match config.embedder.map(|e| e.id) {
+            Some(used) if used != entry.id => println!(
+                "{} chosen; this library was built with {used} and keeps it: the choice applies to a new data folder (re-index there to switch)",
+                entry.id
+            ),
+            _ => println!("{} is the embedder of this library", entry.id),
+        }
+        return Ok(());
+    }
+    let path = models.find_generator(id).ok_or_else(|| {
+        quarry::Error::user(format!(
+            "{id}: no installed generator or catalog embedder of that name (see `quarry models list` and `quarry models catalog`)"
+        ))
+    })?;
+    choice.generator = Some(path.to_string_lossy().into_owned());
+    choice.save(data_dir)?;
+    println!("answers in this library are written by {}", path.display());
+    Ok(())
+}
+
 /// `models remove`.
 pub(crate) fn remove(models_dir: &Path, id: &str) -> anyhow::Result<()> {
     let dir = quarry::models::pull::remove(models_dir, &entry(id)?)?;
