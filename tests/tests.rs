@@ -34,6 +34,8 @@ mod generate;
 mod gguf_vocab;
 // The ask pipeline and the engine's indexing runs and watch, with the test doubles.
 mod pipeline;
+// Documents and questions cannot add control tokens to the prompt, in any template family.
+mod injection;
 // Grounded answers: evidence, refusals, injections, verification, audit, SQuAD slice.
 mod answer;
 // The UI's generated TypeScript types match src/api.rs.

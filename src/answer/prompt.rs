@@ -131,12 +131,17 @@ fn compact(question: &str, passages: &[Passage], markers: bool) -> Vec<ChatMessa
 /// `</passage` and `<|…|>`-style special tokens get a zero-width joiner after their `<`, which
 /// keeps them readable but makes them plain text to the tokenizer and to the fence.
 pub fn neutralise(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
+    // Invisible tag characters and bidi overrides can hide or reorder what a reader sees of a
+    // passage (they are reported at ingest); the model gets the text without them.
+    let visible: String = text.chars().filter(|&c| !is_hidden_control(c)).collect();
+    let mut out = String::with_capacity(visible.len());
+    let mut rest = visible.as_str();
     while let Some(i) = rest.find('<') {
         out.push_str(&rest[..=i]);
         let after = &rest[i + 1..];
-        let lower = after.get(..16).unwrap_or(after).to_ascii_lowercase();
+        // At most 16 characters (never the whole rest: linear on hostile input).
+        let head = after.char_indices().nth(16).map_or(after, |(end, _)| &after[..end]);
+        let lower = head.to_ascii_lowercase();
         if lower.starts_with("passage")
             || lower.starts_with("/passage")
             || after.starts_with('|')
@@ -153,9 +158,26 @@ pub fn neutralise(text: &str) -> String {
     out
 }
 
+/// Unicode tag characters (U+E0000–U+E007F: invisible ASCII look-alikes) and bidi embeddings,
+/// overrides and isolates (U+202A–U+202E, U+2066–U+2069).
+fn is_hidden_control(c: char) -> bool {
+    matches!(c, '\u{E0000}'..='\u{E007F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hidden_characters_are_removed_and_fences_found_after_wide_characters() {
+        let tagged = "Pay \u{E0049}\u{E0047}\u{E004E}the rent\u{202E}tnuocca\u{202C} on time.";
+        assert_eq!(neutralise(tagged), "Pay the renttnuocca on time.");
+        // A fence name after multi-byte characters within the first 16 bytes is still found.
+        let hidden = neutralise("<passage n=\"ä\">x</passage>");
+        assert!(!hidden.contains("<passage") && !hidden.contains("</passage"), "{hidden}");
+        let wide = "<ääääääääääääääää</passage>";
+        assert!(!neutralise(wide).contains("</passage"));
+    }
 
     fn passage(n: u32, text: &str) -> Passage {
         Passage {

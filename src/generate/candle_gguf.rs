@@ -141,6 +141,8 @@ pub struct GgufGenerator {
     /// The instance that runs.
     work: Weights,
     prefix: Option<PrefixCache>,
+    /// The tokenizer's control strings, defused in every message before its template runs.
+    controls: ControlStrings,
 }
 
 impl std::fmt::Debug for GgufGenerator {
@@ -400,7 +402,18 @@ impl GgufGenerator {
         stop_ids: Vec<u32>,
         bos: Option<u32>,
     ) -> Self {
-        Self { pristine: work.copy(), work, info, tokenizer, template, stop_ids, bos, prefix: None }
+        let controls = ControlStrings::of(&tokenizer);
+        Self {
+            pristine: work.copy(),
+            work,
+            info,
+            tokenizer,
+            template,
+            stop_ids,
+            bos,
+            prefix: None,
+            controls,
+        }
     }
 
     /// A Hugging Face checkpoint folder, in full precision (`safetensors_checkpoint.rs`).
@@ -606,15 +619,7 @@ impl Generator for GgufGenerator {
     }
 
     fn render_prompt(&self, messages: &[ChatMessage]) -> Result<String, GenerateError> {
-        let template = self.template.as_ref().ok_or_else(|| {
-            GenerateError::Template(format!(
-                "{} has no chat template (no tokenizer.chat_template in the file and no \
-                 tokenizer_config.json beside it): it is a base model, which continues text \
-                 (`quarry generate`) but cannot answer questions; choose an instruct model",
-                self.info.path.display()
-            ))
-        })?;
-        template.render(messages, true)
+        self.render_defused(&self.controls.defuse_messages(messages))
     }
 
     fn count_tokens(&self, text: &str) -> Result<usize, GenerateError> {
@@ -630,16 +635,31 @@ impl Generator for GgufGenerator {
     ) -> Result<GenerationReport, GenerateError> {
         let _span = tracing::info_span!("generate", model = %self.info.name).entered();
         let started = Instant::now();
-        let prompt = self.render_prompt(messages)?;
+        // Message text is data: none of it may become one of the model's control tokens.
+        let messages = self.controls.defuse_messages(messages);
+        let prompt = self.render_defused(&messages)?;
         let ids = self.encode_prompt(&prompt)?;
         if ids.is_empty() {
             return Err(GenerateError::Template("the chat template rendered nothing".into()));
         }
-        self.run(&ids, Some(messages), params, sink, cancel, started)
+        self.run(&ids, Some(&messages), params, sink, cancel, started)
     }
 }
 
 impl GgufGenerator {
+    /// The prompt the chat template makes of messages already defused.
+    fn render_defused(&self, messages: &[ChatMessage]) -> Result<String, GenerateError> {
+        let template = self.template.as_ref().ok_or_else(|| {
+            GenerateError::Template(format!(
+                "{} has no chat template (no tokenizer.chat_template in the file and no \
+                 tokenizer_config.json beside it): it is a base model, which continues text \
+                 (`quarry generate`) but cannot answer questions; choose an instruct model",
+                self.info.path.display()
+            ))
+        })?;
+        template.render(messages, true)
+    }
+
     /// Continues `text` as it is, without a chat template: what a base model is for.
     pub fn complete(
         &mut self,
@@ -776,4 +796,71 @@ impl GgufGenerator {
         }
         Ok(report)
     }
+}
+
+/// The strings of a tokenizer's added vocabulary that act as control tokens (turn markers,
+/// `<tool_call>`, `[INST]`, `<bos>`, DeepSeek's full-width markers: whatever this model has),
+/// taken from the tokenizer itself rather than a hand list. Found in message text, each gets a
+/// word joiner (U+2060, invisible) after its first character, so the text still reads the same
+/// but can never be tokenized as the control token: a document cannot end the user's turn and
+/// speak as the assistant or the system.
+#[derive(Debug, Clone)]
+pub struct ControlStrings {
+    finder: Option<aho_corasick::AhoCorasick>,
+}
+
+impl ControlStrings {
+    /// The control strings of `tokenizer`: every added token that is not blank and longer than
+    /// one character.
+    pub fn of(tokenizer: &Tokenizer) -> Self {
+        let strings: Vec<String> = tokenizer
+            .get_added_tokens_decoder()
+            .values()
+            .map(|t| t.content.clone())
+            .filter(|c| is_control_like(c))
+            .collect();
+        let finder = (!strings.is_empty())
+            .then(|| {
+                aho_corasick::AhoCorasick::builder()
+                    .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+                    .build(&strings)
+                    .ok()
+            })
+            .flatten();
+        Self { finder }
+    }
+
+    /// `text` with every control string broken by a word joiner after its first character.
+    pub fn defuse(&self, text: &str) -> String {
+        let Some(finder) = &self.finder else { return text.to_owned() };
+        let mut out = text.to_owned();
+        // A break can only remove matches, so this ends; a second pass catches a control
+        // string that began inside the first one's remainder.
+        while finder.find(&out).is_some() {
+            let mut next = String::with_capacity(out.len() + 8);
+            let mut at = 0;
+            for m in finder.find_iter(&out) {
+                let first = out[m.start()..].chars().next().map_or(1, char::len_utf8);
+                next.push_str(&out[at..m.start() + first]);
+                next.push('\u{2060}');
+                at = m.start() + first;
+            }
+            next.push_str(&out[at..]);
+            out = next;
+        }
+        out
+    }
+
+    fn defuse_messages(&self, messages: &[ChatMessage]) -> Vec<ChatMessage> {
+        messages
+            .iter()
+            .map(|m| ChatMessage { role: m.role.clone(), content: self.defuse(&m.content) })
+            .collect()
+    }
+}
+
+/// Whether an added token's text can act as a control token: not blank, more than one
+/// character (whitespace runs and single symbols some vocabularies add are plain text).
+pub fn is_control_like(content: &str) -> bool {
+    !content.trim().is_empty() && content.chars().count() > 1
 }

@@ -56,15 +56,37 @@ impl ChatTemplate {
     ) -> Result<String, GenerateError> {
         let env = environment(now);
         let template = env.template_from_str(&self.source).map_err(template_error)?;
-        template
-            .render(context! {
-                messages => messages,
-                add_generation_prompt => add_generation_prompt,
-                bos_token => self.bos_token,
-                eos_token => self.eos_token,
-            })
-            .map_err(template_error)
+        let render = |messages: &[ChatMessage]| {
+            template
+                .render(context! {
+                    messages => messages,
+                    add_generation_prompt => add_generation_prompt,
+                    bos_token => self.bos_token,
+                    eos_token => self.eos_token,
+                })
+                .map_err(template_error)
+        };
+        match render(messages) {
+            // Templates without a system role (Mistral v0.1, Gemma 2) refuse one; the system
+            // text then opens the first user turn, as transformers users do it.
+            Err(err) => match fold_system(messages) {
+                Some(folded) => render(&folded).map_err(|_| err),
+                None => Err(err),
+            },
+            ok => ok,
+        }
     }
+}
+
+/// `messages` with a leading system message merged into the first user message.
+fn fold_system(messages: &[ChatMessage]) -> Option<Vec<ChatMessage>> {
+    let (system, rest) = messages.split_first()?;
+    if system.role != "system" || rest.first().is_none_or(|m| m.role != "user") {
+        return None;
+    }
+    let mut folded = rest.to_vec();
+    folded[0].content = format!("{}\n\n{}", system.content, folded[0].content);
+    Some(folded)
 }
 
 fn template_error(err: minijinja::Error) -> GenerateError {
@@ -118,5 +140,21 @@ mod tests {
         let err = t.render(&[ChatMessage::system("x")], true).unwrap_err();
         assert!(err.to_string().contains("only users"), "{err}");
         assert!(ChatTemplate::new("{% for %}", "", "").is_err());
+    }
+
+    #[test]
+    fn a_template_without_a_system_role_gets_the_system_text_in_the_first_user_turn() {
+        let t = ChatTemplate::new(
+            "{{ bos_token }}{% for m in messages %}{% if m.role == 'user' %}[INST] {{ m.content }} [/INST]\
+             {% else %}{{ raise_exception('Only user and assistant roles are supported!') }}{% endif %}{% endfor %}",
+            "<s>",
+            "</s>",
+        )
+        .unwrap();
+        let messages = [ChatMessage::system("Use the passages."), ChatMessage::user("Why?")];
+        assert_eq!(
+            t.render(&messages, true).unwrap(),
+            "<s>[INST] Use the passages.\n\nWhy? [/INST]"
+        );
     }
 }
