@@ -248,6 +248,12 @@ enum AuditCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Check that no record was changed, removed, added or moved (exit code 1 if one was)
+    Verify {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -678,6 +684,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Audit { what: AuditCommand::Export { since, format, out } } => {
             answering::export_audit(&config.data_dir, since.as_deref(), &format, out)?;
+        }
+        Command::Audit { what: AuditCommand::Verify { json } } => {
+            if !answering::verify_audit(&config.data_dir, json)? {
+                return Ok(ExitCode::from(1));
+            }
         }
         Command::Eval {
             what:

@@ -226,6 +226,20 @@ async fn an_answer_is_cancelled_by_its_id() {
     assert!(matches!(result, Err(Error::Cancelled)), "{result:?}");
     drop(ticket);
     assert!(!engine.cancel_answer("answer-1"), "the id is released with its ticket");
+    // The stopped answer is on the record, with what the model had written, and the log's
+    // chain holds; an edited record breaks it (`quarry audit verify` exits with 1).
+    let records = audit::read(&audit::log_path(lib.path()), None).unwrap();
+    let last = records.last().unwrap();
+    assert!(last.cancelled && last.answer.starts_with("The notice period"), "{last:?}");
+    let verify = crate::support::quarry(lib.path(), &["audit", "verify", "--json"]);
+    let report = crate::support::json_of(&verify);
+    assert_eq!(report["broken"], serde_json::Value::Null, "{report}");
+    let log = audit::log_path(lib.path());
+    let text = std::fs::read_to_string(&log).unwrap();
+    std::fs::write(&log, text.replace("The notice period", "The rent")).unwrap();
+    let verify = crate::support::quarry(lib.path(), &["audit", "verify"]);
+    assert_eq!(verify.status.code(), Some(1), "{}", String::from_utf8_lossy(&verify.stdout));
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("line 1"));
 }
 
 #[tokio::test]

@@ -129,7 +129,10 @@ pub(crate) fn export_audit(
             anyhow::bail!(quarry::Error::user(format!("--format {other}: expected jsonl or md")))
         }
     };
-    let records = audit::read(&audit::log_path(data_dir), since)?;
+    let (records, problems) = audit::read_all(&audit::log_path(data_dir), since)?;
+    for problem in &problems {
+        eprintln!("warning: {problem}");
+    }
     let text = audit::export(&records, format)?;
     match out {
         Some(path) => std::fs::write(&path, text)
@@ -137,4 +140,31 @@ pub(crate) fn export_audit(
         None => print!("{text}"),
     }
     Ok(())
+}
+
+/// `quarry audit verify`: `false` when the chain is broken.
+pub(crate) fn verify_audit(data_dir: &std::path::Path, json: bool) -> anyhow::Result<bool> {
+    let path = audit::log_path(data_dir);
+    let report = audit::verify(&path)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        match &report.broken {
+            None => println!(
+                "{}: {} records, chain intact{}",
+                path.display(),
+                report.records,
+                if report.unchained > 0 {
+                    format!(
+                        " ({} older records before the chain are not covered)",
+                        report.unchained
+                    )
+                } else {
+                    String::new()
+                }
+            ),
+            Some((line, problem)) => println!("{} line {line}: {problem}", path.display()),
+        }
+    }
+    Ok(report.broken.is_none())
 }

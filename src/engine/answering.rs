@@ -291,12 +291,23 @@ impl Engine {
         if !evidence.gate.passed {
             abstain(&mut answer, AbstainCause::WeakEvidence);
         } else if let Some(generator) = &generator {
-            self.generate_answer(&mut answer, &evidence, generator, options, sink, cancel).await?;
+            let written = self
+                .generate_answer(&mut answer, &evidence, generator, options, sink, cancel)
+                .await;
+            if let Err(err) = written {
+                // A stopped answer (the user, or a client that went away) is on the record too,
+                // with what the model had written.
+                if matches!(err, Error::Cancelled) {
+                    answer.timings.total_ms = started.elapsed().as_secs_f64() * 1000.0;
+                    self.record(&answer, &evidence, Some(generator), options, true)?;
+                }
+                return Err(err);
+            }
         } else {
             self.quote_evidence(&mut answer, &evidence, None, sink);
         }
         answer.timings.total_ms = started.elapsed().as_secs_f64() * 1000.0;
-        self.record(&answer, &evidence, generator.as_deref(), options)?;
+        self.record(&answer, &evidence, generator.as_deref(), options, false)?;
         Ok(answer)
     }
 
@@ -393,6 +404,8 @@ impl Engine {
                 Err(e) => return Err(e),
             };
         if cancel.is_cancelled() {
+            answer.model_text = Some(guard.text().to_owned());
+            answer.answer = guard.text().to_owned();
             return Err(Error::Cancelled);
         }
         if report.stop_reason == StopReason::MaxTokens {
@@ -496,6 +509,7 @@ impl Engine {
         evidence: &Evidence,
         generator: Option<&LoadedGenerator>,
         options: &AskOptions,
+        cancelled: bool,
     ) -> Result<()> {
         let meta = self.store.meta();
         let record = AuditRecord {
@@ -540,6 +554,8 @@ impl Engine {
                     .flat_map(|s| s.citations.iter().copied())
                     .collect(),
             }),
+            cancelled,
+            prev_sha256: None,
         };
         audit::append(&audit::log_path(self.store.dir()), &record)
     }
