@@ -142,6 +142,10 @@ pub struct IndexReport {
     pub seconds: f64,
     /// Each failed file with its reason.
     pub failures: Vec<Failure>,
+    /// Paths the walk passed over, with why (a link leading out of the folder, a folder that
+    /// cannot be read, a link loop).
+    #[serde(default)]
+    pub passed_over: Vec<Failure>,
 }
 
 /// How a search finds its hits.

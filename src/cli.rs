@@ -541,6 +541,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     report.chunks,
                     report.seconds
                 );
+                for skipped in &report.passed_over {
+                    eprintln!("not indexed: {}: {}", skipped.path, skipped.error);
+                }
             }
             if watch {
                 watch_and_reindex(Arc::new(engine), json, &cancel).await;

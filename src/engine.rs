@@ -30,6 +30,9 @@ use crate::index::meta::EmbedderMeta;
 use crate::index::schema::DocumentRow;
 use crate::progress::{CancelToken, ProgressSink};
 
+/// Largest document the viewer is sent whole.
+pub const MAX_VIEWED_BYTES: u64 = 256 * 1024 * 1024;
+
 /// Hybrid search fuses this many candidates from each retriever (at least `k`): deep enough
 /// that a passage ranked moderately by both retrievers still surfaces.
 const HYBRID_DEPTH: usize = 100;
@@ -312,11 +315,58 @@ impl Engine {
             .ok_or_else(|| Error::user(format!("{}: not in the library", path.display())))
     }
 
-    /// The bytes and kind of the library document at `path` (never any other file), for
-    /// viewers that render the original (PDF).
+    /// The bytes and kind of the library document at `path`, for viewers that render the
+    /// original (PDF). Only what was indexed is served: the document must be indexed, its file
+    /// (links resolved) must still lie under one of the library's folders and have the size and
+    /// time it had when indexed, and be at most [`MAX_VIEWED_BYTES`].
     pub async fn document_bytes(&self, path: &Path) -> Result<(crate::api::FileKind, Vec<u8>)> {
+        use std::io::Read;
         let row = self.document_row(path).await?;
-        let bytes = std::fs::read(&row.path).map_err(|e| Error::io(&row.path, e))?;
+        let shown = Path::new(&row.path);
+        if row.state != DocumentState::Indexed {
+            return Err(Error::user(format!(
+                "{}: not shown: it is {} in the library, not indexed",
+                shown.display(),
+                row.state.as_str()
+            )));
+        }
+        let real = std::fs::canonicalize(shown).map_err(|e| Error::io(shown, e))?;
+        let inside = self.store.meta().sources.iter().any(|source| {
+            std::fs::canonicalize(source).is_ok_and(|source| real.starts_with(source))
+        });
+        if !inside {
+            return Err(Error::user(format!(
+                "{}: not shown: it now leads to {}, outside the library's folders",
+                shown.display(),
+                real.display()
+            )));
+        }
+        let mut file = std::fs::File::open(&real).map_err(|e| Error::io(&real, e))?;
+        let meta = file.metadata().map_err(|e| Error::io(&real, e))?;
+        let mtime_ns = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as i64);
+        if meta.len() != row.size || mtime_ns != row.mtime_ns {
+            return Err(Error::user(format!(
+                "{}: not shown: the file changed since it was indexed (re-index to see it)",
+                shown.display()
+            )));
+        }
+        if meta.len() > MAX_VIEWED_BYTES {
+            return Err(Error::user(format!(
+                "{}: not shown: {} MiB is more than the viewer takes ({} MiB)",
+                shown.display(),
+                meta.len() >> 20,
+                MAX_VIEWED_BYTES >> 20
+            )));
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.by_ref()
+            .take(MAX_VIEWED_BYTES)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io(&real, e))?;
         Ok((row.kind, bytes))
     }
 

@@ -320,6 +320,41 @@ async fn the_engine_watch_indexes_files_added_to_a_source() {
     watch.stop();
 }
 
+/// The viewer gets only what was indexed: not a failed document, not a file changed since,
+/// not a file replaced by a link out of the library's folders.
+#[tokio::test]
+async fn only_indexed_unchanged_documents_inside_the_library_are_served() {
+    let lib = TempLibrary::new();
+    let docs = write_documents(lib.path());
+    std::fs::write(docs.join("broken.pdf"), "<html>not a pdf</html>").unwrap();
+    let engine = Engine::builder(config(&lib)).open_for_write().await.unwrap();
+    engine.index(std::slice::from_ref(&docs), &mut |_| {}, &CancelToken::new()).await.unwrap();
+    let garden = docs.join("garden.txt");
+    let (_, bytes) = engine.document_bytes(&garden).await.unwrap();
+    assert!(bytes.starts_with(b"Tomatoes"));
+    let refused = |err: Error| {
+        assert!(matches!(err, Error::User(_)), "{err:?}");
+        err.to_string()
+    };
+    let failed = engine.document_bytes(&docs.join("broken.pdf")).await.unwrap_err();
+    assert!(refused(failed).contains("not indexed"));
+    std::fs::write(&garden, "Tomatoes need full sun. And a secret appended later.").unwrap();
+    let changed = engine.document_bytes(&garden).await.unwrap_err();
+    assert!(refused(changed).contains("changed since it was indexed"));
+    #[cfg(unix)]
+    {
+        let lease = docs.join("lease.pdf");
+        let outside = lib.path().join("outside.pdf");
+        std::fs::copy(&lease, &outside).unwrap();
+        std::fs::remove_file(&lease).unwrap();
+        std::os::unix::fs::symlink(&outside, &lease).unwrap();
+        let linked = engine.document_bytes(&lease).await.unwrap_err();
+        assert!(refused(linked).contains("outside the library"));
+    }
+    let unknown = engine.document_bytes(Path::new("/etc/passwd")).await.unwrap_err();
+    assert!(refused(unknown).contains("not in the library"));
+}
+
 /// The engine's futures can be awaited from any runtime task, so the edges call it directly:
 /// a compile-time check (this does not build if one of them stops being `Send`).
 #[allow(dead_code)]

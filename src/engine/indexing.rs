@@ -71,6 +71,13 @@ pub(super) async fn run(
         let (files, problems) = walk(root);
         for problem in problems {
             warn!(target: "engine::ingest", path = ?problem.path, "{}", problem.message);
+            report.passed_over.push(Failure {
+                path: problem
+                    .path
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| root.to_string_lossy().into_owned()),
+                error: problem.message,
+            });
         }
         for file in files {
             let key = file.path.to_string_lossy().into_owned();

@@ -46,9 +46,28 @@ pub fn walk(root: &Path) -> (Vec<FoundFile>, Vec<WalkProblem>) {
         }
         return (files, problems);
     }
+    // Links are followed inside the folder only: a link that leads out of it (`keys ->
+    // ~/.ssh`, `x.pdf -> /usr/bin/ls`) is not indexed, and said so.
+    let real_root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_owned());
+    let outside: std::sync::Arc<std::sync::Mutex<Vec<(PathBuf, PathBuf)>>> = Default::default();
+    let outside_seen = std::sync::Arc::clone(&outside);
     let walker = ignore::WalkBuilder::new(root)
         .hidden(true)
         .follow_links(true)
+        .filter_entry(move |entry| {
+            if !entry.path_is_symlink() {
+                return true;
+            }
+            match std::fs::canonicalize(entry.path()) {
+                Ok(real) if !real.starts_with(&real_root) => {
+                    if let Ok(mut seen) = outside_seen.lock() {
+                        seen.push((entry.path().to_owned(), real));
+                    }
+                    false
+                }
+                _ => true,
+            }
+        })
         .git_ignore(true)
         .git_global(false)
         .git_exclude(false)
@@ -73,6 +92,17 @@ pub fn walk(root: &Path) -> (Vec<FoundFile>, Vec<WalkProblem>) {
             Err(err) => {
                 problems.push(WalkProblem { path: error_path(&err), message: err.to_string() })
             }
+        }
+    }
+    if let Ok(seen) = outside.lock() {
+        for (link, target) in seen.iter() {
+            problems.push(WalkProblem {
+                path: Some(link.clone()),
+                message: format!(
+                    "a link to {}, outside the folder being indexed: not indexed",
+                    target.display()
+                ),
+            });
         }
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -133,5 +163,34 @@ mod tests {
         assert_eq!(names, vec![PathBuf::from("a.txt"), "b.md".into(), "sub/d.html".into()]);
         #[cfg(unix)]
         assert!(problems.iter().any(|p| p.message.contains("loop")), "{problems:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_that_leave_the_folder_are_not_followed_and_said_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = dir.path().join("secrets");
+        std::fs::create_dir(&secrets).unwrap();
+        std::fs::write(secrets.join("id.txt"), "private key").unwrap();
+        std::fs::write(dir.path().join("elsewhere.txt"), "not in the folder").unwrap();
+        let root = dir.path().join("docs");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(root.join("a.txt"), "alpha").unwrap();
+        std::fs::create_dir(root.join("inner")).unwrap();
+        std::fs::write(root.join("inner/b.txt"), "beta").unwrap();
+        std::os::unix::fs::symlink(&secrets, root.join("keys")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("elsewhere.txt"), root.join("x.txt")).unwrap();
+        std::os::unix::fs::symlink(root.join("inner"), root.join("again")).unwrap();
+        let (files, problems) = walk(&root);
+        let names: Vec<_> =
+            files.iter().map(|f| f.path.strip_prefix(&root).unwrap().to_owned()).collect();
+        assert_eq!(names, vec![PathBuf::from("a.txt"), "again/b.txt".into(), "inner/b.txt".into()]);
+        for link in ["keys", "x.txt"] {
+            assert!(
+                problems.iter().any(|p| p.path.as_deref() == Some(&root.join(link))
+                    && p.message.contains("outside the folder")),
+                "{link}: {problems:?}"
+            );
+        }
     }
 }

@@ -40,4 +40,9 @@ seconds: number,
 /**
  * Each failed file with its reason.
  */
-failures: Array<Failure>, };
+failures: Array<Failure>, 
+/**
+ * Paths the walk passed over, with why (a link leading out of the folder, a folder that
+ * cannot be read, a link loop).
+ */
+passed_over: Array<Failure>, };
