@@ -139,6 +139,9 @@ pub struct AnswerConfig {
     pub prompt_style: crate::answer::prompt::PromptStyle,
     /// Repetition penalty for generated answers (1.0 = off).
     pub repeat_penalty: f32,
+    /// Answers written at the same time; more are refused as busy (HTTP 429), so answers
+    /// cannot starve listing, search and indexing.
+    pub max_concurrent_answers: usize,
 }
 
 impl Default for AnswerConfig {
@@ -162,6 +165,7 @@ impl Default for AnswerConfig {
             evidence_relative: 0.85,
             prompt_style: crate::answer::prompt::PromptStyle::default(),
             repeat_penalty: 1.0,
+            max_concurrent_answers: 4,
         }
     }
 }

@@ -242,6 +242,71 @@ async fn an_answer_is_cancelled_by_its_id() {
     assert!(String::from_utf8_lossy(&verify.stdout).contains("line 1"));
 }
 
+/// Answers beyond `max_concurrent_answers` are refused as busy (429 over HTTP) instead of
+/// queueing behind the model and starving the other requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_beyond_the_limit_are_refused_as_busy() {
+    let lib = TempLibrary::new();
+    let docs = write_documents(lib.path());
+    let indexer = Engine::builder(config(&lib))
+        .embedder(WordHashEmbedder::new())
+        .open_for_write()
+        .await
+        .unwrap();
+    indexer.index(&[docs], &mut |_| {}, &CancelToken::new()).await.unwrap();
+    drop(indexer);
+    let writing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let release = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (w, r) = (Arc::clone(&writing), Arc::clone(&release));
+    let (generator, _) = ScriptedGenerator::new(Box::new(move |_| {
+        w.store(true, std::sync::atomic::Ordering::SeqCst);
+        while !r.load(std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        "The notice period is three months.".into()
+    }));
+    let mut limited = config(&lib);
+    limited.answer.max_concurrent_answers = 1;
+    let engine = Arc::new(
+        Engine::builder(limited)
+            .embedder(WordHashEmbedder::new())
+            .generator(generator)
+            .open()
+            .await
+            .unwrap(),
+    );
+    let first = {
+        let engine = Arc::clone(&engine);
+        tokio::spawn(async move {
+            engine
+                .ask(
+                    NOTICE_QUESTION,
+                    &AskOptions::default(),
+                    &mut |_: &str| {},
+                    &CancelToken::new(),
+                )
+                .await
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !writing.load(std::sync::atomic::Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "the first answer never reached the model");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let second = engine
+        .ask(NOTICE_QUESTION, &AskOptions::default(), &mut |_: &str| {}, &CancelToken::new())
+        .await;
+    assert!(matches!(second, Err(Error::Busy(_))), "{second:?}");
+    release.store(true, std::sync::atomic::Ordering::SeqCst);
+    let answer = first.await.unwrap().unwrap();
+    assert!(!answer.abstained, "{answer:#?}");
+    // The slot is free again.
+    let third = engine
+        .ask(NOTICE_QUESTION, &AskOptions::default(), &mut |_: &str| {}, &CancelToken::new())
+        .await;
+    assert!(third.is_ok(), "{third:?}");
+}
+
 #[tokio::test]
 async fn indexing_runs_one_at_a_time_with_progress_cancel_and_rescan() {
     let lib = TempLibrary::new();

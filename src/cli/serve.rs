@@ -328,10 +328,17 @@ struct AskBody {
     k: Option<usize>,
 }
 
+/// What the answering task sends the response: stream events, or (before any) a refusal.
+enum AskMsg {
+    Event(Event),
+    Refused(ApiError),
+}
+
 /// Streams `token` events with answer text as it is written, then one `answer` event with the
-/// checked answer (or an `error` event). Closing the stream cancels generation.
-async fn ask(State(state): State<Shared>, Json(body): Json<AskBody>) -> impl IntoResponse {
-    let (tx, rx) = mpsc::unbounded_channel::<Event>();
+/// checked answer (or an `error` event). Closing the stream cancels generation. When the
+/// engine is busy with as many answers as it takes, the request gets 429 and no stream.
+async fn ask(State(state): State<Shared>, Json(body): Json<AskBody>) -> Response {
+    let (tx, mut rx) = mpsc::unbounded_channel::<AskMsg>();
     let engine = Arc::clone(&state.engine);
     tokio::spawn(async move {
         let cancel = CancelToken::new();
@@ -345,23 +352,43 @@ async fn ask(State(state): State<Shared>, Json(body): Json<AskBody>) -> impl Int
         let mut sink = move |piece: &str| {
             let event =
                 Event::default().event("token").json_data(serde_json::json!({ "text": piece }));
-            if event.map(|e| token_tx.send(e)).is_err() || token_tx.is_closed() {
+            if event.map(|e| token_tx.send(AskMsg::Event(e))).is_err() || token_tx.is_closed() {
                 token_cancel.cancel();
             }
         };
         let result = engine.ask(&body.question, &options, &mut sink, &cancel).await;
-        let event = match result {
-            Ok(answer) => Event::default().event("answer").json_data(&answer),
-            Err(err) => Event::default().event("error").json_data(ApiError::from(err)),
+        let msg = match result {
+            Ok(answer) => Event::default().event("answer").json_data(&answer).map(AskMsg::Event),
+            Err(err @ quarry::Error::Busy(_)) => {
+                let mut refused = ApiError::from(err);
+                refused.status = StatusCode::TOO_MANY_REQUESTS;
+                Ok(AskMsg::Refused(refused))
+            }
+            Err(err) => {
+                Event::default().event("error").json_data(ApiError::from(err)).map(AskMsg::Event)
+            }
         };
-        if let Ok(event) = event {
-            let _ = tx.send(event);
+        if let Ok(msg) = msg {
+            let _ = tx.send(msg);
         }
     });
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|event| (Ok::<_, std::convert::Infallible>(event), rx))
+    let first = match rx.recv().await {
+        Some(AskMsg::Refused(err)) => return err.into_response(),
+        Some(AskMsg::Event(event)) => Some(event),
+        None => None,
+    };
+    let stream = futures::stream::unfold((first, rx), |(first, mut rx)| async move {
+        if let Some(event) = first {
+            return Some((Ok::<_, std::convert::Infallible>(event), (None, rx)));
+        }
+        loop {
+            match rx.recv().await? {
+                AskMsg::Event(event) => return Some((Ok(event), (None, rx))),
+                AskMsg::Refused(_) => continue,
+            }
+        }
     });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
 }
 
 #[derive(Debug, Deserialize)]

@@ -103,7 +103,34 @@ impl std::fmt::Debug for GeneratorSlot {
 /// Answers being written, by the id the edge gave them, so an edge that cannot drop a stream
 /// to stop one (the desktop app's IPC) can cancel it by id.
 #[derive(Debug, Default)]
-pub(crate) struct RunningAnswers(Arc<Mutex<HashMap<String, CancelToken>>>);
+pub(crate) struct RunningAnswers(Arc<Mutex<HashMap<String, CancelToken>>>, AnswerSlots);
+
+/// How many answers are being worked on; `ask` takes a slot for its whole run.
+#[derive(Debug, Default)]
+struct AnswerSlots(std::sync::atomic::AtomicUsize);
+
+/// A taken answer slot, given back on drop.
+struct AnswerSlot<'a>(&'a AnswerSlots);
+
+impl AnswerSlots {
+    fn take(&self, limit: usize) -> Result<AnswerSlot<'_>> {
+        use std::sync::atomic::Ordering;
+        let taken = self.0.fetch_add(1, Ordering::SeqCst);
+        if taken >= limit.max(1) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+            return Err(Error::Busy(format!(
+                "{taken} answers are being written already; ask again when one is done"
+            )));
+        }
+        Ok(AnswerSlot(self))
+    }
+}
+
+impl Drop for AnswerSlot<'_> {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
 
 /// The cancel token of one answer registered under an id; the id is released on drop.
 #[derive(Debug)]
@@ -261,6 +288,7 @@ impl Engine {
         if question.is_empty() {
             return Err(Error::user("the question is empty"));
         }
+        let _slot = self.answers.1.take(self.config.answer.max_concurrent_answers)?;
         let generator = if options.evidence { None } else { self.generator().await? };
         let mut count = |text: &str| match &generator {
             Some(g) => g.count_tokens(text),
