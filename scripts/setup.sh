@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 # protobuf: lance's build; webkit/gtk/rsvg/appindicator/xdo: Tauri; xvfb/xauth: window tests;
 # mold: a linker that keeps link times and memory low; nodejs/npm: the UI build;
 # chromium: the UI's browser tests (Playwright drives /usr/bin/chromium); x11-utils, xdotool,
-# imagemagick: the desktop window check (find the window, click, screenshot, look at it).
+# imagemagick: the desktop window check (find the window, click, screenshot, look at it);
+# strace: the test that Quarry opens no network socket (tests/offline.rs).
 APT_PACKAGES=(
   build-essential pkg-config curl file
   protobuf-compiler libprotobuf-dev
@@ -16,6 +17,7 @@ APT_PACKAGES=(
   mold
   chromium
   x11-utils xdotool imagemagick
+  strace
 )
 
 missing=()

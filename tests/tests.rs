@@ -40,6 +40,8 @@ mod injection;
 mod answer;
 // The UI's generated TypeScript types match src/api.rs.
 mod bindings;
+// No network needed, and no socket opened but serve's loopback listener.
+mod offline;
 // `quarry models pull` against a local stand-in for huggingface.co.
 mod pull;
 // The `quarry` command line and its JSON contract.
