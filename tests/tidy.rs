@@ -133,3 +133,43 @@ fn third_party_types_stay_in_their_stage() {
     }
     assert!(strays.is_empty(), "stage types used outside their stage: {strays:?}");
 }
+
+/// The desktop shell's commands, the app manifest in `src-tauri/build.rs` and the window's
+/// capability list name the same commands: a command added to one and not the others would be
+/// refused by the ACL at run time.
+#[test]
+fn shell_commands_manifest_and_capabilities_agree() {
+    let root = repo_root();
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap();
+    let between = |text: &str, start: &str, end: char| -> Vec<String> {
+        let from = text.find(start).unwrap_or_else(|| panic!("no {start}")) + start.len();
+        let body = &text[from..];
+        body[..body.find(end).unwrap()]
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .map(|s| s.trim_matches('"').to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    let mut handler = between(&read("src-tauri/src/lib.rs"), "generate_handler![", ']');
+    let mut manifest = between(&read("src-tauri/build.rs"), "COMMANDS: &[&str] = &[", ']');
+    let capability: serde_json::Value =
+        serde_json::from_str(&read("src-tauri/capabilities/default.json")).unwrap();
+    let mut allowed: Vec<String> = capability["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.as_str()?.strip_prefix("allow-").map(|c| c.replace('-', "_")))
+        .collect();
+    handler.sort();
+    manifest.sort();
+    allowed.sort();
+    assert_eq!(handler, manifest, "generate_handler! and build.rs COMMANDS differ");
+    assert_eq!(handler, allowed, "the commands and the capability's allow-* permissions differ");
+    let core: Vec<&serde_json::Value> = capability["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p.as_str().is_some_and(|p| p.starts_with("core:")))
+        .collect();
+    assert!(core.is_empty(), "the window needs no core permission: {core:?}");
+}
