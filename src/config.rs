@@ -73,6 +73,9 @@ pub struct ExtractionConfig {
     pub per_file_timeout_secs: u64,
     /// Files larger than this are skipped with a reason.
     pub max_file_bytes: u64,
+    /// Memory one worker may allocate (Linux: RLIMIT_DATA); a parser that wants more fails on
+    /// that file only.
+    pub worker_memory_mb: u64,
 }
 
 impl Default for ExtractionConfig {
@@ -82,6 +85,7 @@ impl Default for ExtractionConfig {
             workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(4),
             per_file_timeout_secs: 120,
             max_file_bytes: 512 * 1024 * 1024,
+            worker_memory_mb: 2048,
         }
     }
 }

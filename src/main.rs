@@ -16,9 +16,8 @@ fn main() -> ExitCode {
     // The hidden worker mode parses untrusted files for the indexing parent (see
     // `quarry::ingest::worker`); it must start fast and speak only its line protocol.
     if std::env::args().nth(1).as_deref() == Some(cli::WORKER_ARG) {
-        let stdin = std::io::stdin().lock();
-        let stdout = std::io::stdout().lock();
-        return match quarry::ingest::worker::serve(stdin, stdout) {
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        return match quarry::ingest::worker::run(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("quarry worker: {e}");

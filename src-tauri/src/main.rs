@@ -9,9 +9,8 @@ static ALLOCATOR: quarry::allocator::Allocator = mimalloc::MiMalloc;
 fn main() -> std::process::ExitCode {
     quarry::allocator::configure();
     if std::env::args().nth(1).as_deref() == Some(quarry_desktop::WORKER_ARG) {
-        let stdin = std::io::stdin().lock();
-        let stdout = std::io::stdout().lock();
-        return match quarry::ingest::worker::serve(stdin, stdout) {
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        return match quarry::ingest::worker::run(&args) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(_) => std::process::ExitCode::from(2),
         };

@@ -357,6 +357,7 @@ impl Extractor {
             Some(command) => Extractor::Isolated(WorkerProcess::new(
                 command.clone(),
                 config.extraction.per_file_timeout(),
+                config.extraction.worker_memory_mb,
             )),
             None => Extractor::InProcess,
         }

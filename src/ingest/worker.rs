@@ -19,6 +19,44 @@ use super::pdf::panic_message;
 use super::{Extracted, Source, extract_source};
 use crate::error::ExtractError;
 
+/// The worker argument that caps its memory, in MiB.
+pub const MEMORY_ARG: &str = "--memory-mb";
+
+/// The largest reply the parent reads from a worker.
+const MAX_REPLY_BYTES: u64 = 512 * 1024 * 1024;
+
+/// What the reader thread passes on instead of a reply that was too large (not JSON, so it
+/// can never be a real reply).
+const TOO_LARGE: &str = "\u{0}reply too large";
+
+/// The worker's main: `args` are those after [`WORKER_ARG`] (`--memory-mb N` caps the memory
+/// it may allocate, on Linux), then it answers requests on stdin until it closes.
+pub fn run(args: &[String]) -> std::io::Result<()> {
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg == MEMORY_ARG {
+            let mb: u64 = args
+                .next()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| std::io::Error::other(format!("{MEMORY_ARG} needs a number")))?;
+            limit_memory(mb.saturating_mul(1024 * 1024))?;
+        }
+    }
+    serve(std::io::stdin().lock(), std::io::stdout().lock())
+}
+
+/// Caps what this process may allocate (heap and private mappings; not the mapped binary).
+#[cfg(target_os = "linux")]
+fn limit_memory(bytes: u64) -> std::io::Result<()> {
+    rlimit::setrlimit(rlimit::Resource::DATA, bytes, bytes)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn limit_memory(_bytes: u64) -> std::io::Result<()> {
+    // Elsewhere the time limit and process isolation still hold; no portable memory cap.
+    Ok(())
+}
+
 /// The first argument that makes the `quarry` binary (or the desktop app's) serve as the
 /// extraction worker instead of starting normally.
 pub const WORKER_ARG: &str = "__extract-worker";
@@ -84,6 +122,8 @@ pub fn extract_in_process(source: &Source) -> Result<Extracted, ExtractError> {
 pub struct WorkerProcess {
     command: Vec<String>,
     timeout: Duration,
+    memory_mb: u64,
+    reply_limit: u64,
     running: Option<Running>,
 }
 
@@ -96,9 +136,16 @@ struct Running {
 }
 
 impl WorkerProcess {
-    /// A worker started lazily with `command` (program then arguments).
-    pub fn new(command: Vec<String>, timeout: Duration) -> Self {
-        Self { command, timeout, running: None }
+    /// A worker started lazily with `command` (program then arguments), that may take
+    /// `timeout` per file and allocate `memory_mb` (0: no limit).
+    pub fn new(command: Vec<String>, timeout: Duration, memory_mb: u64) -> Self {
+        Self { command, timeout, memory_mb, reply_limit: MAX_REPLY_BYTES, running: None }
+    }
+
+    /// The same worker reading replies of at most `bytes` (default 512 MiB).
+    pub fn with_reply_limit(mut self, bytes: u64) -> Self {
+        self.reply_limit = bytes;
+        self
     }
 
     /// Extracts `source` in the worker, within the time limit.
@@ -130,6 +177,14 @@ impl WorkerProcess {
             return Err(ExtractError::Crashed("extractor process is not running".into()));
         };
         match running.replies.recv_timeout(self.timeout) {
+            Ok(line) if line == TOO_LARGE => {
+                let limit = self.reply_limit;
+                self.kill();
+                Err(ExtractError::Crashed(format!(
+                    "sent a reply larger than {} bytes and was stopped",
+                    limit
+                )))
+            }
             Ok(line) => match serde_json::from_str::<Reply>(&line) {
                 Ok(Reply::Ok(doc)) => Ok(doc),
                 Ok(Reply::Err(e)) => Err(e),
@@ -158,7 +213,11 @@ impl WorkerProcess {
 
     fn running(&mut self) -> Result<&mut Running, ExtractError> {
         if self.running.is_none() {
-            self.running = Some(spawn(&self.command)?);
+            let mut command = self.command.clone();
+            if self.memory_mb > 0 {
+                command.extend([MEMORY_ARG.to_owned(), self.memory_mb.to_string()]);
+            }
+            self.running = Some(spawn(&command, self.reply_limit)?);
         }
         self.running
             .as_mut()
@@ -179,7 +238,7 @@ impl Drop for WorkerProcess {
     }
 }
 
-fn spawn(command: &[String]) -> Result<Running, ExtractError> {
+fn spawn(command: &[String], reply_limit: u64) -> Result<Running, ExtractError> {
     let (program, args) = command
         .split_first()
         .ok_or_else(|| ExtractError::Crashed("no extractor command configured".into()))?;
@@ -197,10 +256,23 @@ fn spawn(command: &[String]) -> Result<Running, ExtractError> {
         };
     let (tx, replies) = channel();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
+        // Replies are read with a size cap: a worker cannot make the parent allocate without
+        // bound. An oversized reply ends the stream (the worker is then stopped).
+        let mut reader = BufReader::new(stdout);
+        loop {
+            let mut line = Vec::new();
+            match std::io::Read::take(&mut reader, reply_limit + 1).read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) if line.len() as u64 > reply_limit && !line.ends_with(b"\n") => {
+                    let _ = tx.send(TOO_LARGE.to_owned());
+                    break;
+                }
+                Ok(_) => {
+                    let text = String::from_utf8_lossy(&line).trim_end().to_owned();
+                    if tx.send(text).is_err() {
+                        break;
+                    }
+                }
             }
         }
     });
