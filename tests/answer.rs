@@ -225,10 +225,11 @@ async fn generated_answers_are_streamed_verified_and_audited() {
     assert!(unknown.abstained && streamed.is_empty() && unknown.timings.tokens == 0);
 
     let records = audit::read(&audit::log_path(lib.path()), None).unwrap();
-    let generation = records[0].generation.as_ref().unwrap();
+    assert_eq!(records[0].outcome, audit::AuditOutcome::Started);
+    let generation = records[1].generation.as_ref().unwrap();
     assert_eq!(generation.fallback, Some(quarry::api::FallbackCause::Degenerate));
-    assert!(records[1].generation.is_none(), "the gate refused: the model was not asked");
-    let recorded = records[0].model.as_ref().unwrap();
+    assert!(records[2].generation.is_none(), "the gate refused: the model was not asked");
+    let recorded = records[1].model.as_ref().unwrap();
     assert_eq!(recorded.id, "tiny-qwen2.gguf");
     use sha2::Digest;
     let sha = quarry::ids::hex(&sha2::Sha256::digest(std::fs::read(&model).unwrap()));

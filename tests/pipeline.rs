@@ -128,8 +128,11 @@ async fn a_supported_answer_is_streamed_verified_cited_and_audited() {
 
     // The audit log names the model (no file: unhashed), the passages and the generation.
     let records = audit::read(&audit::log_path(lib.path()), None).unwrap();
-    assert_eq!(records.len(), 1);
-    let record = &records[0];
+    assert_eq!(records.len(), 2, "a started record, then the answer");
+    assert_eq!(records[0].outcome, audit::AuditOutcome::Started);
+    assert!(records[0].answer.is_empty() && !records[0].passages.is_empty());
+    let record = &records[1];
+    assert_eq!(record.outcome, audit::AuditOutcome::Answered);
     assert_eq!(record.model.as_ref().map(|m| m.id.as_str()), Some(ScriptedGenerator::NAME));
     assert_eq!(record.model.as_ref().map(|m| m.sha256.as_str()), Some("unhashed"));
     assert_eq!(record.embedder.as_deref(), Some(WordHashEmbedder::ID));
@@ -153,7 +156,7 @@ async fn a_sentence_without_a_marker_gets_the_citation_of_the_passage_that_suppo
     assert!(sentence.supported && sentence.attributed, "{answer:#?}");
     assert!(answer.citations.iter().any(|c| c.doc_path.ends_with("lease.pdf") && c.page == 3));
     let records = audit::read(&audit::log_path(lib.path()), None).unwrap();
-    assert!(!records[0].generation.as_ref().unwrap().attributed.is_empty());
+    assert!(!records[1].generation.as_ref().unwrap().attributed.is_empty());
 }
 
 #[tokio::test]
@@ -185,8 +188,8 @@ async fn the_model_refusing_is_a_refusal_and_weak_evidence_never_reaches_the_mod
     assert!(streamed.is_empty() && unrelated.timings.tokens == 0);
     assert_eq!(chats.lock().unwrap().len(), 1, "the gate refused: the model was not asked");
     let records = audit::read(&audit::log_path(lib.path()), None).unwrap();
-    assert_eq!(records.len(), 2);
-    assert!(records[1].abstained && records[1].generation.is_none());
+    assert_eq!(records.len(), 3, "started and refused by the model, then refused by the gate");
+    assert!(records[1].abstained && records[2].abstained && records[2].generation.is_none());
 }
 
 #[tokio::test]
@@ -230,7 +233,8 @@ async fn an_answer_is_cancelled_by_its_id() {
     // chain holds; an edited record breaks it (`quarry audit verify` exits with 1).
     let records = audit::read(&audit::log_path(lib.path()), None).unwrap();
     let last = records.last().unwrap();
-    assert!(last.cancelled && last.answer.starts_with("The notice period"), "{last:?}");
+    assert_eq!(last.outcome, audit::AuditOutcome::Cancelled, "{last:?}");
+    assert!(last.answer.starts_with("The notice period"), "{last:?}");
     let verify = crate::support::quarry(lib.path(), &["audit", "verify", "--json"]);
     let report = crate::support::json_of(&verify);
     assert_eq!(report["broken"], serde_json::Value::Null, "{report}");
@@ -239,7 +243,7 @@ async fn an_answer_is_cancelled_by_its_id() {
     std::fs::write(&log, text.replace("The notice period", "The rent")).unwrap();
     let verify = crate::support::quarry(lib.path(), &["audit", "verify"]);
     assert_eq!(verify.status.code(), Some(1), "{}", String::from_utf8_lossy(&verify.stdout));
-    assert!(String::from_utf8_lossy(&verify.stdout).contains("line 1"));
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("line 2"));
 }
 
 /// Answers beyond `max_concurrent_answers` are refused as busy (429 over HTTP) instead of

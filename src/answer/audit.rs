@@ -70,6 +70,20 @@ pub struct AuditGeneration {
     pub attributed: Vec<u32>,
 }
 
+/// Which moment of an answer a record holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditOutcome {
+    /// The answer as given (checked, refused, or quoted).
+    #[default]
+    Answered,
+    /// The model was about to write: question, passages and model, no answer yet.
+    Started,
+    /// Stopped (by the user, or a client that went away) before it was checked; the text is
+    /// what the model had written.
+    Cancelled,
+}
+
 /// One answer in the audit log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditRecord {
@@ -104,9 +118,10 @@ pub struct AuditRecord {
     /// The generation settings and outcome (absent for evidence mode and older records).
     #[serde(default)]
     pub generation: Option<AuditGeneration>,
-    /// The answer was stopped (by the user, or a client that went away) before it was checked.
+    /// Which moment of the answer this record is (a generated answer gets a `started` record
+    /// before the model writes, so even an answer the app never finished is on the record).
     #[serde(default)]
-    pub cancelled: bool,
+    pub outcome: AuditOutcome,
     /// SHA-256 of the previous line of the log (none for the first record, and in records
     /// written before the log was chained).
     #[serde(default)]
@@ -409,8 +424,16 @@ fn md(text: &str) -> String {
 fn markdown_record(r: &AuditRecord) -> String {
     let mut s = format!("\n## {}\n\n", r.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     s.push_str(&format!("**Question:** {}\n\n", md(&r.question)));
-    if r.cancelled {
-        s.push_str("**Stopped** before the answer was checked.\n\n");
+    match r.outcome {
+        AuditOutcome::Answered => {}
+        AuditOutcome::Started => {
+            s.push_str(
+                "**Started:** the model began to write; the answer is the next record \
+                        for this question (none: the app stopped first).\n\n",
+            );
+            return s;
+        }
+        AuditOutcome::Cancelled => s.push_str("**Stopped** before the answer was checked.\n\n"),
     }
     if r.abstained {
         s.push_str(&format!(
@@ -505,7 +528,7 @@ mod tests {
             quarry_version: "0.1.0".into(),
             timings: AnswerTimings::default(),
             generation: None,
-            cancelled: false,
+            outcome: AuditOutcome::Answered,
             prev_sha256: None,
         }
     }

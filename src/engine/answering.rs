@@ -12,7 +12,7 @@ use tracing::instrument;
 use super::Engine;
 use super::indexing::sha256_file;
 use crate::answer::audit::{
-    self, AuditGeneration, AuditModel, AuditPassage, AuditRecord, AuditRetrieval,
+    self, AuditGeneration, AuditModel, AuditOutcome, AuditPassage, AuditRecord, AuditRetrieval,
 };
 use crate::answer::evidence::{
     EvidenceWeights, PassageSentences, Question, ScoredSentence, TermStats,
@@ -319,6 +319,7 @@ impl Engine {
         if !evidence.gate.passed {
             abstain(&mut answer, AbstainCause::WeakEvidence);
         } else if let Some(generator) = &generator {
+            self.record(&answer, &evidence, Some(generator), options, AuditOutcome::Started)?;
             let written = self
                 .generate_answer(&mut answer, &evidence, generator, options, sink, cancel)
                 .await;
@@ -327,7 +328,13 @@ impl Engine {
                 // with what the model had written.
                 if matches!(err, Error::Cancelled) {
                     answer.timings.total_ms = started.elapsed().as_secs_f64() * 1000.0;
-                    self.record(&answer, &evidence, Some(generator), options, true)?;
+                    self.record(
+                        &answer,
+                        &evidence,
+                        Some(generator),
+                        options,
+                        AuditOutcome::Cancelled,
+                    )?;
                 }
                 return Err(err);
             }
@@ -335,7 +342,7 @@ impl Engine {
             self.quote_evidence(&mut answer, &evidence, None, sink);
         }
         answer.timings.total_ms = started.elapsed().as_secs_f64() * 1000.0;
-        self.record(&answer, &evidence, generator.as_deref(), options, false)?;
+        self.record(&answer, &evidence, generator.as_deref(), options, AuditOutcome::Answered)?;
         Ok(answer)
     }
 
@@ -537,7 +544,7 @@ impl Engine {
         evidence: &Evidence,
         generator: Option<&LoadedGenerator>,
         options: &AskOptions,
-        cancelled: bool,
+        outcome: AuditOutcome,
     ) -> Result<()> {
         let meta = self.store.meta();
         let record = AuditRecord {
@@ -582,7 +589,7 @@ impl Engine {
                     .flat_map(|s| s.citations.iter().copied())
                     .collect(),
             }),
-            cancelled,
+            outcome,
             prev_sha256: None,
         };
         audit::append(&audit::log_path(self.store.dir()), &record)
