@@ -36,6 +36,9 @@ pub enum Error {
     /// The operation cannot start while another one runs (one indexing run at a time).
     #[error("{0}")]
     Busy(String),
+    /// The operation needs the user to confirm it first (the message says what and why).
+    #[error("{0}")]
+    NeedsConfirmation(String),
 }
 
 impl Error {
@@ -62,21 +65,29 @@ impl Error {
         Error::Io { path: path.into(), source }
     }
 
-    /// A short name of the error's kind, for UIs: `user`, `io`, `cancelled`, `busy` or
-    /// `internal`.
+    /// A short name of the error's kind, for UIs: `user`, `io`, `cancelled`, `busy`,
+    /// `confirm` or `internal`.
     pub fn kind(&self) -> &'static str {
         match self {
             Error::User(_) => "user",
             Error::Io { .. } => "io",
             Error::Cancelled => "cancelled",
             Error::Busy(_) => "busy",
+            Error::NeedsConfirmation(_) => "confirm",
             Error::Internal { .. } => "internal",
         }
     }
 
     /// Whether the user can act on this error (exit code 1 rather than 2).
     pub fn is_user_error(&self) -> bool {
-        matches!(self, Error::User(_) | Error::Io { .. } | Error::Cancelled | Error::Busy(_))
+        matches!(
+            self,
+            Error::User(_)
+                | Error::Io { .. }
+                | Error::Cancelled
+                | Error::Busy(_)
+                | Error::NeedsConfirmation(_)
+        )
     }
 
     /// A copy of this error for another caller (a failed model load is remembered and
@@ -85,6 +96,7 @@ impl Error {
         match self {
             Error::User(m) => Error::User(m.clone()),
             Error::Busy(m) => Error::Busy(m.clone()),
+            Error::NeedsConfirmation(m) => Error::NeedsConfirmation(m.clone()),
             Error::Cancelled => Error::Cancelled,
             Error::Io { path, source } => Error::Io {
                 path: path.clone(),

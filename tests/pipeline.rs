@@ -324,9 +324,9 @@ async fn indexing_runs_one_at_a_time_with_progress_cancel_and_rescan() {
     );
     assert!(!engine.cancel_index(), "nothing to cancel yet");
     let mut updates = engine.follow_index_progress();
-    let job = engine.start_index(vec![docs.clone()]).unwrap();
+    let job = engine.start_index(vec![docs.clone()], false).unwrap();
     // On this single-threaded runtime the run cannot have finished: a second one is refused.
-    assert!(matches!(engine.start_index(vec![docs.clone()]), Err(Error::Busy(_))));
+    assert!(matches!(engine.start_index(vec![docs.clone()], false), Err(Error::Busy(_))));
     assert!(engine.index_progress().running);
     let last = job.finished().await;
     assert!(!last.running && last.error.is_none() && !last.paused, "{last:?}");
@@ -338,16 +338,16 @@ async fn indexing_runs_one_at_a_time_with_progress_cancel_and_rescan() {
 
     // A run cancelled before it gets going ends paused, and the next one resumes.
     std::fs::write(docs.join("new.txt"), "The caretaker collects the bins on Tuesdays.").unwrap();
-    let job = engine.start_index(Vec::new()).unwrap();
+    let job = engine.start_index(Vec::new(), false).unwrap();
     assert!(engine.cancel_index());
     let paused = job.finished().await;
     assert!(paused.paused && paused.error.is_none(), "{paused:?}");
-    let resumed = engine.start_index(Vec::new()).unwrap().finished().await;
+    let resumed = engine.start_index(Vec::new(), false).unwrap().finished().await;
     assert_eq!(resumed.report.as_ref().map(|r| r.added), Some(1), "{resumed:?}");
 
     // A re-scan asked for while a run is going starts when it ends.
     std::fs::write(docs.join("later.txt"), "Parcels are left with the neighbour.").unwrap();
-    let job = engine.start_index(Vec::new()).unwrap();
+    let job = engine.start_index(Vec::new(), false).unwrap();
     engine.request_rescan();
     job.finished().await;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -356,10 +356,22 @@ async fn indexing_runs_one_at_a_time_with_progress_cancel_and_rescan() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
+    // A hidden folder, or a file without an extension, waits for the user's confirmation.
+    let hidden = lib.path().join(".secrets");
+    std::fs::create_dir_all(&hidden).unwrap();
+    std::fs::write(hidden.join("keys.txt"), "not a document").unwrap();
+    let asked = engine.start_index(vec![hidden.clone()], false).unwrap_err();
+    assert!(matches!(asked, Error::NeedsConfirmation(_)) && asked.kind() == "confirm", "{asked}");
+    let bare_file = docs.join("README");
+    std::fs::write(&bare_file, "Read me.").unwrap();
+    let asked = engine.start_index(vec![bare_file], false).unwrap_err();
+    assert!(asked.to_string().contains("no file extension"), "{asked}");
+    engine.start_index(vec![hidden], true).unwrap().finished().await;
+
     // A library with no sources yet says so instead of running.
     let empty = TempLibrary::new();
     let bare = Arc::new(Engine::open_for_write(empty.in_process_config()).await.unwrap());
-    let failed = bare.start_index(Vec::new()).unwrap().finished().await;
+    let failed = bare.start_index(Vec::new(), false).unwrap().finished().await;
     assert!(failed.error.as_deref().unwrap_or("").contains("no folders"), "{failed:?}");
 }
 
@@ -374,7 +386,7 @@ async fn the_engine_watch_indexes_files_added_to_a_source() {
             .await
             .unwrap(),
     );
-    engine.start_index(vec![docs.clone()]).unwrap().finished().await;
+    engine.start_index(vec![docs.clone()], false).unwrap().finished().await;
     let watch = engine.watch_sources();
     std::fs::write(docs.join("keys.md"), "# Keys\n\nThe spare key is with the caretaker.").unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -37,7 +37,8 @@ pub(crate) struct TempLibrary {
 
 impl TempLibrary {
     pub(crate) fn new() -> Self {
-        Self { dir: tempfile::tempdir().unwrap() }
+        // Not hidden (tempfile's default `.tmp` prefix is): adding a hidden folder asks first.
+        Self { dir: tempfile::Builder::new().prefix("quarry-test-").tempdir().unwrap() }
     }
 
     pub(crate) fn path(&self) -> &Path {

@@ -90,11 +90,12 @@ async fn index_progress(shell: tauri::State<'_, Shell>) -> CommandResult<IndexPr
 async fn index(
     shell: tauri::State<'_, Shell>,
     paths: Vec<PathBuf>,
+    confirm: bool,
     on_progress: Channel<IndexProgress>,
 ) -> CommandResult<IndexProgress> {
     let engine = shell.engine().await?;
     let mut updates = engine.follow_index_progress();
-    let finished = engine.start_index(paths)?.finished();
+    let finished = engine.start_index(paths, confirm)?.finished();
     tokio::pin!(finished);
     loop {
         tokio::select! {

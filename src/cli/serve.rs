@@ -68,7 +68,9 @@ impl From<quarry::Error> for ApiError {
     fn from(err: quarry::Error) -> Self {
         let status = match &err {
             quarry::Error::User(_) | quarry::Error::Io { .. } => StatusCode::BAD_REQUEST,
-            quarry::Error::Cancelled | quarry::Error::Busy(_) => StatusCode::CONFLICT,
+            quarry::Error::Cancelled
+            | quarry::Error::Busy(_)
+            | quarry::Error::NeedsConfirmation(_) => StatusCode::CONFLICT,
             quarry::Error::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let kind = err.kind();
@@ -239,6 +241,10 @@ async fn settings(State(state): State<Shared>) -> Json<AppSettings> {
 struct PathsBody {
     #[serde(default)]
     paths: Vec<PathBuf>,
+    /// The user confirmed adding what the engine asked about (a hidden folder, a file without
+    /// an extension).
+    #[serde(default)]
+    confirm: bool,
 }
 
 /// Starts indexing in the background (202); 409 while a run is going.
@@ -262,7 +268,7 @@ async fn start_index(
             ));
         }
     }
-    state.engine.start_index(body.paths)?;
+    state.engine.start_index(body.paths, body.confirm)?;
     Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "started": true }))).into_response())
 }
 

@@ -94,8 +94,13 @@ impl Drop for SourceWatch {
 impl Engine {
     /// Starts indexing `paths` (none: every source again) in the background and returns at
     /// once. Fails with [`Error::Busy`] while another run is going: one run at a time per
-    /// engine. Progress goes to [`Engine::index_progress`] and its followers.
-    pub fn start_index(self: &Arc<Self>, paths: Vec<PathBuf>) -> Result<IndexJob> {
+    /// engine. A hidden folder (`~/.ssh`, `~/.config/…`) or a file without an extension is
+    /// added only when `confirmed` (else [`Error::NeedsConfirmation`] says which and why).
+    /// Progress goes to [`Engine::index_progress`] and its followers.
+    pub fn start_index(self: &Arc<Self>, paths: Vec<PathBuf>, confirmed: bool) -> Result<IndexJob> {
+        if !confirmed {
+            needs_no_confirmation(&paths)?;
+        }
         self.start_run(paths, false)?.ok_or_else(|| Error::invariant("no run was started"))
     }
 
@@ -206,6 +211,32 @@ impl Engine {
             .ok();
         SourceWatch { cancel, thread }
     }
+}
+
+/// Refuses, until the user confirms, paths people rarely mean to put in a library: hidden
+/// folders (keys, browser profiles, settings) and files without an extension.
+fn needs_no_confirmation(paths: &[PathBuf]) -> Result<()> {
+    for path in paths {
+        let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+        let hidden = real.components().any(|c| match c {
+            std::path::Component::Normal(name) => name.to_string_lossy().starts_with('.'),
+            _ => false,
+        });
+        if hidden {
+            return Err(Error::NeedsConfirmation(format!(
+                "{} is a hidden folder (they hold keys and settings more often than documents); \
+                 add it anyway?",
+                path.display()
+            )));
+        }
+        if real.is_file() && real.extension().is_none() {
+            return Err(Error::NeedsConfirmation(format!(
+                "{} has no file extension, so its type is a guess; add it anyway?",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn poisoned() -> Error {

@@ -110,6 +110,26 @@ async function main() {
     await page.getByText("3 documents indexed").waitFor({ timeout: 60_000 });
     check(await page.locator("tr[data-state=indexed]").count() === 3, "a new file in a watched folder is indexed");
 
+    // A hidden folder is added only after the user confirms it (the API asks, the UI shows it).
+    const hidden = join(work, ".private");
+    mkdirSync(hidden);
+    writeFileSync(join(hidden, "spare-key.txt"), "The spare key is kept by the neighbour on the second floor.\n");
+    const unconfirmed = await fetch(`${origin}/api/index`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ paths: [hidden] }),
+    });
+    check(unconfirmed.status === 409 && (await unconfirmed.json()).kind === "confirm", "adding a hidden folder needs confirmation");
+    let asked = "";
+    page.once("dialog", (dialog) => {
+      asked = dialog.message();
+      void dialog.accept();
+    });
+    await page.getByLabel("Folder or file path").fill(hidden);
+    await page.getByRole("button", { name: "Add folder" }).click();
+    await page.getByText("4 documents indexed").waitFor({ timeout: 60_000 });
+    check(asked.includes("hidden folder"), "the UI asks before adding a hidden folder, then adds it");
+
     // Ask: the answer streams in, with citation chips and the quoted passage.
     await page.getByRole("button", { name: "Ask" }).first().click();
     const streamed = page.evaluate(

@@ -29,7 +29,8 @@ export interface Transport {
   documents(): Promise<DocumentInfo[]>;
   settings(): Promise<AppSettings>;
   /** Starts indexing; progress arrives through `onProgress` until the run ends. */
-  index(paths: string[], onProgress: (p: IndexProgress) => void): Promise<void>;
+  /** Indexes `paths`; `confirm` when the user agreed to what the engine asked about (kind "confirm"). */
+  index(paths: string[], onProgress: (p: IndexProgress) => void, confirm?: boolean): Promise<void>;
   cancelIndex(): Promise<void>;
   progress(): Promise<IndexProgress>;
   remove(paths: string[]): Promise<number>;
@@ -80,8 +81,8 @@ export class HttpTransport implements Transport {
   progress(): Promise<IndexProgress> {
     return this.call("GET", "/api/index/progress");
   }
-  async index(paths: string[], onProgress: (p: IndexProgress) => void): Promise<void> {
-    await this.call("POST", "/api/index", { paths });
+  async index(paths: string[], onProgress: (p: IndexProgress) => void, confirm = false): Promise<void> {
+    await this.call("POST", "/api/index", { paths, confirm });
     // Poll while the run goes: simple, and survives a reconnect.
     for (;;) {
       const p = await this.progress();
@@ -167,11 +168,11 @@ export class TauriTransport implements Transport {
   progress(): Promise<IndexProgress> {
     return this.invoke("index_progress");
   }
-  async index(paths: string[], onProgress: (p: IndexProgress) => void): Promise<void> {
+  async index(paths: string[], onProgress: (p: IndexProgress) => void, confirm = false): Promise<void> {
     const { Channel } = await import("@tauri-apps/api/core");
     const channel = new Channel<IndexProgress>();
     channel.onmessage = onProgress;
-    const last = await this.invoke<IndexProgress>("index", { paths, onProgress: channel });
+    const last = await this.invoke<IndexProgress>("index", { paths, confirm, onProgress: channel });
     onProgress(last);
   }
   async cancelIndex(): Promise<void> {

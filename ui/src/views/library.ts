@@ -4,7 +4,7 @@ import type { DocumentInfo } from "../bindings/DocumentInfo";
 import type { IndexProgress } from "../bindings/IndexProgress";
 import { duration, fileName, h } from "../dom";
 import type { Strings } from "../i18n";
-import type { Transport } from "../transport";
+import { ApiError, type Transport } from "../transport";
 
 export class LibraryView {
   readonly root = h("section", { class: "view", "aria-labelledby": "library-title" });
@@ -78,7 +78,13 @@ export class LibraryView {
     this.errorBox.hidden = true;
     this.lastPaths = paths;
     try {
-      await this.transport.index(paths, (p) => this.renderProgress(p));
+      try {
+        await this.transport.index(paths, (p) => this.renderProgress(p));
+      } catch (e) {
+        // A hidden folder or a file without an extension: added only if the user says so.
+        if (!(e instanceof ApiError) || e.kind !== "confirm" || !window.confirm(e.message)) throw e;
+        await this.transport.index(paths, (p) => this.renderProgress(p), true);
+      }
     } catch (e) {
       this.errorBox.textContent = e instanceof Error ? e.message : String(e);
       this.errorBox.hidden = false;
