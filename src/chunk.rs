@@ -49,6 +49,15 @@ pub struct Chunker {
     description: String,
 }
 
+/// What chunking one document may cost.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkLimits {
+    /// Most chunks.
+    pub max_chunks: usize,
+    /// Longest time.
+    pub time: std::time::Duration,
+}
+
 impl std::fmt::Debug for Chunker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Chunker").field("description", &self.description).finish()
@@ -99,6 +108,19 @@ impl Chunker {
 
     /// Cuts `doc` into chunks.
     pub fn chunk(&self, doc: &Extracted, kind: FileKind) -> Vec<Chunk> {
+        let unlimited = ChunkLimits { max_chunks: usize::MAX, time: std::time::Duration::MAX };
+        self.chunk_within(doc, kind, unlimited).unwrap_or_default()
+    }
+
+    /// [`Chunker::chunk`] within `limits`: a document that would make more chunks, or take
+    /// longer, is refused with the reason (checked after every chunk).
+    pub fn chunk_within(
+        &self,
+        doc: &Extracted,
+        kind: FileKind,
+        limits: ChunkLimits,
+    ) -> Result<Vec<Chunk>, String> {
+        let started = std::time::Instant::now();
         let mut res = Vec::new();
         let mut chars = CharCounter::new(&doc.text);
         for block in self.blocks(doc) {
@@ -124,9 +146,21 @@ impl Chunker {
                     heading: section.heading.join(" > "),
                     language: detect_language(piece),
                 });
+                if res.len() > limits.max_chunks {
+                    return Err(format!(
+                        "too long to index: more than {} chunks (the limit per file)",
+                        limits.max_chunks
+                    ));
+                }
+                if started.elapsed() > limits.time {
+                    return Err(format!(
+                        "chunking took longer than {} s and was stopped",
+                        limits.time.as_secs()
+                    ));
+                }
             }
         }
-        res
+        Ok(res)
     }
 
     /// Groups consecutive sections of one page while they fit in one chunk together, so short

@@ -76,6 +76,11 @@ pub struct ExtractionConfig {
     /// Memory one worker may allocate (Linux: RLIMIT_DATA); a parser that wants more fails on
     /// that file only.
     pub worker_memory_mb: u64,
+    /// Most chunks one file may make (which also bounds its embedding work); a longer file
+    /// fails with the reason.
+    pub max_chunks_per_file: usize,
+    /// Longest time chunking one file may take.
+    pub chunking_timeout_secs: u64,
 }
 
 impl Default for ExtractionConfig {
@@ -86,6 +91,8 @@ impl Default for ExtractionConfig {
             per_file_timeout_secs: 120,
             max_file_bytes: 512 * 1024 * 1024,
             worker_memory_mb: 2048,
+            max_chunks_per_file: 20_000,
+            chunking_timeout_secs: 120,
         }
     }
 }

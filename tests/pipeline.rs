@@ -436,6 +436,23 @@ async fn only_indexed_unchanged_documents_inside_the_library_are_served() {
     assert!(refused(unknown).contains("not in the library"));
 }
 
+/// A file that would make more chunks than a file may (which also bounds its embedding work)
+/// fails with the reason; the others are indexed.
+#[tokio::test]
+async fn a_file_too_long_to_chunk_fails_alone() {
+    let lib = TempLibrary::new();
+    let docs = write_documents(lib.path());
+    let sentence = "The caretaker checks the heating, the water pipes and the smoke alarms. ";
+    std::fs::write(docs.join("long.txt"), sentence.repeat(400)).unwrap();
+    let mut limited = config(&lib);
+    limited.extraction.max_chunks_per_file = 5;
+    let engine = Engine::builder(limited).open_for_write().await.unwrap();
+    let report = engine.index(&[docs], &mut |_| {}, &CancelToken::new()).await.unwrap();
+    assert_eq!((report.added, report.failed), (2, 1), "{report:?}");
+    assert!(report.failures[0].path.ends_with("long.txt"), "{report:?}");
+    assert!(report.failures[0].error.contains("more than 5 chunks"), "{report:?}");
+}
+
 /// The engine's futures can be awaited from any runtime task, so the edges call it directly:
 /// a compile-time check (this does not build if one of them stops being `Send`).
 #[allow(dead_code)]

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use tracing::{debug, info_span, warn};
 
 use crate::api::{DocumentState, Failure, FileKind, IndexReport};
-use crate::chunk::Chunker;
+use crate::chunk::{ChunkLimits, Chunker};
 use crate::config::EngineConfig;
 use crate::embed::Embedder;
 use crate::error::{Error, ExtractError, Result};
@@ -440,7 +440,14 @@ fn prepare(
         Ok(doc) => doc,
         Err(e) => return fail(row, DocumentState::Failed, e.to_string()),
     };
-    let chunks = chunker.chunk(&extracted, kind);
+    let limits = ChunkLimits {
+        max_chunks: config.extraction.max_chunks_per_file,
+        time: Duration::from_secs(config.extraction.chunking_timeout_secs),
+    };
+    let chunks = match chunker.chunk_within(&extracted, kind, limits) {
+        Ok(chunks) => chunks,
+        Err(reason) => return fail(row, DocumentState::Failed, reason),
+    };
     debug!(target: "engine::chunk", n_chunks = chunks.len(), "chunked");
     row.state = DocumentState::Indexed;
     row.extractor = extracted.extractor.clone();
