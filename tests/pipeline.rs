@@ -13,7 +13,6 @@ use quarry::api::{AbstainCause, FallbackCause};
 use quarry::{AnswerMode, AskOptions, CancelToken, Engine, EngineConfig, Error};
 
 use crate::fakes::{Script, ScriptedGenerator, SentChats, WordHashEmbedder, passage_holding};
-use crate::ingest::write_pdf;
 use crate::support::TempLibrary;
 
 const NOTICE_QUESTION: &str = "What is the notice period for terminating the lease?";
@@ -23,23 +22,7 @@ const UNRELATED_QUESTION: &str = "Who won the football world cup in 1998?";
 fn write_documents(dir: &Path) -> PathBuf {
     let docs = dir.join("docs");
     std::fs::create_dir_all(&docs).unwrap();
-    write_pdf(
-        &docs.join("lease.pdf"),
-        &[
-            (
-                Some("0 0 612 792"),
-                "This lease is made between Anna Mueller and Bauer GmbH for the flat in Ulm.",
-            ),
-            (
-                Some("0 0 612 792"),
-                "The monthly rent is 1200 euros, due on the first working day of each month.",
-            ),
-            (
-                Some("0 0 612 792"),
-                "Either party may terminate the lease with a notice period of three months.",
-            ),
-        ],
-    );
+    crate::answer::write_lease(&docs);
     std::fs::write(
         docs.join("garden.txt"),
         "Tomatoes need full sun and regular watering. Basil grows well beside them.\n",
