@@ -31,6 +31,9 @@ struct Cli {
     /// More log output (-v info, -vv debug)
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// Only errors on stderr: no warnings, no progress
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -433,7 +436,7 @@ impl From<Mode> for SearchMode {
 /// Runs the command line and maps errors to exit codes.
 pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    init_logging(cli.verbose, cli.quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -452,17 +455,23 @@ pub(crate) fn main() -> ExitCode {
     }
 }
 
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
+/// Log lines on stderr: warnings by default, more with `-v`, errors only with `--quiet`; in
+/// colour only on a terminal, and never when `NO_COLOR` is set (no-color.org).
+#[allow(clippy::disallowed_methods)] // The CLI is one of the two places that read the environment.
+fn init_logging(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, _) => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("QUARRY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && !no_color)
         .with_target(false)
         .try_init();
 }
@@ -524,7 +533,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
             });
-            let mut display = progress::IndexDisplay::new(!json, std::io::stdout().is_terminal());
+            let mut display = progress::IndexDisplay::new(
+                !json && !cli.quiet,
+                !cli.quiet && std::io::stderr().is_terminal(),
+            );
             let report = engine.index(&paths, &mut |e| display.event(e), &cancel).await?;
             display.finish();
             if json {

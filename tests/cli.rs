@@ -56,3 +56,23 @@ fn json_contract_and_exit_codes() {
     assert!(stdout.contains("indexed  ") && stdout.contains("new.txt"), "{stdout}");
     assert!(stdout.contains("notes.txt"), "re-added file not listed: {stdout}");
 }
+
+/// Log lines written to a pipe or a file carry no colour codes, and `--quiet` leaves only
+/// errors (here: none) on stderr while the summary still goes to stdout.
+#[test]
+fn log_lines_are_plain_off_a_terminal_and_quiet_leaves_only_errors() {
+    let docs = tempfile::tempdir().unwrap();
+    std::fs::write(docs.path().join("a.txt"), "The boiler is serviced in October.").unwrap();
+    let dir = docs.path().to_str().unwrap();
+    let lib = TempLibrary::new();
+    // No models folder: the missing embedder is a warning.
+    let out = lib.run(&["index", dir]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not found"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "colour codes in a pipe: {stderr:?}");
+    let quiet = lib.run(&["--quiet", "index", dir]);
+    assert!(quiet.status.success());
+    assert!(quiet.stderr.is_empty(), "{}", String::from_utf8_lossy(&quiet.stderr));
+    assert!(String::from_utf8_lossy(&quiet.stdout).contains("unchanged"));
+}
