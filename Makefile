@@ -28,7 +28,7 @@ export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS ?= $(X86_FLAGS)
 endif
 
 .PHONY: run test eval bench setup ui check-fmt lint unit desktop test-inner run-inner real-models \
-	eval-inner bench-inner rustflags
+	eval-inner bench-inner rustflags app-models
 
 # Shared test data and models (see ../shared/data/MANIFEST.md).
 QUARRY_TEST_DATA ?= $(abspath ../shared/data)
@@ -118,5 +118,23 @@ test-inner: check-fmt ui lint unit desktop
 	QUARRY_TEST_DATA=$(QUARRY_TEST_DATA) scripts/window-check.sh $(DESKTOP_BIN) test-artifacts/screenshots/desktop-window.png
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' $(TEST_LOG)
 
-run-inner: ui desktop
+# The models the first window needs, installed through the same sha256-checked path a user
+# takes (`quarry models pull`) into the app's models folder: the default embedder and a small
+# generator. Where this machine has mirrors (the shared test data, the real-model cache) they
+# are the source; elsewhere the files come from huggingface.co. Installed and intact models
+# are kept. `make run QUARRY_SKIP_MODELS=1` skips this (text search and quotes only).
+APP_DATA_DIR ?= $(or $(QUARRY_DATA_DIR),$(HOME)/.local/share/quarry)
+APP_MODELS_DIR ?= $(or $(QUARRY_MODELS_DIR),$(APP_DATA_DIR)/models)
+EMBEDDER_MIRROR = $(QUARRY_TEST_DATA)/models/all-MiniLM-L6-v2
+GENERATOR_FILE = qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
+app-models: real-models desktop
+	@if [ -n "$(QUARRY_SKIP_MODELS)" ]; then echo "QUARRY_SKIP_MODELS: no models installed"; else \
+		set -e; \
+		from=$$([ -d $(EMBEDDER_MIRROR) ] && echo "--from $(EMBEDDER_MIRROR)" || true); \
+		$(QUARRY_BIN) --quiet --models-dir $(APP_MODELS_DIR) models pull sentence-transformers/all-MiniLM-L6-v2 $$from; \
+		from=$$([ -f $(REAL_MODELS)/$(GENERATOR_FILE) ] && echo "--from $(REAL_MODELS)" || true); \
+		$(QUARRY_BIN) --quiet --models-dir $(APP_MODELS_DIR) models pull Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF $$from; \
+	fi
+
+run-inner: ui desktop app-models
 	$(DESKTOP_BIN)
