@@ -15,6 +15,9 @@ const COMMANDS: &[&str] = &[
     "cancel_ask",
     "document_text",
     "document_bytes",
+    "models",
+    "pull_model",
+    "cancel_pull",
 ];
 
 fn main() {

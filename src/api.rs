@@ -588,3 +588,92 @@ pub struct AppSettings {
     /// Passages retrieved per question.
     pub default_k: usize,
 }
+
+/// A model found in the models folder, as the Models view lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct ModelSummary {
+    /// Catalog id, or the folder / file name.
+    pub id: String,
+    /// "generate" or "embed".
+    pub role: String,
+    /// Architecture family.
+    pub family: String,
+    /// Quantization ("Q4_K_M", "F32", ...).
+    pub quantization: String,
+    /// Number of weights, when known.
+    #[ts(type = "number | null")]
+    pub parameters: Option<u64>,
+    /// Bytes on disk.
+    #[ts(type = "number")]
+    pub bytes: u64,
+    /// The file or folder.
+    pub path: String,
+    /// Why it cannot be used, if it cannot.
+    pub problem: Option<String>,
+    /// Whether this library uses it (the embedder it was built with, the generator it answers
+    /// with).
+    pub in_use: bool,
+}
+
+/// A model of the catalog, as the Models view offers it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct CatalogModel {
+    /// Catalog id ("org/name").
+    pub id: String,
+    /// "generate" or "embed".
+    pub role: String,
+    /// Architecture family.
+    pub family: String,
+    /// Licence of the weights.
+    pub license: String,
+    /// Approximate download size.
+    pub size_mb: u32,
+    /// Languages it is meant for.
+    pub languages: Vec<String>,
+    /// One line on what it is good for.
+    pub good_for: String,
+    /// Memory it needs, roughly.
+    pub ram_mb: Option<u32>,
+    /// Whether Quarry can download it (`quarry models pull`).
+    pub downloadable: bool,
+    /// Whether it is installed in the models folder.
+    pub installed: bool,
+}
+
+/// The download in progress (or the last one).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TS)]
+pub struct PullProgress {
+    /// The catalog id being (or last) downloaded.
+    pub id: Option<String>,
+    /// Whether a download is going.
+    pub running: bool,
+    /// The file being fetched.
+    pub file: Option<String>,
+    /// Bytes done.
+    #[ts(type = "number")]
+    pub done: u64,
+    /// Bytes in all, when known.
+    #[ts(type = "number | null")]
+    pub total: Option<u64>,
+    /// Bytes per second.
+    pub rate: f64,
+    /// Why it stopped, if it failed.
+    pub error: Option<String>,
+    /// Whether it was stopped by the user (the next pull resumes).
+    pub cancelled: bool,
+    /// The folder it was installed in, when it finished.
+    pub installed: Option<String>,
+}
+
+/// What the Models view shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct ModelsOverview {
+    /// The models folder.
+    pub models_dir: String,
+    /// What is installed there.
+    pub installed: Vec<ModelSummary>,
+    /// What Quarry can download or knows how to run.
+    pub catalog: Vec<CatalogModel>,
+    /// The download in progress, or the last one.
+    pub pull: PullProgress,
+}

@@ -27,6 +27,8 @@ pub struct EngineConfig {
     pub generator: Option<PathBuf>,
     /// How answers are grounded and checked.
     pub answer: AnswerConfig,
+    /// The models folder: what the app lists as installed and where `pull` puts downloads.
+    pub models_dir: Option<PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -39,6 +41,7 @@ impl Default for EngineConfig {
             chunking: ChunkingConfig::default(),
             generator: None,
             answer: AnswerConfig::default(),
+            models_dir: None,
         }
     }
 }

@@ -5,6 +5,7 @@
 mod answering;
 mod index_runs;
 mod indexing;
+mod model_pulls;
 
 pub use answering::{AnswerTicket, Evidence};
 pub use index_runs::{IndexJob, SourceWatch};
@@ -46,6 +47,7 @@ pub struct Engine {
     embedder: Option<EmbedderSlot>,
     generator: answering::GeneratorSlot,
     runs: index_runs::IndexRuns,
+    pulls: model_pulls::ModelPulls,
     answers: answering::RunningAnswers,
     /// The runtime the engine was opened on: background runs are spawned there, also when
     /// started from a plain thread (the folder watch).
@@ -170,6 +172,7 @@ impl EngineBuilder {
             embedder,
             generator,
             runs: Default::default(),
+            pulls: Default::default(),
             answers: Default::default(),
             runtime,
         })

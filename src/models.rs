@@ -361,6 +361,7 @@ impl ModelFolder {
             tokenizer,
             embedder,
             generator,
+            models_dir: Some(self.dir.clone()),
             ..crate::config::EngineConfig::default()
         }
     }

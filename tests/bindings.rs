@@ -46,6 +46,10 @@ fn typescript_bindings_are_current() {
     check::<DocumentText>(&mut stale);
     check::<IndexProgress>(&mut stale);
     check::<AppSettings>(&mut stale);
+    check::<ModelSummary>(&mut stale);
+    check::<CatalogModel>(&mut stale);
+    check::<PullProgress>(&mut stale);
+    check::<ModelsOverview>(&mut stale);
     assert!(
         stale.is_empty(),
         "stale TypeScript bindings (run `QUARRY_BLESS_BINDINGS=1 cargo test bindings` and commit): {stale:?}"

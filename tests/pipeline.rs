@@ -436,6 +436,41 @@ async fn a_file_too_long_to_chunk_fails_alone() {
     assert!(report.failures[0].error.contains("more than 5 chunks"), "{report:?}");
 }
 
+/// The Models view's backend: the catalog and what is installed, and one download at a time in
+/// the background (here from the shared MiniLM folder, as from a USB stick), with progress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_are_listed_and_downloaded_in_the_background() {
+    const TEST: &str = "models_are_listed_and_downloaded_in_the_background";
+    let Some(data) = crate::support::test_data(TEST) else { return };
+    let lib = TempLibrary::new();
+    let mut with_models = config(&lib);
+    with_models.models_dir = Some(lib.path().join("models"));
+    let engine = Arc::new(Engine::builder(with_models).open_for_write().await.unwrap());
+    let minilm = quarry::models::DEFAULT_EMBEDDER;
+    let before = engine.models_overview().unwrap();
+    assert!(before.installed.is_empty());
+    let offered = before.catalog.iter().find(|m| m.id == minilm).unwrap();
+    assert!(offered.downloadable && !offered.installed, "{offered:?}");
+    assert!(!engine.cancel_pull(), "nothing to stop yet");
+
+    let from = data.join("models/all-MiniLM-L6-v2").to_string_lossy().into_owned();
+    engine.start_pull(minilm, Some(from.clone())).unwrap();
+    assert!(matches!(engine.start_pull(minilm, Some(from)), Err(Error::Busy(_))));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while engine.pull_progress().running {
+        assert!(Instant::now() < deadline, "the download never ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let done = engine.pull_progress();
+    assert!(done.error.is_none() && done.installed.is_some(), "{done:?}");
+    assert!(done.total.is_none() || done.done > 90_000_000, "{done:?}");
+    let after = engine.models_overview().unwrap();
+    assert!(after.installed.iter().any(|m| m.id == minilm && m.problem.is_none()), "{after:?}");
+    assert!(after.catalog.iter().any(|m| m.id == minilm && m.installed));
+    let unknown = engine.start_pull("nobody/nothing", None).unwrap_err();
+    assert!(unknown.to_string().contains("not in the catalog"));
+}
+
 /// The engine's futures can be awaited from any runtime task, so the edges call it directly:
 /// a compile-time check (this does not build if one of them stops being `Send`).
 #[allow(dead_code)]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use quarry::api::{
     Answer, AppSettings, AskOptions, DocumentInfo, DocumentText, IndexProgress, LibraryStatus,
+    ModelsOverview,
 };
 use quarry::{Engine, EngineConfig, SourceWatch};
 use serde::Serialize;
@@ -160,6 +161,29 @@ async fn document_text(
     Ok(shell.engine().await?.document_text(&path).await?)
 }
 
+/// The installed models, the catalog, and the download in progress.
+#[tauri::command]
+async fn models(shell: tauri::State<'_, Shell>) -> CommandResult<ModelsOverview> {
+    Ok(shell.engine().await?.models_overview()?)
+}
+
+/// Starts downloading a catalog model (from `from`, a mirror or a folder, when given).
+#[tauri::command]
+async fn pull_model(
+    shell: tauri::State<'_, Shell>,
+    id: String,
+    from: Option<String>,
+) -> CommandResult<()> {
+    let from = from.filter(|f| !f.trim().is_empty());
+    Ok(shell.engine().await?.start_pull(&id, from)?)
+}
+
+/// Stops the download going; its partial files stay for the next one.
+#[tauri::command]
+async fn cancel_pull(shell: tauri::State<'_, Shell>) -> CommandResult<bool> {
+    Ok(shell.engine().await?.cancel_pull())
+}
+
 /// The bytes of a library document (never any other file), for the PDF viewer.
 #[tauri::command]
 async fn document_bytes(shell: tauri::State<'_, Shell>, path: PathBuf) -> CommandResult<Response> {
@@ -224,7 +248,10 @@ pub fn run() -> std::process::ExitCode {
             ask,
             cancel_ask,
             document_text,
-            document_bytes
+            document_bytes,
+            models,
+            pull_model,
+            cancel_pull
         ])
         .run(tauri::generate_context!());
     match result {

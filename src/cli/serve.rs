@@ -127,6 +127,9 @@ fn router(state: Shared, ui_dir: &Path) -> Router {
         .route("/api/index/events", get(index_events))
         .route("/api/index/cancel", post(cancel_index))
         .route("/api/remove", post(remove))
+        .route("/api/models", get(models))
+        .route("/api/models/pull", post(pull_model))
+        .route("/api/models/pull/cancel", post(cancel_pull))
         .route("/api/search", get(search))
         .route("/api/ask", post(ask))
         .route("/api/document", get(document))
@@ -307,6 +310,35 @@ async fn remove(
 ) -> Result<Response, ApiError> {
     let removed = state.engine.remove(&body.paths).await?;
     Ok(Json(serde_json::json!({ "removed": removed })).into_response())
+}
+
+async fn models(State(state): State<Shared>) -> Result<Response, ApiError> {
+    Ok(Json(state.engine.models_overview()?).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct PullBody {
+    id: String,
+    /// A mirror with the Hugging Face layout, or a folder holding the model's files.
+    #[serde(default)]
+    from: Option<String>,
+}
+
+/// Starts downloading a catalog model (202); 409 while another download runs.
+async fn pull_model(
+    State(state): State<Shared>,
+    Json(body): Json<PullBody>,
+) -> Result<Response, ApiError> {
+    let from = body.from.filter(|f| !f.trim().is_empty());
+    state.engine.start_pull(&body.id, from)?;
+    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "started": true }))).into_response())
+}
+
+async fn cancel_pull(State(state): State<Shared>) -> Result<Response, ApiError> {
+    if !state.engine.cancel_pull() {
+        return Err(ApiError::new(StatusCode::CONFLICT, "idle", "no download to stop"));
+    }
+    Ok(Json(serde_json::json!({ "cancelling": true })).into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,158 @@
+//! Models for the app's Models view, owned by the engine like indexing runs, so the desktop
+//! shell and `quarry serve` behave the same: what is installed and what the catalog offers,
+//! and one download at a time in the background with progress snapshots and cancel.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+
+use super::Engine;
+use crate::api::{CatalogModel, ModelSummary, ModelsOverview, PullProgress};
+use crate::error::{Error, Result};
+use crate::models::pull::{PullEvent, PullOptions};
+use crate::progress::CancelToken;
+
+/// The engine's download state: the token of the one going, and the latest snapshot.
+pub(super) struct ModelPulls {
+    running: Mutex<Option<CancelToken>>,
+    progress: watch::Sender<PullProgress>,
+}
+
+impl Default for ModelPulls {
+    fn default() -> Self {
+        Self { running: Mutex::default(), progress: watch::Sender::new(PullProgress::default()) }
+    }
+}
+
+impl std::fmt::Debug for ModelPulls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelPulls").finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    fn models_dir(&self) -> Result<PathBuf> {
+        self.config.models_dir.clone().ok_or_else(|| {
+            Error::user("no models folder is set for this library (start Quarry with one)")
+        })
+    }
+
+    /// The installed models, the catalog, and the download in progress.
+    pub fn models_overview(&self) -> Result<ModelsOverview> {
+        let dir = self.models_dir()?;
+        let folder = crate::models::discover(&dir);
+        let embedder = self.embedder.as_ref().map(|e| e.meta().id);
+        let generator = self.config.generator.clone();
+        let installed: Vec<ModelSummary> = folder
+            .installed()
+            .iter()
+            .map(|m| ModelSummary {
+                in_use: match m.role.as_str() {
+                    "embed" => embedder.as_deref() == Some(m.id.as_str()),
+                    _ => generator.as_deref() == Some(m.path.as_path()),
+                },
+                id: m.id.clone(),
+                role: m.role.clone(),
+                family: m.family.clone(),
+                quantization: m.quantization.clone(),
+                parameters: m.parameters,
+                bytes: m.bytes,
+                path: m.path.to_string_lossy().into_owned(),
+                problem: m.problem.clone(),
+            })
+            .collect();
+        let catalog = crate::models::catalog()
+            .into_iter()
+            .map(|e| CatalogModel {
+                installed: crate::models::pull::model_dir(&dir, &e).is_dir(),
+                downloadable: !e.download.is_empty(),
+                id: e.id,
+                role: e.role,
+                family: e.family,
+                license: e.license,
+                size_mb: e.size_mb,
+                languages: e.languages,
+                good_for: e.good_for,
+                ram_mb: e.ram_mb,
+            })
+            .collect();
+        Ok(ModelsOverview {
+            models_dir: dir.to_string_lossy().into_owned(),
+            installed,
+            catalog,
+            pull: self.pulls.progress.borrow().clone(),
+        })
+    }
+
+    /// Starts downloading the catalog model `id` into the models folder (from `from`, a mirror
+    /// URL or a folder, when given) and returns at once; one download at a time
+    /// ([`Error::Busy`]). Progress: [`Engine::pull_progress`].
+    pub fn start_pull(self: &Arc<Self>, id: &str, from: Option<String>) -> Result<()> {
+        let dir = self.models_dir()?;
+        let entry = crate::models::catalog()
+            .into_iter()
+            .find(|m| m.id == id)
+            .ok_or_else(|| Error::user(format!("{id}: not in the catalog")))?;
+        let cancel = CancelToken::new();
+        {
+            let mut running = self.pulls.running.lock().map_err(|_| poisoned())?;
+            if running.is_some() {
+                return Err(Error::Busy("a model is being downloaded already".into()));
+            }
+            *running = Some(cancel.clone());
+        }
+        self.pulls.progress.send_replace(PullProgress {
+            id: Some(entry.id.clone()),
+            running: true,
+            ..PullProgress::default()
+        });
+        let engine = Arc::clone(self);
+        self.runtime.spawn(async move {
+            let progress = &engine.pulls.progress;
+            let mut sink = |event: PullEvent| {
+                progress.send_modify(|p| match event {
+                    PullEvent::File { path, .. } => p.file = Some(path),
+                    PullEvent::Progress { done, total, rate } => {
+                        p.done = done;
+                        p.total = total;
+                        p.rate = rate;
+                    }
+                    PullEvent::Retry { .. } | PullEvent::Installed { .. } => {}
+                });
+            };
+            let options = PullOptions { mirror: from, ..PullOptions::default() };
+            let outcome =
+                crate::models::pull::pull(&dir, &entry, &options, &mut sink, &cancel).await;
+            progress.send_modify(|p| {
+                p.running = false;
+                match outcome {
+                    Ok(dir) => p.installed = Some(dir.to_string_lossy().into_owned()),
+                    Err(Error::Cancelled) => p.cancelled = true,
+                    Err(err) => p.error = Some(err.to_string()),
+                }
+            });
+            if let Ok(mut running) = engine.pulls.running.lock() {
+                *running = None;
+            }
+        });
+        Ok(())
+    }
+
+    /// Stops the download going (its partial files stay for the next pull); `false` when none.
+    pub fn cancel_pull(&self) -> bool {
+        match self.pulls.running.lock() {
+            Ok(running) => running.as_ref().map(CancelToken::cancel).is_some(),
+            Err(_) => false,
+        }
+    }
+
+    /// The download in progress, or the last one.
+    pub fn pull_progress(&self) -> PullProgress {
+        self.pulls.progress.borrow().clone()
+    }
+}
+
+fn poisoned() -> Error {
+    Error::invariant("the download state is poisoned")
+}
