@@ -177,12 +177,21 @@ async function main() {
     await page.getByTestId("refusal").waitFor({ timeout: 60_000 });
     check((await page.getByTestId("refusal").textContent()).includes("Not found in your documents"), "an unanswerable question shows the refusal");
 
+    // Models: the installed embedder is listed as in use, the catalog offers downloads.
+    await page.getByRole("button", { name: "Models" }).click();
+    const minilm = page.locator('[data-model="sentence-transformers/all-MiniLM-L6-v2"]');
+    await minilm.waitFor({ timeout: 30_000 });
+    check((await minilm.textContent()).includes("in use"), "the Models view lists the installed embedder as in use");
+    const offered = page.locator('[data-catalog="Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF"] button');
+    check(await offered.isEnabled(), "the Models view offers a generator to download");
+    await page.screenshot({ path: join(shots, "models-light.png") });
+
     // Settings, then every view in dark mode and in German.
     await page.getByRole("button", { name: "Settings" }).click();
     await page.getByText("all-MiniLM-L6-v2").waitFor();
     await page.screenshot({ path: join(shots, "settings-light.png") });
     await page.locator("#theme").selectOption("dark");
-    for (const view of ["Ask", "Library", "Settings"]) {
+    for (const view of ["Ask", "Library", "Models", "Settings"]) {
       await page.getByRole("button", { name: view }).first().click();
       await page.waitForTimeout(300);
       await page.screenshot({ path: join(shots, `${view.toLowerCase()}-dark.png`) });

@@ -7,6 +7,7 @@ const en = {
   navLibrary: "Library",
   navAsk: "Ask",
   navSettings: "Settings",
+  navModels: "Models",
   offline: "Offline: nothing leaves this computer.",
   // Library
   addFolder: "Add folder",
@@ -91,6 +92,23 @@ const en = {
   transportHttp: "local web server (127.0.0.1)",
   transportTauri: "desktop app",
   error: "Something went wrong",
+  // Models
+  installedModels: "Installed",
+  noModels: "No models yet. Download one below, or copy one in from a folder.",
+  catalog: "Available",
+  inUse: "in use",
+  download: "Download",
+  downloadFrom: "From a folder or mirror (optional)",
+  downloadFromHint: "A USB stick or shared folder holding the model's files, or a mirror's address; empty: the internet",
+  downloading: (id: string) => `Downloading ${id}`,
+  downloaded: (dir: string) => `Installed in ${dir}`,
+  downloadStopped: "Stopped. Download again to continue where it stopped.",
+  cancelDownload: "Stop download",
+  ramNeeded: (mb: number) => `needs about ${mb} MB of memory`,
+  roleGenerate: "answers",
+  roleEmbed: "search",
+  installedTag: "installed",
+  restartHint: "A model you download is used after Quarry starts again.",
 };
 
 export type Strings = typeof en;
@@ -101,6 +119,7 @@ const de: Strings = {
   navLibrary: "Bibliothek",
   navAsk: "Fragen",
   navSettings: "Einstellungen",
+  navModels: "Modelle",
   offline: "Offline: nichts verlässt diesen Computer.",
   addFolder: "Ordner hinzufügen",
   chooseFolder: "Ordner wählen…",
@@ -181,6 +200,22 @@ const de: Strings = {
   transportHttp: "lokaler Webserver (127.0.0.1)",
   transportTauri: "Desktop-App",
   error: "Etwas ist schiefgegangen",
+  installedModels: "Installiert",
+  noModels: "Noch keine Modelle. Laden Sie unten eines herunter oder kopieren Sie eines aus einem Ordner.",
+  catalog: "Verfügbar",
+  inUse: "in Gebrauch",
+  download: "Herunterladen",
+  downloadFrom: "Aus einem Ordner oder Spiegel (optional)",
+  downloadFromHint: "Ein USB-Stick oder freigegebener Ordner mit den Dateien des Modells, oder die Adresse eines Spiegels; leer: aus dem Internet",
+  downloading: (id: string) => `${id} wird heruntergeladen`,
+  downloaded: (dir: string) => `Installiert in ${dir}`,
+  downloadStopped: "Angehalten. Erneut herunterladen setzt dort fort, wo es aufgehört hat.",
+  cancelDownload: "Download anhalten",
+  ramNeeded: (mb: number) => `braucht etwa ${mb} MB Arbeitsspeicher`,
+  roleGenerate: "Antworten",
+  roleEmbed: "Suche",
+  installedTag: "installiert",
+  restartHint: "Ein heruntergeladenes Modell wird nach dem nächsten Start von Quarry verwendet.",
 };
 
 const tables: Record<Lang, Strings> = { en, de };

@@ -1,4 +1,4 @@
-// Entry point of the Quarry UI: the app frame (navigation, language, theme), the three views and
+// Entry point of the Quarry UI: the app frame (navigation, language, theme), the four views and
 // the source viewer, all talking to the engine through one transport.
 import "./style.css";
 import type { Citation } from "./bindings/Citation";
@@ -7,10 +7,11 @@ import { chosenLang, type Lang, strings } from "./i18n";
 import { connect } from "./transport";
 import { AskView } from "./views/ask";
 import { LibraryView } from "./views/library";
+import { ModelsView } from "./views/models";
 import { SettingsView, type Theme } from "./views/settings";
 import { SourceViewer } from "./views/viewer";
 
-type ViewName = "ask" | "library" | "settings";
+type ViewName = "ask" | "library" | "models" | "settings";
 
 const transport = connect();
 
@@ -42,6 +43,7 @@ function mount(root: HTMLElement, lang: Lang, start: ViewName): void {
   const views = {
     ask: new AskView(transport, t, openSource),
     library: new LibraryView(transport, t, showError),
+    models: new ModelsView(transport, t, showError),
     settings: new SettingsView(
       transport,
       t,
@@ -64,6 +66,7 @@ function mount(root: HTMLElement, lang: Lang, start: ViewName): void {
     main.replaceChildren(views[name].root);
     errorBar.hidden = true;
     if (name === "library") void views.library.refresh();
+    if (name === "models") void views.models.refresh();
     if (name === "settings") void views.settings.refresh().catch(showError);
     if (name === "ask") views.ask.focus();
   };
@@ -71,6 +74,7 @@ function mount(root: HTMLElement, lang: Lang, start: ViewName): void {
   for (const [name, label] of [
     ["ask", t.navAsk],
     ["library", t.navLibrary],
+    ["models", t.navModels],
     ["settings", t.navSettings],
   ] as [ViewName, string][]) {
     const b = h("button", { type: "button", class: "nav-item", "data-view": name }, label);

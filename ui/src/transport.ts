@@ -6,6 +6,7 @@ import type { DocumentInfo } from "./bindings/DocumentInfo";
 import type { DocumentText } from "./bindings/DocumentText";
 import type { IndexProgress } from "./bindings/IndexProgress";
 import type { LibraryStatus } from "./bindings/LibraryStatus";
+import type { ModelsOverview } from "./bindings/ModelsOverview";
 
 export interface StatusResponse {
   library: LibraryStatus;
@@ -28,6 +29,11 @@ export interface Transport {
   status(): Promise<StatusResponse>;
   documents(): Promise<DocumentInfo[]>;
   settings(): Promise<AppSettings>;
+  /** The installed models, the catalog, and the download in progress. */
+  models(): Promise<ModelsOverview>;
+  /** Starts downloading catalog model `id` (from a mirror or a folder when `from` is given). */
+  pullModel(id: string, from?: string): Promise<void>;
+  cancelPull(): Promise<void>;
   /** Starts indexing; progress arrives through `onProgress` until the run ends. */
   /** Indexes `paths`; `confirm` when the user agreed to what the engine asked about (kind "confirm"). */
   index(paths: string[], onProgress: (p: IndexProgress) => void, confirm?: boolean): Promise<void>;
@@ -74,6 +80,15 @@ export class HttpTransport implements Transport {
   }
   async documents(): Promise<DocumentInfo[]> {
     return (await this.call<{ documents: DocumentInfo[] }>("GET", "/api/docs")).documents;
+  }
+  models(): Promise<ModelsOverview> {
+    return this.call("GET", "/api/models");
+  }
+  async pullModel(id: string, from?: string): Promise<void> {
+    await this.call("POST", "/api/models/pull", { id, from: from || null });
+  }
+  async cancelPull(): Promise<void> {
+    await this.call("POST", "/api/models/pull/cancel", {});
   }
   settings(): Promise<AppSettings> {
     return this.call("GET", "/api/settings");
@@ -164,6 +179,15 @@ export class TauriTransport implements Transport {
   }
   settings(): Promise<AppSettings> {
     return this.invoke("settings");
+  }
+  models(): Promise<ModelsOverview> {
+    return this.invoke("models");
+  }
+  async pullModel(id: string, from?: string): Promise<void> {
+    await this.invoke("pull_model", { id, from: from || null });
+  }
+  async cancelPull(): Promise<void> {
+    await this.invoke("cancel_pull");
   }
   progress(): Promise<IndexProgress> {
     return this.invoke("index_progress");
