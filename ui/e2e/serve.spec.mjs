@@ -2,7 +2,7 @@
 // against `quarry serve` on a fresh library built from fixtures. Run by `make test` through
 // `npm run e2e`; screenshots land in test-artifacts/screenshots/.
 import { request } from "node:http";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { launchChromium, modelsOf, startServer } from "./harness.mjs";
@@ -68,7 +68,11 @@ async function main() {
     join(docs, "house-rules.md"),
     "# House rules\n\nQuiet hours are from 10 pm to 6 am on all days.\n\nBicycles must be kept in the cellar, not in the stairwell.\n",
   );
-  const { child, url } = await startServer(bin, join(work, "library"), modelsOf(data));
+  // A models folder of this run (the shared one is read-only): the embedder copied in, so the
+  // Models view can download into it.
+  const models = join(work, "models");
+  cpSync(join(modelsOf(data), "all-MiniLM-L6-v2"), join(models, "all-MiniLM-L6-v2"), { recursive: true });
+  const { child, url } = await startServer(bin, join(work, "library"), models);
   const origin = new URL(url).origin;
   const token = new URL(url).hash.replace("#token=", "");
   const browser = await launchChromium(chromiumPath);
@@ -132,6 +136,11 @@ async function main() {
 
     // Ask: the answer streams in, with citation chips and the quoted passage.
     await page.getByRole("button", { name: "Ask" }).first().click();
+    // No answer model yet: the Ask view says what works now and offers one, with its size.
+    const firstRun = page.getByRole("note");
+    await firstRun.waitFor({ timeout: 30_000 });
+    const offerText = await firstRun.textContent();
+    check(offerText.includes("No answer model is installed") && offerText.includes("469 MB"), "without a generator the Ask view offers one, with its size");
     const streamed = page.evaluate(
       () =>
         new Promise((done) => {
@@ -185,6 +194,19 @@ async function main() {
     const offered = page.locator('[data-catalog="Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF"] button');
     check(await offered.isEnabled(), "the Models view offers a generator to download");
     await page.screenshot({ path: join(shots, "models-light.png") });
+    // A download from a folder (as from a USB stick): progress, then installed and listed.
+    const realModels = process.env.QUARRY_REAL_MODELS ?? join(process.env.HOME, ".cache/quarry/real-models");
+    if (existsSync(join(realModels, "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"))) {
+      await page.getByLabel("From a folder or mirror (optional)").fill(realModels);
+      await offered.click();
+      await page.getByText(/^Installed in /).waitFor({ timeout: 180_000 });
+      const qwen = page.locator('[data-model="qwen2.5-coder-0.5b-instruct-q4_k_m"]');
+      await qwen.waitFor({ timeout: 30_000 });
+      check((await qwen.textContent()).includes("Q4_K_M"), "a model downloaded from a folder is checked, installed and listed");
+      await page.screenshot({ path: join(shots, "models-downloaded.png") });
+    } else {
+      console.log(`# SKIPPED the download check: no ${realModels}/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf`);
+    }
 
     // Settings, then every view in dark mode and in German.
     await page.getByRole("button", { name: "Settings" }).click();

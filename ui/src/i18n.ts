@@ -109,6 +109,10 @@ const en = {
   roleEmbed: "search",
   installedTag: "installed",
   restartHint: "A model you download is used after Quarry starts again.",
+  noAnswerModel: "No answer model is installed: answers quote the passages of your documents that answer the question.",
+  answerModelOffer: (id: string, mb: number, ram: number) =>
+    `For written answers, download ${id} (${mb} MB${ram ? `, needs about ${ram} MB of memory` : ""}).`,
+  getAnswerModel: "Get an answer model",
 };
 
 export type Strings = typeof en;
@@ -216,6 +220,10 @@ const de: Strings = {
   roleEmbed: "Suche",
   installedTag: "installiert",
   restartHint: "Ein heruntergeladenes Modell wird nach dem nächsten Start von Quarry verwendet.",
+  noAnswerModel: "Kein Antwortmodell installiert: Antworten zitieren die Stellen Ihrer Dokumente, die die Frage beantworten.",
+  answerModelOffer: (id: string, mb: number, ram: number) =>
+    `Für ausformulierte Antworten laden Sie ${id} herunter (${mb} MB${ram ? `, braucht etwa ${ram} MB Arbeitsspeicher` : ""}).`,
+  getAnswerModel: "Antwortmodell holen",
 };
 
 const tables: Record<Lang, Strings> = { en, de };

@@ -41,7 +41,7 @@ function mount(root: HTMLElement, lang: Lang, start: ViewName): void {
   const viewer = new SourceViewer(transport, t);
   const openSource = (c: Citation) => void viewer.open(c);
   const views = {
-    ask: new AskView(transport, t, openSource),
+    ask: new AskView(transport, t, openSource, () => show("models")),
     library: new LibraryView(transport, t, showError),
     models: new ModelsView(transport, t, showError),
     settings: new SettingsView(

@@ -13,11 +13,14 @@ export class AskView {
   private readonly evidence: HTMLInputElement;
   private readonly askButton: HTMLButtonElement;
   private running: AbortController | null = null;
+  /** Shown when no answer model is installed: what works now, and how to get one. */
+  private readonly firstRun = h("div", { class: "notice", role: "note", hidden: true });
 
   constructor(
     private readonly transport: Transport,
     private readonly t: Strings,
     private readonly openSource: (c: Citation) => void,
+    private readonly openModels: () => void = () => {},
   ) {
     this.input = h("textarea", {
       id: "question",
@@ -50,7 +53,32 @@ export class AskView {
         form.requestSubmit();
       }
     });
-    this.root.append(h("h1", { id: "ask-title" }, t.navAsk), form, this.output);
+    this.root.append(h("h1", { id: "ask-title" }, t.navAsk), this.firstRun, form, this.output);
+    void this.checkModels();
+  }
+
+  /** Without an answer model, says that answers quote the documents and offers a download
+   * (with its size and the memory it needs). */
+  private async checkModels(): Promise<void> {
+    const t = this.t;
+    try {
+      const settings = await this.transport.settings();
+      if (settings.generator) {
+        this.firstRun.hidden = true;
+        return;
+      }
+      const overview = await this.transport.models().catch(() => null);
+      const offer = overview?.catalog.find((m) => m.role === "generate" && m.downloadable);
+      const button = h("button", { type: "button" }, t.getAnswerModel);
+      button.addEventListener("click", () => this.openModels());
+      const parts: Node[] = [h("p", {}, t.noAnswerModel)];
+      if (offer) parts.push(h("p", { class: "muted" }, t.answerModelOffer(offer.id, offer.size_mb, offer.ram_mb ?? 0)));
+      parts.push(button);
+      this.firstRun.replaceChildren(...parts);
+      this.firstRun.hidden = false;
+    } catch {
+      this.firstRun.hidden = true;
+    }
   }
 
   focus(): void {
