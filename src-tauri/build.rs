@@ -18,6 +18,7 @@ const COMMANDS: &[&str] = &[
     "models",
     "pull_model",
     "cancel_pull",
+    "use_model",
 ];
 
 fn main() {

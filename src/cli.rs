@@ -694,7 +694,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             answering::ask(config, answering::AskArgs { question, options, json }).await?;
         }
         Command::Serve { port, ui_dir } => {
-            let args = serve::ServeArgs { port, ui_dir, models_dir: models_dir.clone() };
+            let args = serve::ServeArgs { port, ui_dir };
             serve::serve(config, args).await?;
         }
         Command::Audit { what: AuditCommand::Export { since, format, out } } => {

@@ -45,7 +45,9 @@ pub struct Engine {
     store: Store,
     chunker: Arc<Chunker>,
     embedder: Option<EmbedderSlot>,
-    generator: answering::GeneratorSlot,
+    /// Swapped whole when the user chooses another generator ([`Engine::use_generator`]); an
+    /// answer already running keeps the slot it started with.
+    generator: std::sync::RwLock<Arc<answering::GeneratorSlot>>,
     runs: index_runs::IndexRuns,
     pulls: model_pulls::ModelPulls,
     answers: answering::RunningAnswers,
@@ -165,6 +167,7 @@ impl EngineBuilder {
             Some(model) => answering::GeneratorSlot::given(model)?,
             None => answering::GeneratorSlot::from_file(config.generator.clone()),
         };
+        let generator = std::sync::RwLock::new(Arc::new(generator));
         Ok(Engine {
             config,
             store,
@@ -207,7 +210,50 @@ impl Engine {
 
     /// Whether this engine has a generator (answers written by a model, not quoted).
     pub fn has_generator(&self) -> bool {
-        self.generator.is_some()
+        self.generator_slot().is_some()
+    }
+
+    /// The generator slot answers start from.
+    fn generator_slot(&self) -> Arc<answering::GeneratorSlot> {
+        match self.generator.read() {
+            Ok(slot) => Arc::clone(&slot),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Answers from now on are written by the model at `path` (loaded on the next answer), or
+    /// quoted when `None`; the choice is saved for this library, so the next start uses it too.
+    pub fn use_generator(&self, path: Option<PathBuf>) -> Result<()> {
+        if let Some(path) = &path
+            && !(path.is_file() || path.join("config.json").is_file())
+        {
+            return Err(Error::user(format!("{}: no such model file or folder", path.display())));
+        }
+        let mut choice = crate::models::ModelChoice::read(&self.config.data_dir);
+        choice.generator = path.as_ref().map(|p| p.to_string_lossy().into_owned());
+        choice.save(&self.config.data_dir)?;
+        let slot = Arc::new(answering::GeneratorSlot::from_file(path));
+        match self.generator.write() {
+            Ok(mut current) => *current = slot,
+            Err(poisoned) => *poisoned.into_inner() = slot,
+        }
+        Ok(())
+    }
+
+    /// The path of the generator answers use now, when it is a file on disk.
+    pub fn generator_path(&self) -> Option<PathBuf> {
+        self.generator_slot().path().map(Path::to_path_buf)
+    }
+
+    /// What the UI's Settings view shows, as the engine runs now.
+    pub fn app_settings(&self) -> crate::api::AppSettings {
+        let mut settings =
+            self.config.app_settings(self.config.models_dir.as_deref().unwrap_or(Path::new("")));
+        settings.embedder = self.embedder.as_ref().map(|e| e.meta().id);
+        settings.generator = self
+            .generator_path()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+        settings
     }
 
     /// The settings this engine runs with.

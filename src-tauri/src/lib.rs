@@ -35,12 +35,11 @@ impl From<quarry::Error> for ShellError {
 
 type CommandResult<T> = Result<T, ShellError>;
 
-/// What the window's commands share: the settings, and the engine with its folder watch,
+/// What the window's commands share: the engine's settings, and the engine with its folder watch,
 /// opened in the background after the window shows so launching stays fast. Indexing runs,
 /// their progress and cancelling answers belong to the engine.
 struct Shell {
     config: EngineConfig,
-    settings: AppSettings,
     library: tokio::sync::OnceCell<(Arc<Engine>, SourceWatch)>,
 }
 
@@ -77,8 +76,19 @@ async fn documents(shell: tauri::State<'_, Shell>) -> CommandResult<Vec<Document
 }
 
 #[tauri::command]
-fn settings(shell: tauri::State<'_, Shell>) -> AppSettings {
-    shell.settings.clone()
+async fn settings(shell: tauri::State<'_, Shell>) -> CommandResult<AppSettings> {
+    Ok(shell.engine().await?.app_settings())
+}
+
+/// Answers from now on come from the generator at `path` (none: quotes), also after a restart.
+#[tauri::command]
+async fn use_model(
+    shell: tauri::State<'_, Shell>,
+    path: Option<PathBuf>,
+) -> CommandResult<AppSettings> {
+    let engine = shell.engine().await?;
+    engine.use_generator(path)?;
+    Ok(engine.app_settings())
 }
 
 #[tauri::command]
@@ -194,7 +204,7 @@ async fn document_bytes(shell: tauri::State<'_, Shell>, path: PathBuf) -> Comman
 /// The library and models folders: `QUARRY_DATA_DIR` / `QUARRY_MODELS_DIR` as for the CLI,
 /// else the platform's data folder.
 #[allow(clippy::disallowed_methods)] // The shell is one of the two places that read the environment.
-fn engine_config() -> Result<(EngineConfig, PathBuf), String> {
+fn engine_config() -> Result<EngineConfig, String> {
     let data_dir = match std::env::var_os("QUARRY_DATA_DIR") {
         Some(dir) => PathBuf::from(dir),
         None => quarry::config::default_data_dir().map_err(|e| e.to_string())?,
@@ -205,17 +215,16 @@ fn engine_config() -> Result<(EngineConfig, PathBuf), String> {
     let mut config = quarry::models::discover(&models_dir).engine_config(data_dir, true);
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the executable: {e}"))?;
     config.extraction.worker_command = Some(quarry::ingest::worker::worker_command(&exe));
-    Ok((config, models_dir))
+    Ok(config)
 }
 
 /// Builds and runs the app; returns the process exit code.
 pub fn run() -> std::process::ExitCode {
-    let (config, models_dir) = match engine_config() {
+    let config = match engine_config() {
         Ok(c) => c,
         Err(err) => return fail(&err),
     };
-    let app_settings = config.app_settings(&models_dir);
-    let shell = Shell { config, settings: app_settings, library: tokio::sync::OnceCell::new() };
+    let shell = Shell { config, library: tokio::sync::OnceCell::new() };
     let result = tauri::Builder::default()
         // One instance at a time: a second launch brings the first window forward.
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
@@ -251,7 +260,8 @@ pub fn run() -> std::process::ExitCode {
             document_bytes,
             models,
             pull_model,
-            cancel_pull
+            cancel_pull,
+            use_model
         ])
         .run(tauri::generate_context!());
     match result {

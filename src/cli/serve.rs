@@ -33,7 +33,6 @@ const CSP: &str = "default-src 'self'; img-src 'self' data: blob:; style-src 'se
 pub(crate) struct ServeArgs {
     pub(crate) port: u16,
     pub(crate) ui_dir: Option<PathBuf>,
-    pub(crate) models_dir: PathBuf,
 }
 
 /// What the handlers share: the engine (which owns indexing runs and the folder watch) and
@@ -43,7 +42,6 @@ struct ServerState {
     token: String,
     hosts: Vec<String>,
     origins: Vec<String>,
-    settings: AppSettings,
 }
 
 type Shared = Arc<ServerState>;
@@ -88,7 +86,6 @@ impl IntoResponse for ApiError {
 /// Runs the server until Ctrl-C.
 pub(crate) async fn serve(config: EngineConfig, args: ServeArgs) -> anyhow::Result<()> {
     let ui_dir = locate_ui(args.ui_dir.as_deref())?;
-    let settings = config.app_settings(&args.models_dir);
     let engine = Arc::new(Engine::open_for_write(config).await?);
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, args.port))
         .await
@@ -101,7 +98,6 @@ pub(crate) async fn serve(config: EngineConfig, args: ServeArgs) -> anyhow::Resu
         token: token.clone(),
         hosts: vec![format!("127.0.0.1:{port}"), format!("localhost:{port}")],
         origins: vec![format!("http://127.0.0.1:{port}"), format!("http://localhost:{port}")],
-        settings,
     });
     let app = router(Arc::clone(&state), &ui_dir);
     println!("Quarry is serving this library at http://127.0.0.1:{port}/#token={token}");
@@ -130,6 +126,7 @@ fn router(state: Shared, ui_dir: &Path) -> Router {
         .route("/api/models", get(models))
         .route("/api/models/pull", post(pull_model))
         .route("/api/models/pull/cancel", post(cancel_pull))
+        .route("/api/models/use", post(use_model))
         .route("/api/search", get(search))
         .route("/api/ask", post(ask))
         .route("/api/document", get(document))
@@ -237,7 +234,7 @@ async fn docs(State(state): State<Shared>) -> Result<Response, ApiError> {
 }
 
 async fn settings(State(state): State<Shared>) -> Json<AppSettings> {
-    Json(state.settings.clone())
+    Json(state.engine.app_settings())
 }
 
 #[derive(Debug, Deserialize)]
@@ -332,6 +329,21 @@ async fn pull_model(
     let from = body.from.filter(|f| !f.trim().is_empty());
     state.engine.start_pull(&body.id, from)?;
     Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "started": true }))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct UseBody {
+    /// The generator's file (or folder); none: answers quote the documents.
+    path: Option<PathBuf>,
+}
+
+/// Answers from now on come from the generator at `path` (saved for the next start too).
+async fn use_model(
+    State(state): State<Shared>,
+    Json(body): Json<UseBody>,
+) -> Result<Response, ApiError> {
+    state.engine.use_generator(body.path)?;
+    Ok(Json(state.engine.app_settings()).into_response())
 }
 
 async fn cancel_pull(State(state): State<Shared>) -> Result<Response, ApiError> {

@@ -92,6 +92,14 @@ impl GeneratorSlot {
     pub(crate) fn is_some(&self) -> bool {
         !matches!(self, Self::None)
     }
+
+    /// The model file, when the generator comes from one.
+    pub(crate) fn path(&self) -> Option<&Path> {
+        match self {
+            Self::FromFile { path, .. } => Some(path),
+            Self::None | Self::Given(_) => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for GeneratorSlot {
@@ -505,7 +513,8 @@ impl Engine {
     /// The engine's generator, loading it from its file (and hashing the file for the audit
     /// log) on first use. `None` when the engine has none.
     async fn generator(&self) -> Result<Option<Arc<LoadedGenerator>>> {
-        let (path, slot) = match &self.generator {
+        let current = self.generator_slot();
+        let (path, slot) = match current.as_ref() {
             GeneratorSlot::None => return Ok(None),
             GeneratorSlot::Given(loaded) => return Ok(Some(Arc::clone(loaded))),
             GeneratorSlot::FromFile { path, loaded } => (path.clone(), loaded),

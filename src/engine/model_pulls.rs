@@ -43,7 +43,7 @@ impl Engine {
         let dir = self.models_dir()?;
         let folder = crate::models::discover(&dir);
         let embedder = self.embedder.as_ref().map(|e| e.meta().id);
-        let generator = self.config.generator.clone();
+        let generator = self.generator_path();
         let installed: Vec<ModelSummary> = folder
             .installed()
             .iter()

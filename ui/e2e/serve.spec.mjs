@@ -204,6 +204,20 @@ async function main() {
       await qwen.waitFor({ timeout: 30_000 });
       check((await qwen.textContent()).includes("Q4_K_M"), "a model downloaded from a folder is checked, installed and listed");
       await page.screenshot({ path: join(shots, "models-downloaded.png") });
+      // Chosen for answers, it writes the next answer (the real 0.5B model, a few seconds).
+      await qwen.locator(".use-model").click();
+      await qwen.getByText("in use").waitFor({ timeout: 30_000 });
+      await page.getByRole("button", { name: "Ask" }).first().click();
+      await page.getByLabel("Your question").fill("What is the notice period for terminating the lease?");
+      await page.locator("#ask-button").click();
+      await page.getByText("written by the local model").waitFor({ timeout: 240_000 });
+      await page.locator(".sources-list li").first().waitFor({ timeout: 240_000 });
+      const written = await page.locator(".answer-area").textContent();
+      check(written.includes("three months") && written.includes("lease.pdf"), "the chosen generator writes the next answer, cited");
+      await page.screenshot({ path: join(shots, "ask-generated.png") });
+      await page.getByRole("button", { name: "Models" }).click();
+      await qwen.locator(".use-model").click();
+      await qwen.getByText("Use for answers").waitFor({ timeout: 30_000 });
     } else {
       console.log(`# SKIPPED the download check: no ${realModels}/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf`);
     }

@@ -108,7 +108,8 @@ const en = {
   roleGenerate: "answers",
   roleEmbed: "search",
   installedTag: "installed",
-  restartHint: "A model you download is used after Quarry starts again.",
+  useForAnswers: "Use for answers",
+  stopUsing: "Stop using (quote the documents)",
   noAnswerModel: "No answer model is installed: answers quote the passages of your documents that answer the question.",
   answerModelOffer: (id: string, mb: number, ram: number) =>
     `For written answers, download ${id} (${mb} MB${ram ? `, needs about ${ram} MB of memory` : ""}).`,
@@ -219,7 +220,8 @@ const de: Strings = {
   roleGenerate: "Antworten",
   roleEmbed: "Suche",
   installedTag: "installiert",
-  restartHint: "Ein heruntergeladenes Modell wird nach dem nächsten Start von Quarry verwendet.",
+  useForAnswers: "Für Antworten verwenden",
+  stopUsing: "Nicht mehr verwenden (Dokumente zitieren)",
   noAnswerModel: "Kein Antwortmodell installiert: Antworten zitieren die Stellen Ihrer Dokumente, die die Frage beantworten.",
   answerModelOffer: (id: string, mb: number, ram: number) =>
     `Für ausformulierte Antworten laden Sie ${id} herunter (${mb} MB${ram ? `, braucht etwa ${ram} MB Arbeitsspeicher` : ""}).`,

@@ -34,6 +34,8 @@ export interface Transport {
   /** Starts downloading catalog model `id` (from a mirror or a folder when `from` is given). */
   pullModel(id: string, from?: string): Promise<void>;
   cancelPull(): Promise<void>;
+  /** Answers from now on come from the generator at `path` (null: quotes only). */
+  useModel(path: string | null): Promise<AppSettings>;
   /** Starts indexing; progress arrives through `onProgress` until the run ends. */
   /** Indexes `paths`; `confirm` when the user agreed to what the engine asked about (kind "confirm"). */
   index(paths: string[], onProgress: (p: IndexProgress) => void, confirm?: boolean): Promise<void>;
@@ -89,6 +91,9 @@ export class HttpTransport implements Transport {
   }
   async cancelPull(): Promise<void> {
     await this.call("POST", "/api/models/pull/cancel", {});
+  }
+  useModel(path: string | null): Promise<AppSettings> {
+    return this.call("POST", "/api/models/use", { path });
   }
   settings(): Promise<AppSettings> {
     return this.call("GET", "/api/settings");
@@ -188,6 +193,9 @@ export class TauriTransport implements Transport {
   }
   async cancelPull(): Promise<void> {
     await this.invoke("cancel_pull");
+  }
+  useModel(path: string | null): Promise<AppSettings> {
+    return this.invoke("use_model", { path });
   }
   progress(): Promise<IndexProgress> {
     return this.invoke("index_progress");

@@ -83,6 +83,7 @@ export class AskView {
 
   focus(): void {
     this.input.focus();
+    void this.checkModels();
   }
 
   private async ask(question: string): Promise<void> {

@@ -39,7 +39,6 @@ export class ModelsView {
         h("p", { class: "muted" }, t.downloadFromHint),
       ),
       this.catalog,
-      h("p", { class: "muted" }, t.restartHint),
     );
   }
 
@@ -76,6 +75,7 @@ export class ModelsView {
               ` · ${m.role === "generate" ? t.roleGenerate : t.roleEmbed} · ${m.family} ${m.quantization} · ${megabytes(m.bytes)}`,
               m.in_use ? h("span", { class: "tag" }, t.inUse) : null,
               m.problem ? h("p", { class: "error" }, m.problem) : null,
+              m.role === "generate" && !m.problem ? this.useButton(m.path, m.in_use) : null,
             ),
           ),
         ),
@@ -84,6 +84,19 @@ export class ModelsView {
     this.renderProgress(o.pull);
     const busy = o.pull.running;
     this.catalog.replaceChildren(...o.catalog.map((m) => this.catalogItem(m, busy)));
+  }
+
+  /** Makes the generator at `path` the one that writes answers, or stops using it. */
+  private useButton(path: string, inUse: boolean): HTMLElement {
+    const t = this.t;
+    const button = h("button", { type: "button", class: "use-model" }, inUse ? t.stopUsing : t.useForAnswers);
+    button.addEventListener("click", () => {
+      void this.transport
+        .useModel(inUse ? null : path)
+        .then(() => this.refresh())
+        .catch(this.onError);
+    });
+    return h("div", {}, button);
   }
 
   private catalogItem(m: CatalogModel, busy: boolean): HTMLElement {
