@@ -419,6 +419,25 @@ mod tests {
             ("query: ", "passage: ")
         );
         assert_eq!(catalog_entry(DEFAULT_EMBEDDER).unwrap().role, "embed");
+        // Every download names https sources and a checked-or-recorded hash, and every
+        // generator is of an architecture Quarry runs.
+        for entry in &catalog {
+            for file in &entry.download {
+                assert!(!file.sources.is_empty(), "{}: {} has no source", entry.id, file.path);
+                assert!(file.sources.iter().all(|s| s.starts_with("https://")), "{}", entry.id);
+                assert!(
+                    file.sha256.as_ref().is_none_or(|h| h.len() == 64)
+                        && !file.sha256_from.is_empty(),
+                    "{}: {}",
+                    entry.id,
+                    file.path
+                );
+            }
+            if entry.role == "generate" {
+                let runs = crate::generate::candle_gguf::SUPPORTED_ARCHITECTURES;
+                assert!(runs.contains(&entry.family.as_str()), "{}: {}", entry.id, entry.family);
+            }
+        }
     }
 
     #[test]
