@@ -19,6 +19,8 @@ const COMMANDS: &[&str] = &[
     "pull_model",
     "cancel_pull",
     "use_model",
+    "choose_embedder",
+    "remove_model",
 ];
 
 fn main() {

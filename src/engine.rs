@@ -231,6 +231,7 @@ impl Engine {
         }
         let mut choice = crate::models::ModelChoice::read(&self.config.data_dir);
         choice.generator = path.as_ref().map(|p| p.to_string_lossy().into_owned());
+        choice.quotes_only = path.is_none();
         choice.save(&self.config.data_dir)?;
         let slot = Arc::new(answering::GeneratorSlot::from_file(path));
         match self.generator.write() {

@@ -353,6 +353,7 @@ impl ModelFolder {
             embedder.as_ref().map(|e| e.dir.join("tokenizer.json")).filter(|p| p.is_file());
         let generator = match (with_generator, &choice.generator) {
             (false, _) => None,
+            _ if choice.quotes_only => None,
             (true, Some(name)) => self.find_generator(name).or_else(|| self.default_generator()),
             (true, None) => self.default_generator(),
         };
@@ -380,6 +381,9 @@ pub struct ModelChoice {
     /// The embedder's catalog id (used by a new library; an existing one keeps its own).
     #[serde(default)]
     pub embedder: Option<String>,
+    /// The user chose to have answers quoted, without a generator (even when one is installed).
+    #[serde(default)]
+    pub quotes_only: bool,
 }
 
 impl ModelChoice {
@@ -493,7 +497,11 @@ mod tests {
             Some(MULTILINGUAL_EMBEDDER)
         );
         // Chosen.
-        let choice = ModelChoice { embedder: Some(DEFAULT_EMBEDDER.into()), generator: None };
+        let choice = ModelChoice {
+            embedder: Some(DEFAULT_EMBEDDER.into()),
+            generator: None,
+            quotes_only: false,
+        };
         choice.save(&data).unwrap();
         assert_eq!(
             id(folder.engine_config(data.clone(), false)).as_deref(),

@@ -469,6 +469,17 @@ async fn models_are_listed_and_downloaded_in_the_background() {
     assert!(after.catalog.iter().any(|m| m.id == minilm && m.installed));
     let unknown = engine.start_pull("nobody/nothing", None).unwrap_err();
     assert!(unknown.to_string().contains("not in the catalog"));
+
+    // Chosen for new libraries (this one has no embedder), then removed; nothing outside the
+    // models folder can be removed.
+    assert!(!engine.choose_embedder(minilm).unwrap());
+    let choice = quarry::models::ModelChoice::read(lib.path());
+    assert_eq!(choice.embedder.as_deref(), Some(minilm));
+    let installed = after.installed.iter().find(|m| m.id == minilm).unwrap().path.clone();
+    engine.remove_model(Path::new(&installed)).unwrap();
+    assert!(engine.models_overview().unwrap().installed.is_empty());
+    let outside = engine.remove_model(lib.path()).unwrap_err();
+    assert!(outside.to_string().contains("not a model in"), "{outside}");
 }
 
 /// The engine's futures can be awaited from any runtime task, so the edges call it directly:

@@ -194,6 +194,18 @@ async fn cancel_pull(shell: tauri::State<'_, Shell>) -> CommandResult<bool> {
     Ok(shell.engine().await?.cancel_pull())
 }
 
+/// New libraries use the catalog embedder `id`; whether this library already does.
+#[tauri::command]
+async fn choose_embedder(shell: tauri::State<'_, Shell>, id: String) -> CommandResult<bool> {
+    Ok(shell.engine().await?.choose_embedder(&id)?)
+}
+
+/// Deletes an installed model that is not in use.
+#[tauri::command]
+async fn remove_model(shell: tauri::State<'_, Shell>, path: PathBuf) -> CommandResult<PathBuf> {
+    Ok(shell.engine().await?.remove_model(&path)?)
+}
+
 /// The bytes of a library document (never any other file), for the PDF viewer.
 #[tauri::command]
 async fn document_bytes(shell: tauri::State<'_, Shell>, path: PathBuf) -> CommandResult<Response> {
@@ -261,7 +273,9 @@ pub fn run() -> std::process::ExitCode {
             models,
             pull_model,
             cancel_pull,
-            use_model
+            use_model,
+            choose_embedder,
+            remove_model
         ])
         .run(tauri::generate_context!());
     match result {

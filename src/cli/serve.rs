@@ -127,6 +127,8 @@ fn router(state: Shared, ui_dir: &Path) -> Router {
         .route("/api/models/pull", post(pull_model))
         .route("/api/models/pull/cancel", post(cancel_pull))
         .route("/api/models/use", post(use_model))
+        .route("/api/models/embedder", post(choose_embedder))
+        .route("/api/models/remove", post(remove_model))
         .route("/api/search", get(search))
         .route("/api/ask", post(ask))
         .route("/api/document", get(document))
@@ -344,6 +346,34 @@ async fn use_model(
 ) -> Result<Response, ApiError> {
     state.engine.use_generator(body.path)?;
     Ok(Json(state.engine.app_settings()).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct IdBody {
+    id: String,
+}
+
+/// New libraries use this embedder; says whether this library already does.
+async fn choose_embedder(
+    State(state): State<Shared>,
+    Json(body): Json<IdBody>,
+) -> Result<Response, ApiError> {
+    let in_use = state.engine.choose_embedder(&body.id)?;
+    Ok(Json(serde_json::json!({ "in_use": in_use })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct ModelPathBody {
+    path: PathBuf,
+}
+
+/// Deletes an installed model that is not in use.
+async fn remove_model(
+    State(state): State<Shared>,
+    Json(body): Json<ModelPathBody>,
+) -> Result<Response, ApiError> {
+    let removed = state.engine.remove_model(&body.path)?;
+    Ok(Json(serde_json::json!({ "removed": removed })).into_response())
 }
 
 async fn cancel_pull(State(state): State<Shared>) -> Result<Response, ApiError> {

@@ -139,6 +139,54 @@ impl Engine {
         Ok(())
     }
 
+    /// New libraries in this data folder use the catalog embedder `id` (this library keeps the
+    /// one it was built with; another would need a re-index). Returns whether this library
+    /// already uses it.
+    pub fn choose_embedder(&self, id: &str) -> Result<bool> {
+        let dir = self.models_dir()?;
+        if crate::models::discover(&dir).embedder(id).is_none() {
+            return Err(Error::user(format!("{id}: not installed in {}", dir.display())));
+        }
+        let mut choice = crate::models::ModelChoice::read(&self.config.data_dir);
+        choice.embedder = Some(id.to_owned());
+        choice.save(&self.config.data_dir)?;
+        Ok(self.embedder.as_ref().is_some_and(|e| e.meta().id == id))
+    }
+
+    /// Deletes the installed model at `path` (a file or folder inside the models folder, not
+    /// the one answers or search use now); returns what was removed.
+    pub fn remove_model(&self, path: &std::path::Path) -> Result<PathBuf> {
+        let dir = std::fs::canonicalize(self.models_dir()?)
+            .map_err(|e| Error::user(format!("the models folder cannot be read: {e}")))?;
+        let target = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
+        if !target.starts_with(&dir) || target == dir {
+            return Err(Error::user(format!(
+                "{}: not a model in {}",
+                path.display(),
+                dir.display()
+            )));
+        }
+        let generator = self.generator_path().and_then(|p| std::fs::canonicalize(p).ok());
+        let embedder =
+            self.config.embedder.as_ref().and_then(|e| std::fs::canonicalize(&e.dir).ok());
+        if generator.as_ref() == Some(&target) || embedder.as_ref() == Some(&target) {
+            return Err(Error::user(format!(
+                "{}: in use by this library; choose another model first",
+                path.display()
+            )));
+        }
+        if target.is_dir() {
+            std::fs::remove_dir_all(&target).map_err(|e| Error::io(&target, e))?;
+        } else {
+            std::fs::remove_file(&target).map_err(|e| Error::io(&target, e))?;
+            // A model's own folder (as `pull` makes them) goes with its last file.
+            if let Some(parent) = target.parent().filter(|p| *p != dir) {
+                let _ = std::fs::remove_dir(parent);
+            }
+        }
+        Ok(target)
+    }
+
     /// Stops the download going (its partial files stay for the next pull); `false` when none.
     pub fn cancel_pull(&self) -> bool {
         match self.pulls.running.lock() {

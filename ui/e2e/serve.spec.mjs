@@ -218,6 +218,11 @@ async function main() {
       await page.getByRole("button", { name: "Models" }).click();
       await qwen.locator(".use-model").click();
       await qwen.getByText("Use for answers").waitFor({ timeout: 30_000 });
+      // Removed (after a confirmation) once it is no longer in use.
+      page.once("dialog", (dialog) => void dialog.accept());
+      await qwen.locator(".remove-model").click();
+      await qwen.waitFor({ state: "detached", timeout: 30_000 });
+      check(await page.locator('[data-model="qwen2.5-coder-0.5b-instruct-q4_k_m"]').count() === 0, "a model no longer in use can be removed");
     } else {
       console.log(`# SKIPPED the download check: no ${realModels}/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf`);
     }

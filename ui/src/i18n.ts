@@ -110,6 +110,11 @@ const en = {
   installedTag: "installed",
   useForAnswers: "Use for answers",
   stopUsing: "Stop using (quote the documents)",
+  useForNewLibraries: "Use for new libraries",
+  embedderChosen: (id: string) => `New libraries will use ${id}; this library keeps its embedder (a new one would need a re-index).`,
+  embedderInUse: (id: string) => `This library uses ${id}.`,
+  removeModel: "Remove",
+  removeModelConfirm: (id: string) => `Delete ${id} from the models folder?`,
   noAnswerModel: "No answer model is installed: answers quote the passages of your documents that answer the question.",
   answerModelOffer: (id: string, mb: number, ram: number) =>
     `For written answers, download ${id} (${mb} MB${ram ? `, needs about ${ram} MB of memory` : ""}).`,
@@ -222,6 +227,11 @@ const de: Strings = {
   installedTag: "installiert",
   useForAnswers: "Für Antworten verwenden",
   stopUsing: "Nicht mehr verwenden (Dokumente zitieren)",
+  useForNewLibraries: "Für neue Bibliotheken verwenden",
+  embedderChosen: (id: string) => `Neue Bibliotheken verwenden ${id}; diese Bibliothek behält ihr Einbettungsmodell (ein neues bräuchte eine Neuindizierung).`,
+  embedderInUse: (id: string) => `Diese Bibliothek verwendet ${id}.`,
+  removeModel: "Entfernen",
+  removeModelConfirm: (id: string) => `${id} aus dem Modellordner löschen?`,
   noAnswerModel: "Kein Antwortmodell installiert: Antworten zitieren die Stellen Ihrer Dokumente, die die Frage beantworten.",
   answerModelOffer: (id: string, mb: number, ram: number) =>
     `Für ausformulierte Antworten laden Sie ${id} herunter (${mb} MB${ram ? `, braucht etwa ${ram} MB Arbeitsspeicher` : ""}).`,

@@ -36,6 +36,10 @@ export interface Transport {
   cancelPull(): Promise<void>;
   /** Answers from now on come from the generator at `path` (null: quotes only). */
   useModel(path: string | null): Promise<AppSettings>;
+  /** New libraries use the embedder `id`; resolves whether this library already does. */
+  chooseEmbedder(id: string): Promise<boolean>;
+  /** Deletes the installed model at `path` (not one in use). */
+  removeModel(path: string): Promise<void>;
   /** Starts indexing; progress arrives through `onProgress` until the run ends. */
   /** Indexes `paths`; `confirm` when the user agreed to what the engine asked about (kind "confirm"). */
   index(paths: string[], onProgress: (p: IndexProgress) => void, confirm?: boolean): Promise<void>;
@@ -94,6 +98,13 @@ export class HttpTransport implements Transport {
   }
   useModel(path: string | null): Promise<AppSettings> {
     return this.call("POST", "/api/models/use", { path });
+  }
+  async chooseEmbedder(id: string): Promise<boolean> {
+    const r = await this.call<{ in_use: boolean }>("POST", "/api/models/embedder", { id });
+    return r.in_use;
+  }
+  async removeModel(path: string): Promise<void> {
+    await this.call("POST", "/api/models/remove", { path });
   }
   settings(): Promise<AppSettings> {
     return this.call("GET", "/api/settings");
@@ -196,6 +207,12 @@ export class TauriTransport implements Transport {
   }
   useModel(path: string | null): Promise<AppSettings> {
     return this.invoke("use_model", { path });
+  }
+  chooseEmbedder(id: string): Promise<boolean> {
+    return this.invoke("choose_embedder", { id });
+  }
+  async removeModel(path: string): Promise<void> {
+    await this.invoke("remove_model", { path });
   }
   progress(): Promise<IndexProgress> {
     return this.invoke("index_progress");

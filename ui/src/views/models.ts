@@ -75,7 +75,13 @@ export class ModelsView {
               ` · ${m.role === "generate" ? t.roleGenerate : t.roleEmbed} · ${m.family} ${m.quantization} · ${megabytes(m.bytes)}`,
               m.in_use ? h("span", { class: "tag" }, t.inUse) : null,
               m.problem ? h("p", { class: "error" }, m.problem) : null,
-              m.role === "generate" && !m.problem ? this.useButton(m.path, m.in_use) : null,
+              h(
+                "div",
+                { class: "model-actions" },
+                m.role === "generate" && !m.problem ? this.useButton(m.path, m.in_use) : null,
+                m.role === "embed" && !m.problem ? this.embedderButton(m.id) : null,
+                m.in_use ? null : this.removeButton(m.id, m.path),
+              ),
             ),
           ),
         ),
@@ -96,7 +102,35 @@ export class ModelsView {
         .then(() => this.refresh())
         .catch(this.onError);
     });
-    return h("div", {}, button);
+    return button;
+  }
+
+  /** New libraries use this embedder (the current library keeps its own). */
+  private embedderButton(id: string): HTMLElement {
+    const t = this.t;
+    const button = h("button", { type: "button", class: "choose-embedder" }, t.useForNewLibraries);
+    button.addEventListener("click", () => {
+      void this.transport
+        .chooseEmbedder(id)
+        .then((inUse) => {
+          this.progress.replaceChildren(h("p", {}, inUse ? t.embedderInUse(id) : t.embedderChosen(id)));
+        })
+        .catch(this.onError);
+    });
+    return button;
+  }
+
+  private removeButton(id: string, path: string): HTMLElement {
+    const t = this.t;
+    const button = h("button", { type: "button", class: "remove-model" }, t.removeModel);
+    button.addEventListener("click", () => {
+      if (!window.confirm(t.removeModelConfirm(id))) return;
+      void this.transport
+        .removeModel(path)
+        .then(() => this.refresh())
+        .catch(this.onError);
+    });
+    return button;
   }
 
   private catalogItem(m: CatalogModel, busy: boolean): HTMLElement {
