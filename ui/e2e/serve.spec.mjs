@@ -1,8 +1,8 @@
 // Quarry's web UI as a person uses it: Playwright (playwright-core) drives Debian's Chromium
 // against `quarry serve` on a fresh library built from fixtures. Run by `make test` through
 // `npm run e2e`; screenshots land in test-artifacts/screenshots/.
-import { request } from "node:http";
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { createServer, request } from "node:http";
+import { cpSync, createReadStream, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { launchChromium, modelsOf, startServer } from "./harness.mjs";
@@ -12,6 +12,29 @@ const bin = process.env.QUARRY_BIN ?? join(process.env.HOME, ".cache/quarry/targ
 const data = process.env.QUARRY_TEST_DATA ?? resolve(repo, "../shared/data");
 const shots = join(repo, "test-artifacts/screenshots");
 const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+
+/** A stand-in for huggingface.co on 127.0.0.1: serves the files of `dir` under the Hugging
+ * Face layout (`/<org>/<repo>/resolve/main/<file>`), with range requests, and counts requests. */
+async function standIn(dir) {
+  const requests = [];
+  const server = createServer((req, res) => {
+    requests.push(req.url);
+    const file = join(dir, decodeURIComponent(req.url.split("/resolve/main/")[1] ?? ""));
+    if (!req.url.includes("/resolve/main/") || !existsSync(file)) {
+      res.writeHead(404).end();
+      return;
+    }
+    const size = statSync(file).size;
+    const start = Number((/bytes=(\d+)-/.exec(req.headers.range ?? "") ?? [])[1] ?? 0);
+    res.writeHead(start > 0 ? 206 : 200, {
+      "Content-Length": size - start,
+      ...(start > 0 ? { "Content-Range": `bytes ${start}-${size - 1}/${size}` } : {}),
+    });
+    createReadStream(file, { start }).pipe(res);
+  });
+  await new Promise((done) => server.listen(0, "127.0.0.1", done));
+  return { url: `http://127.0.0.1:${server.address().port}`, requests, close: () => server.close() };
+}
 
 function fail(message) {
   console.error(`e2e FAILED: ${message}`);
@@ -194,15 +217,20 @@ async function main() {
     const offered = page.locator('[data-catalog="Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF"] button');
     check(await offered.isEnabled(), "the Models view offers a generator to download");
     await page.screenshot({ path: join(shots, "models-light.png") });
-    // A download from a folder (as from a USB stick): progress, then installed and listed.
+    // A download from a local stand-in for huggingface.co: progress, then checked, installed and
+    // listed.
     const realModels = process.env.QUARRY_REAL_MODELS ?? join(process.env.HOME, ".cache/quarry/real-models");
     if (existsSync(join(realModels, "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"))) {
-      await page.getByLabel("From a folder or mirror (optional)").fill(realModels);
+      const mirror = await standIn(realModels);
+      await page.getByLabel("From a folder or mirror (optional)").fill(mirror.url);
       await offered.click();
+      await page.locator(".download progress").waitFor({ timeout: 60_000 });
       await page.getByText(/^Installed in /).waitFor({ timeout: 180_000 });
+      mirror.close();
+      check(mirror.requests.some((u) => u.endsWith("/resolve/main/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")), "the download came from the stand-in server, with progress");
       const qwen = page.locator('[data-model="qwen2.5-coder-0.5b-instruct-q4_k_m"]');
       await qwen.waitFor({ timeout: 30_000 });
-      check((await qwen.textContent()).includes("Q4_K_M"), "a model downloaded from a folder is checked, installed and listed");
+      check((await qwen.textContent()).includes("Q4_K_M"), "the downloaded model is checked, installed and listed");
       await page.screenshot({ path: join(shots, "models-downloaded.png") });
       // Chosen for answers, it writes the next answer (the real 0.5B model, a few seconds).
       await qwen.locator(".use-model").click();
