@@ -21,6 +21,7 @@ const COMMANDS: &[&str] = &[
     "use_model",
     "choose_embedder",
     "remove_model",
+    "search",
 ];
 
 fn main() {

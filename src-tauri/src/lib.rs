@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use quarry::api::{
     Answer, AppSettings, AskOptions, DocumentInfo, DocumentText, IndexProgress, LibraryStatus,
-    ModelsOverview,
+    ModelsOverview, SearchHit, SearchMode,
 };
 use quarry::{Engine, EngineConfig, SourceWatch};
 use serde::Serialize;
@@ -194,6 +194,19 @@ async fn cancel_pull(shell: tauri::State<'_, Shell>) -> CommandResult<bool> {
     Ok(shell.engine().await?.cancel_pull())
 }
 
+/// Hybrid search (or `mode`) over the library, best hit first.
+#[tauri::command]
+async fn search(
+    shell: tauri::State<'_, Shell>,
+    query: String,
+    mode: Option<SearchMode>,
+    k: Option<usize>,
+) -> CommandResult<Vec<SearchHit>> {
+    let engine = shell.engine().await?;
+    let mode = mode.unwrap_or_else(|| engine.default_search_mode());
+    Ok(engine.search(&query, mode, k.unwrap_or(20).clamp(1, 200)).await?)
+}
+
 /// New libraries use the catalog embedder `id`; whether this library already does.
 #[tauri::command]
 async fn choose_embedder(shell: tauri::State<'_, Shell>, id: String) -> CommandResult<bool> {
@@ -275,7 +288,8 @@ pub fn run() -> std::process::ExitCode {
             cancel_pull,
             use_model,
             choose_embedder,
-            remove_model
+            remove_model,
+            search
         ])
         .run(tauri::generate_context!());
     match result {

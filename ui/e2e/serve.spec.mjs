@@ -209,6 +209,23 @@ async function main() {
     await page.getByTestId("refusal").waitFor({ timeout: 60_000 });
     check((await page.getByTestId("refusal").textContent()).includes("Not found in your documents"), "an unanswerable question shows the refusal");
 
+    // Search: hybrid hits with document and page, filtered by type, opened at the passage.
+    await page.getByRole("button", { name: "Search" }).first().click();
+    await page.getByLabel("Words or a description of what you look for").fill("where do bicycles go");
+    await page.locator(".search-form button[type=submit]").click();
+    const firstHit = page.locator(".search-results li[data-hit]").first();
+    await firstHit.waitFor({ timeout: 60_000 });
+    check((await firstHit.textContent()).includes("house-rules.md"), "search finds the house rules first");
+    await page.locator("#search-kind").selectOption("pdf");
+    const pdfHits = await page.locator(".search-results li[data-hit]").allTextContents();
+    check(pdfHits.length > 0 && pdfHits.every((t) => t.includes(".pdf")), "the file-type filter keeps PDFs only");
+    await page.locator("#search-kind").selectOption("");
+    await page.locator(".search-results li[data-hit] button.link").first().click();
+    const found = page.locator("mark.quote");
+    await found.waitFor({ timeout: 30_000 });
+    check((await found.textContent()).includes("Bicycles"), "a hit opens in the viewer at its passage");
+    await page.screenshot({ path: join(shots, "search-light.png") });
+
     // Models: the installed embedder is listed as in use, the catalog offers downloads.
     await page.getByRole("button", { name: "Models" }).click();
     const minilm = page.locator('[data-model="sentence-transformers/all-MiniLM-L6-v2"]');
@@ -260,7 +277,7 @@ async function main() {
     await page.getByText("all-MiniLM-L6-v2").waitFor();
     await page.screenshot({ path: join(shots, "settings-light.png") });
     await page.locator("#theme").selectOption("dark");
-    for (const view of ["Ask", "Library", "Models", "Settings"]) {
+    for (const view of ["Ask", "Search", "Library", "Models", "Settings"]) {
       await page.getByRole("button", { name: view }).first().click();
       await page.waitForTimeout(300);
       await page.screenshot({ path: join(shots, `${view.toLowerCase()}-dark.png`) });

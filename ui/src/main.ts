@@ -1,4 +1,4 @@
-// Entry point of the Quarry UI: the app frame (navigation, language, theme), the four views and
+// Entry point of the Quarry UI: the app frame (navigation, language, theme), the five views and
 // the source viewer, all talking to the engine through one transport.
 import "./style.css";
 import type { Citation } from "./bindings/Citation";
@@ -8,10 +8,11 @@ import { connect } from "./transport";
 import { AskView } from "./views/ask";
 import { LibraryView } from "./views/library";
 import { ModelsView } from "./views/models";
+import { SearchView } from "./views/search";
 import { SettingsView, type Theme } from "./views/settings";
 import { SourceViewer } from "./views/viewer";
 
-type ViewName = "ask" | "library" | "models" | "settings";
+type ViewName = "ask" | "search" | "library" | "models" | "settings";
 
 const transport = connect();
 
@@ -42,6 +43,7 @@ function mount(root: HTMLElement, lang: Lang, start: ViewName): void {
   const openSource = (c: Citation) => void viewer.open(c);
   const views = {
     ask: new AskView(transport, t, openSource, () => show("models")),
+    search: new SearchView(transport, t, openSource, showError),
     library: new LibraryView(transport, t, showError),
     models: new ModelsView(transport, t, showError),
     settings: new SettingsView(
@@ -69,10 +71,12 @@ function mount(root: HTMLElement, lang: Lang, start: ViewName): void {
     if (name === "models") void views.models.refresh();
     if (name === "settings") void views.settings.refresh().catch(showError);
     if (name === "ask") views.ask.focus();
+    if (name === "search") views.search.focus();
   };
   const nav = h("nav", { "aria-label": t.appName });
   for (const [name, label] of [
     ["ask", t.navAsk],
+    ["search", t.navSearch],
     ["library", t.navLibrary],
     ["models", t.navModels],
     ["settings", t.navSettings],

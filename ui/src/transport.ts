@@ -7,6 +7,7 @@ import type { DocumentText } from "./bindings/DocumentText";
 import type { IndexProgress } from "./bindings/IndexProgress";
 import type { LibraryStatus } from "./bindings/LibraryStatus";
 import type { ModelsOverview } from "./bindings/ModelsOverview";
+import type { SearchHit } from "./bindings/SearchHit";
 
 export interface StatusResponse {
   library: LibraryStatus;
@@ -40,6 +41,8 @@ export interface Transport {
   chooseEmbedder(id: string): Promise<boolean>;
   /** Deletes the installed model at `path` (not one in use). */
   removeModel(path: string): Promise<void>;
+  /** Searches the library (hybrid when it has vectors), best hit first. */
+  search(query: string, k?: number): Promise<SearchHit[]>;
   /** Starts indexing; progress arrives through `onProgress` until the run ends. */
   /** Indexes `paths`; `confirm` when the user agreed to what the engine asked about (kind "confirm"). */
   index(paths: string[], onProgress: (p: IndexProgress) => void, confirm?: boolean): Promise<void>;
@@ -105,6 +108,11 @@ export class HttpTransport implements Transport {
   }
   async removeModel(path: string): Promise<void> {
     await this.call("POST", "/api/models/remove", { path });
+  }
+  async search(query: string, k = 20): Promise<SearchHit[]> {
+    const params = new URLSearchParams({ q: query, k: String(k) });
+    const r = await this.call<{ hits: SearchHit[] }>("GET", `/api/search?${params}`);
+    return r.hits;
   }
   settings(): Promise<AppSettings> {
     return this.call("GET", "/api/settings");
@@ -213,6 +221,9 @@ export class TauriTransport implements Transport {
   }
   async removeModel(path: string): Promise<void> {
     await this.invoke("remove_model", { path });
+  }
+  search(query: string, k = 20): Promise<SearchHit[]> {
+    return this.invoke("search", { query, k });
   }
   progress(): Promise<IndexProgress> {
     return this.invoke("index_progress");
