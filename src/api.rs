@@ -677,3 +677,20 @@ pub struct ModelsOverview {
     /// The download in progress, or the last one.
     pub pull: PullProgress,
 }
+
+/// Where an answer is while it is being made, for the UI's status line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(tag = "stage", rename_all = "snake_case")]
+pub enum AnswerStage {
+    /// Searching the library.
+    Searching,
+    /// Reading the passages found (how many).
+    Reading {
+        /// Passages selected for the answer.
+        passages: u32,
+    },
+    /// The model is writing.
+    Writing,
+    /// The model's text is being checked against the passages.
+    Checking,
+}

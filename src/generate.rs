@@ -151,10 +151,15 @@ pub struct GeneratorInfo {
     pub tokenizer_source: String,
 }
 
-/// Receives generated text as soon as it is complete (never half a UTF-8 character).
+/// Receives generated text as soon as it is complete (never half a UTF-8 character), and, from
+/// the answer pipeline, where the answer is.
 pub trait TokenSink: Send {
     /// Called with each new piece of text, in order.
     fn text(&mut self, piece: &str);
+
+    /// Called as an answer moves on (searching, reading, writing, checking); ignored unless a
+    /// sink shows it.
+    fn stage(&mut self, _stage: crate::api::AnswerStage) {}
 }
 
 impl<F: FnMut(&str) + Send> TokenSink for F {

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use quarry::api::{
-    Answer, AppSettings, AskOptions, DocumentInfo, DocumentText, IndexProgress, LibraryStatus,
-    ModelsOverview, SearchHit, SearchMode,
+    Answer, AnswerStage, AppSettings, AskOptions, DocumentInfo, DocumentText, IndexProgress,
+    LibraryStatus, ModelsOverview, SearchHit, SearchMode,
 };
 use quarry::{Engine, EngineConfig, SourceWatch};
 use serde::Serialize;
@@ -147,14 +147,29 @@ async fn ask(
     evidence: bool,
     request: String,
     on_text: Channel<String>,
+    on_stage: Channel<AnswerStage>,
 ) -> CommandResult<Answer> {
     let engine = shell.engine().await?;
     let ticket = engine.answer_ticket(&request)?;
     let options = AskOptions { evidence, ..AskOptions::default() };
-    let mut sink = move |piece: &str| {
-        let _ = on_text.send(piece.to_owned());
-    };
+    let mut sink = ChannelSink { text: on_text, stage: on_stage };
     Ok(engine.ask(&question, &options, &mut sink, ticket.token()).await?)
+}
+
+/// Answer text and stages over the window's IPC channels.
+struct ChannelSink {
+    text: Channel<String>,
+    stage: Channel<AnswerStage>,
+}
+
+impl quarry::generate::TokenSink for ChannelSink {
+    fn text(&mut self, piece: &str) {
+        let _ = self.text.send(piece.to_owned());
+    }
+
+    fn stage(&mut self, stage: AnswerStage) {
+        let _ = self.stage.send(stage);
+    }
 }
 
 /// Stops the answer `request` (the Stop button).

@@ -408,6 +408,31 @@ struct AskBody {
     k: Option<usize>,
 }
 
+/// Sends answer text as `token` events and stages as `stage` events; a client that went away
+/// cancels the answer.
+struct SseSink {
+    tx: mpsc::UnboundedSender<AskMsg>,
+    cancel: CancelToken,
+}
+
+impl SseSink {
+    fn send(&self, event: Result<Event, axum::Error>) {
+        if event.map(|e| self.tx.send(AskMsg::Event(e))).is_err() || self.tx.is_closed() {
+            self.cancel.cancel();
+        }
+    }
+}
+
+impl quarry::generate::TokenSink for SseSink {
+    fn text(&mut self, piece: &str) {
+        self.send(Event::default().event("token").json_data(serde_json::json!({ "text": piece })));
+    }
+
+    fn stage(&mut self, stage: quarry::api::AnswerStage) {
+        self.send(Event::default().event("stage").json_data(stage));
+    }
+}
+
 /// What the answering task sends the response: stream events, or (before any) a refusal.
 enum AskMsg {
     Event(Event),
@@ -427,15 +452,7 @@ async fn ask(State(state): State<Shared>, Json(body): Json<AskBody>) -> Response
             evidence: body.evidence,
             ..AskOptions::default()
         };
-        let token_tx = tx.clone();
-        let token_cancel = cancel.clone();
-        let mut sink = move |piece: &str| {
-            let event =
-                Event::default().event("token").json_data(serde_json::json!({ "text": piece }));
-            if event.map(|e| token_tx.send(AskMsg::Event(e))).is_err() || token_tx.is_closed() {
-                token_cancel.cancel();
-            }
-        };
+        let mut sink = SseSink { tx: tx.clone(), cancel: cancel.clone() };
         let result = engine.ask(&body.question, &options, &mut sink, &cancel).await;
         let msg = match result {
             Ok(answer) => Event::default().event("answer").json_data(&answer).map(AskMsg::Event),

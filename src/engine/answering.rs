@@ -22,8 +22,8 @@ use crate::answer::passages::{approximate_tokens, select_passages};
 use crate::answer::verify::verify;
 use crate::answer::{citation, evidence_answer, evidence_text, prompt};
 use crate::api::{
-    AbstainCause, Answer, AnswerMode, AnswerTimings, AskOptions, EarlyStop, FallbackCause,
-    GateDecision, Passage, SearchMode,
+    AbstainCause, Answer, AnswerMode, AnswerStage, AnswerTimings, AskOptions, EarlyStop,
+    FallbackCause, GateDecision, Passage, SearchMode,
 };
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
@@ -297,12 +297,14 @@ impl Engine {
             return Err(Error::user("the question is empty"));
         }
         let _slot = self.answers.1.take(self.config.answer.max_concurrent_answers)?;
+        sink.stage(AnswerStage::Searching);
         let generator = if options.evidence { None } else { self.generator().await? };
         let mut count = |text: &str| match &generator {
             Some(g) => g.count_tokens(text),
             None => approximate_tokens(text),
         };
         let evidence = self.evidence(question, options.k, &mut count).await?;
+        sink.stage(AnswerStage::Reading { passages: evidence.passages.len() as u32 });
         let mut answer = Answer {
             question: question.to_owned(),
             answer: String::new(),
@@ -423,6 +425,7 @@ impl Engine {
             };
             Ok::<_, Error>(model.generate(&messages, &params, &mut forward, &stop_task)?)
         });
+        sink.stage(AnswerStage::Writing);
         let mut guard = DegenerationGuard::new(evidence.passages.iter().map(|p| p.text.as_str()));
         while let Some(piece) = rx.recv().await {
             if guard.stopped().is_some() {
@@ -461,6 +464,7 @@ impl Engine {
         answer.timings.ttft_ms = report.ttft_ms;
         answer.timings.tokens = report.generated_tokens;
         answer.timings.tokens_per_s = report.decode_tokens_per_s;
+        sink.stage(AnswerStage::Checking);
         let verified = verify(
             guard.usable(),
             &evidence.passages,

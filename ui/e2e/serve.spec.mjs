@@ -254,7 +254,23 @@ async function main() {
       await qwen.getByText("in use").waitFor({ timeout: 30_000 });
       await page.getByRole("button", { name: "Ask" }).first().click();
       await page.getByLabel("Your question").fill("What is the notice period for terminating the lease?");
+      const stagesSeen = page.evaluate(
+        () =>
+          new Promise((done) => {
+            let last = "";
+            const seen = () => {
+              const s = document.querySelector(".stage");
+              if (s) last = s.dataset.stages || last;
+              if (last.includes("checking")) done(last);
+            };
+            const area = document.querySelector(".answer-area");
+            new MutationObserver(seen).observe(area, { childList: true, subtree: true, characterData: true, attributes: true });
+            setTimeout(() => done(last), 240_000);
+          }),
+      );
       await page.locator("#ask-button").click();
+      const stages = await stagesSeen;
+      check(["searching", "reading", "writing", "checking"].every((s) => stages.includes(s)), `the Ask view shows each stage while the model works (${stages})`);
       await page.getByText("written by the local model").waitFor({ timeout: 240_000 });
       await page.locator(".sources-list li").first().waitFor({ timeout: 240_000 });
       const written = await page.locator(".answer-area").textContent();

@@ -1,4 +1,5 @@
 // UI text in English and German. The language follows the system unless the user picks one.
+import type { AnswerStage } from "./bindings/AnswerStage";
 export type Lang = "en" | "de";
 
 const en = {
@@ -43,6 +44,14 @@ const en = {
   evidenceMode: "Evidence only (quote the documents, no model)",
   answer: "Answer",
   thinking: "Searching your documents…",
+  stage: (s: AnswerStage) =>
+    s.stage === "searching"
+      ? "Searching your documents…"
+      : s.stage === "reading"
+        ? `Reading ${s.passages} passages…`
+        : s.stage === "writing"
+          ? "The model is writing…"
+          : "Checking the answer against the passages…",
   notFound: "Not found in your documents",
   unsupported: "not supported by the cited passages",
   abstainCause: {
@@ -170,6 +179,14 @@ const de: Strings = {
   evidenceMode: "Nur Belege (Dokumente zitieren, kein Modell)",
   answer: "Antwort",
   thinking: "Durchsuche Ihre Dokumente…",
+  stage: (s: AnswerStage) =>
+    s.stage === "searching"
+      ? "Durchsuche Ihre Dokumente…"
+      : s.stage === "reading"
+        ? `Lese ${s.passages} Textstellen…`
+        : s.stage === "writing"
+          ? "Das Modell schreibt…"
+          : "Prüfe die Antwort an den Textstellen…",
   notFound: "Nicht in Ihren Dokumenten gefunden",
   unsupported: "nicht durch die zitierten Stellen belegt",
   abstainCause: {

@@ -1,6 +1,7 @@
 // The one module that knows how the UI reaches the engine: Tauri's IPC in the desktop app,
 // HTTP (with the per-launch token) under `quarry serve`. Views only see `Transport`.
 import type { Answer } from "./bindings/Answer";
+import type { AnswerStage } from "./bindings/AnswerStage";
 import type { AppSettings } from "./bindings/AppSettings";
 import type { DocumentInfo } from "./bindings/DocumentInfo";
 import type { DocumentText } from "./bindings/DocumentText";
@@ -50,7 +51,13 @@ export interface Transport {
   progress(): Promise<IndexProgress>;
   remove(paths: string[]): Promise<number>;
   /** Asks; answer text arrives through `onText` as it is written; resolves with the checked answer. */
-  ask(question: string, evidence: boolean, onText: (text: string) => void, signal?: AbortSignal): Promise<Answer>;
+  ask(
+    question: string,
+    evidence: boolean,
+    onText: (text: string) => void,
+    signal?: AbortSignal,
+    onStage?: (stage: AnswerStage) => void,
+  ): Promise<Answer>;
   documentText(path: string): Promise<DocumentText>;
   documentBytes(path: string): Promise<ArrayBuffer>;
   /** A native folder picker, where there is one (the desktop app); null when cancelled. */
@@ -136,7 +143,13 @@ export class HttpTransport implements Transport {
   async remove(paths: string[]): Promise<number> {
     return (await this.call<{ removed: number }>("POST", "/api/remove", { paths })).removed;
   }
-  async ask(question: string, evidence: boolean, onText: (text: string) => void, signal?: AbortSignal): Promise<Answer> {
+  async ask(
+    question: string,
+    evidence: boolean,
+    onText: (text: string) => void,
+    signal?: AbortSignal,
+    onStage?: (stage: AnswerStage) => void,
+  ): Promise<Answer> {
     const response = await fetch("/api/ask", {
       method: "POST",
       headers: this.headers(true),
@@ -166,6 +179,7 @@ export class HttpTransport implements Transport {
         if (data.length === 0) continue;
         const payload = JSON.parse(data.join("\n"));
         if (event === "token") onText(payload.text);
+        else if (event === "stage") onStage?.(payload as AnswerStage);
         else if (event === "answer") return payload as Answer;
         else if (event === "error") throw asApiError(payload, "the answer failed");
       }
@@ -241,16 +255,24 @@ export class TauriTransport implements Transport {
   remove(paths: string[]): Promise<number> {
     return this.invoke("remove", { paths });
   }
-  async ask(question: string, evidence: boolean, onText: (text: string) => void, signal?: AbortSignal): Promise<Answer> {
+  async ask(
+    question: string,
+    evidence: boolean,
+    onText: (text: string) => void,
+    signal?: AbortSignal,
+    onStage?: (stage: AnswerStage) => void,
+  ): Promise<Answer> {
     const { Channel } = await import("@tauri-apps/api/core");
     const channel = new Channel<string>();
     channel.onmessage = onText;
+    const stages = new Channel<AnswerStage>();
+    stages.onmessage = (stage) => onStage?.(stage);
     // The engine stops the answer registered under this id when the Stop button aborts.
     const request = crypto.randomUUID();
     const stop = () => void this.invoke("cancel_ask", { request }).catch(() => undefined);
     signal?.addEventListener("abort", stop, { once: true });
     try {
-      return await this.invoke("ask", { question, evidence, request, onText: channel });
+      return await this.invoke("ask", { question, evidence, request, onText: channel, onStage: stages });
     } catch (e) {
       if (signal?.aborted) throw new DOMException("stopped", "AbortError");
       throw e;

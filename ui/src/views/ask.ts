@@ -91,17 +91,26 @@ export class AskView {
     this.running = new AbortController();
     this.askButton.textContent = t.stop;
     const streaming = h("p", { class: "streaming", "aria-busy": "true" });
-    const status = h("p", { class: "muted" }, t.thinking);
+    // Where the answer is, with the time it has taken so far.
+    const status = h("p", { class: "muted stage", "data-stages": "" }, t.thinking);
+    const started = performance.now();
+    let label = t.thinking;
+    const showStage = () => {
+      status.textContent = `${label} · ${Math.round((performance.now() - started) / 1000)} s`;
+    };
+    const ticker = window.setInterval(showStage, 1000);
     this.output.replaceChildren(status, streaming);
     try {
       const answer = await this.transport.ask(
         question,
         this.evidence.checked,
-        (text) => {
-          status.remove();
-          streaming.append(text);
-        },
+        (text) => streaming.append(text),
         this.running.signal,
+        (stage) => {
+          label = t.stage(stage);
+          status.dataset.stages = `${status.dataset.stages ?? ""} ${stage.stage}`.trim();
+          showStage();
+        },
       );
       this.render(answer);
     } catch (e) {
@@ -109,6 +118,7 @@ export class AskView {
         this.output.replaceChildren(h("p", { class: "error", role: "alert" }, e instanceof Error ? e.message : String(e)));
       }
     } finally {
+      window.clearInterval(ticker);
       this.running = null;
       this.askButton.textContent = t.askButton;
     }
