@@ -266,11 +266,31 @@ pub struct AskOptions {
     pub evidence: bool,
     /// Most tokens the model may write.
     pub max_tokens: usize,
+    /// Where the answer may look (empty: the whole library).
+    pub scope: AskScope,
+}
+
+/// A part of the library to answer from: documents under these folders (or these files) and
+/// of these kinds; an empty list does not restrict.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(default)]
+pub struct AskScope {
+    /// Folders or files (absolute paths).
+    pub within: Vec<String>,
+    /// File kinds.
+    pub kinds: Vec<FileKind>,
+}
+
+impl AskScope {
+    /// Whether the scope restricts nothing.
+    pub fn is_everything(&self) -> bool {
+        self.within.is_empty() && self.kinds.is_empty()
+    }
 }
 
 impl Default for AskOptions {
     fn default() -> Self {
-        Self { k: 8, evidence: false, max_tokens: 384 }
+        Self { k: 8, evidence: false, max_tokens: 384, scope: AskScope::default() }
     }
 }
 

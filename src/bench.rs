@@ -225,10 +225,10 @@ pub async fn search(
         let vector = random_unit_vector(&mut rng, dims);
         let ms = |since: Instant| since.elapsed().as_secs_f64() * 1000.0;
         let started = Instant::now();
-        let vector_hits = store.search_vector(&vector, 100).await?;
+        let vector_hits = store.search_vector(&vector, 100, None).await?;
         let vector_ms = ms(started);
         let text_started = Instant::now();
-        let text_hits = store.search_text(&query, 100).await?;
+        let text_hits = store.search_text(&query, 100, None).await?;
         let text_ms = ms(text_started);
         let fused = crate::retrieve::hybrid(vector_hits, text_hits, 10);
         let elapsed = ms(started);

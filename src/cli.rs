@@ -111,6 +111,12 @@ enum Command {
         /// Most tokens to generate
         #[arg(long, default_value_t = 384)]
         max_tokens: usize,
+        /// Answer only from documents under this folder (or this file); repeatable
+        #[arg(long = "in", value_name = "PATH")]
+        within: Vec<PathBuf>,
+        /// Answer only from documents of this kind (pdf, text, markdown, html, docx); repeatable
+        #[arg(long = "kind", value_name = "KIND")]
+        kinds: Vec<String>,
         /// Print the answer document as JSON
         #[arg(long)]
         json: bool,
@@ -686,11 +692,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Ask { question, k, evidence, model, max_tokens, json } => {
+        Command::Ask { question, k, evidence, model, max_tokens, within, kinds, json } => {
             if let Some(name) = model {
                 config.generator = Some(generation::resolve_model(&models, &name)?);
             }
-            let options = quarry::AskOptions { k, evidence, max_tokens };
+            let kinds = kinds
+                .iter()
+                .map(|k| {
+                    quarry::FileKind::parse(k).ok_or_else(|| {
+                        quarry::Error::user(format!(
+                            "--kind {k}: expected pdf, text, markdown, html or docx"
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let within = within
+                .iter()
+                .map(|p| std::path::absolute(p).map(|p| p.to_string_lossy().into_owned()))
+                .collect::<Result<Vec<_>, _>>()
+                .context("cannot resolve an --in path")?;
+            let scope = quarry::api::AskScope { within, kinds };
+            let options = quarry::AskOptions { k, evidence, max_tokens, scope };
             answering::ask(config, answering::AskArgs { question, options, json }).await?;
         }
         Command::Serve { port, ui_dir } => {

@@ -451,7 +451,38 @@ impl Engine {
             _ if query.trim().is_empty() || !self.store.has_vectors() => None,
             _ => Some(self.query_vector(query)?),
         };
-        self.search_with(query, vector.as_deref(), mode, k).await
+        self.search_with(query, vector.as_deref(), mode, k, None).await
+    }
+
+    /// The documents of the library inside `scope`, as document ids; `None` when the scope
+    /// restricts nothing. A scope that matches no document is an error saying so.
+    async fn resolve_scope(&self, scope: &crate::api::AskScope) -> Result<Option<Vec<String>>> {
+        if scope.is_everything() {
+            return Ok(None);
+        }
+        let roots: Vec<PathBuf> = scope
+            .within
+            .iter()
+            .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| PathBuf::from(p)))
+            .collect();
+        let ids: Vec<String> = self
+            .store
+            .documents()
+            .await?
+            .into_iter()
+            .filter(|d| d.state == DocumentState::Indexed)
+            .filter(|d| roots.is_empty() || roots.iter().any(|r| Path::new(&d.path).starts_with(r)))
+            .filter(|d| scope.kinds.is_empty() || scope.kinds.contains(&d.kind))
+            .map(|d| d.doc_id)
+            .collect();
+        if ids.is_empty() {
+            return Err(Error::user(format!(
+                "no indexed document in the library matches the scope ({}{})",
+                scope.within.join(", "),
+                scope.kinds.iter().map(|k| format!(" {}", k.as_str())).collect::<String>()
+            )));
+        }
+        Ok(Some(ids))
     }
 
     /// [`Engine::search`] with the query's embedding already computed (vector and hybrid modes),
@@ -462,6 +493,7 @@ impl Engine {
         vector: Option<&[f32]>,
         mode: SearchMode,
         k: usize,
+        within: Option<&[String]>,
     ) -> Result<Vec<SearchHit>> {
         if query.trim().is_empty() {
             return Err(Error::user("the query is empty"));
@@ -476,12 +508,12 @@ impl Engine {
         let vector =
             || vector.ok_or_else(|| Error::invariant("vector search without a query vector"));
         match mode {
-            SearchMode::Text => self.store.search_text(query, k).await,
-            SearchMode::Vector => self.store.search_vector(vector()?, k).await,
+            SearchMode::Text => self.store.search_text(query, k, within).await,
+            SearchMode::Vector => self.store.search_vector(vector()?, k, within).await,
             SearchMode::Hybrid => {
                 let depth = k.max(HYBRID_DEPTH);
-                let vector_hits = self.store.search_vector(vector()?, depth).await?;
-                let text_hits = self.store.search_text(query, depth).await?;
+                let vector_hits = self.store.search_vector(vector()?, depth, within).await?;
+                let text_hits = self.store.search_text(query, depth, within).await?;
                 Ok(crate::retrieve::hybrid(vector_hits, text_hits, k))
             }
         }

@@ -341,8 +341,13 @@ impl Store {
     }
 
     /// BM25 search over chunk text, best first.
-    pub async fn search_text(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>> {
-        let scored = self.fulltext.search(query, limit)?;
+    pub async fn search_text(
+        &self,
+        query: &str,
+        limit: usize,
+        within: Option<&[String]>,
+    ) -> Result<Vec<SearchHit>> {
+        let scored = self.fulltext.search_within(query, limit, within)?;
         if scored.is_empty() {
             return Ok(Vec::new());
         }
@@ -370,8 +375,13 @@ impl Store {
     }
 
     /// The `limit` chunks nearest to `vector`, best first, scored by cosine similarity.
-    pub async fn search_vector(&self, vector: &[f32], limit: usize) -> Result<Vec<SearchHit>> {
-        let rows = self.tables.nearest(vector, limit).await?;
+    pub async fn search_vector(
+        &self,
+        vector: &[f32],
+        limit: usize,
+        within: Option<&[String]>,
+    ) -> Result<Vec<SearchHit>> {
+        let rows = self.tables.nearest(vector, limit, within).await?;
         Ok(rows
             .into_iter()
             .map(|(row, distance)| {
@@ -573,7 +583,7 @@ mod tests {
         schema.add_text_field("text", tantivy::schema::TEXT);
         tantivy::Index::create_in_dir(&text_dir, schema.build()).unwrap();
         let reader = Store::open(dir.path(), minilm()).await.unwrap();
-        let hits = reader.search_text("alpha", 5).await.unwrap();
+        let hits = reader.search_text("alpha", 5, None).await.unwrap();
         assert_eq!(hits.len(), 1, "{hits:?}");
         assert_eq!(hits[0].chunk_id, "c1");
     }
@@ -585,7 +595,7 @@ mod tests {
         drop(Store::open(dir.path(), None).await.unwrap());
         let store = Store::open_for_write(dir.path(), minilm()).await.unwrap();
         store.commit(&[row("/x/a.txt")]).await.unwrap();
-        let hits = store.search_vector(&[1.0, 0.0, 0.0, 0.0], 5).await.unwrap();
+        let hits = store.search_vector(&[1.0, 0.0, 0.0, 0.0], 5, None).await.unwrap();
         assert_eq!(
             (hits[0].chunk_id.as_str(), hits[0].retrievers.as_slice()),
             ("c1", &["vector".to_owned()][..])
@@ -602,6 +612,6 @@ mod tests {
         );
         // Reading without the model still allows text search.
         let reader = Store::open(dir.path(), None).await.unwrap();
-        assert_eq!(reader.search_text("alpha", 5).await.unwrap().len(), 1);
+        assert_eq!(reader.search_text("alpha", 5, None).await.unwrap().len(), 1);
     }
 }

@@ -51,6 +51,7 @@ fn typescript_bindings_are_current() {
     check::<PullProgress>(&mut stale);
     check::<ModelsOverview>(&mut stale);
     check::<AnswerStage>(&mut stale);
+    check::<AskScope>(&mut stale);
     assert!(
         stale.is_empty(),
         "stale TypeScript bindings (run `QUARRY_BLESS_BINDINGS=1 cargo test bindings` and commit): {stale:?}"

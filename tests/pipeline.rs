@@ -482,6 +482,60 @@ async fn models_are_listed_and_downloaded_in_the_background() {
     assert!(outside.to_string().contains("not a model in"), "{outside}");
 }
 
+/// A question asked about part of the library is answered from that part only (a folder or
+/// file, and file kinds), and the scope is on the record.
+#[tokio::test]
+async fn a_scoped_question_reads_only_its_scope() {
+    let lib = TempLibrary::new();
+    let (engine, _) = engine_with(
+        &lib,
+        Box::new(|m| {
+            let n = passage_holding(m, "notice period of three months").unwrap_or(1);
+            format!("The notice period is three months [{n}].")
+        }),
+    )
+    .await;
+    let docs = lib.path().join("docs");
+    let scoped = |within: Vec<String>, kinds: Vec<quarry::FileKind>| AskOptions {
+        scope: quarry::api::AskScope { within, kinds },
+        ..AskOptions::default()
+    };
+    let lease = docs.join("lease.pdf").to_string_lossy().into_owned();
+    let in_lease = engine
+        .ask(NOTICE_QUESTION, &scoped(vec![lease], vec![]), &mut |_: &str| {}, &CancelToken::new())
+        .await
+        .unwrap();
+    assert!(!in_lease.passages.is_empty());
+    assert!(in_lease.passages.iter().all(|p| p.doc_path.ends_with("lease.pdf")), "{in_lease:#?}");
+    // Only text files: the lease is out of scope, so the notice question finds nothing.
+    let text_only = engine
+        .ask(
+            NOTICE_QUESTION,
+            &scoped(vec![], vec![quarry::FileKind::Text]),
+            &mut |_: &str| {},
+            &CancelToken::new(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        text_only.passages.iter().all(|p| p.doc_path.ends_with("garden.txt")),
+        "{text_only:#?}"
+    );
+    assert!(text_only.abstained, "{text_only:#?}");
+    let nothing = engine
+        .ask(
+            NOTICE_QUESTION,
+            &scoped(vec![lib.path().join("elsewhere").to_string_lossy().into_owned()], vec![]),
+            &mut |_: &str| {},
+            &CancelToken::new(),
+        )
+        .await
+        .unwrap_err();
+    assert!(nothing.to_string().contains("matches the scope"), "{nothing}");
+    let records = audit::read(&audit::log_path(lib.path()), None).unwrap();
+    assert!(records.iter().any(|r| r.retrieval.scope.kinds == vec![quarry::FileKind::Text]));
+}
+
 /// The engine's futures can be awaited from any runtime task, so the edges call it directly:
 /// a compile-time check (this does not build if one of them stops being `Send`).
 #[allow(dead_code)]

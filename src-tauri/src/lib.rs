@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use quarry::api::{
-    Answer, AnswerStage, AppSettings, AskOptions, DocumentInfo, DocumentText, IndexProgress,
-    LibraryStatus, ModelsOverview, SearchHit, SearchMode,
+    Answer, AnswerStage, AppSettings, AskOptions, AskScope, DocumentInfo, DocumentText,
+    IndexProgress, LibraryStatus, ModelsOverview, SearchHit, SearchMode,
 };
 use quarry::{Engine, EngineConfig, SourceWatch};
 use serde::Serialize;
@@ -146,12 +146,14 @@ async fn ask(
     question: String,
     evidence: bool,
     request: String,
+    scope: Option<AskScope>,
     on_text: Channel<String>,
     on_stage: Channel<AnswerStage>,
 ) -> CommandResult<Answer> {
     let engine = shell.engine().await?;
     let ticket = engine.answer_ticket(&request)?;
-    let options = AskOptions { evidence, ..AskOptions::default() };
+    let options =
+        AskOptions { evidence, scope: scope.unwrap_or_default(), ..AskOptions::default() };
     let mut sink = ChannelSink { text: on_text, stage: on_stage };
     Ok(engine.ask(&question, &options, &mut sink, ticket.token()).await?)
 }

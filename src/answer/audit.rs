@@ -51,6 +51,9 @@ pub struct AuditRetrieval {
     pub k: usize,
     /// The gate's decision.
     pub gate: GateDecision,
+    /// The part of the library the question was asked about (empty: all of it).
+    #[serde(default)]
+    pub scope: crate::api::AskScope,
 }
 
 /// How the model was asked and how its writing ended, for generated answers.
@@ -523,6 +526,7 @@ mod tests {
                 mode: "hybrid".into(),
                 k: 8,
                 gate: GateDecision { score: 0.7, threshold: 0.4, passed: true },
+                scope: Default::default(),
             },
             library_version: 3,
             quarry_version: "0.1.0".into(),

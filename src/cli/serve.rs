@@ -406,6 +406,9 @@ struct AskBody {
     #[serde(default)]
     evidence: bool,
     k: Option<usize>,
+    /// The part of the library to answer from (default: all of it).
+    #[serde(default)]
+    scope: quarry::api::AskScope,
 }
 
 /// Sends answer text as `token` events and stages as `stage` events; a client that went away
@@ -450,6 +453,7 @@ async fn ask(State(state): State<Shared>, Json(body): Json<AskBody>) -> Response
         let options = AskOptions {
             k: body.k.unwrap_or(AskOptions::default().k).clamp(1, 50),
             evidence: body.evidence,
+            scope: body.scope,
             ..AskOptions::default()
         };
         let mut sink = SseSink { tx: tx.clone(), cancel: cancel.clone() };

@@ -225,12 +225,26 @@ impl Engine {
         k: usize,
         count_tokens: &mut (dyn FnMut(&str) -> usize + Send),
     ) -> Result<Evidence> {
+        self.evidence_within(question, k, &crate::api::AskScope::default(), count_tokens).await
+    }
+
+    /// [`Engine::evidence`] from the documents inside `scope` only.
+    pub async fn evidence_within(
+        &self,
+        question: &str,
+        k: usize,
+        scope: &crate::api::AskScope,
+        count_tokens: &mut (dyn FnMut(&str) -> usize + Send),
+    ) -> Result<Evidence> {
+        let within = self.resolve_scope(scope).await?;
         let started = Instant::now();
         let mode = self.default_search_mode();
         // One embedding of the question serves the vector search and the sentence scores.
         let embedder = self.question_embedder()?;
         let vector = embedder.as_ref().map(|e| e.embed_query(question)).transpose()?;
-        let hits = self.search_with(question, vector.as_deref(), mode, k.max(1)).await?;
+        let hits = self
+            .search_with(question, vector.as_deref(), mode, k.max(1), within.as_deref())
+            .await?;
         let sha256_of = self.sha256_by_path(hits.iter().map(|h| h.doc_path.as_str())).await?;
         let cfg = &self.config.answer;
         let passages = select_passages(
@@ -303,7 +317,8 @@ impl Engine {
             Some(g) => g.count_tokens(text),
             None => approximate_tokens(text),
         };
-        let evidence = self.evidence(question, options.k, &mut count).await?;
+        let evidence =
+            self.evidence_within(question, options.k, &options.scope, &mut count).await?;
         sink.stage(AnswerStage::Reading { passages: evidence.passages.len() as u32 });
         let mut answer = Answer {
             question: question.to_owned(),
@@ -585,6 +600,7 @@ impl Engine {
                 mode: evidence.mode.as_str().to_owned(),
                 k: options.k,
                 gate: answer.gate.clone(),
+                scope: options.scope.clone(),
             },
             library_version: meta.format_version,
             quarry_version: env!("CARGO_PKG_VERSION").to_owned(),

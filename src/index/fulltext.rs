@@ -200,6 +200,16 @@ impl FullText {
     /// The query is a bag of words, analysed like the indexed text: no query syntax, so a
     /// hyphen, colon or quote in a question never turns into an operator or a phrase.
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<(String, f32)>, IndexError> {
+        self.search_within(query, limit, None)
+    }
+
+    /// [`FullText::search`] among the chunks of `doc_ids` only, when given.
+    pub fn search_within(
+        &self,
+        query: &str,
+        limit: usize,
+        doc_ids: Option<&[String]>,
+    ) -> Result<Vec<(String, f32)>, IndexError> {
         let mut analyzer = self.index.tokenizers().get(ANALYZER).unwrap_or_else(analyzer);
         let mut stream = analyzer.token_stream(query);
         let mut terms = Vec::new();
@@ -223,9 +233,18 @@ impl FullText {
         if clauses.is_empty() {
             return Ok(Vec::new());
         }
-        let query = BooleanQuery::new(clauses);
+        let mut query: Box<dyn Query> = Box::new(BooleanQuery::new(clauses));
+        if let Some(ids) = doc_ids {
+            let within = tantivy::query::TermSetQuery::new(
+                ids.iter().map(|id| Term::from_field_text(self.fields.doc_id, id)),
+            );
+            query = Box::new(BooleanQuery::new(vec![
+                (Occur::Must, query),
+                (Occur::Must, Box::new(within) as Box<dyn Query>),
+            ]));
+        }
         let searcher = self.reader.searcher();
-        let top = searcher.search(&query, &TopDocs::with_limit(limit.max(1)).order_by_score())?;
+        let top = searcher.search(&*query, &TopDocs::with_limit(limit.max(1)).order_by_score())?;
         let mut res = Vec::with_capacity(top.len());
         for (score, address) in top {
             let doc: TantivyDocument = searcher.doc(address)?;

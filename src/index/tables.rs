@@ -70,21 +70,23 @@ impl Tables {
         &self,
         vector: &[f32],
         limit: usize,
+        doc_ids: Option<&[String]>,
     ) -> Result<Vec<(ChunkRow, f32)>, IndexError> {
         if self.dims.is_none() {
             return Err(IndexError::Corrupt("this library has no vectors".into()));
         }
-        let batches: Vec<RecordBatch> = self
+        let mut query = self
             .chunks
             .query()
             .nearest_to(vector)?
             .distance_type(lancedb::DistanceType::Cosine)
             .select(Select::columns(&[HIT_COLUMNS, &["_distance"]].concat()))
-            .limit(limit)
-            .execute()
-            .await?
-            .try_collect()
-            .await?;
+            .limit(limit);
+        if let Some(ids) = doc_ids {
+            // A prefilter: the nearest chunks among these documents, not a cut of the global top.
+            query = query.only_if(in_filter("doc_id", ids));
+        }
+        let batches: Vec<RecordBatch> = query.execute().await?.try_collect().await?;
         let mut res = Vec::new();
         for batch in &batches {
             let rows = chunks_from_batch(batch)?;
