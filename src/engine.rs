@@ -476,10 +476,11 @@ impl Engine {
             .map(|d| d.doc_id)
             .collect();
         if ids.is_empty() {
+            let mut parts = scope.within.clone();
+            parts.extend(scope.kinds.iter().map(|k| format!("{} files", k.as_str())));
             return Err(Error::user(format!(
-                "no indexed document in the library matches the scope ({}{})",
-                scope.within.join(", "),
-                scope.kinds.iter().map(|k| format!(" {}", k.as_str())).collect::<String>()
+                "no indexed document in the library matches the scope ({})",
+                parts.join(", ")
             )));
         }
         Ok(Some(ids))
