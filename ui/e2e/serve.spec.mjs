@@ -203,6 +203,14 @@ async function main() {
     await mark.waitFor({ timeout: 30_000 });
     check((await mark.textContent()).includes("Bicycles must be kept in the cellar"), "the text viewer highlights the quoted span");
 
+    // A scoped question: PDFs only, so the house rules (Markdown) are out of reach.
+    await page.locator("#scope-kind").selectOption("pdf");
+    await page.getByLabel("Your question").fill("Where must bicycles be kept?");
+    await page.locator("#ask-button").click();
+    await page.getByTestId("refusal").waitFor({ timeout: 60_000 });
+    check(await page.getByText("Bicycles must be kept in the cellar").count() <= 1, "a question scoped to PDFs does not quote the house rules");
+    await page.locator("#scope-kind").selectOption("");
+
     // An unanswerable question is refused as such.
     await page.getByLabel("Your question").fill("Who won the football world cup in 1998?");
     await page.locator("#ask-button").click();

@@ -3,6 +3,7 @@
 import type { Answer } from "./bindings/Answer";
 import type { AnswerStage } from "./bindings/AnswerStage";
 import type { AppSettings } from "./bindings/AppSettings";
+import type { AskScope } from "./bindings/AskScope";
 import type { DocumentInfo } from "./bindings/DocumentInfo";
 import type { DocumentText } from "./bindings/DocumentText";
 import type { IndexProgress } from "./bindings/IndexProgress";
@@ -57,6 +58,7 @@ export interface Transport {
     onText: (text: string) => void,
     signal?: AbortSignal,
     onStage?: (stage: AnswerStage) => void,
+    scope?: AskScope,
   ): Promise<Answer>;
   documentText(path: string): Promise<DocumentText>;
   documentBytes(path: string): Promise<ArrayBuffer>;
@@ -149,11 +151,12 @@ export class HttpTransport implements Transport {
     onText: (text: string) => void,
     signal?: AbortSignal,
     onStage?: (stage: AnswerStage) => void,
+    scope?: AskScope,
   ): Promise<Answer> {
     const response = await fetch("/api/ask", {
       method: "POST",
       headers: this.headers(true),
-      body: JSON.stringify({ question, evidence }),
+      body: JSON.stringify({ question, evidence, scope: scope ?? { within: [], kinds: [] } }),
       signal,
     });
     if (!response.ok || !response.body) {
@@ -261,6 +264,7 @@ export class TauriTransport implements Transport {
     onText: (text: string) => void,
     signal?: AbortSignal,
     onStage?: (stage: AnswerStage) => void,
+    scope?: AskScope,
   ): Promise<Answer> {
     const { Channel } = await import("@tauri-apps/api/core");
     const channel = new Channel<string>();
@@ -272,7 +276,7 @@ export class TauriTransport implements Transport {
     const stop = () => void this.invoke("cancel_ask", { request }).catch(() => undefined);
     signal?.addEventListener("abort", stop, { once: true });
     try {
-      return await this.invoke("ask", { question, evidence, request, onText: channel, onStage: stages });
+      return await this.invoke("ask", { question, evidence, request, scope: scope ?? null, onText: channel, onStage: stages });
     } catch (e) {
       if (signal?.aborted) throw new DOMException("stopped", "AbortError");
       throw e;

@@ -2,6 +2,7 @@
 // quote highlighted, unsupported sentences marked, refusals shown as such; copy and export.
 import type { Answer } from "../bindings/Answer";
 import type { Citation } from "../bindings/Citation";
+import type { FileKind } from "../bindings/FileKind";
 import { fileName, h } from "../dom";
 import type { Strings } from "../i18n";
 import type { Transport } from "../transport";
@@ -11,6 +12,9 @@ export class AskView {
   private readonly output = h("div", { class: "answer-area", "aria-live": "polite" });
   private readonly input: HTMLTextAreaElement;
   private readonly evidence: HTMLInputElement;
+  /** The scope picker: one of the library's folders (or all), one file kind (or all). */
+  private readonly within: HTMLSelectElement;
+  private readonly kind: HTMLSelectElement;
   private readonly askButton: HTMLButtonElement;
   private running: AbortController | null = null;
   /** Shown when no answer model is installed: what works now, and how to get one. */
@@ -30,13 +34,26 @@ export class AskView {
       placeholder: t.questionPlaceholder,
     });
     this.evidence = h("input", { id: "evidence", type: "checkbox" });
+    this.within = h("select", { id: "scope-within", "aria-label": t.lookIn }, h("option", { value: "" }, t.wholeLibrary));
+    this.kind = h(
+      "select",
+      { id: "scope-kind", "aria-label": t.fileKind },
+      h("option", { value: "" }, t.allKinds),
+      ...["pdf", "text", "markdown", "html", "docx"].map((k) => h("option", { value: k }, t.kindNames[k] ?? k)),
+    );
     this.askButton = h("button", { type: "submit", class: "primary", id: "ask-button" }, t.askButton);
     const form = h(
       "form",
       { class: "ask-form" },
       h("label", { for: "question" }, t.question),
       this.input,
-      h("div", { class: "row" }, h("label", { class: "check" }, this.evidence, " ", t.evidenceMode), this.askButton),
+      h(
+        "div",
+        { class: "row" },
+        h("label", { class: "check" }, this.evidence, " ", t.evidenceMode),
+        h("span", { class: "scope" }, this.within, this.kind),
+        this.askButton,
+      ),
     );
     form.addEventListener("submit", (e) => {
       e.preventDefault();
@@ -84,6 +101,21 @@ export class AskView {
   focus(): void {
     this.input.focus();
     void this.checkModels();
+    void this.loadFolders();
+  }
+
+  /** Offers the library's folders in the scope picker, keeping the current choice. */
+  private async loadFolders(): Promise<void> {
+    try {
+      const { library } = await this.transport.status();
+      const chosen = this.within.value;
+      this.within.replaceChildren(
+        h("option", { value: "" }, this.t.wholeLibrary),
+        ...library.sources.map((s) => h("option", { value: s, selected: s === chosen }, s)),
+      );
+    } catch {
+      // The picker keeps "whole library"; the question still works.
+    }
   }
 
   private async ask(question: string): Promise<void> {
@@ -110,6 +142,10 @@ export class AskView {
           label = t.stage(stage);
           status.dataset.stages = `${status.dataset.stages ?? ""} ${stage.stage}`.trim();
           showStage();
+        },
+        {
+          within: this.within.value ? [this.within.value] : [],
+          kinds: this.kind.value ? [this.kind.value as FileKind] : [],
         },
       );
       this.render(answer);
