@@ -393,11 +393,7 @@ impl Engine {
         }
         let mut file = std::fs::File::open(&real).map_err(|e| Error::io(&real, e))?;
         let meta = file.metadata().map_err(|e| Error::io(&real, e))?;
-        let mtime_ns = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos() as i64);
+        let mtime_ns = crate::ingest::walk::mtime_ns(&meta);
         if meta.len() != row.size || mtime_ns != row.mtime_ns {
             return Err(Error::user(format!(
                 "{}: not shown: the file changed since it was indexed (re-index to see it)",

@@ -339,6 +339,12 @@ async fn indexing_runs_one_at_a_time_with_progress_cancel_and_rescan() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
+    // A relative or missing path is refused at once, before anything runs in the background.
+    let relative = engine.start_index(vec![PathBuf::from("docs")], false).unwrap_err();
+    assert!(relative.to_string().contains("full path"), "{relative}");
+    let missing = engine.start_index(vec![lib.path().join("nowhere")], false).unwrap_err();
+    assert!(missing.to_string().contains("no such file or folder"), "{missing}");
+
     // A hidden folder, or a file without an extension, waits for the user's confirmation.
     let hidden = lib.path().join(".secrets");
     std::fs::create_dir_all(&hidden).unwrap();

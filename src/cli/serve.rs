@@ -254,22 +254,6 @@ async fn start_index(
     State(state): State<Shared>,
     Json(body): Json<PathsBody>,
 ) -> Result<Response, ApiError> {
-    for path in &body.paths {
-        if !path.is_absolute() {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "user",
-                format!("{}: give the full path of the folder", path.display()),
-            ));
-        }
-        if !path.exists() {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "user",
-                format!("{}: no such file or folder", path.display()),
-            ));
-        }
-    }
     state.engine.start_index(body.paths, body.confirm)?;
     Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "started": true }))).into_response())
 }
@@ -396,7 +380,7 @@ async fn search(
 ) -> Result<Response, ApiError> {
     let engine = &state.engine;
     let mode = query.mode.unwrap_or_else(|| engine.default_search_mode());
-    let hits = engine.search(&query.q, mode, query.k.unwrap_or(10).clamp(1, 200)).await?;
+    let hits = engine.search(&query.q, mode, query.k.unwrap_or(20).clamp(1, 200)).await?;
     Ok(Json(serde_json::json!({ "hits": hits })).into_response())
 }
 

@@ -10,7 +10,6 @@ use std::time::Instant;
 use tracing::instrument;
 
 use super::Engine;
-use super::indexing::sha256_file;
 use crate::answer::audit::{
     self, AuditGeneration, AuditModel, AuditOutcome, AuditPassage, AuditRecord, AuditRetrieval,
 };
@@ -52,7 +51,7 @@ impl LoadedGenerator {
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| info.name.clone());
         let sha256 = if info.path.is_file() {
-            sha256_file(&info.path).map_err(|e| Error::io(&info.path, e))?
+            crate::ids::sha256_file(&info.path).map_err(|e| Error::io(&info.path, e))?
         } else {
             "unhashed".to_owned()
         };

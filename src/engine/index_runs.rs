@@ -92,12 +92,23 @@ impl Drop for SourceWatch {
 }
 
 impl Engine {
-    /// Starts indexing `paths` (none: every source again) in the background and returns at
-    /// once. Fails with [`Error::Busy`] while another run is going: one run at a time per
+    /// Starts indexing `paths` (full paths of existing files or folders; none: every source
+    /// again) in the background and returns at once. Fails with [`Error::Busy`] while another run is going: one run at a time per
     /// engine. A hidden folder (`~/.ssh`, `~/.config/…`) or a file without an extension is
     /// added only when `confirmed` (else [`Error::NeedsConfirmation`] says which and why).
     /// Progress goes to [`Engine::index_progress`] and its followers.
     pub fn start_index(self: &Arc<Self>, paths: Vec<PathBuf>, confirmed: bool) -> Result<IndexJob> {
+        // Checked here, before the run goes to the background, so every edge reports a bad
+        // path at once (the app's and the web UI's path fields alike).
+        for path in &paths {
+            if !path.is_absolute() {
+                return Err(Error::user(format!(
+                    "{}: give the full path of the folder",
+                    path.display()
+                )));
+            }
+            super::canonical(path)?;
+        }
         if !confirmed {
             needs_no_confirmation(&paths)?;
         }

@@ -3,12 +3,10 @@
 //! task through a bounded channel, so memory stays flat however large the folder is.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
 use tracing::{debug, info_span, warn};
 
 use crate::api::{DocumentState, Failure, FileKind, IndexReport};
@@ -16,7 +14,7 @@ use crate::chunk::{ChunkLimits, Chunker};
 use crate::config::EngineConfig;
 use crate::embed::Embedder;
 use crate::error::{Error, ExtractError, Result};
-use crate::ids::{ChunkId, DocumentId, hex};
+use crate::ids::{ChunkId, DocumentId};
 use crate::index::schema::{ChunkRow, DocumentRow};
 use crate::index::{PreparedDocument, Store};
 use crate::ingest::sniff::kind_from_extension;
@@ -411,7 +409,7 @@ fn prepare(
             warnings: Vec::new(),
         }
     };
-    match sha256_file(&job.file.path) {
+    match crate::ids::sha256_file(&job.file.path) {
         Ok(sha) => row.sha256 = sha,
         Err(e) => return fail(row, DocumentState::Failed, format!("cannot read the file: {e}")),
     }
@@ -474,18 +472,4 @@ fn prepare(
         .collect();
     let warnings = row.warnings.clone();
     Outcome::Prepared { doc: PreparedDocument { row, chunks: rows }, existed, warnings }
-}
-
-pub(crate) fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex(&hasher.finalize()))
 }

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use super::Engine;
 use crate::api::{CatalogModel, ModelSummary, ModelsOverview, PullProgress};
 use crate::error::{Error, Result};
+use crate::models::ModelFolder;
 use crate::models::pull::{PullEvent, PullOptions};
 use crate::progress::CancelToken;
 
@@ -17,11 +18,45 @@ use crate::progress::CancelToken;
 pub(super) struct ModelPulls {
     running: Mutex<Option<CancelToken>>,
     progress: watch::Sender<PullProgress>,
+    /// The models folder as last read, with the folder's modification time then: the Models
+    /// view asks every few seconds, and reading every GGUF header each time is not free.
+    folder: Mutex<Option<(Option<std::time::SystemTime>, Arc<ModelFolder>)>>,
 }
 
 impl Default for ModelPulls {
     fn default() -> Self {
-        Self { running: Mutex::default(), progress: watch::Sender::new(PullProgress::default()) }
+        Self {
+            running: Mutex::default(),
+            progress: watch::Sender::new(PullProgress::default()),
+            folder: Mutex::default(),
+        }
+    }
+}
+
+impl ModelPulls {
+    /// The models in `dir`, read again only when the folder changed (a model added or removed
+    /// at its top) or a download or removal here said so.
+    fn folder(&self, dir: &std::path::Path) -> Arc<ModelFolder> {
+        let stamp = std::fs::metadata(dir).and_then(|m| m.modified()).ok();
+        let Ok(mut cached) = self.folder.lock() else {
+            return Arc::new(crate::models::discover(dir));
+        };
+        if let Some((when, folder)) = cached.as_ref()
+            && *when == stamp
+            && folder.dir() == dir
+        {
+            return Arc::clone(folder);
+        }
+        let folder = Arc::new(crate::models::discover(dir));
+        *cached = Some((stamp, Arc::clone(&folder)));
+        folder
+    }
+
+    /// Forgets the folder as read (after a download or a removal).
+    fn changed(&self) {
+        if let Ok(mut cached) = self.folder.lock() {
+            *cached = None;
+        }
     }
 }
 
@@ -41,7 +76,7 @@ impl Engine {
     /// The installed models, the catalog, and the download in progress.
     pub fn models_overview(&self) -> Result<ModelsOverview> {
         let dir = self.models_dir()?;
-        let folder = crate::models::discover(&dir);
+        let folder = self.pulls.folder(&dir);
         let embedder = self.embedder.as_ref().map(|e| e.meta().id);
         let generator = self.generator_path();
         let installed: Vec<ModelSummary> = folder
@@ -132,6 +167,7 @@ impl Engine {
                     Err(err) => p.error = Some(err.to_string()),
                 }
             });
+            engine.pulls.changed();
             if let Ok(mut running) = engine.pulls.running.lock() {
                 *running = None;
             }
@@ -144,7 +180,7 @@ impl Engine {
     /// already uses it.
     pub fn choose_embedder(&self, id: &str) -> Result<bool> {
         let dir = self.models_dir()?;
-        if crate::models::discover(&dir).embedder(id).is_none() {
+        if self.pulls.folder(&dir).embedder(id).is_none() {
             return Err(Error::user(format!("{id}: not installed in {}", dir.display())));
         }
         let mut choice = crate::models::ModelChoice::read(&self.config.data_dir);
@@ -175,6 +211,7 @@ impl Engine {
                 path.display()
             )));
         }
+        self.pulls.changed();
         if target.is_dir() {
             std::fs::remove_dir_all(&target).map_err(|e| Error::io(&target, e))?;
         } else {

@@ -121,13 +121,18 @@ fn found_file(path: &Path, explicit: bool) -> std::io::Result<Option<FoundFile>>
         Sniffed::Mismatch(reason) => Err(reason),
         Sniffed::Ignored => return Ok(None),
     };
-    let mtime_ns = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos() as i64);
+    let mtime_ns = mtime_ns(&meta);
     let path = std::path::absolute(path)?;
     Ok(Some(FoundFile { path, kind, size: meta.len(), mtime_ns }))
+}
+
+/// A file's modification time in nanoseconds since 1970 (0 when unknown): what the library
+/// records to tell an unchanged file, and what it compares before serving one.
+pub fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i64)
 }
 
 fn error_path(err: &ignore::Error) -> Option<PathBuf> {

@@ -553,7 +553,5 @@ fn hash_into(path: &Path, hasher: &mut Sha256) -> std::io::Result<()> {
 }
 
 fn sha256_of(path: &Path) -> Result<String> {
-    let mut hasher = Sha256::new();
-    hash_into(path, &mut hasher).map_err(|e| Error::io(path, e))?;
-    Ok(crate::ids::hex(&hasher.finalize()))
+    crate::ids::sha256_file(path).map_err(|e| Error::io(path, e))
 }
