@@ -94,14 +94,18 @@ lint: ui
 
 TEST_LOG = $(CARGO_TARGET_DIR)/quarry-test.log
 
-# The real generator checkpoints (../shared/data/fetch-real-models.sh, ~750 MB the first time,
-# cached under ~/.cache/quarry/real-models): the real-model tests use them.
+# The real generator checkpoints (../shared/data/fetch-real-models.sh, ~750 MB the first time)
+# and the real multilingual-e5-small folder (../shared/data/fetch-multilingual-e5.sh, ~95 MB of
+# downloads), cached under ~/.cache/quarry/real-models: the real-model tests use them.
 REAL_MODELS ?= $(HOME)/.cache/quarry/real-models
 export QUARRY_REAL_MODELS ?= $(REAL_MODELS)
 real-models:
 	@if [ -f $(QUARRY_TEST_DATA)/fetch-real-models.sh ]; then \
 		bash $(QUARRY_TEST_DATA)/fetch-real-models.sh $(REAL_MODELS) >/dev/null; \
 	else echo "no $(QUARRY_TEST_DATA)/fetch-real-models.sh: the real-model tests will be SKIPPED"; fi
+	@if [ -f $(QUARRY_TEST_DATA)/fetch-multilingual-e5.sh ]; then \
+		bash $(QUARRY_TEST_DATA)/fetch-multilingual-e5.sh $(REAL_MODELS)/multilingual-e5-small-q4dq >/dev/null; \
+	else echo "no $(QUARRY_TEST_DATA)/fetch-multilingual-e5.sh: the multilingual tests will be SKIPPED"; fi
 
 unit: ui real-models
 	@mkdir -p $(CARGO_TARGET_DIR)

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod evidence;
 pub mod guard;
+pub mod messages;
 pub mod passages;
 pub mod prompt;
 pub mod sentences;

@@ -491,9 +491,13 @@ pub struct Answer {
     pub question: String,
     /// The answer text with `[n]` markers, or the refusal sentence.
     pub answer: String,
+    /// The question's language ("en" for every language but German), in which the refusal
+    /// and the reasons below are written.
+    #[serde(default)]
+    pub language: crate::language::TextLanguage,
     /// Whether the answer is "not found in your documents".
     pub abstained: bool,
-    /// Why it abstained, when it did, in words.
+    /// Why it abstained, when it did, in words of `language`.
     pub abstain_reason: Option<String>,
     /// Why it abstained, as a code.
     pub abstain_cause: Option<AbstainCause>,

@@ -28,6 +28,11 @@ struct Cli {
     /// Models folder [default: <data-dir>/models]
     #[arg(long, env = "QUARRY_MODELS_DIR", global = true)]
     models_dir: Option<PathBuf>,
+    /// Embedding model (catalog id) of a new library, or the one this command must use; an
+    /// existing library keeps the one it was built with [default: `quarry models use`, else
+    /// multilingual-e5-small when installed, else all-MiniLM-L6-v2]
+    #[arg(long, env = "QUARRY_EMBEDDER", global = true)]
+    embedder: Option<String>,
     /// More log output (-v info, -vv debug)
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
@@ -498,6 +503,15 @@ fn config_for(cli: &Cli) -> anyhow::Result<(EngineConfig, quarry::models::ModelF
             | Command::Eval { what: EvalCommand::Qa { evidence: false, model: None, .. } }
     );
     let mut config = models.engine_config(data_dir, generates);
+    if let Some(id) = &cli.embedder {
+        let chosen = models.embedder(id).ok_or_else(|| {
+            quarry::Error::user(format!(
+                "--embedder {id}: not installed in {} (quarry models pull {id})",
+                models_dir.display()
+            ))
+        })?;
+        config.use_embedder(chosen);
+    }
     let uses_embedder = matches!(
         cli.command,
         Command::Index { .. }
@@ -794,7 +808,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "citation precision                {:.3}  ({} answered)",
                     m.citation_precision, c.answered_in_library
                 );
+                println!("citing the gold paragraph         {:.3}", m.citation_paragraph_precision);
                 println!("citations outside retrieved       {}", m.citations_outside_retrieved);
+                println!(
+                    "retrieval recall@1 / @5           {:.3} / {:.3}  (text@5 {:.3}, vector@5 {:.3})",
+                    m.retrieval_recall_at_1,
+                    m.retrieval_recall_at_5,
+                    m.text_recall_at_5,
+                    m.vector_recall_at_5
+                );
                 println!(
                     "impossible abstention recall      {:.3}  ({} questions)",
                     m.impossible_abstention_recall, c.impossible

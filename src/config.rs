@@ -47,7 +47,7 @@ impl Default for EngineConfig {
 }
 
 /// A sentence-embedding model in a local folder.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmbedderConfig {
     /// Model id, recorded in `library.json` ("sentence-transformers/all-MiniLM-L6-v2").
@@ -60,6 +60,20 @@ pub struct EmbedderConfig {
     /// Put before passages (E5: "passage: ").
     #[serde(default)]
     pub passage_prefix: String,
+    /// The retrieval gate calibrated for this model (from its catalog entry); `None` keeps
+    /// [`AnswerConfig`]'s values. Cosines of different models sit in different bands, so a gate
+    /// fitted to one means nothing for another.
+    #[serde(default)]
+    pub gate: Option<GateSettings>,
+}
+
+/// The retrieval gate fitted to one embedder by `quarry eval qa --evidence --calibrate`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GateSettings {
+    /// Abstain below this evidence score.
+    pub threshold: f32,
+    /// Weight of embedding similarity in the evidence score (the rest is term coverage).
+    pub cosine_weight: f32,
 }
 
 /// Where and how untrusted files are parsed.
@@ -193,6 +207,18 @@ pub fn default_data_dir() -> Result<PathBuf> {
 }
 
 impl EngineConfig {
+    /// Makes `embedder` the library's vector model: its tokenizer sizes chunks and its
+    /// calibrated gate, when it has one, replaces the default.
+    pub fn use_embedder(&mut self, embedder: EmbedderConfig) {
+        let tokenizer = embedder.dir.join("tokenizer.json");
+        self.tokenizer = tokenizer.is_file().then_some(tokenizer);
+        if let Some(gate) = embedder.gate {
+            self.answer.gate_threshold = gate.threshold;
+            self.answer.evidence_cosine_weight = gate.cosine_weight;
+        }
+        self.embedder = Some(embedder);
+    }
+
     /// What the UI shows of these settings, with the models folder they were found in.
     pub fn app_settings(&self, models_dir: &std::path::Path) -> crate::api::AppSettings {
         crate::api::AppSettings {

@@ -208,6 +208,11 @@ impl Engine {
         self.embedder.is_some()
     }
 
+    /// Whether the library's chunks carry vectors (it was built with an embedder).
+    pub fn has_vectors(&self) -> bool {
+        self.store.has_vectors()
+    }
+
     /// Whether this engine has a generator (answers written by a model, not quoted).
     pub fn has_generator(&self) -> bool {
         self.generator_slot().is_some()

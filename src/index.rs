@@ -2,6 +2,7 @@
 //! and the tantivy index in step with the pending→indexed protocol of DESIGN.md §3, so a
 //! process killed at any moment leaves a library that opens, tells the truth and finishes later.
 
+pub mod analysis;
 pub mod fulltext;
 pub mod meta;
 pub mod schema;
@@ -13,6 +14,7 @@ use std::sync::Mutex;
 
 use tracing::{info, warn};
 
+pub use self::analysis::TextLanguage;
 use self::fulltext::{FullText, TextEntry};
 use self::meta::{EmbedderMeta, LibraryMeta, WriterLock};
 use self::schema::{ChunkRow, DocumentRow};
@@ -408,14 +410,15 @@ impl Store {
         Ok(rows)
     }
 
-    /// The distinct full-text index terms of `text` (lower-cased, stop words dropped, stemmed).
-    pub fn analyze(&self, text: &str) -> Vec<String> {
-        self.fulltext.analyze(text)
+    /// The distinct full-text index terms of `text` as text in `language` is analysed
+    /// (lower-cased, stop words dropped, stemmed).
+    pub fn analyze(&self, text: &str, language: TextLanguage) -> Vec<String> {
+        self.fulltext.analyze(text, language)
     }
 
-    /// BM25 inverse document frequency of each index term.
-    pub fn idf(&self, terms: &[String]) -> Vec<f32> {
-        self.fulltext.idf(terms)
+    /// BM25 inverse document frequency of each index term among chunks in `language`.
+    pub fn idf(&self, terms: &[String], language: TextLanguage) -> Vec<f32> {
+        self.fulltext.idf(terms, language)
     }
 
     /// Whether chunks carry vectors.
@@ -492,6 +495,7 @@ fn text_entries<'a>(
             title: title_of(&row.doc_id),
             before: neighbour(i.checked_sub(1), &row.doc_id),
             after: neighbour(Some(i + 1), &row.doc_id),
+            language: &row.language,
         })
         .collect()
 }

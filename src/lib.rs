@@ -42,6 +42,7 @@ pub mod generate;
 pub mod ids;
 pub mod index;
 pub mod ingest;
+pub mod language;
 pub mod models;
 pub mod progress;
 pub mod retrieve;

@@ -20,7 +20,7 @@ pub const DEFAULT_EMBEDDER: &str = "sentence-transformers/all-MiniLM-L6-v2";
 const CATALOG: &str = include_str!("../assets/models.toml");
 
 /// One model of the catalog.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct CatalogEntry {
     /// Hugging Face style id ("org/name").
     pub id: String,
@@ -46,6 +46,12 @@ pub struct CatalogEntry {
     /// Prefix for passages (embedders).
     #[serde(default)]
     pub passage_prefix: String,
+    /// The retrieval gate fitted to this embedder (`quarry eval qa --evidence --calibrate`).
+    #[serde(default)]
+    pub gate_threshold: Option<f32>,
+    /// Weight of embedding similarity in that gate's evidence score.
+    #[serde(default)]
+    pub gate_cosine_weight: Option<f32>,
     /// Folder name under the models folder (default: the last part of the id).
     #[serde(default)]
     pub folder: Option<String>,
@@ -112,11 +118,18 @@ pub fn embedder_config(models_dir: &Path, id: &str) -> Option<EmbedderConfig> {
         return None;
     }
     let entry = catalog_entry(id);
+    let gate = entry.as_ref().and_then(|e| {
+        Some(crate::config::GateSettings {
+            threshold: e.gate_threshold?,
+            cosine_weight: e.gate_cosine_weight?,
+        })
+    });
     Some(EmbedderConfig {
         id: id.to_owned(),
         dir,
         query_prefix: entry.as_ref().map(|e| e.query_prefix.clone()).unwrap_or_default(),
         passage_prefix: entry.map(|e| e.passage_prefix).unwrap_or_default(),
+        gate,
     })
 }
 
@@ -349,22 +362,22 @@ impl ModelFolder {
             .or_else(|| self.embedder(MULTILINGUAL_EMBEDDER).map(|e| e.id))
             .unwrap_or_else(|| DEFAULT_EMBEDDER.to_owned());
         let embedder = self.embedder(&embedder_id);
-        let tokenizer =
-            embedder.as_ref().map(|e| e.dir.join("tokenizer.json")).filter(|p| p.is_file());
         let generator = match (with_generator, &choice.generator) {
             (false, _) => None,
             _ if choice.quotes_only => None,
             (true, Some(name)) => self.find_generator(name).or_else(|| self.default_generator()),
             (true, None) => self.default_generator(),
         };
-        crate::config::EngineConfig {
+        let mut config = crate::config::EngineConfig {
             data_dir,
-            tokenizer,
-            embedder,
             generator,
             models_dir: Some(self.dir.clone()),
             ..crate::config::EngineConfig::default()
+        };
+        if let Some(embedder) = embedder {
+            config.use_embedder(embedder);
         }
+        config
     }
 }
 

@@ -96,6 +96,24 @@ pub(crate) fn json_of(output: &Output) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&output.stdout)))
 }
 
+/// A real embedder folder built by `../shared/data/fetch-multilingual-e5.sh` under the real
+/// models folder (`make test` builds it), or `None` with a note on stderr.
+pub(crate) fn real_model_dir(test: &str, folder: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("QUARRY_REAL_MODELS").map(PathBuf::from).or_else(|| {
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/quarry/real-models"))
+    })?;
+    let path = dir.join(folder);
+    if path.join("model.safetensors").is_file() {
+        Some(path)
+    } else {
+        eprintln!(
+            "SKIPPED {test}: no {} (run ../shared/data/fetch-multilingual-e5.sh, or `make test`)",
+            path.display()
+        );
+        None
+    }
+}
+
 /// A real checkpoint fetched by `../shared/data/fetch-real-models.sh` (`QUARRY_REAL_MODELS`,
 /// else `~/.cache/quarry/real-models`; `make test` fetches them), or `None` with a note on
 /// stderr so a skipped test says why.

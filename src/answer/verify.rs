@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use super::evidence::{EvidenceWeights, PassageSentences, TermStats, WeightedTerms, combine};
-use super::prompt::REFUSAL;
+use super::messages::REFUSALS;
 use super::sentences::split_sentences;
 use crate::api::{AnswerSentence, Passage};
 use crate::embed::{Embedder, cosine};
@@ -302,7 +302,8 @@ pub fn is_refusal(answer: &str) -> bool {
             .join(" ")
     };
     let (stripped, _) = strip_markers(answer);
-    norm(&stripped).starts_with(&norm(REFUSAL))
+    let stripped = norm(&stripped);
+    REFUSALS.iter().any(|r| stripped.starts_with(&norm(r)))
 }
 
 /// `sentence` without its `[n]`, `[n, m]` and `[n][m]` markers, and the numbers they held.
@@ -450,6 +451,7 @@ mod tests {
         assert!(is_refusal_like("Die Abschnitte enthalten keine Angabe dazu."));
         assert!(is_refusal("I could not find the answer in your documents."));
         assert!(is_refusal("i could not find the answer in your documents [1]"));
+        assert!(is_refusal("Ich konnte die Antwort in Ihren Dokumenten nicht finden [2]."));
         assert!(!is_refusal("The answer is in your documents."));
     }
 }

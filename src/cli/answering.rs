@@ -65,10 +65,16 @@ fn print_answer(answer: &Answer, streamed: bool) {
         }
         return;
     }
+    // In the question's language, like the answer's refusal and reasons; the CLI's own framing
+    // stays English.
+    let language = answer.language;
     if let Some(cause) = answer.fallback {
-        println!("({})", cause.describe());
+        println!("({})", quarry::answer::messages::fallback_reason(cause, language));
     } else if let Some(stop) = answer.early_stop {
-        println!("(stopped early: {}; the rest was not used)", stop.describe());
+        println!(
+            "(stopped early: {}; the rest was not used)",
+            quarry::answer::messages::early_stop_reason(stop, language)
+        );
     }
     if streamed {
         println!("Checked answer:");

@@ -19,7 +19,7 @@ use crate::answer::evidence::{
 use crate::answer::guard::DegenerationGuard;
 use crate::answer::passages::{approximate_tokens, select_passages};
 use crate::answer::verify::verify;
-use crate::answer::{citation, evidence_answer, evidence_text, prompt};
+use crate::answer::{citation, evidence_answer, evidence_text, messages, prompt};
 use crate::api::{
     AbstainCause, Answer, AnswerMode, AnswerStage, AnswerTimings, AskOptions, EarlyStop,
     FallbackCause, GateDecision, Passage, SearchMode,
@@ -28,7 +28,7 @@ use crate::embed::Embedder;
 use crate::error::{Error, Result};
 use crate::generate::candle_gguf::GgufGenerator;
 use crate::generate::{GenerationParams, Generator, StopReason, TokenSink};
-use crate::index::Store;
+use crate::index::{Store, TextLanguage};
 use crate::progress::CancelToken;
 
 /// A loaded generator with what the audit log records about it.
@@ -162,15 +162,17 @@ impl Drop for AnswerTicket {
     }
 }
 
-/// The full-text index's analysis and statistics, as evidence scoring sees them.
-struct StoreTerms<'a>(&'a Store);
+/// The full-text index's analysis and statistics, as evidence scoring sees them: everything
+/// of one question (the question, passage sentences, answer sentences) is analysed for the
+/// question's language, so its terms compare like with like.
+struct StoreTerms<'a>(&'a Store, TextLanguage);
 
 impl TermStats for StoreTerms<'_> {
     fn terms(&self, text: &str) -> Vec<String> {
-        self.0.analyze(text)
+        self.0.analyze(text, self.1)
     }
     fn idf(&self, terms: &[String]) -> Vec<f32> {
-        self.0.idf(terms)
+        self.0.idf(terms, self.1)
     }
 }
 
@@ -188,6 +190,8 @@ pub struct Evidence {
     pub gate: GateDecision,
     /// Search mode used.
     pub mode: SearchMode,
+    /// The question's language, which every term comparison of this answer analyses for.
+    pub language: TextLanguage,
     /// Milliseconds spent retrieving and scoring.
     pub retrieve_ms: f64,
     /// The embedder the question and sentences were scored with (verification uses the same).
@@ -253,7 +257,8 @@ impl Engine {
             cfg.passage_budget_tokens,
             count_tokens,
         );
-        let stats = StoreTerms(&self.store);
+        let language = TextLanguage::detect(question);
+        let stats = StoreTerms(&self.store, language);
         let sentences = PassageSentences::new(&passages, &stats, embedder.as_deref())?;
         let question = Question::new(question, &stats, vector);
         let scored = sentences.score(&question, self.evidence_weights());
@@ -265,6 +270,7 @@ impl Engine {
             question,
             scored,
             gate: GateDecision { score, threshold, passed: score >= threshold },
+            language,
             mode,
             retrieve_ms: started.elapsed().as_secs_f64() * 1000.0,
             embedder,
@@ -322,6 +328,7 @@ impl Engine {
         let mut answer = Answer {
             question: question.to_owned(),
             answer: String::new(),
+            language: evidence.language,
             abstained: false,
             abstain_reason: None,
             abstain_cause: None,
@@ -483,7 +490,7 @@ impl Engine {
             guard.usable(),
             &evidence.passages,
             &evidence.sentences,
-            &StoreTerms(&self.store),
+            &StoreTerms(&self.store, evidence.language),
             evidence.embedder.as_deref(),
             self.evidence_weights(),
             cfg.support_threshold,
@@ -499,7 +506,9 @@ impl Engine {
                 self.quote_evidence(answer, evidence, Some(&verified.pointed), sink);
             } else if answer.early_stop.is_some_and(EarlyStop::is_degenerate) {
                 answer.fallback = Some(FallbackCause::Degenerate);
-                answer.fallback_detail = answer.early_stop.map(|s| s.describe().to_owned());
+                answer.fallback_detail = answer
+                    .early_stop
+                    .map(|s| messages::early_stop_reason(s, answer.language).to_owned());
                 self.quote_evidence(answer, evidence, None, sink);
             } else {
                 abstain(answer, AbstainCause::Unsupported);
@@ -626,9 +635,9 @@ impl Engine {
 
 fn abstain(answer: &mut Answer, cause: AbstainCause) {
     answer.abstained = true;
-    answer.abstain_reason = Some(cause.describe().to_owned());
+    answer.abstain_reason = Some(messages::abstain_reason(cause, answer.language).to_owned());
     answer.abstain_cause = Some(cause);
-    answer.answer = prompt::REFUSAL.to_owned();
+    answer.answer = messages::refusal(answer.language).to_owned();
     answer.sentences.clear();
     answer.citations.clear();
 }

@@ -4,14 +4,14 @@
 //! those about kept articles answered with a citation of the passage holding the gold answer;
 //! SQuAD's unanswerable questions about kept articles are the adversarial near-misses.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::{Answer, AnswerMode, AskOptions, EarlyStop};
+use crate::api::{Answer, AnswerMode, AskOptions, EarlyStop, SearchMode};
 use crate::config::EngineConfig;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -20,6 +20,9 @@ use crate::progress::CancelToken;
 #[derive(Debug, Deserialize)]
 struct QuestionLine {
     id: String,
+    /// The gold paragraph ("title#n").
+    #[serde(default)]
+    pid: String,
     title: String,
     question: String,
     is_impossible: bool,
@@ -74,6 +77,25 @@ pub struct QaMetrics {
     pub attributed_rate: f64,
     /// Answers the model was asked for that fell back to evidence quotes.
     pub fallback_rate: f64,
+    /// Answered in-library questions whose citations include a passage of the gold paragraph
+    /// (scores citations across languages, where the gold answer string is in another language
+    /// than the passages).
+    #[serde(default)]
+    pub citation_paragraph_precision: f64,
+    /// Answerable in-library questions with a chunk of the gold paragraph first in the
+    /// library's own search (hybrid, or text only for a library without vectors): retrieval
+    /// measured apart from the gate.
+    #[serde(default)]
+    pub retrieval_recall_at_1: f64,
+    /// The same among the first five hits.
+    #[serde(default)]
+    pub retrieval_recall_at_5: f64,
+    /// The same among the first five hits of BM25 alone.
+    #[serde(default)]
+    pub text_recall_at_5: f64,
+    /// The same among the first five hits of the vector search alone (0 without vectors).
+    #[serde(default)]
+    pub vector_recall_at_5: f64,
 }
 
 /// How many questions and passages went in.
@@ -193,6 +215,8 @@ pub async fn evaluate(options: &QaEvalOptions, config: EngineConfig, work: &Path
     if let Some(limit) = options.limit {
         questions.truncate(limit);
     }
+    let paragraph_text: HashMap<&str, &str> =
+        paragraphs.iter().map(|p| (p.pid.as_str(), p.context.as_str())).collect();
     let mut articles: BTreeMap<&str, Vec<(usize, &str)>> = BTreeMap::new();
     for p in &paragraphs {
         let ordinal = p.pid.rsplit('#').next().and_then(|n| n.parse().ok()).unwrap_or(usize::MAX);
@@ -252,7 +276,26 @@ pub async fn evaluate(options: &QaEvalOptions, config: EngineConfig, work: &Path
             generated_latencies.push(ms);
             ttfts.push(answer.timings.ttft_ms);
         }
-        tally.add(category, &answer, &gold);
+        let gold_paragraph = paragraph_text.get(q.pid.as_str()).copied();
+        tally.add(category, &answer, &gold, gold_paragraph);
+        if category == Category::InLibrary
+            && let Some(paragraph) = gold_paragraph
+        {
+            let hybrid = if engine.has_vectors() { SearchMode::Hybrid } else { SearchMode::Text };
+            let mut found = [false; 4];
+            for (i, (mode, k)) in
+                [(hybrid, 1), (hybrid, 5), (SearchMode::Text, 5), (SearchMode::Vector, 5)]
+                    .into_iter()
+                    .enumerate()
+            {
+                if mode == SearchMode::Vector && !engine.has_vectors() {
+                    continue;
+                }
+                let hits = engine.search(&q.question, mode, k).await?;
+                found[i] = hits.iter().any(|h| is_of_paragraph(&h.text, paragraph));
+            }
+            tally.recall.push(found);
+        }
         if let Some(out) = dump.as_mut() {
             let line = serde_json::json!({
                 "id": q.id, "category": format!("{category:?}"), "question": q.question,
@@ -363,10 +406,20 @@ struct Tally {
     fallback: usize,
     answered_sentences: usize,
     attributed_sentences: usize,
+    cited_gold_paragraph: usize,
+    /// Per answerable in-library question: the gold paragraph at hybrid@1, hybrid@5, text@5,
+    /// vector@5.
+    recall: Vec<[bool; 4]>,
 }
 
 impl Tally {
-    fn add(&mut self, category: Category, answer: &Answer, gold: &[&str]) {
+    fn add(
+        &mut self,
+        category: Category,
+        answer: &Answer,
+        gold: &[&str],
+        gold_paragraph: Option<&str>,
+    ) {
         let given: HashSet<&str> = answer.passages.iter().map(|p| p.chunk_id.as_str()).collect();
         self.outside +=
             answer.citations.iter().filter(|c| !given.contains(c.chunk_id.as_str())).count() as u64;
@@ -410,6 +463,11 @@ impl Tally {
                         .any(|p| p.n == c.n && gold.iter().any(|g| contains_normalised(&p.text, g)))
                 });
                 self.cited_gold += usize::from(cites_gold);
+                self.cited_gold_paragraph += usize::from(gold_paragraph.is_some_and(|para| {
+                    answer.citations.iter().any(|c| {
+                        answer.passages.iter().any(|p| p.n == c.n && is_of_paragraph(&p.text, para))
+                    })
+                }));
                 if !cites_gold {
                     let quotes: Vec<&str> =
                         answer.citations.iter().map(|c| c.quote.as_str()).collect();
@@ -456,9 +514,42 @@ impl Tally {
             max_tokens_rate: rate(self.max_tokens, self.generated),
             attributed_rate: rate(self.attributed_sentences, self.answered_sentences),
             fallback_rate: rate(self.fallback, self.generated),
+            citation_paragraph_precision: rate(self.cited_gold_paragraph, self.answered_in_library),
+            retrieval_recall_at_1: self.recall_rate(0),
+            retrieval_recall_at_5: self.recall_rate(1),
+            text_recall_at_5: self.recall_rate(2),
+            vector_recall_at_5: self.recall_rate(3),
         };
         (metrics, self)
     }
+}
+
+impl Tally {
+    fn recall_rate(&self, column: usize) -> f64 {
+        if self.recall.is_empty() {
+            return 0.0;
+        }
+        self.recall.iter().filter(|r| r[column]).count() as f64 / self.recall.len() as f64
+    }
+}
+
+/// Whether a chunk with `chunk_text` holds part of `paragraph`: a stretch of at least 40
+/// characters of it (or all of a shorter chunk) occurs in the paragraph, whitespace collapsed.
+/// Chunks may straddle two paragraphs; each counts for both.
+fn is_of_paragraph(chunk_text: &str, paragraph: &str) -> bool {
+    let flat = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let chunk = flat(chunk_text);
+    let paragraph = flat(paragraph);
+    let chars: Vec<char> = chunk.chars().collect();
+    const PIECE: usize = 40;
+    if chars.len() <= PIECE {
+        return !chunk.is_empty() && paragraph.contains(&chunk);
+    }
+    // Pieces every PIECE/2 characters: an overlap of at least 1.5 pieces contains a whole one.
+    (0..=chars.len() - PIECE)
+        .step_by(PIECE / 2)
+        .chain(std::iter::once(chars.len() - PIECE))
+        .any(|start| paragraph.contains(&chars[start..start + PIECE].iter().collect::<String>()))
 }
 
 /// The answer's sentences without markers and quotation marks, for F1 and exact match.
@@ -596,6 +687,18 @@ mod tests {
         assert_eq!(cal[0].cosine_weight, 0.0);
         assert_eq!(cal[0].out_of_library_abstention_recall, 1.0);
         assert_eq!(cal[0].in_library_wrongly_refused_rate, 0.05);
+    }
+
+    #[test]
+    fn a_chunk_belongs_to_the_paragraphs_it_overlaps() {
+        let first = "The Panthers defense gave up just 308 points, ranking sixth in the league.";
+        let second = "Kawann Short led the team in sacks with 11, forcing three fumbles as well.";
+        let chunk = format!("{}  ranking sixth in the league.\n\n{second}", &first[..46]);
+        assert!(is_of_paragraph(&chunk, first));
+        assert!(is_of_paragraph(&chunk, second));
+        assert!(!is_of_paragraph(&chunk, "An unrelated paragraph about the weather in Denver."));
+        assert!(is_of_paragraph("308 points", first), "a short chunk inside the paragraph");
+        assert!(!is_of_paragraph("", first));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The tantivy side of the library: a BM25 index over chunk text, the chunk's window (the chunk
-//! with its neighbours) and document titles, with an English analyzer (stop words, Snowball
-//! stemming). Derived from the `chunks` table and rebuildable from it at any time.
+//! with its neighbours) and document titles, each in a field of the chunk's language (German, or
+//! the English analyzer for everything else; see [`super::analysis`]), plus German compound
+//! parts. Derived from the `chunks` table and rebuildable from it at any time.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -10,14 +11,10 @@ use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
 };
-use tantivy::tokenizer::{
-    Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
-};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 use super::IndexError;
-
-const ANALYZER: &str = "quarry_en";
+use super::analysis::{GERMAN_PARTS, TextLanguage, analyzer, analyzer_name, german_parts};
 /// Weight of a match in the document title against one in the chunk text.
 const TITLE_BOOST: f32 = 0.5;
 /// Weight of a match in the chunk's window (previous, own and next chunk text) against one in
@@ -26,6 +23,9 @@ const TITLE_BOOST: f32 = 0.5;
 /// hybrid from 0.722 to 0.725. Weights 1.5 and 2 scored within 0.001 of 1; a window of the
 /// neighbours without the chunk itself lowered it (0.633-0.660 in a bm25s simulation).
 const WINDOW_BOOST: f32 = 1.0;
+/// Weight of a query word found as a part of a longer German word (a compound's head or
+/// modifier) against one found as a word of its own.
+const PARTS_BOOST: f32 = 0.5;
 /// Memory for the writer's in-RAM segment before it flushes (tantivy's own examples use 50 MB).
 const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
 
@@ -44,31 +44,54 @@ pub struct TextEntry<'a> {
     pub before: &'a str,
     /// Text of the next chunk of the same document ("" for the last).
     pub after: &'a str,
+    /// The chunk's detected language (ISO 639-3, "" when unknown).
+    pub language: &'a str,
+}
+
+/// The analysed fields of one language.
+#[derive(Debug, Clone, Copy)]
+struct LanguageFields {
+    text: Field,
+    window: Field,
+    title: Field,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Fields {
     chunk_id: Field,
     doc_id: Field,
-    text: Field,
-    window: Field,
-    title: Field,
+    default: LanguageFields,
+    german: LanguageFields,
+    /// Parts of long German words (see [`super::analysis::CompoundParts`]).
+    german_parts: Field,
 }
 
 impl Fields {
+    fn of(&self, language: TextLanguage) -> LanguageFields {
+        match language {
+            TextLanguage::English => self.default,
+            TextLanguage::German => self.german,
+        }
+    }
+
     /// The tantivy document of one chunk.
     fn document(&self, entry: &TextEntry<'_>) -> TantivyDocument {
         let mut doc = TantivyDocument::default();
         doc.add_text(self.chunk_id, entry.chunk_id);
         doc.add_text(self.doc_id, entry.doc_id);
-        doc.add_text(self.text, entry.text);
+        let language = TextLanguage::of_code(entry.language);
+        let fields = self.of(language);
+        doc.add_text(fields.text, entry.text);
         // Three values of one field: BM25 sees them as one text of their summed length.
         for part in [entry.before, entry.text, entry.after] {
             if !part.is_empty() {
-                doc.add_text(self.window, part);
+                doc.add_text(fields.window, part);
             }
         }
-        doc.add_text(self.title, entry.title);
+        doc.add_text(fields.title, entry.title);
+        if language == TextLanguage::German {
+            doc.add_text(self.german_parts, entry.text);
+        }
         doc
     }
 }
@@ -87,30 +110,38 @@ impl std::fmt::Debug for FullText {
     }
 }
 
+fn analyzed(tokenizer: &str) -> TextOptions {
+    TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(tokenizer)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    )
+}
+
 fn schema() -> Schema {
     let mut builder = Schema::builder();
     builder.add_text_field("chunk_id", STRING | STORED);
     builder.add_text_field("doc_id", STRING);
-    let analyzed = TextOptions::default().set_indexing_options(
-        TextFieldIndexing::default()
-            .set_tokenizer(ANALYZER)
-            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    let english = analyzed(analyzer_name(TextLanguage::English));
+    builder.add_text_field("text", english.clone());
+    builder.add_text_field("window", english.clone());
+    builder.add_text_field("title", english);
+    let german = analyzed(analyzer_name(TextLanguage::German));
+    builder.add_text_field("text_de", german.clone());
+    builder.add_text_field("window_de", german.clone());
+    builder.add_text_field("title_de", german);
+    builder.add_text_field(
+        "parts_de",
+        TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(GERMAN_PARTS)
+                .set_index_option(IndexRecordOption::WithFreqs),
+        ),
     );
-    builder.add_text_field("text", analyzed.clone());
-    builder.add_text_field("window", analyzed.clone());
-    builder.add_text_field("title", analyzed);
     builder.build()
 }
 
-fn analyzer() -> TextAnalyzer {
-    let builder = TextAnalyzer::builder(SimpleTokenizer::default())
-        .filter(RemoveLongFilter::limit(40))
-        .filter(LowerCaser);
-    match StopWordFilter::new(Language::English) {
-        Some(stop) => builder.filter(stop).filter(Stemmer::new(Language::English)).build(),
-        None => builder.filter(Stemmer::new(Language::English)).build(),
-    }
-}
+const LANGUAGES: [TextLanguage; 2] = [TextLanguage::English, TextLanguage::German];
 
 impl FullText {
     /// Opens the index in `dir`, creating it when missing. A stored schema that differs from
@@ -121,7 +152,10 @@ impl FullText {
         let directory = tantivy::directory::MmapDirectory::open(dir)
             .map_err(|e| IndexError::Corrupt(format!("{}: {e}", dir.display())))?;
         let index = Index::open_or_create(directory, schema())?;
-        index.tokenizers().register(ANALYZER, analyzer());
+        for language in LANGUAGES {
+            index.tokenizers().register(analyzer_name(language), analyzer(language));
+        }
+        index.tokenizers().register(GERMAN_PARTS, german_parts());
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         let s = index.schema();
         let field = |name: &str| {
@@ -130,9 +164,17 @@ impl FullText {
         let fields = Fields {
             chunk_id: field("chunk_id")?,
             doc_id: field("doc_id")?,
-            text: field("text")?,
-            window: field("window")?,
-            title: field("title")?,
+            default: LanguageFields {
+                text: field("text")?,
+                window: field("window")?,
+                title: field("title")?,
+            },
+            german: LanguageFields {
+                text: field("text_de")?,
+                window: field("window_de")?,
+                title: field("title_de")?,
+            },
+            german_parts: field("parts_de")?,
         };
         Ok(Self { index, reader, writer: Mutex::new(None), fields })
     }
@@ -197,8 +239,10 @@ impl FullText {
 
     /// The best `limit` chunks for `query` by BM25, as (chunk id, score).
     ///
-    /// The query is a bag of words, analysed like the indexed text: no query syntax, so a
-    /// hyphen, colon or quote in a question never turns into an operator or a phrase.
+    /// The query is a bag of words, analysed like the indexed text in each language (chunks of
+    /// each language are reached by its analysis): no query syntax, so a hyphen, colon or quote
+    /// in a question never turns into an operator or a phrase. Its German words are also looked
+    /// up among the parts of longer German words.
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<(String, f32)>, IndexError> {
         self.search_within(query, limit, None)
     }
@@ -210,24 +254,24 @@ impl FullText {
         limit: usize,
         doc_ids: Option<&[String]>,
     ) -> Result<Vec<(String, f32)>, IndexError> {
-        let mut analyzer = self.index.tokenizers().get(ANALYZER).unwrap_or_else(analyzer);
-        let mut stream = analyzer.token_stream(query);
-        let mut terms = Vec::new();
-        while stream.advance() {
-            terms.push(stream.token().text.clone());
-        }
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        for (field, boost) in [
-            (self.fields.text, 1.0),
-            (self.fields.window, WINDOW_BOOST),
-            (self.fields.title, TITLE_BOOST),
-        ] {
-            for term in &terms {
+        let mut add = |field: Field, terms: &[String], boost: f32| {
+            for term in terms {
                 let query = TermQuery::new(
                     Term::from_field_text(field, term),
                     IndexRecordOption::WithFreqs,
                 );
                 clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(query), boost))));
+            }
+        };
+        for language in LANGUAGES {
+            let terms = self.terms_of(query, language);
+            let fields = self.fields.of(language);
+            add(fields.text, &terms, 1.0);
+            add(fields.window, &terms, WINDOW_BOOST);
+            add(fields.title, &terms, TITLE_BOOST);
+            if language == TextLanguage::German {
+                add(self.fields.german_parts, &terms, PARTS_BOOST);
             }
         }
         if clauses.is_empty() {
@@ -255,30 +299,42 @@ impl FullText {
         Ok(res)
     }
 
-    /// The distinct terms of `text` as the index analyses it, in order of first appearance.
-    pub fn analyze(&self, text: &str) -> Vec<String> {
-        let mut analyzer = self.index.tokenizers().get(ANALYZER).unwrap_or_else(analyzer);
+    fn terms_of(&self, text: &str, language: TextLanguage) -> Vec<String> {
+        let mut analyzer = self
+            .index
+            .tokenizers()
+            .get(analyzer_name(language))
+            .unwrap_or_else(|| analyzer(language));
         let mut stream = analyzer.token_stream(text);
-        let mut terms: Vec<String> = Vec::new();
+        let mut terms = Vec::new();
         while stream.advance() {
-            let term = &stream.token().text;
-            if !terms.contains(term) {
-                terms.push(term.clone());
+            terms.push(stream.token().text.clone());
+        }
+        terms
+    }
+
+    /// The distinct terms of `text` as the index analyses text in `language`, in order of
+    /// first appearance.
+    pub fn analyze(&self, text: &str, language: TextLanguage) -> Vec<String> {
+        let mut terms: Vec<String> = Vec::new();
+        for term in self.terms_of(text, language) {
+            if !terms.contains(&term) {
+                terms.push(term);
             }
         }
         terms
     }
 
-    /// BM25's inverse document frequency of each term over chunk text:
+    /// BM25's inverse document frequency of each term over the chunk text of `language`:
     /// ln(1 + (N - df + 0.5) / (df + 0.5)). A term the library lacks gets the highest value.
-    pub fn idf(&self, terms: &[String]) -> Vec<f32> {
+    pub fn idf(&self, terms: &[String], language: TextLanguage) -> Vec<f32> {
         let searcher = self.reader.searcher();
         let n = searcher.num_docs() as f64;
+        let field = self.fields.of(language).text;
         terms
             .iter()
             .map(|t| {
-                let df = searcher.doc_freq(&Term::from_field_text(self.fields.text, t)).unwrap_or(0)
-                    as f64;
+                let df = searcher.doc_freq(&Term::from_field_text(field, t)).unwrap_or(0) as f64;
                 (1.0 + (n - df + 0.5) / (df + 0.5)).ln() as f32
             })
             .collect()
@@ -310,6 +366,7 @@ mod tests {
             title: "",
             before,
             after,
+            language: "eng",
         };
         let (first, second) = ("Vitamin D levels were measured", "in elderly patients in winter");
         ft.replace(
@@ -347,6 +404,7 @@ mod tests {
             title: "",
             before: "",
             after: "",
+            language: "",
         };
         ft.replace(
             &["d1".into(), "d2".into()],
@@ -366,5 +424,45 @@ mod tests {
         drop(ft);
         let reopened = FullText::open(dir.path()).unwrap();
         assert_eq!(reopened.search("one", 5).unwrap()[0].0, "c9");
+    }
+
+    #[test]
+    fn german_chunks_are_found_by_stems_spellings_and_compound_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let ft = FullText::open(dir.path()).unwrap();
+        let e = |c, t, language| TextEntry {
+            chunk_id: c,
+            doc_id: "d1",
+            text: t,
+            title: "",
+            before: "",
+            after: "",
+            language,
+        };
+        ft.replace(
+            &["d1".into()],
+            &[
+                e("de1", "Die Kündigungsfrist beträgt drei Monate zum Quartalsende.", "deu"),
+                e("de2", "Der Mietvertrag wurde in der Hauptstraße unterschrieben.", "deu"),
+                e("en1", "The notice period is three months; contracts are signed.", "eng"),
+            ],
+        )
+        .unwrap();
+        let first = |q: &str| ft.search(q, 3).unwrap().first().map(|(id, _)| id.clone());
+        // Compound heads and modifiers, umlaut and ß spellings, inflected forms.
+        assert_eq!(first("Frist").as_deref(), Some("de1"));
+        assert_eq!(first("Kündigung").as_deref(), Some("de1"));
+        assert_eq!(first("Vertrag").as_deref(), Some("de2"));
+        assert_eq!(first("Verträge").as_deref(), Some("de2"));
+        assert_eq!(first("Hauptstrasse").as_deref(), Some("de2"));
+        assert_eq!(first("Kuendigungsfrist").as_deref(), Some("de1"));
+        // English chunks keep the English analyzer.
+        assert_eq!(first("contract signing").as_deref(), Some("en1"));
+        // Term statistics per language.
+        assert_eq!(ft.analyze("Verträge", TextLanguage::German), vec!["vertrag".to_owned()]);
+        let de = ft.analyze("Monaten", TextLanguage::German);
+        let idf = ft.idf(&de, TextLanguage::German)[0];
+        let missing = ft.idf(&["zzz".to_owned()], TextLanguage::German)[0];
+        assert!(idf < missing, "a German term the library holds is less rare: {idf} vs {missing}");
     }
 }
