@@ -253,7 +253,8 @@ impl<'a> CharCounter<'a> {
     }
 }
 
-fn detect_language(text: &str) -> String {
+/// The ISO 639-3 code of `text`'s language when whatlang is confident enough, else "".
+pub fn detect_language(text: &str) -> String {
     match whatlang::detect(text) {
         // whatlang's own "reliable" flag rejects most chunk-sized texts; a confidence of one
         // half already separates English from German well.

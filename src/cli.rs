@@ -287,6 +287,19 @@ enum EvalCommand {
         #[arg(long)]
         json: bool,
     },
+    /// What each part of the German full-text analysis earns: BM25 recall@1/5/10 over a
+    /// SQuAD-layout paragraph file (no embedder needed)
+    Analyzers {
+        /// Questions (JSON lines with pid and question)
+        #[arg(long)]
+        squad: PathBuf,
+        /// Paragraphs [default: beside the questions]
+        #[arg(long)]
+        paragraphs: Option<PathBuf>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Grounded answers on SQuAD 2.0: abstention, citation precision, F1
     Qa {
         /// Questions (JSON lines: id, title, question, is_impossible, answers)
@@ -516,7 +529,7 @@ fn config_for(cli: &Cli) -> anyhow::Result<(EngineConfig, quarry::models::ModelF
         cli.command,
         Command::Index { .. }
             | Command::Search { .. }
-            | Command::Eval { .. }
+            | Command::Eval { what: EvalCommand::Qa { .. } | EvalCommand::Retrieval { .. } }
             | Command::Ask { .. }
             | Command::Serve { .. }
     );
@@ -652,6 +665,31 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     };
                     println!("[{}] {} ({pages}) score {:.2}", n + 1, hit.doc_path, hit.score);
                     println!("    {}", preview(&hit.text, 240));
+                }
+            }
+        }
+        Command::Eval { what: EvalCommand::Analyzers { squad, paragraphs, json } } => {
+            let paragraphs = match paragraphs {
+                Some(p) => p,
+                None => quarry::eval::squad::default_paragraphs(&squad)?,
+            };
+            let work = tempfile::tempdir().context("cannot create a temporary folder")?;
+            let runs = quarry::eval::analyzers::evaluate(&squad, &paragraphs, work.path())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&runs)?);
+            } else {
+                if let Some(first) = runs.first() {
+                    println!(
+                        "{} questions, {} paragraphs ({} German), BM25 only",
+                        first.questions, first.paragraphs, first.german_paragraphs
+                    );
+                }
+                println!("{:<50} {:>6} {:>6} {:>6}", "analysis", "R@1", "R@5", "R@10");
+                for run in &runs {
+                    println!(
+                        "{:<50} {:>6.3} {:>6.3} {:>6.3}",
+                        run.variant, run.recall_at_1, run.recall_at_5, run.recall_at_10
+                    );
                 }
             }
         }
@@ -811,9 +849,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("citing the gold paragraph         {:.3}", m.citation_paragraph_precision);
                 println!("citations outside retrieved       {}", m.citations_outside_retrieved);
                 println!(
-                    "retrieval recall@1 / @5           {:.3} / {:.3}  (text@5 {:.3}, vector@5 {:.3})",
+                    "retrieval recall@1 / @5           {:.3} / {:.3}  (text {:.3} / {:.3}, vector@5 {:.3})",
                     m.retrieval_recall_at_1,
                     m.retrieval_recall_at_5,
+                    m.text_recall_at_1,
                     m.text_recall_at_5,
                     m.vector_recall_at_5
                 );

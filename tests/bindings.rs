@@ -39,6 +39,7 @@ fn typescript_bindings_are_current() {
     check::<AnswerTimings>(&mut stale);
     check::<GateDecision>(&mut stale);
     check::<AbstainCause>(&mut stale);
+    check::<quarry::language::TextLanguage>(&mut stale);
     check::<EarlyStop>(&mut stale);
     check::<FallbackCause>(&mut stale);
     check::<Answer>(&mut stale);

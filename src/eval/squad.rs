@@ -90,6 +90,9 @@ pub struct QaMetrics {
     /// The same among the first five hits.
     #[serde(default)]
     pub retrieval_recall_at_5: f64,
+    /// The same first among the hits of BM25 alone.
+    #[serde(default)]
+    pub text_recall_at_1: f64,
     /// The same among the first five hits of BM25 alone.
     #[serde(default)]
     pub text_recall_at_5: f64,
@@ -282,11 +285,16 @@ pub async fn evaluate(options: &QaEvalOptions, config: EngineConfig, work: &Path
             && let Some(paragraph) = gold_paragraph
         {
             let hybrid = if engine.has_vectors() { SearchMode::Hybrid } else { SearchMode::Text };
-            let mut found = [false; 4];
-            for (i, (mode, k)) in
-                [(hybrid, 1), (hybrid, 5), (SearchMode::Text, 5), (SearchMode::Vector, 5)]
-                    .into_iter()
-                    .enumerate()
+            let mut found = [false; 5];
+            for (i, (mode, k)) in [
+                (hybrid, 1),
+                (hybrid, 5),
+                (SearchMode::Text, 5),
+                (SearchMode::Vector, 5),
+                (SearchMode::Text, 1),
+            ]
+            .into_iter()
+            .enumerate()
             {
                 if mode == SearchMode::Vector && !engine.has_vectors() {
                     continue;
@@ -408,8 +416,8 @@ struct Tally {
     attributed_sentences: usize,
     cited_gold_paragraph: usize,
     /// Per answerable in-library question: the gold paragraph at hybrid@1, hybrid@5, text@5,
-    /// vector@5.
-    recall: Vec<[bool; 4]>,
+    /// vector@5, text@1.
+    recall: Vec<[bool; 5]>,
 }
 
 impl Tally {
@@ -517,6 +525,7 @@ impl Tally {
             citation_paragraph_precision: rate(self.cited_gold_paragraph, self.answered_in_library),
             retrieval_recall_at_1: self.recall_rate(0),
             retrieval_recall_at_5: self.recall_rate(1),
+            text_recall_at_1: self.recall_rate(4),
             text_recall_at_5: self.recall_rate(2),
             vector_recall_at_5: self.recall_rate(3),
         };

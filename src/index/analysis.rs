@@ -10,6 +10,25 @@ use tantivy::tokenizer::{
     StopWordFilter, TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer,
 };
 
+/// Which parts of the German analysis are on. The library always has all of them; the
+/// others exist so `quarry eval analyzers` can show what each part earns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnalysisOptions {
+    /// German chunks get German fields (otherwise everything goes through the English analyzer,
+    /// as before German was treated apart).
+    pub german: bool,
+    /// The German Snowball stemmer (otherwise German words are only folded).
+    pub german_stemming: bool,
+    /// The compound-parts field.
+    pub compound_parts: bool,
+}
+
+impl Default for AnalysisOptions {
+    fn default() -> Self {
+        Self { german: true, german_stemming: true, compound_parts: true }
+    }
+}
+
 /// The registered name of `language`'s analyzer.
 pub fn analyzer_name(language: TextLanguage) -> &'static str {
     match language {
@@ -19,10 +38,10 @@ pub fn analyzer_name(language: TextLanguage) -> &'static str {
 }
 
 /// `language`'s analyzer.
-pub fn analyzer(language: TextLanguage) -> TextAnalyzer {
+pub fn analyzer(language: TextLanguage, options: AnalysisOptions) -> TextAnalyzer {
     match language {
         TextLanguage::English => english(),
-        TextLanguage::German => german(),
+        TextLanguage::German => german_with(options.german_stemming, false),
     }
 }
 
@@ -32,59 +51,50 @@ pub const GERMAN_PARTS: &str = "quarry_de_parts";
 /// Tokens longer than this are dropped (URLs, hashes, base64).
 const LONGEST_TOKEN: usize = 40;
 
-fn english() -> TextAnalyzer {
-    let builder = TextAnalyzer::builder(SimpleTokenizer::default())
-        .filter(RemoveLongFilter::limit(LONGEST_TOKEN))
-        .filter(LowerCaser);
-    match StopWordFilter::new(Language::English) {
-        Some(stop) => builder
-            .filter(stop)
-            .filter(Stemmer::new(Language::English))
-            .filter(AsciiFoldingFilter)
-            .build(),
-        None => builder.filter(Stemmer::new(Language::English)).filter(AsciiFoldingFilter).build(),
-    }
+/// The stop words of `language` (none when tantivy lacks a list for it).
+fn stop_words(language: Language) -> StopWordFilter {
+    StopWordFilter::new(language).unwrap_or_else(|| StopWordFilter::remove(Vec::<String>::new()))
 }
 
-fn german() -> TextAnalyzer {
-    let builder = TextAnalyzer::builder(SimpleTokenizer::default())
+fn english() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(RemoveLongFilter::limit(LONGEST_TOKEN))
-        .filter(LowerCaser);
-    match StopWordFilter::new(Language::German) {
-        Some(stop) => builder
-            .filter(stop)
-            .filter(GermanNormalizer)
-            .filter(Stemmer::new(Language::German))
-            .filter(AsciiFoldingFilter)
-            .build(),
-        None => builder
-            .filter(GermanNormalizer)
-            .filter(Stemmer::new(Language::German))
-            .filter(AsciiFoldingFilter)
-            .build(),
-    }
+        .filter(LowerCaser)
+        .filter(stop_words(Language::English))
+        .filter(Stemmer::new(Language::English))
+        .filter(AsciiFoldingFilter)
+        .build()
+}
+
+#[cfg(test)]
+fn german() -> TextAnalyzer {
+    german_with(true, false)
 }
 
 /// The German analyzer followed by [`CompoundParts`]: the leading and trailing parts of long
 /// words, for the compound-parts field.
-pub fn german_parts() -> TextAnalyzer {
-    let builder = TextAnalyzer::builder(SimpleTokenizer::default())
+pub fn german_parts(options: AnalysisOptions) -> TextAnalyzer {
+    german_with(options.german_stemming, true)
+}
+
+fn german_with(stemming: bool, parts: bool) -> TextAnalyzer {
+    let folded = TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(RemoveLongFilter::limit(LONGEST_TOKEN))
-        .filter(LowerCaser);
-    match StopWordFilter::new(Language::German) {
-        Some(stop) => builder
-            .filter(stop)
-            .filter(GermanNormalizer)
+        .filter(LowerCaser)
+        .filter(stop_words(Language::German))
+        .filter(GermanNormalizer);
+    // Static chains for the library's analyzers; the unstemmed one is for measuring only.
+    match (stemming, parts) {
+        (true, false) => {
+            folded.filter(Stemmer::new(Language::German)).filter(AsciiFoldingFilter).build()
+        }
+        (true, true) => folded
             .filter(Stemmer::new(Language::German))
             .filter(AsciiFoldingFilter)
             .filter(CompoundParts)
             .build(),
-        None => builder
-            .filter(GermanNormalizer)
-            .filter(Stemmer::new(Language::German))
-            .filter(AsciiFoldingFilter)
-            .filter(CompoundParts)
-            .build(),
+        (false, false) => folded.filter(AsciiFoldingFilter).build(),
+        (false, true) => folded.filter(AsciiFoldingFilter).filter(CompoundParts).build(),
     }
 }
 
@@ -296,7 +306,8 @@ mod tests {
 
     #[test]
     fn compound_parts_hold_head_and_modifier() {
-        let parts = terms(german_parts(), "Die Kündigungsfrist im Mietvertrag");
+        let parts =
+            terms(german_parts(AnalysisOptions::default()), "Die Kündigungsfrist im Mietvertrag");
         let stem = |t: &str| terms(german(), t).pop().unwrap();
         for word in ["Frist", "Vertrag", "Miete", "Kündigung"] {
             assert!(parts.contains(&stem(word)), "{word} ({}) not in {parts:?}", stem(word));

@@ -14,7 +14,9 @@ use tantivy::schema::{
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 use super::IndexError;
-use super::analysis::{GERMAN_PARTS, TextLanguage, analyzer, analyzer_name, german_parts};
+use super::analysis::{
+    AnalysisOptions, GERMAN_PARTS, TextLanguage, analyzer, analyzer_name, german_parts,
+};
 /// Weight of a match in the document title against one in the chunk text.
 const TITLE_BOOST: f32 = 0.5;
 /// Weight of a match in the chunk's window (previous, own and next chunk text) against one in
@@ -75,11 +77,14 @@ impl Fields {
     }
 
     /// The tantivy document of one chunk.
-    fn document(&self, entry: &TextEntry<'_>) -> TantivyDocument {
+    fn document(&self, entry: &TextEntry<'_>, options: AnalysisOptions) -> TantivyDocument {
         let mut doc = TantivyDocument::default();
         doc.add_text(self.chunk_id, entry.chunk_id);
         doc.add_text(self.doc_id, entry.doc_id);
-        let language = TextLanguage::of_code(entry.language);
+        let language = match TextLanguage::of_code(entry.language) {
+            TextLanguage::German if options.german => TextLanguage::German,
+            _ => TextLanguage::English,
+        };
         let fields = self.of(language);
         doc.add_text(fields.text, entry.text);
         // Three values of one field: BM25 sees them as one text of their summed length.
@@ -89,7 +94,7 @@ impl Fields {
             }
         }
         doc.add_text(fields.title, entry.title);
-        if language == TextLanguage::German {
+        if language == TextLanguage::German && options.compound_parts {
             doc.add_text(self.german_parts, entry.text);
         }
         doc
@@ -102,6 +107,7 @@ pub struct FullText {
     reader: IndexReader,
     writer: Mutex<Option<IndexWriter>>,
     fields: Fields,
+    options: AnalysisOptions,
 }
 
 impl std::fmt::Debug for FullText {
@@ -147,15 +153,21 @@ impl FullText {
     /// Opens the index in `dir`, creating it when missing. A stored schema that differs from
     /// ours is reported as corrupt (the caller rebuilds).
     pub fn open(dir: &Path) -> Result<Self, IndexError> {
+        Self::open_with(dir, AnalysisOptions::default())
+    }
+
+    /// [`FullText::open`] with some of the German analysis off (for measuring what each part
+    /// earns; a library always has all of it).
+    pub fn open_with(dir: &Path, options: AnalysisOptions) -> Result<Self, IndexError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| IndexError::Corrupt(format!("{}: {e}", dir.display())))?;
         let directory = tantivy::directory::MmapDirectory::open(dir)
             .map_err(|e| IndexError::Corrupt(format!("{}: {e}", dir.display())))?;
         let index = Index::open_or_create(directory, schema())?;
         for language in LANGUAGES {
-            index.tokenizers().register(analyzer_name(language), analyzer(language));
+            index.tokenizers().register(analyzer_name(language), analyzer(language, options));
         }
-        index.tokenizers().register(GERMAN_PARTS, german_parts());
+        index.tokenizers().register(GERMAN_PARTS, german_parts(options));
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         let s = index.schema();
         let field = |name: &str| {
@@ -176,7 +188,7 @@ impl FullText {
             },
             german_parts: field("parts_de")?,
         };
-        Ok(Self { index, reader, writer: Mutex::new(None), fields })
+        Ok(Self { index, reader, writer: Mutex::new(None), fields, options })
     }
 
     fn with_writer<T>(
@@ -198,13 +210,13 @@ impl FullText {
 
     /// Replaces every chunk of `doc_ids` with `entries` and commits.
     pub fn replace(&self, doc_ids: &[String], entries: &[TextEntry<'_>]) -> Result<(), IndexError> {
-        let fields = self.fields;
+        let (fields, options) = (self.fields, self.options);
         self.with_writer(|writer| {
             for doc_id in doc_ids {
                 writer.delete_term(Term::from_field_text(fields.doc_id, doc_id));
             }
             for entry in entries {
-                writer.add_document(fields.document(entry))?;
+                writer.add_document(fields.document(entry, options))?;
             }
             writer.commit()?;
             Ok(())
@@ -220,12 +232,12 @@ impl FullText {
             &mut dyn FnMut(&[TextEntry<'_>]) -> Result<(), IndexError>,
         ) -> Result<(), IndexError>,
     ) -> Result<(), IndexError> {
-        let fields = self.fields;
+        let (fields, options) = (self.fields, self.options);
         self.with_writer(|writer| {
             writer.delete_all_documents()?;
             let mut add = |entries: &[TextEntry<'_>]| -> Result<(), IndexError> {
                 for entry in entries {
-                    writer.add_document(fields.document(entry))?;
+                    writer.add_document(fields.document(entry, options))?;
                 }
                 Ok(())
             };
@@ -265,12 +277,15 @@ impl FullText {
             }
         };
         for language in LANGUAGES {
+            if language == TextLanguage::German && !self.options.german {
+                continue;
+            }
             let terms = self.terms_of(query, language);
             let fields = self.fields.of(language);
             add(fields.text, &terms, 1.0);
             add(fields.window, &terms, WINDOW_BOOST);
             add(fields.title, &terms, TITLE_BOOST);
-            if language == TextLanguage::German {
+            if language == TextLanguage::German && self.options.compound_parts {
                 add(self.fields.german_parts, &terms, PARTS_BOOST);
             }
         }
@@ -304,7 +319,7 @@ impl FullText {
             .index
             .tokenizers()
             .get(analyzer_name(language))
-            .unwrap_or_else(|| analyzer(language));
+            .unwrap_or_else(|| analyzer(language, self.options));
         let mut stream = analyzer.token_stream(text);
         let mut terms = Vec::new();
         while stream.advance() {

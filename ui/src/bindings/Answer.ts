@@ -8,6 +8,7 @@ import type { EarlyStop } from "./EarlyStop";
 import type { FallbackCause } from "./FallbackCause";
 import type { GateDecision } from "./GateDecision";
 import type { Passage } from "./Passage";
+import type { TextLanguage } from "./TextLanguage";
 
 /**
  * A grounded answer (`quarry ask --json`, DESIGN.md §5).
@@ -22,11 +23,16 @@ question: string,
  */
 answer: string, 
 /**
+ * The question's language ("en" for every language but German), in which the refusal
+ * and the reasons below are written.
+ */
+language: TextLanguage, 
+/**
  * Whether the answer is "not found in your documents".
  */
 abstained: boolean, 
 /**
- * Why it abstained, when it did, in words.
+ * Why it abstained, when it did, in words of `language`.
  */
 abstain_reason: string | null, 
 /**
