@@ -3,6 +3,7 @@
 
 pub mod bert_encoder;
 pub mod candle_bert;
+pub mod sentence_cache;
 
 /// A unit-length embedding vector.
 pub type Embedding = Vec<f32>;

@@ -45,6 +45,8 @@ pub struct Engine {
     store: Store,
     chunker: Arc<Chunker>,
     embedder: Option<EmbedderSlot>,
+    /// Vectors of passage sentences, kept between questions (evidence scoring).
+    sentence_vectors: Arc<crate::embed::sentence_cache::SentenceVectors>,
     /// Swapped whole when the user chooses another generator ([`Engine::use_generator`]); an
     /// answer already running keeps the slot it started with.
     generator: std::sync::RwLock<Arc<answering::GeneratorSlot>>,
@@ -173,6 +175,9 @@ impl EngineBuilder {
             store,
             chunker,
             embedder,
+            sentence_vectors: Arc::new(crate::embed::sentence_cache::SentenceVectors::new(
+                crate::embed::sentence_cache::DEFAULT_CAPACITY,
+            )),
             generator,
             runs: Default::default(),
             pulls: Default::default(),

@@ -38,6 +38,8 @@ mod pipeline;
 mod injection;
 // Grounded answers: evidence, refusals, injections, verification, audit, SQuAD slice.
 mod answer;
+// German questions over German and English documents with the real multilingual embedder.
+mod multilingual;
 // The UI's generated TypeScript types match src/api.rs.
 mod bindings;
 // No network needed, and no socket opened but serve's loopback listener.

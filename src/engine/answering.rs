@@ -277,12 +277,12 @@ impl Engine {
         })
     }
 
-    /// The embedder questions are scored with: the library's, when the library holds vectors;
-    /// none for a text-only library.
+    /// The embedder questions are scored with: the library's, when the library holds vectors,
+    /// with the memory of passage-sentence vectors in front; none for a text-only library.
     fn question_embedder(&self) -> Result<Option<Arc<dyn Embedder>>> {
         match self.default_search_mode() {
             SearchMode::Text => Ok(None),
-            _ => self.embedder(),
+            _ => Ok(self.embedder()?.map(|e| self.sentence_vectors.in_front_of(e))),
         }
     }
 
