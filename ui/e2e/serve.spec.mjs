@@ -133,7 +133,8 @@ async function main() {
     await page.screenshot({ path: join(shots, "library-light.png") });
 
     // Folder watching: a file saved into the folder is indexed without anyone asking.
-    writeFileSync(join(docs, "boiler.txt"), "The boiler is serviced every October by the caretaker.\n");
+    // (Windows-1252, so it carries an engine warning the German UI must say in German.)
+    writeFileSync(join(docs, "boiler.txt"), "The boiler is serviced every October by the caretaker (Gebühr 80 EUR).\n", "latin1");
     await page.getByText("3 documents indexed").waitFor({ timeout: 60_000 });
     check(await page.locator("tr[data-state=indexed]").count() === 3, "a new file in a watched folder is indexed");
 
@@ -311,6 +312,9 @@ async function main() {
     await page.locator("#lang").selectOption("de");
     await page.getByRole("button", { name: "Bibliothek" }).waitFor();
     check(await page.getByRole("button", { name: "Fragen" }).count() === 1, "the UI switches to German");
+    await page.getByRole("button", { name: "Bibliothek" }).click();
+    await page.getByText("kein UTF-8; als windows-1252 gelesen").waitFor();
+    check(await page.getByText("not UTF-8; decoded as").count() === 0, "engine warnings are shown in German");
     await page.screenshot({ path: join(shots, "settings-dark-de.png") });
     check(errors.length === 0, `no script errors (${errors.join("; ")})`);
   } finally {

@@ -1,9 +1,12 @@
 // UI text in English and German. The language follows the system unless the user picks one.
 import type { AnswerStage } from "./bindings/AnswerStage";
+import { engineNote } from "./engine-notes";
 export type Lang = "en" | "de";
 
 const en = {
   appName: "Quarry",
+  /** An engine warning as the user reads it. */
+  note: (text: string) => engineNote(text, "en"),
   tagline: "Answers from your own documents, with page and passage.",
   navLibrary: "Library",
   navAsk: "Ask",
@@ -145,6 +148,7 @@ export type Strings = typeof en;
 
 const de: Strings = {
   appName: "Quarry",
+  note: (text: string) => engineNote(text, "de"),
   tagline: "Antworten aus Ihren eigenen Dokumenten, mit Seite und Textstelle.",
   navLibrary: "Bibliothek",
   navAsk: "Fragen",

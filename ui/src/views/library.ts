@@ -176,7 +176,7 @@ export class LibraryView {
     for (const d of docs) {
       const notes = h("div", { class: "notes" });
       if (d.error) notes.append(h("div", { class: "error" }, d.error));
-      for (const w of d.warnings) notes.append(h("div", { class: "warning" }, w));
+      for (const w of d.warnings) notes.append(h("div", { class: "warning" }, this.t.note(w)));
       body.append(
         h(
           "tr",

@@ -1,0 +1,45 @@
+// The engine's ingest warnings in the UI's language. The engine writes them in English (they are
+// stored with the document, and the CLI and the audit read them); this catalog says each known
+// one in German, by its exact English form, and shows any other as written.
+import type { Lang } from "./i18n";
+
+type Rule = [RegExp, (m: RegExpMatchArray) => string];
+
+const pages = (word: string, list: string) => (word === "page" ? `Seite ${list}` : `Seiten ${list}`);
+
+const german: Rule[] = [
+  [/^not UTF-8; decoded as (.+)$/, (m) => `kein UTF-8; als ${m[1]} gelesen`],
+  [/^some bytes are not valid (.+); replaced$/, (m) => `einige Bytes sind kein gültiges ${m[1]}; ersetzt`],
+  [/^page (\d+) could not be read: (.+)$/, (m) => `Seite ${m[1]} konnte nicht gelesen werden: ${m[2]}`],
+  [
+    /^no extractable text on (pages?) (.+) \(scanned, or fonts without a Unicode map; OCR is not supported\)$/,
+    (m) =>
+      `kein auslesbarer Text auf ${pages(m[1], m[2])} (gescannt, oder Schriften ohne Unicode-Zuordnung; Texterkennung wird nicht unterstützt)`,
+  ],
+  [/^the document contains no text$/, () => "das Dokument enthält keinen Text"],
+  [
+    /^hidden text: (\d+) hidden elements? with text \(hidden, display: none\) left out of the index$/,
+    (m) => `versteckter Text: ${m[1]} verborgene${m[1] === "1" ? "s Element" : " Elemente"} mit Text (hidden, display: none) nicht indiziert`,
+  ],
+  [
+    /^hidden text: (\d+) invisible characters? \(zero-width, bidirectional or tag characters\)(?:; (\d+) Unicode tag characters can carry text no reader sees)?$/,
+    (m) =>
+      `versteckter Text: ${m[1]} unsichtbare${m[1] === "1" ? "s Zeichen" : " Zeichen"} (Nullbreiten-, Richtungs- oder Tag-Zeichen)` +
+      (m[2] ? `; ${m[2]} Unicode-Tag-Zeichen können Text tragen, den niemand sieht` : ""),
+  ],
+  [
+    /^hidden text: invisible text \(render mode 3\) on (pages?) (.+) \(an OCR layer, or text hidden from readers\)$/,
+    (m) =>
+      `versteckter Text: unsichtbarer Text (Render-Modus 3) auf ${pages(m[1], m[2])} (eine OCR-Ebene, oder Text, der Lesern verborgen bleibt)`,
+  ],
+];
+
+/** `note` (an engine warning) in `lang`. */
+export function engineNote(note: string, lang: Lang): string {
+  if (lang === "en") return note;
+  for (const [pattern, say] of german) {
+    const m = note.match(pattern);
+    if (m) return say(m);
+  }
+  return note;
+}
