@@ -123,19 +123,25 @@ test-inner: check-fmt ui lint unit desktop
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' $(TEST_LOG)
 
 # The models the first window needs, installed through the same sha256-checked path a user
-# takes (`quarry models pull`) into the app's models folder: the default embedder and a small
-# generator. Where this machine has mirrors (the shared test data, the real-model cache) they
+# takes (`quarry models pull`) into the app's models folder: the English and the multilingual
+# embedder (a new library takes the multilingual one, for German and English documents) and a
+# small generator. Where this machine has mirrors (the shared test data, the real-model cache) they
 # are the source; elsewhere the files come from huggingface.co. Installed and intact models
 # are kept. `make run QUARRY_SKIP_MODELS=1` skips this (text search and quotes only).
 APP_DATA_DIR ?= $(or $(QUARRY_DATA_DIR),$(HOME)/.local/share/quarry)
 APP_MODELS_DIR ?= $(or $(QUARRY_MODELS_DIR),$(APP_DATA_DIR)/models)
 EMBEDDER_MIRROR = $(QUARRY_TEST_DATA)/models/all-MiniLM-L6-v2
+# The multilingual embedder new libraries use when it is installed (German and English in one
+# library), built by ../shared/data/fetch-multilingual-e5.sh (real-models).
+E5_MIRROR = $(REAL_MODELS)/multilingual-e5-small-q4dq
 GENERATOR_FILE = qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
 app-models: real-models desktop
 	@if [ -n "$(QUARRY_SKIP_MODELS)" ]; then echo "QUARRY_SKIP_MODELS: no models installed"; else \
 		set -e; \
 		from=$$([ -d $(EMBEDDER_MIRROR) ] && echo "--from $(EMBEDDER_MIRROR)" || true); \
 		$(QUARRY_BIN) --quiet --models-dir $(APP_MODELS_DIR) models pull sentence-transformers/all-MiniLM-L6-v2 $$from; \
+		from=$$([ -d $(E5_MIRROR) ] && echo "--from $(E5_MIRROR)" || true); \
+		$(QUARRY_BIN) --quiet --models-dir $(APP_MODELS_DIR) models pull intfloat/multilingual-e5-small $$from; \
 		from=$$([ -f $(REAL_MODELS)/$(GENERATOR_FILE) ] && echo "--from $(REAL_MODELS)" || true); \
 		$(QUARRY_BIN) --quiet --models-dir $(APP_MODELS_DIR) models pull Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF $$from; \
 	fi
