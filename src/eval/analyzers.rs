@@ -53,11 +53,27 @@ pub fn variants() -> Vec<(&'static str, AnalysisOptions)> {
         ("english analyzer for all (before)", AnalysisOptions { german: false, ..all }),
         (
             "german: folding, no stemming, no parts",
-            AnalysisOptions { german_stemming: false, compound_parts: false, ..all },
+            AnalysisOptions {
+                german_stemming: false,
+                compound_parts: false,
+                query_parts: false,
+                ..all
+            },
         ),
-        ("german: folding, stemming, no parts", AnalysisOptions { compound_parts: false, ..all }),
+        (
+            "german: folding, stemming, no parts",
+            AnalysisOptions { compound_parts: false, query_parts: false, ..all },
+        ),
         ("german: folding, no stemming, parts", AnalysisOptions { german_stemming: false, ..all }),
-        ("german: folding, stemming, parts (the library)", all),
+        (
+            "german: folding, stemming, parts of library words",
+            AnalysisOptions { query_parts: false, ..all },
+        ),
+        (
+            "german: folding, stemming, parts of question words",
+            AnalysisOptions { compound_parts: false, ..all },
+        ),
+        ("german: folding, stemming, both parts (the library)", all),
     ]
 }
 

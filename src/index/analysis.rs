@@ -19,13 +19,15 @@ pub struct AnalysisOptions {
     pub german: bool,
     /// The German Snowball stemmer (otherwise German words are only folded).
     pub german_stemming: bool,
-    /// The compound-parts field.
+    /// The compound-parts field (a question's word found inside a compound of the library).
     pub compound_parts: bool,
+    /// A question's compound split into parts the library holds as words of their own.
+    pub query_parts: bool,
 }
 
 impl Default for AnalysisOptions {
     fn default() -> Self {
-        Self { german: true, german_stemming: true, compound_parts: true }
+        Self { german: true, german_stemming: true, compound_parts: true, query_parts: true }
     }
 }
 

@@ -11,11 +11,12 @@ use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
 };
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term};
 
 use super::IndexError;
 use super::analysis::{
-    AnalysisOptions, GERMAN_PARTS, TextLanguage, analyzer, analyzer_name, german_parts,
+    AnalysisOptions, GERMAN_PARTS, TextLanguage, analyzer, analyzer_name, compound_parts,
+    german_parts,
 };
 /// Weight of a match in the document title against one in the chunk text.
 const TITLE_BOOST: f32 = 0.5;
@@ -266,6 +267,7 @@ impl FullText {
         limit: usize,
         doc_ids: Option<&[String]>,
     ) -> Result<Vec<(String, f32)>, IndexError> {
+        let searcher = self.reader.searcher();
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut add = |field: Field, terms: &[String], boost: f32| {
             for term in terms {
@@ -288,6 +290,13 @@ impl FullText {
             if language == TextLanguage::German && self.options.compound_parts {
                 add(self.fields.german_parts, &terms, PARTS_BOOST);
             }
+            if language == TextLanguage::German && self.options.query_parts {
+                // The other half: a compound in the question whose parts the library holds as
+                // words of their own ("Mietvertrag" → "Vertrag", "Miete"); the library's own
+                // vocabulary is the dictionary.
+                let parts = self.known_parts(&terms, fields.text, &searcher);
+                add(fields.text, &parts, PARTS_BOOST);
+            }
         }
         if clauses.is_empty() {
             return Ok(Vec::new());
@@ -302,7 +311,6 @@ impl FullText {
                 (Occur::Must, Box::new(within) as Box<dyn Query>),
             ]));
         }
-        let searcher = self.reader.searcher();
         let top = searcher.search(&*query, &TopDocs::with_limit(limit.max(1)).order_by_score())?;
         let mut res = Vec::with_capacity(top.len());
         for (score, address) in top {
@@ -312,6 +320,28 @@ impl FullText {
             }
         }
         Ok(res)
+    }
+
+    /// The leading and trailing parts of the long words among `terms` that occur in `field` as
+    /// words of their own (the longest of each side, so "vertrag" and not also "trag").
+    fn known_parts(&self, terms: &[String], field: Field, searcher: &Searcher) -> Vec<String> {
+        let known = |part: &String| {
+            !terms.contains(part)
+                && searcher.doc_freq(&Term::from_field_text(field, part)).is_ok_and(|df| df > 0)
+        };
+        let mut found = Vec::new();
+        for term in terms {
+            let parts = compound_parts(term);
+            // `compound_parts` alternates leading and trailing parts, shortest first.
+            let leading = parts.iter().step_by(2).rev().find(|p| known(p));
+            let trailing = parts.iter().skip(1).step_by(2).rev().find(|p| known(p));
+            for part in leading.into_iter().chain(trailing) {
+                if !found.contains(part) {
+                    found.push(part.clone());
+                }
+            }
+        }
+        found
     }
 
     fn terms_of(&self, text: &str, language: TextLanguage) -> Vec<String> {
@@ -459,6 +489,7 @@ mod tests {
             &[
                 e("de1", "Die Kündigungsfrist beträgt drei Monate zum Quartalsende.", "deu"),
                 e("de2", "Der Mietvertrag wurde in der Hauptstraße unterschrieben.", "deu"),
+                e("de3", "Der Hund bellt laut in der Nacht.", "deu"),
                 e("en1", "The notice period is three months; contracts are signed.", "eng"),
             ],
         )
@@ -471,6 +502,8 @@ mod tests {
         assert_eq!(first("Verträge").as_deref(), Some("de2"));
         assert_eq!(first("Hauptstrasse").as_deref(), Some("de2"));
         assert_eq!(first("Kuendigungsfrist").as_deref(), Some("de1"));
+        // A compound in the question finds its part written as a word of its own.
+        assert_eq!(first("Nachbarhund").as_deref(), Some("de3"));
         // English chunks keep the English analyzer.
         assert_eq!(first("contract signing").as_deref(), Some("en1"));
         // Term statistics per language.
