@@ -197,6 +197,9 @@ pub struct SearchHit {
     pub retrievers: Vec<String>,
     /// The chunk text.
     pub text: String,
+    /// The chunk's detected language (ISO 639-3, "" when unknown).
+    #[serde(default)]
+    pub language: String,
 }
 
 /// The library at a glance (`quarry status`).

@@ -521,7 +521,8 @@ impl Engine {
                 let depth = k.max(HYBRID_DEPTH);
                 let vector_hits = self.store.search_vector(vector()?, depth, within).await?;
                 let text_hits = self.store.search_text(query, depth, within).await?;
-                Ok(crate::retrieve::hybrid(vector_hits, text_hits, k))
+                let language = crate::language::TextLanguage::detect(query);
+                Ok(crate::retrieve::hybrid(vector_hits, text_hits, k, Some(language)))
             }
         }
     }

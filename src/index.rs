@@ -462,6 +462,7 @@ fn hit_of(row: ChunkRow, score: f32) -> SearchHit {
         score,
         retrievers: Vec::new(),
         text: row.text,
+        language: row.language,
     }
 }
 

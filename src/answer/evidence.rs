@@ -10,6 +10,7 @@ use super::sentences::{SentenceSpan, split_sentences};
 use crate::api::Passage;
 use crate::embed::{Embedder, cosine};
 use crate::error::Result;
+use crate::language::TextLanguage;
 
 /// Term statistics of the library's full-text index: the same analysis (lower-casing, stop
 /// words, stemming) as BM25 search, and each term's inverse document frequency.
@@ -83,13 +84,18 @@ impl WeightedTerms {
 pub struct Question {
     terms: WeightedTerms,
     vector: Option<Vec<f32>>,
+    language: TextLanguage,
 }
 
 impl Question {
     /// Analyses `text` with the library's term statistics; `vector` is its query embedding when
     /// the library has an embedder.
     pub fn new(text: &str, stats: &dyn TermStats, vector: Option<Vec<f32>>) -> Self {
-        Self { terms: WeightedTerms::new(text, stats), vector }
+        Self {
+            terms: WeightedTerms::new(text, stats),
+            vector,
+            language: TextLanguage::detect(text),
+        }
     }
 
     /// The question's terms missing from `terms`, rarest first.
@@ -131,6 +137,8 @@ pub struct PassageSentences {
     pub passage_terms: Vec<HashSet<String>>,
     /// Per passage: each sentence's embedding.
     pub vectors: Option<Vec<Vec<Vec<f32>>>>,
+    /// Per passage: its language (German or not).
+    pub languages: Vec<TextLanguage>,
 }
 
 impl PassageSentences {
@@ -167,7 +175,8 @@ impl PassageSentences {
                 )
             }
         };
-        Ok(Self { spans, terms, passage_terms, vectors })
+        let languages = passages.iter().map(|p| TextLanguage::detect(&p.text)).collect();
+        Ok(Self { spans, terms, passage_terms, vectors, languages })
     }
 
     /// Every sentence scored against `question`, best first.
@@ -181,7 +190,12 @@ impl PassageSentences {
                     (Some(vectors), Some(q)) => Some(cosine(&vectors[p][s], q).max(0.0)),
                     _ => None,
                 };
-                let score = combine(coverage, cosine, weights);
+                // Terms are not shared across languages: a passage in another language than the
+                // question is judged by the embedding alone, when there is one.
+                let score = match cosine {
+                    Some(c) if self.languages[p] != question.language => c,
+                    _ => combine(coverage, cosine, weights),
+                };
                 res.push(ScoredSentence {
                     passage: p,
                     span: *span,
@@ -243,6 +257,50 @@ pub(crate) mod tests {
             retrievers: vec![],
             text: text.into(),
         }
+    }
+
+    /// Every text gets the same vector: a cosine of 1 between any two.
+    struct SameVector;
+
+    impl Embedder for SameVector {
+        fn model_id(&self) -> &str {
+            "same"
+        }
+        fn dimensions(&self) -> usize {
+            2
+        }
+        fn max_input_tokens(&self) -> usize {
+            512
+        }
+        fn embed_documents(
+            &self,
+            texts: &[&str],
+        ) -> Result<Vec<Vec<f32>>, crate::embed::EmbedError> {
+            Ok(texts.iter().map(|_| vec![1.0, 0.0]).collect())
+        }
+        fn embed_query(&self, _: &str) -> Result<Vec<f32>, crate::embed::EmbedError> {
+            Ok(vec![1.0, 0.0])
+        }
+    }
+
+    #[test]
+    fn a_passage_in_another_language_is_judged_by_the_embedding_alone() {
+        let passages = vec![
+            passage(1, "The night train to Vienna leaves from platform four at twenty to eleven."),
+            passage(2, "Der Nachtzug nach Wien fährt um zwanzig vor elf von Gleis vier ab."),
+        ];
+        let sentences = PassageSentences::new(&passages, &WordStats, Some(&SameVector)).unwrap();
+        assert_eq!(sentences.languages, vec![TextLanguage::English, TextLanguage::German]);
+        let question = "Wann fährt der Nachtzug nach Wien ab?";
+        let q = Question::new(question, &WordStats, Some(vec![1.0, 0.0]));
+        let weights = EvidenceWeights { cosine: 0.5 };
+        let scored = sentences.score(&q, weights);
+        let of = |n: usize| scored.iter().find(|s| s.passage == n).unwrap();
+        // The English passage shares no term with the German question, so its coverage says
+        // nothing: the cosine is its score. The German one mixes both signals.
+        assert_eq!(of(0).score, 1.0);
+        assert!((of(1).score - combine(of(1).coverage, Some(1.0), weights)).abs() < 1e-6);
+        assert!(of(1).coverage < 1.0);
     }
 
     #[test]

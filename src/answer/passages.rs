@@ -84,6 +84,7 @@ mod tests {
             score: 1.0,
             retrievers: vec!["text".into()],
             text: "word ".repeat(((end - start) / 5) as usize),
+            language: String::new(),
         }
     }
 

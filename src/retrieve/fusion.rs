@@ -22,10 +22,18 @@ pub struct Fused<T> {
 /// Fuses ranked lists (best first) with reciprocal rank fusion. Ties keep the order in which
 /// the ids were first seen, walking the lists in order, so the result is deterministic.
 pub fn rrf<T: Clone + Eq + Hash>(lists: &[Vec<T>], k: f32) -> Vec<Fused<T>> {
+    let weighted: Vec<Vec<(T, f32)>> =
+        lists.iter().map(|l| l.iter().map(|id| (id.clone(), 1.0)).collect()).collect();
+    rrf_weighted(&weighted, k)
+}
+
+/// [`rrf`] where each entry's `1 / (k + rank)` is multiplied by its weight (ranks are still
+/// positions in its list).
+pub fn rrf_weighted<T: Clone + Eq + Hash>(lists: &[Vec<(T, f32)>], k: f32) -> Vec<Fused<T>> {
     let mut index: HashMap<T, usize> = HashMap::new();
     let mut res: Vec<Fused<T>> = Vec::new();
     for (list_idx, list) in lists.iter().enumerate() {
-        for (pos, id) in list.iter().enumerate() {
+        for (pos, (id, weight)) in list.iter().enumerate() {
             let slot = *index.entry(id.clone()).or_insert_with(|| {
                 res.push(Fused { id: id.clone(), score: 0.0, ranks: vec![None; lists.len()] });
                 res.len() - 1
@@ -35,7 +43,7 @@ pub fn rrf<T: Clone + Eq + Hash>(lists: &[Vec<T>], k: f32) -> Vec<Fused<T>> {
             if entry.ranks[list_idx].is_none() {
                 let rank = pos + 1;
                 entry.ranks[list_idx] = Some(rank);
-                entry.score += 1.0 / (k + rank as f32);
+                entry.score += weight / (k + rank as f32);
             }
         }
     }

@@ -43,4 +43,8 @@ retrievers: Array<string>,
 /**
  * The chunk text.
  */
-text: string, };
+text: string, 
+/**
+ * The chunk's detected language (ISO 639-3, "" when unknown).
+ */
+language: string, };
