@@ -97,7 +97,7 @@ mod tests {
         ];
         let sentences = PassageSentences::new(&passages, &WordStats, None).unwrap();
         let q = Question::new("What is the notice period?", &WordStats, None);
-        let scored = sentences.score(&q, EvidenceWeights { cosine: 0.5 });
+        let scored = sentences.score(&q, EvidenceWeights::mix(0.5));
         let (answer, citations) = evidence_answer(&passages, &scored, 0.3, 0.5, 3);
         assert_eq!(answer.len(), 2);
         assert_eq!(answer[0].text, "The notice period für beide is three months.");

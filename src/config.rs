@@ -74,6 +74,10 @@ pub struct GateSettings {
     pub threshold: f32,
     /// Weight of embedding similarity in the evidence score (the rest is term coverage).
     pub cosine_weight: f32,
+    /// The threshold for sentences in another language than the question (multilingual
+    /// embedders), on embedding similarity alone.
+    #[serde(default)]
+    pub cross_language_threshold: Option<f32>,
 }
 
 /// Where and how untrusted files are parsed.
@@ -149,6 +153,9 @@ pub struct AnswerConfig {
     pub gate_threshold: f32,
     /// The gate for libraries without vectors, where the score is term coverage alone.
     pub gate_threshold_text_only: f32,
+    /// The gate for a sentence in another language than the question, judged by embedding
+    /// similarity alone; only a multilingual embedder has one (from its catalog entry).
+    pub gate_threshold_cross_language: Option<f32>,
     /// Weight of embedding similarity in the gate's evidence score (the rest is term coverage).
     pub evidence_cosine_weight: f32,
     /// Weight of embedding similarity when choosing which sentences evidence mode quotes.
@@ -184,6 +191,7 @@ impl Default for AnswerConfig {
         Self {
             gate_threshold: 0.41,
             gate_threshold_text_only: 0.31,
+            gate_threshold_cross_language: None,
             evidence_cosine_weight: 0.7,
             quote_cosine_weight: 0.5,
             support_threshold: 0.5,
@@ -215,6 +223,7 @@ impl EngineConfig {
         if let Some(gate) = embedder.gate {
             self.answer.gate_threshold = gate.threshold;
             self.answer.evidence_cosine_weight = gate.cosine_weight;
+            self.answer.gate_threshold_cross_language = gate.cross_language_threshold;
         }
         self.embedder = Some(embedder);
     }

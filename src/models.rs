@@ -52,6 +52,9 @@ pub struct CatalogEntry {
     /// Weight of embedding similarity in that gate's evidence score.
     #[serde(default)]
     pub gate_cosine_weight: Option<f32>,
+    /// The gate for passages in another language than the question (multilingual embedders).
+    #[serde(default)]
+    pub gate_cross_language_threshold: Option<f32>,
     /// Folder name under the models folder (default: the last part of the id).
     #[serde(default)]
     pub folder: Option<String>,
@@ -122,6 +125,7 @@ pub fn embedder_config(models_dir: &Path, id: &str) -> Option<EmbedderConfig> {
         Some(crate::config::GateSettings {
             threshold: e.gate_threshold?,
             cosine_weight: e.gate_cosine_weight?,
+            cross_language_threshold: e.gate_cross_language_threshold,
         })
     });
     Some(EmbedderConfig {

@@ -26,6 +26,18 @@ pub trait TermStats {
 pub struct EvidenceWeights {
     /// Weight of the embedding similarity (the rest goes to term coverage).
     pub cosine: f32,
+    /// For a multilingual embedder: a sentence in another language than the question shares no
+    /// terms with it, so it is judged by its cosine alone, shifted by this so that one threshold
+    /// serves both (the same-language threshold minus the cross-language one). `None` (an
+    /// embedder without a cross-language calibration): the mix, as for any sentence.
+    pub cross_language_shift: Option<f32>,
+}
+
+impl EvidenceWeights {
+    /// The mix with `cosine` weight, without cross-language judgement.
+    pub const fn mix(cosine: f32) -> Self {
+        Self { cosine, cross_language_shift: None }
+    }
 }
 
 /// A text's analysed terms, each weighted by its idf: what the question and each sentence of
@@ -192,8 +204,8 @@ impl PassageSentences {
                 };
                 // Terms are not shared across languages: a passage in another language than the
                 // question is judged by the embedding alone, when there is one.
-                let score = match cosine {
-                    Some(c) if self.languages[p] != question.language => c,
+                let score = match (cosine, weights.cross_language_shift) {
+                    (Some(c), Some(shift)) if self.languages[p] != question.language => c + shift,
                     _ => combine(coverage, cosine, weights),
                 };
                 res.push(ScoredSentence {
@@ -293,14 +305,18 @@ pub(crate) mod tests {
         assert_eq!(sentences.languages, vec![TextLanguage::English, TextLanguage::German]);
         let question = "Wann fährt der Nachtzug nach Wien ab?";
         let q = Question::new(question, &WordStats, Some(vec![1.0, 0.0]));
-        let weights = EvidenceWeights { cosine: 0.5 };
+        let weights = EvidenceWeights { cosine: 0.5, cross_language_shift: Some(-0.25) };
         let scored = sentences.score(&q, weights);
         let of = |n: usize| scored.iter().find(|s| s.passage == n).unwrap();
         // The English passage shares no term with the German question, so its coverage says
-        // nothing: the cosine is its score. The German one mixes both signals.
-        assert_eq!(of(0).score, 1.0);
+        // nothing: the shifted cosine is its score. The German one mixes both signals.
+        assert_eq!(of(0).score, 0.75);
         assert!((of(1).score - combine(of(1).coverage, Some(1.0), weights)).abs() < 1e-6);
         assert!(of(1).coverage < 1.0);
+        // Without a cross-language calibration every sentence gets the mix.
+        let scored = sentences.score(&q, EvidenceWeights::mix(0.5));
+        let english = scored.iter().find(|s| s.passage == 0).unwrap();
+        assert_eq!(english.score, combine(english.coverage, Some(1.0), EvidenceWeights::mix(0.5)));
     }
 
     #[test]
@@ -322,7 +338,7 @@ pub(crate) mod tests {
         ];
         let sentences = PassageSentences::new(&passages, &WordStats, None).unwrap();
         let q = Question::new("Who did Rollo swear fealty to?", &WordStats, None);
-        let scored = sentences.score(&q, EvidenceWeights { cosine: 0.5 });
+        let scored = sentences.score(&q, EvidenceWeights::mix(0.5));
         assert_eq!(scored.len(), 3);
         assert_eq!(scored[0].passage, 0);
         assert_eq!(
@@ -335,7 +351,7 @@ pub(crate) mod tests {
 
     #[test]
     fn combine_mixes_signals() {
-        let w = EvidenceWeights { cosine: 0.25 };
+        let w = EvidenceWeights::mix(0.25);
         assert!((combine(0.8, Some(0.4), w) - 0.7).abs() < 1e-6);
         assert_eq!(combine(0.8, None, w), 0.8);
     }

@@ -336,7 +336,7 @@ mod tests {
     use super::super::evidence::tests::{WordStats, passage};
     use super::*;
 
-    const W: EvidenceWeights = EvidenceWeights { cosine: 0.5 };
+    const W: EvidenceWeights = EvidenceWeights::mix(0.5);
 
     #[test]
     fn strips_markers_of_every_shape() {

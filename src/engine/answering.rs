@@ -296,7 +296,13 @@ impl Engine {
     }
 
     fn evidence_weights(&self) -> EvidenceWeights {
-        EvidenceWeights { cosine: self.config.answer.evidence_cosine_weight }
+        let answer = &self.config.answer;
+        EvidenceWeights {
+            cosine: answer.evidence_cosine_weight,
+            cross_language_shift: answer
+                .gate_threshold_cross_language
+                .map(|cross| answer.gate_threshold - cross),
+        }
     }
 
     /// Answers `question` from the library: quoting evidence (`options.evidence`, or when no
@@ -389,9 +395,10 @@ impl Engine {
         let cfg = &self.config.answer;
         // Which sentences to quote is ranked with its own weighting (term coverage counts more
         // than for the gate: the quote should hold what was asked).
-        let mut ranked = evidence
-            .sentences
-            .score(&evidence.question, EvidenceWeights { cosine: cfg.quote_cosine_weight });
+        let mut ranked = evidence.sentences.score(
+            &evidence.question,
+            EvidenceWeights { cosine: cfg.quote_cosine_weight, ..self.evidence_weights() },
+        );
         if let Some(only) = only {
             ranked.retain(|s| only.contains(&evidence.passages[s.passage].n));
         }
