@@ -28,7 +28,7 @@ export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS ?= $(X86_FLAGS)
 endif
 
 .PHONY: run test eval bench setup ui check-fmt lint unit desktop test-inner run-inner real-models \
-	eval-inner bench-inner rustflags app-models
+	eval-inner bench-inner rustflags app-models mcp-client
 
 # Shared test data and models (see ../shared/data/MANIFEST.md).
 QUARRY_TEST_DATA ?= $(abspath ../shared/data)
@@ -107,7 +107,17 @@ real-models:
 		bash $(QUARRY_TEST_DATA)/fetch-multilingual-e5.sh $(REAL_MODELS)/multilingual-e5-small-q4dq >/dev/null; \
 	else echo "no $(QUARRY_TEST_DATA)/fetch-multilingual-e5.sh: the multilingual tests will be SKIPPED"; fi
 
-unit: ui real-models
+# The official MCP Python client (PyPI `mcp`) in a throwaway virtualenv, for tests/mcp.rs: a
+# reference tool, never a dependency of Quarry.
+MCP_VENV ?= $(HOME)/.cache/quarry/venvs/mcp
+export QUARRY_MCP_PYTHON ?= $(MCP_VENV)/bin/python
+mcp-client:
+	@if [ ! -x $(MCP_VENV)/bin/python ] || ! $(MCP_VENV)/bin/python -c 'import mcp' 2>/dev/null; then \
+		echo "installing the MCP client (pip install mcp) into $(MCP_VENV)"; \
+		/usr/bin/python3 -m venv $(MCP_VENV) && $(MCP_VENV)/bin/pip install --quiet 'mcp==1.30.0'; \
+	fi
+
+unit: ui real-models mcp-client
 	@mkdir -p $(CARGO_TARGET_DIR)
 	set -o pipefail; $(CARGO) test --locked --workspace 2>&1 | tee $(TEST_LOG)
 

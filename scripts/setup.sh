@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 # mold: a linker that keeps link times and memory low; nodejs/npm: the UI build;
 # chromium: the UI's browser tests (Playwright drives /usr/bin/chromium); x11-utils, xdotool,
 # imagemagick: the desktop window check (find the window, click, screenshot, look at it);
-# strace: the test that Quarry opens no network socket (tests/offline.rs).
+# strace: the test that Quarry opens no network socket (tests/offline.rs); python3-venv: the
+# throwaway virtualenv of the official MCP client that tests `quarry mcp` (tests/mcp.rs).
 APT_PACKAGES=(
   build-essential pkg-config curl file
   protobuf-compiler libprotobuf-dev
@@ -18,6 +19,7 @@ APT_PACKAGES=(
   chromium
   x11-utils xdotool imagemagick
   strace
+  python3-venv
 )
 
 missing=()

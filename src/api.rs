@@ -324,6 +324,9 @@ pub struct Passage {
     pub retrievers: Vec<String>,
     /// The passage text.
     pub text: String,
+    /// The chunk's detected language (ISO 639-3, "" when unknown).
+    #[serde(default)]
+    pub language: String,
 }
 
 /// A citation of an answer: a passage and the sentence of it that supports the claim.

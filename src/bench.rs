@@ -230,8 +230,8 @@ pub async fn search(
         let text_started = Instant::now();
         let text_hits = store.search_text(&query, 100, None).await?;
         let text_ms = ms(text_started);
-        let language = crate::language::TextLanguage::detect(&query);
-        let fused = crate::retrieve::hybrid(vector_hits, text_hits, 10, Some(language));
+        let language = crate::language::TextLanguage::detect_confident(&query);
+        let fused = crate::retrieve::hybrid(vector_hits, text_hits, 10, language);
         let elapsed = ms(started);
         if fused.is_empty() {
             return Err(Error::invariant("hybrid search over the bench library found nothing"));

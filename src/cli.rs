@@ -3,6 +3,7 @@
 
 mod answering;
 mod generation;
+mod mcp;
 mod progress;
 mod pull;
 mod serve;
@@ -135,6 +136,9 @@ enum Command {
         #[arg(long)]
         ui_dir: Option<PathBuf>,
     },
+    /// Serve the library to an MCP host (assistants, IDEs) on stdin/stdout: tools search, ask,
+    /// list_documents and get_passage; documents as resources
+    Mcp,
     /// The record of every answer given
     Audit {
         #[command(subcommand)]
@@ -513,6 +517,7 @@ fn config_for(cli: &Cli) -> anyhow::Result<(EngineConfig, quarry::models::ModelF
         cli.command,
         Command::Ask { evidence: false, model: None, .. }
             | Command::Serve { .. }
+            | Command::Mcp
             | Command::Eval { what: EvalCommand::Qa { evidence: false, model: None, .. } }
     );
     let mut config = models.engine_config(data_dir, generates);
@@ -532,6 +537,7 @@ fn config_for(cli: &Cli) -> anyhow::Result<(EngineConfig, quarry::models::ModelF
             | Command::Eval { what: EvalCommand::Qa { .. } | EvalCommand::Retrieval { .. } }
             | Command::Ask { .. }
             | Command::Serve { .. }
+            | Command::Mcp
     );
     if config.embedder.is_none() && uses_embedder {
         tracing::warn!(
@@ -770,6 +776,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve { port, ui_dir } => {
             let args = serve::ServeArgs { port, ui_dir };
             serve::serve(config, args).await?;
+        }
+        Command::Mcp => {
+            // Stdout is the protocol's channel: logs already go to stderr.
+            let engine = Engine::open(config).await?;
+            mcp::run(engine).await?;
         }
         Command::Audit { what: AuditCommand::Export { since, format, out } } => {
             answering::export_audit(&config.data_dir, since.as_deref(), &format, out)?;

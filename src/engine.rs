@@ -328,6 +328,12 @@ impl Engine {
         Ok(doc_ids.len() as u32)
     }
 
+    /// The passage (chunk) `chunk_id`, as search hits and citations name it; `None` when the
+    /// library has no such chunk (any more).
+    pub async fn passage(&self, chunk_id: &str) -> Result<Option<SearchHit>> {
+        self.store.chunk(chunk_id).await
+    }
+
     /// Every document with its state, sorted by path.
     pub async fn documents(&self) -> Result<Vec<DocumentInfo>> {
         let mut docs: Vec<DocumentInfo> =
@@ -521,8 +527,8 @@ impl Engine {
                 let depth = k.max(HYBRID_DEPTH);
                 let vector_hits = self.store.search_vector(vector()?, depth, within).await?;
                 let text_hits = self.store.search_text(query, depth, within).await?;
-                let language = crate::language::TextLanguage::detect(query);
-                Ok(crate::retrieve::hybrid(vector_hits, text_hits, k, Some(language)))
+                let language = crate::language::TextLanguage::detect_confident(query);
+                Ok(crate::retrieve::hybrid(vector_hits, text_hits, k, language))
             }
         }
     }

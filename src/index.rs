@@ -376,6 +376,12 @@ impl Store {
         Ok(res)
     }
 
+    /// The chunk `chunk_id` as a search hit (score 0, no retriever), if the library has it.
+    pub async fn chunk(&self, chunk_id: &str) -> Result<Option<SearchHit>> {
+        let rows = self.tables.chunks_by_id(&[chunk_id.to_owned()]).await?;
+        Ok(rows.into_iter().next().map(|row| hit_of(row, 0.0)))
+    }
+
     /// The `limit` chunks nearest to `vector`, best first, scored by cosine similarity.
     pub async fn search_vector(
         &self,

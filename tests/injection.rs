@@ -91,6 +91,7 @@ fn passage(n: u32, text: &str) -> Passage {
         score: 0.5,
         retrievers: vec![],
         text: text.into(),
+        language: String::new(),
     }
 }
 

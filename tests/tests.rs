@@ -46,6 +46,8 @@ mod bindings;
 mod offline;
 // `quarry models pull` against a local stand-in for huggingface.co.
 mod pull;
+// `quarry mcp` with the official MCP Python client.
+mod mcp;
 // The `quarry` command line and its JSON contract.
 mod cli;
 // House rules checked on the source tree.

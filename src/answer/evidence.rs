@@ -96,7 +96,8 @@ impl WeightedTerms {
 pub struct Question {
     terms: WeightedTerms,
     vector: Option<Vec<f32>>,
-    language: TextLanguage,
+    /// The question's language when the detector is sure of it.
+    language: Option<TextLanguage>,
 }
 
 impl Question {
@@ -106,7 +107,7 @@ impl Question {
         Self {
             terms: WeightedTerms::new(text, stats),
             vector,
-            language: TextLanguage::detect(text),
+            language: TextLanguage::detect_confident(text),
         }
     }
 
@@ -149,8 +150,9 @@ pub struct PassageSentences {
     pub passage_terms: Vec<HashSet<String>>,
     /// Per passage: each sentence's embedding.
     pub vectors: Option<Vec<Vec<Vec<f32>>>>,
-    /// Per passage: its language (German or not).
-    pub languages: Vec<TextLanguage>,
+    /// Per passage: its chunk's language as detected at indexing (German or not; `None` when
+    /// the detector was not sure, and the passage is then taken to be in the question's).
+    pub languages: Vec<Option<TextLanguage>>,
 }
 
 impl PassageSentences {
@@ -187,7 +189,10 @@ impl PassageSentences {
                 )
             }
         };
-        let languages = passages.iter().map(|p| TextLanguage::detect(&p.text)).collect();
+        let languages = passages
+            .iter()
+            .map(|p| (!p.language.is_empty()).then(|| TextLanguage::of_code(&p.language)))
+            .collect();
         Ok(Self { spans, terms, passage_terms, vectors, languages })
     }
 
@@ -205,7 +210,13 @@ impl PassageSentences {
                 // Terms are not shared across languages: a passage in another language than the
                 // question is judged by the embedding alone, when there is one.
                 let score = match (cosine, weights.cross_language_shift) {
-                    (Some(c), Some(shift)) if self.languages[p] != question.language => c + shift,
+                    (Some(c), Some(shift))
+                        if self.languages[p]
+                            .zip(question.language)
+                            .is_some_and(|(p, q)| p != q) =>
+                    {
+                        c + shift
+                    }
                     _ => combine(coverage, cosine, weights),
                 };
                 res.push(ScoredSentence {
@@ -268,6 +279,7 @@ pub(crate) mod tests {
             score: 0.0,
             retrievers: vec![],
             text: text.into(),
+            language: String::new(),
         }
     }
 
@@ -297,12 +309,18 @@ pub(crate) mod tests {
 
     #[test]
     fn a_passage_in_another_language_is_judged_by_the_embedding_alone() {
+        let in_language =
+            |n, text, code: &str| Passage { language: code.into(), ..passage(n, text) };
         let passages = vec![
-            passage(1, "The night train to Vienna leaves from platform four at twenty to eleven."),
-            passage(2, "Der Nachtzug nach Wien fährt um zwanzig vor elf von Gleis vier ab."),
+            in_language(1, "The night train to Vienna leaves from platform four.", "eng"),
+            in_language(2, "Der Nachtzug nach Wien fährt um elf von Gleis vier ab.", "deu"),
+            passage(3, "Nachtzug Wien Gleis vier."),
         ];
         let sentences = PassageSentences::new(&passages, &WordStats, Some(&SameVector)).unwrap();
-        assert_eq!(sentences.languages, vec![TextLanguage::English, TextLanguage::German]);
+        assert_eq!(
+            sentences.languages,
+            vec![Some(TextLanguage::English), Some(TextLanguage::German), None]
+        );
         let question = "Wann fährt der Nachtzug nach Wien ab?";
         let q = Question::new(question, &WordStats, Some(vec![1.0, 0.0]));
         let weights = EvidenceWeights { cosine: 0.5, cross_language_shift: Some(-0.25) };
@@ -313,6 +331,8 @@ pub(crate) mod tests {
         assert_eq!(of(0).score, 0.75);
         assert!((of(1).score - combine(of(1).coverage, Some(1.0), weights)).abs() < 1e-6);
         assert!(of(1).coverage < 1.0);
+        // A chunk whose language was not detected counts as the question's.
+        assert!((of(2).score - combine(of(2).coverage, Some(1.0), weights)).abs() < 1e-6);
         // Without a cross-language calibration every sentence gets the mix.
         let scored = sentences.score(&q, EvidenceWeights::mix(0.5));
         let english = scored.iter().find(|s| s.passage == 0).unwrap();

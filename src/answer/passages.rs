@@ -51,6 +51,7 @@ pub fn select_passages(
             score: hit.score,
             retrievers: hit.retrievers,
             text: hit.text,
+            language: hit.language,
         });
     }
     chosen

@@ -210,6 +210,7 @@ mod tests {
             score: 0.1,
             retrievers: vec![],
             text: text.into(),
+            language: String::new(),
         }
     }
 

@@ -47,4 +47,8 @@ retrievers: Array<string>,
 /**
  * The passage text.
  */
-text: string, };
+text: string, 
+/**
+ * The chunk's detected language (ISO 639-3, "" when unknown).
+ */
+language: string, };
