@@ -6,6 +6,16 @@ use quarry::embed::{Embedder, cosine};
 
 use crate::support::{real_model_dir, test_data};
 
+/// A reference sentence's token ids and embedding.
+fn reference_of(sentence: &serde_json::Value) -> (Vec<u32>, Vec<f32>) {
+    let numbers = |key: &str| -> Vec<f64> {
+        sentence[key].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect()
+    };
+    let ids = numbers("input_ids").into_iter().map(|v| v as u32).collect();
+    let embedding = numbers("embedding").into_iter().map(|v| v as f32).collect();
+    (ids, embedding)
+}
+
 #[test]
 fn minilm_matches_the_reference_embeddings() {
     let Some(data) = test_data("minilm_matches_the_reference_embeddings") else { return };
@@ -24,19 +34,8 @@ fn minilm_matches_the_reference_embeddings() {
     let vectors = embedder.embed_documents(&texts).unwrap();
     for (sentence, vector) in sentences.iter().zip(&vectors) {
         let text = sentence["text"].as_str().unwrap();
-        let ids: Vec<u32> = sentence["input_ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect();
+        let (ids, expected) = reference_of(sentence);
         assert_eq!(embedder.token_ids(text).unwrap(), ids, "{text}");
-        let expected: Vec<f32> = sentence["embedding"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap() as f32)
-            .collect();
         let similarity = cosine(vector, &expected);
         assert!(similarity > 0.9999, "{text}: cosine {similarity}");
         let norm: f32 = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
@@ -72,19 +71,8 @@ fn multilingual_e5_matches_the_reference_embeddings() {
     let mut passages = Vec::new();
     for sentence in sentences {
         let text = sentence["text"].as_str().unwrap();
-        let ids: Vec<u32> = sentence["input_ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect();
+        let (ids, expected) = reference_of(sentence);
         assert_eq!(embedder.token_ids(text).unwrap(), ids, "{text}");
-        let expected: Vec<f32> = sentence["embedding"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap() as f32)
-            .collect();
         // The reference texts carry their prefix; the embedder adds it from the catalog.
         if let Some(query) = text.strip_prefix("query: ") {
             let vector = embedder.embed_query(query).unwrap();

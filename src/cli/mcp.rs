@@ -240,6 +240,18 @@ impl LibraryServer {
     }
 }
 
+impl LibraryServer {
+    /// The library's indexed documents (the resources), or the engine's error as a protocol error.
+    async fn indexed_documents(&self) -> Result<Vec<DocumentInfo>, ErrorData> {
+        let docs = self
+            .engine
+            .documents()
+            .await
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        Ok(docs.into_iter().filter(|d| d.state == DocumentState::Indexed).collect())
+    }
+}
+
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for LibraryServer {
     fn get_info(&self) -> ServerConfig {
@@ -257,14 +269,10 @@ impl ServerHandler for LibraryServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        let docs = self
-            .engine
-            .documents()
-            .await
-            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
-        let resources = docs
+        let resources = self
+            .indexed_documents()
+            .await?
             .into_iter()
-            .filter(|d| d.state == DocumentState::Indexed)
             .map(|d| {
                 let name = d.title.clone().unwrap_or_else(|| {
                     Path::new(&d.path)
@@ -287,17 +295,11 @@ impl ServerHandler for LibraryServer {
         let uri = request.uri;
         let not_found = || ErrorData::resource_not_found(format!("no document {uri}"), None);
         let id = uri.strip_prefix(DOCUMENT_URI).ok_or_else(not_found)?;
-        let docs = self
-            .engine
-            .documents()
-            .await
-            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
-        let doc = docs
+        let doc = self
+            .indexed_documents()
+            .await?
             .into_iter()
-            .find(|d| {
-                d.state == DocumentState::Indexed
-                    && Engine::document_id(Path::new(&d.path)).as_str() == id
-            })
+            .find(|d| Engine::document_id(Path::new(&d.path)).as_str() == id)
             .ok_or_else(not_found)?;
         let text = self
             .engine
