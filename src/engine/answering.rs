@@ -394,11 +394,12 @@ impl Engine {
     ) {
         let cfg = &self.config.answer;
         // Which sentences to quote is ranked with its own weighting (term coverage counts more
-        // than for the gate: the quote should hold what was asked).
-        let mut ranked = evidence.sentences.score(
-            &evidence.question,
-            EvidenceWeights { cosine: cfg.quote_cosine_weight, ..self.evidence_weights() },
-        );
+        // than for the gate: the quote should hold what was asked). Every sentence gets the mix,
+        // in any language: a passage in the question's language that holds its words is the
+        // better quote, and among passages in another language the mix still ranks by cosine.
+        let mut ranked = evidence
+            .sentences
+            .score(&evidence.question, EvidenceWeights::mix(cfg.quote_cosine_weight));
         if let Some(only) = only {
             ranked.retain(|s| only.contains(&evidence.passages[s.passage].n));
         }
