@@ -422,9 +422,9 @@ impl Store {
         self.fulltext.analyze(text, language)
     }
 
-    /// BM25 inverse document frequency of each index term among chunks in `language`.
-    pub fn idf(&self, terms: &[String], language: TextLanguage) -> Vec<f32> {
-        self.fulltext.idf(terms, language)
+    /// BM25 inverse document frequency of each index term.
+    pub fn idf(&self, terms: &[String]) -> Vec<f32> {
+        self.fulltext.idf(terms)
     }
 
     /// Whether chunks carry vectors.

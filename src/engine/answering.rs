@@ -172,7 +172,7 @@ impl TermStats for StoreTerms<'_> {
         self.0.analyze(text, self.1)
     }
     fn idf(&self, terms: &[String]) -> Vec<f32> {
-        self.0.idf(terms, self.1)
+        self.0.idf(terms)
     }
 }
 

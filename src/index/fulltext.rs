@@ -11,6 +11,7 @@ use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
 };
+use tantivy::tokenizer::{PreTokenizedString, TextAnalyzer};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term};
 
 use super::IndexError;
@@ -51,52 +52,77 @@ pub struct TextEntry<'a> {
     pub language: &'a str,
 }
 
-/// The analysed fields of one language.
-#[derive(Debug, Clone, Copy)]
-struct LanguageFields {
-    text: Field,
-    window: Field,
-    title: Field,
-}
-
 #[derive(Debug, Clone, Copy)]
 struct Fields {
     chunk_id: Field,
     doc_id: Field,
-    default: LanguageFields,
-    german: LanguageFields,
+    text: Field,
+    window: Field,
+    title: Field,
     /// Parts of long German words (see [`super::analysis::CompoundParts`]).
     german_parts: Field,
 }
 
-impl Fields {
-    fn of(&self, language: TextLanguage) -> LanguageFields {
-        match language {
-            TextLanguage::English => self.default,
-            TextLanguage::German => self.german,
+/// The analyzers a chunk can go through, built once per write.
+struct Analyzers {
+    english: TextAnalyzer,
+    german: TextAnalyzer,
+    german_parts: TextAnalyzer,
+    options: AnalysisOptions,
+}
+
+impl Analyzers {
+    fn new(options: AnalysisOptions) -> Self {
+        Self {
+            english: analyzer(TextLanguage::English, options),
+            german: analyzer(TextLanguage::German, options),
+            german_parts: german_parts(options),
+            options,
         }
     }
 
-    /// The tantivy document of one chunk.
-    fn document(&self, entry: &TextEntry<'_>, options: AnalysisOptions) -> TantivyDocument {
+    fn of(&mut self, language: TextLanguage) -> &mut TextAnalyzer {
+        match language {
+            TextLanguage::English => &mut self.english,
+            TextLanguage::German => &mut self.german,
+        }
+    }
+}
+
+/// `text` as `analyzer` turns it into tokens.
+fn pre_tokenized(analyzer: &mut TextAnalyzer, text: &str) -> PreTokenizedString {
+    let mut stream = analyzer.token_stream(text);
+    let mut tokens = Vec::new();
+    while stream.advance() {
+        tokens.push(stream.token().clone());
+    }
+    PreTokenizedString { text: text.to_owned(), tokens }
+}
+
+impl Fields {
+    /// The tantivy document of one chunk: its text, window and title analysed for the chunk's
+    /// language, in the fields every language shares (so BM25's statistics, document lengths
+    /// included, are those of the whole library).
+    fn document(&self, entry: &TextEntry<'_>, analyzers: &mut Analyzers) -> TantivyDocument {
         let mut doc = TantivyDocument::default();
         doc.add_text(self.chunk_id, entry.chunk_id);
         doc.add_text(self.doc_id, entry.doc_id);
         let language = match TextLanguage::of_code(entry.language) {
-            TextLanguage::German if options.german => TextLanguage::German,
+            TextLanguage::German if analyzers.options.german => TextLanguage::German,
             _ => TextLanguage::English,
         };
-        let fields = self.of(language);
-        doc.add_text(fields.text, entry.text);
+        let analyzer = analyzers.of(language);
+        doc.add_pre_tokenized_text(self.text, pre_tokenized(analyzer, entry.text));
         // Three values of one field: BM25 sees them as one text of their summed length.
         for part in [entry.before, entry.text, entry.after] {
             if !part.is_empty() {
-                doc.add_text(fields.window, part);
+                doc.add_pre_tokenized_text(self.window, pre_tokenized(analyzer, part));
             }
         }
-        doc.add_text(fields.title, entry.title);
-        if language == TextLanguage::German && options.compound_parts {
-            doc.add_text(self.german_parts, entry.text);
+        doc.add_pre_tokenized_text(self.title, pre_tokenized(analyzer, entry.title));
+        if language == TextLanguage::German && analyzers.options.compound_parts {
+            let parts = pre_tokenized(&mut analyzers.german_parts, entry.text);
+            doc.add_pre_tokenized_text(self.german_parts, parts);
         }
         doc
     }
@@ -129,20 +155,21 @@ fn schema() -> Schema {
     let mut builder = Schema::builder();
     builder.add_text_field("chunk_id", STRING | STORED);
     builder.add_text_field("doc_id", STRING);
-    let english = analyzed(analyzer_name(TextLanguage::English));
-    builder.add_text_field("text", english.clone());
-    builder.add_text_field("window", english.clone());
-    builder.add_text_field("title", english);
-    let german = analyzed(analyzer_name(TextLanguage::German));
-    builder.add_text_field("text_de", german.clone());
-    builder.add_text_field("window_de", german.clone());
-    builder.add_text_field("title_de", german);
+    // Chunks arrive pre-tokenized by the analyzer of their language; the tokenizer named here
+    // is what tantivy would use for plain text (none is added).
+    let analyzed = analyzed(analyzer_name(TextLanguage::English));
+    builder.add_text_field("text", analyzed.clone());
+    builder.add_text_field("window", analyzed.clone());
+    builder.add_text_field("title", analyzed);
+    // Only German chunks have parts: without field norms a part found scores by its rarity,
+    // not against an average length that the chunks without parts would make meaningless.
     builder.add_text_field(
         "parts_de",
         TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
                 .set_tokenizer(GERMAN_PARTS)
-                .set_index_option(IndexRecordOption::WithFreqs),
+                .set_index_option(IndexRecordOption::WithFreqs)
+                .set_fieldnorms(false),
         ),
     );
     builder.build()
@@ -177,16 +204,9 @@ impl FullText {
         let fields = Fields {
             chunk_id: field("chunk_id")?,
             doc_id: field("doc_id")?,
-            default: LanguageFields {
-                text: field("text")?,
-                window: field("window")?,
-                title: field("title")?,
-            },
-            german: LanguageFields {
-                text: field("text_de")?,
-                window: field("window_de")?,
-                title: field("title_de")?,
-            },
+            text: field("text")?,
+            window: field("window")?,
+            title: field("title")?,
             german_parts: field("parts_de")?,
         };
         Ok(Self { index, reader, writer: Mutex::new(None), fields, options })
@@ -211,13 +231,14 @@ impl FullText {
 
     /// Replaces every chunk of `doc_ids` with `entries` and commits.
     pub fn replace(&self, doc_ids: &[String], entries: &[TextEntry<'_>]) -> Result<(), IndexError> {
-        let (fields, options) = (self.fields, self.options);
+        let fields = self.fields;
+        let mut analyzers = Analyzers::new(self.options);
         self.with_writer(|writer| {
             for doc_id in doc_ids {
                 writer.delete_term(Term::from_field_text(fields.doc_id, doc_id));
             }
             for entry in entries {
-                writer.add_document(fields.document(entry, options))?;
+                writer.add_document(fields.document(entry, &mut analyzers))?;
             }
             writer.commit()?;
             Ok(())
@@ -233,12 +254,13 @@ impl FullText {
             &mut dyn FnMut(&[TextEntry<'_>]) -> Result<(), IndexError>,
         ) -> Result<(), IndexError>,
     ) -> Result<(), IndexError> {
-        let (fields, options) = (self.fields, self.options);
+        let fields = self.fields;
+        let mut analyzers = Analyzers::new(self.options);
         self.with_writer(|writer| {
             writer.delete_all_documents()?;
             let mut add = |entries: &[TextEntry<'_>]| -> Result<(), IndexError> {
                 for entry in entries {
-                    writer.add_document(fields.document(entry, options))?;
+                    writer.add_document(fields.document(entry, &mut analyzers))?;
                 }
                 Ok(())
             };
@@ -278,25 +300,35 @@ impl FullText {
                 clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(query), boost))));
             }
         };
+        // The query's terms as each language analyses it, once each.
+        let mut terms: Vec<String> = Vec::new();
+        let mut german: Vec<String> = Vec::new();
         for language in LANGUAGES {
             if language == TextLanguage::German && !self.options.german {
                 continue;
             }
-            let terms = self.terms_of(query, language);
-            let fields = self.fields.of(language);
-            add(fields.text, &terms, 1.0);
-            add(fields.window, &terms, WINDOW_BOOST);
-            add(fields.title, &terms, TITLE_BOOST);
-            if language == TextLanguage::German && self.options.compound_parts {
-                add(self.fields.german_parts, &terms, PARTS_BOOST);
+            for term in self.terms_of(query, language) {
+                if language == TextLanguage::German && !german.contains(&term) {
+                    german.push(term.clone());
+                }
+                if !terms.contains(&term) {
+                    terms.push(term);
+                }
             }
-            if language == TextLanguage::German && self.options.query_parts {
-                // The other half: a compound in the question whose parts the library holds as
-                // words of their own ("Mietvertrag" → "Vertrag", "Miete"); the library's own
-                // vocabulary is the dictionary.
-                let parts = self.known_parts(&terms, fields.text, &searcher);
-                add(fields.text, &parts, PARTS_BOOST);
-            }
+        }
+        let fields = self.fields;
+        add(fields.text, &terms, 1.0);
+        add(fields.window, &terms, WINDOW_BOOST);
+        add(fields.title, &terms, TITLE_BOOST);
+        if self.options.german && self.options.compound_parts {
+            add(fields.german_parts, &german, PARTS_BOOST);
+        }
+        if self.options.german && self.options.query_parts {
+            // The other half: a compound in the question whose parts the library holds as
+            // words of their own ("Mietvertrag" → "Vertrag", "Miete"); the library's own
+            // vocabulary is the dictionary.
+            let parts = self.known_parts(&german, fields.text, &searcher);
+            add(fields.text, &parts, PARTS_BOOST);
         }
         if clauses.is_empty() {
             return Ok(Vec::new());
@@ -370,12 +402,12 @@ impl FullText {
         terms
     }
 
-    /// BM25's inverse document frequency of each term over the chunk text of `language`:
+    /// BM25's inverse document frequency of each term over chunk text:
     /// ln(1 + (N - df + 0.5) / (df + 0.5)). A term the library lacks gets the highest value.
-    pub fn idf(&self, terms: &[String], language: TextLanguage) -> Vec<f32> {
+    pub fn idf(&self, terms: &[String]) -> Vec<f32> {
         let searcher = self.reader.searcher();
         let n = searcher.num_docs() as f64;
-        let field = self.fields.of(language).text;
+        let field = self.fields.text;
         terms
             .iter()
             .map(|t| {
@@ -494,6 +526,22 @@ mod tests {
             ],
         )
         .unwrap();
+        // Mostly English, as many libraries are: the German chunks must not be judged against
+        // an average length the English ones make.
+        let filler: Vec<String> = (0..40)
+            .map(|i| {
+                format!(
+                    "Paragraph {i} of an English report on engines, im- plementation and costs."
+                )
+            })
+            .collect();
+        let ids: Vec<String> = (0..40).map(|i| format!("f{i}")).collect();
+        let entries: Vec<TextEntry<'_>> = filler
+            .iter()
+            .zip(&ids)
+            .map(|(t, id)| TextEntry { doc_id: "d2", ..e(id, t, "eng") })
+            .collect();
+        ft.replace(&["d2".into()], &entries).unwrap();
         let first = |q: &str| ft.search(q, 3).unwrap().first().map(|(id, _)| id.clone());
         // Compound heads and modifiers, umlaut and ß spellings, inflected forms.
         assert_eq!(first("Frist").as_deref(), Some("de1"));
@@ -504,13 +552,14 @@ mod tests {
         assert_eq!(first("Kuendigungsfrist").as_deref(), Some("de1"));
         // A compound in the question finds its part written as a word of its own.
         assert_eq!(first("Nachbarhund").as_deref(), Some("de3"));
+        assert_eq!(first("Kündigungsfrist im Monat").as_deref(), Some("de1"));
         // English chunks keep the English analyzer.
         assert_eq!(first("contract signing").as_deref(), Some("en1"));
         // Term statistics per language.
         assert_eq!(ft.analyze("Verträge", TextLanguage::German), vec!["vertrag".to_owned()]);
         let de = ft.analyze("Monaten", TextLanguage::German);
-        let idf = ft.idf(&de, TextLanguage::German)[0];
-        let missing = ft.idf(&["zzz".to_owned()], TextLanguage::German)[0];
+        let idf = ft.idf(&de)[0];
+        let missing = ft.idf(&["zzz".to_owned()])[0];
         assert!(idf < missing, "a German term the library holds is less rare: {idf} vs {missing}");
     }
 }
