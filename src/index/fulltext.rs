@@ -355,14 +355,18 @@ impl FullText {
     }
 
     /// The leading and trailing parts of the long words among `terms` that occur in `field` as
-    /// words of their own (the longest of each side, so "vertrag" and not also "trag").
+    /// words of their own (the longest of each side, so "vertrag" and not also "trag"). A word
+    /// the library holds as it is ("tracemonkey") is not split.
     fn known_parts(&self, terms: &[String], field: Field, searcher: &Searcher) -> Vec<String> {
         let known = |part: &String| {
             !terms.contains(part)
                 && searcher.doc_freq(&Term::from_field_text(field, part)).is_ok_and(|df| df > 0)
         };
         let mut found = Vec::new();
-        for term in terms {
+        let held = |term: &String| {
+            searcher.doc_freq(&Term::from_field_text(field, term)).is_ok_and(|df| df > 0)
+        };
+        for term in terms.iter().filter(|t| !held(t)) {
             let parts = compound_parts(term);
             // `compound_parts` alternates leading and trailing parts, shortest first.
             let leading = parts.iter().step_by(2).rev().find(|p| known(p));
