@@ -1,6 +1,6 @@
 //! How text becomes full-text index terms, per language. German gets its own analyzer (German
 //! stop words, umlaut and ß folding, the German Snowball stemmer) and a second field of compound
-//! parts, so "Kündigungsfrist" is found by "Frist"; every other language goes through the
+//! parts ([`compound_parts`]), so "Kündigungsfrist" is found by "Frist"; every other language goes through the
 //! English analyzer with ASCII folding. A chunk is indexed with the analyzer of its detected
 //! language; a query is analysed for each language, so it reaches chunks of both.
 
@@ -43,12 +43,9 @@ pub fn analyzer_name(language: TextLanguage) -> &'static str {
 pub fn analyzer(language: TextLanguage, options: AnalysisOptions) -> TextAnalyzer {
     match language {
         TextLanguage::English => english(),
-        TextLanguage::German => german_with(options.german_stemming, false),
+        TextLanguage::German => german_with(options.german_stemming),
     }
 }
-
-/// Registered name of the German compound-parts analyzer.
-pub const GERMAN_PARTS: &str = "quarry_de_parts";
 
 /// Tokens longer than this are dropped (URLs, hashes, base64).
 const LONGEST_TOKEN: usize = 40;
@@ -70,33 +67,20 @@ fn english() -> TextAnalyzer {
 
 #[cfg(test)]
 fn german() -> TextAnalyzer {
-    german_with(true, false)
+    german_with(true)
 }
 
-/// The German analyzer followed by [`CompoundParts`]: the leading and trailing parts of long
-/// words, for the compound-parts field.
-pub fn german_parts(options: AnalysisOptions) -> TextAnalyzer {
-    german_with(options.german_stemming, true)
-}
-
-fn german_with(stemming: bool, parts: bool) -> TextAnalyzer {
+fn german_with(stemming: bool) -> TextAnalyzer {
     let folded = TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(RemoveLongFilter::limit(LONGEST_TOKEN))
         .filter(LowerCaser)
         .filter(stop_words(Language::German))
         .filter(GermanNormalizer);
-    // Static chains for the library's analyzers; the unstemmed one is for measuring only.
-    match (stemming, parts) {
-        (true, false) => {
-            folded.filter(Stemmer::new(Language::German)).filter(AsciiFoldingFilter).build()
-        }
-        (true, true) => folded
-            .filter(Stemmer::new(Language::German))
-            .filter(AsciiFoldingFilter)
-            .filter(CompoundParts)
-            .build(),
-        (false, false) => folded.filter(AsciiFoldingFilter).build(),
-        (false, true) => folded.filter(AsciiFoldingFilter).filter(CompoundParts).build(),
+    // Static chains; the unstemmed one is for measuring only.
+    if stemming {
+        folded.filter(Stemmer::new(Language::German)).filter(AsciiFoldingFilter).build()
+    } else {
+        folded.filter(AsciiFoldingFilter).build()
     }
 }
 
@@ -203,43 +187,11 @@ const SHORTEST_COMPOUND: usize = 8;
 const SHORTEST_PART: usize = 4;
 const SHORTEST_REST: usize = 3;
 
-/// Replaces each long word by its leading and trailing parts ("mietvertrag" → "miet", "mietv",
-/// …, "vertrag", "ertrag", "trag"), so a query word found as the head or the modifier of a
-/// compound matches it. Without a dictionary most parts are not words; they cost index space,
-/// and queries only ever look up real words among them. Short words yield nothing: they are in
-/// the main field already.
-#[derive(Clone)]
-pub struct CompoundParts;
-
-impl TokenFilter for CompoundParts {
-    type Tokenizer<T: Tokenizer> = CompoundPartsFilter<T>;
-
-    fn transform<T: Tokenizer>(self, tokenizer: T) -> Self::Tokenizer<T> {
-        CompoundPartsFilter { tokenizer }
-    }
-}
-
-/// [`CompoundParts`] applied to a tokenizer.
-#[derive(Clone)]
-pub struct CompoundPartsFilter<T> {
-    tokenizer: T,
-}
-
-impl<T: Tokenizer> Tokenizer for CompoundPartsFilter<T> {
-    type TokenStream<'a> = CompoundPartsStream<T::TokenStream<'a>>;
-
-    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
-        CompoundPartsStream { tail: self.tokenizer.token_stream(text), parts: Vec::new() }
-    }
-}
-
-/// The token stream of [`CompoundPartsFilter`]: parts of the current word, emitted last first.
-pub struct CompoundPartsStream<T> {
-    tail: T,
-    parts: Vec<Token>,
-}
-
-/// The leading and trailing parts of `word` that [`CompoundParts`] emits (none for short words).
+/// The leading and trailing parts of a long (analysed) word, "mietvertrag" → "miet", "mietv",
+/// …, "vertrag", "ertrag", "trag", shortest first and alternating sides; none for short words.
+/// Indexed for German chunks (a query word found as the head or the modifier of a compound
+/// matches it) and looked up for a question's compounds. Without a dictionary most parts are
+/// not words; they cost index space, and only real words are ever looked up among them.
 pub fn compound_parts(word: &str) -> Vec<String> {
     let chars: Vec<char> = word.chars().collect();
     let n = chars.len();
@@ -252,30 +204,6 @@ pub fn compound_parts(word: &str) -> Vec<String> {
         parts.push(chars[n - len..].iter().collect());
     }
     parts
-}
-
-impl<T: TokenStream> TokenStream for CompoundPartsStream<T> {
-    fn advance(&mut self) -> bool {
-        self.parts.pop();
-        while self.parts.is_empty() {
-            if !self.tail.advance() {
-                return false;
-            }
-            let token = self.tail.token();
-            for part in compound_parts(&token.text) {
-                self.parts.push(Token { text: part, ..token.clone() });
-            }
-        }
-        true
-    }
-
-    fn token(&self) -> &Token {
-        self.parts.last().unwrap_or_else(|| self.tail.token())
-    }
-
-    fn token_mut(&mut self) -> &mut Token {
-        self.parts.last_mut().unwrap_or_else(|| self.tail.token_mut())
-    }
 }
 
 #[cfg(test)]
@@ -308,8 +236,10 @@ mod tests {
 
     #[test]
     fn compound_parts_hold_head_and_modifier() {
-        let parts =
-            terms(german_parts(AnalysisOptions::default()), "Die Kündigungsfrist im Mietvertrag");
+        let parts: Vec<String> = terms(german(), "Die Kündigungsfrist im Mietvertrag")
+            .iter()
+            .flat_map(|w| compound_parts(w))
+            .collect();
         let stem = |t: &str| terms(german(), t).pop().unwrap();
         for word in ["Frist", "Vertrag", "Miete", "Kündigung"] {
             assert!(parts.contains(&stem(word)), "{word} ({}) not in {parts:?}", stem(word));

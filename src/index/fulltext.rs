@@ -11,14 +11,11 @@ use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
 };
-use tantivy::tokenizer::{PreTokenizedString, TextAnalyzer};
+use tantivy::tokenizer::{PreTokenizedString, TextAnalyzer, Token};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term};
 
 use super::IndexError;
-use super::analysis::{
-    AnalysisOptions, GERMAN_PARTS, TextLanguage, analyzer, analyzer_name, compound_parts,
-    german_parts,
-};
+use super::analysis::{AnalysisOptions, TextLanguage, analyzer, analyzer_name, compound_parts};
 /// Weight of a match in the document title against one in the chunk text.
 const TITLE_BOOST: f32 = 0.5;
 /// Weight of a match in the chunk's window (previous, own and next chunk text) against one in
@@ -59,7 +56,7 @@ struct Fields {
     text: Field,
     window: Field,
     title: Field,
-    /// Parts of long German words (see [`super::analysis::CompoundParts`]).
+    /// Parts of long German words (see [`compound_parts`]).
     german_parts: Field,
 }
 
@@ -67,7 +64,6 @@ struct Fields {
 struct Analyzers {
     english: TextAnalyzer,
     german: TextAnalyzer,
-    german_parts: TextAnalyzer,
     options: AnalysisOptions,
 }
 
@@ -76,7 +72,6 @@ impl Analyzers {
         Self {
             english: analyzer(TextLanguage::English, options),
             german: analyzer(TextLanguage::German, options),
-            german_parts: german_parts(options),
             options,
         }
     }
@@ -112,7 +107,23 @@ impl Fields {
             _ => TextLanguage::English,
         };
         let analyzer = analyzers.of(language);
-        doc.add_pre_tokenized_text(self.text, pre_tokenized(analyzer, entry.text));
+        let text = pre_tokenized(analyzer, entry.text);
+        if language == TextLanguage::German && analyzers.options.compound_parts {
+            // The parts of the words just analysed, at their places (no second analysis).
+            let parts = text
+                .tokens
+                .iter()
+                .flat_map(|t| {
+                    compound_parts(&t.text)
+                        .into_iter()
+                        .map(|part| Token { text: part, ..t.clone() })
+                })
+                .collect();
+            let parts = PreTokenizedString { text: entry.text.to_owned(), tokens: parts };
+            doc.add_pre_tokenized_text(self.german_parts, parts);
+        }
+        let analyzer = analyzers.of(language);
+        doc.add_pre_tokenized_text(self.text, text);
         // Three values of one field: BM25 sees them as one text of their summed length.
         for part in [entry.before, entry.text, entry.after] {
             if !part.is_empty() {
@@ -120,10 +131,6 @@ impl Fields {
             }
         }
         doc.add_pre_tokenized_text(self.title, pre_tokenized(analyzer, entry.title));
-        if language == TextLanguage::German && analyzers.options.compound_parts {
-            let parts = pre_tokenized(&mut analyzers.german_parts, entry.text);
-            doc.add_pre_tokenized_text(self.german_parts, parts);
-        }
         doc
     }
 }
@@ -167,7 +174,7 @@ fn schema() -> Schema {
         "parts_de",
         TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
-                .set_tokenizer(GERMAN_PARTS)
+                .set_tokenizer(analyzer_name(TextLanguage::German))
                 .set_index_option(IndexRecordOption::WithFreqs)
                 .set_fieldnorms(false),
         ),
@@ -195,7 +202,6 @@ impl FullText {
         for language in LANGUAGES {
             index.tokenizers().register(analyzer_name(language), analyzer(language, options));
         }
-        index.tokenizers().register(GERMAN_PARTS, german_parts(options));
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         let s = index.schema();
         let field = |name: &str| {
