@@ -50,6 +50,13 @@ impl TextLanguage {
         Some(if info.lang() == whatlang::Lang::Deu { Self::German } else { Self::English })
     }
 
+    /// The language an answer to `question` is written and worded in: German only when the
+    /// detector is sure (an English question taken for German would be answered in German, as
+    /// "What did AUSTPAC support" was), else English.
+    pub fn of_answer(question: &str) -> Self {
+        Self::detect_confident(question).unwrap_or(Self::English)
+    }
+
     /// The ISO 639-1 code ("en", "de").
     pub fn code(self) -> &'static str {
         match self {
@@ -80,6 +87,8 @@ mod tests {
             Some(TextLanguage::German)
         );
         assert_eq!(TextLanguage::detect_confident("Panthers?"), None);
+        assert_eq!(TextLanguage::of_answer("What did AUSTPAC support"), TextLanguage::English);
+        assert_eq!(TextLanguage::of_answer("Wann fährt der Nachtzug ab?"), TextLanguage::German);
         assert_eq!(TextLanguage::of_code("deu"), TextLanguage::German);
         assert_eq!(TextLanguage::of_code("fra"), TextLanguage::English);
     }

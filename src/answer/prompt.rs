@@ -68,7 +68,7 @@ pub fn grounded_messages_in(
     question: &str,
     passages: &[Passage],
 ) -> Vec<ChatMessage> {
-    let language = TextLanguage::detect(question);
+    let language = TextLanguage::of_answer(question);
     match style {
         PromptStyle::Fenced => fenced(question, passages, language),
         PromptStyle::Compact => compact(question, passages, true, language),

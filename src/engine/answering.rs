@@ -334,7 +334,7 @@ impl Engine {
         let mut answer = Answer {
             question: question.to_owned(),
             answer: String::new(),
-            language: evidence.language,
+            language: TextLanguage::of_answer(question),
             abstained: false,
             abstain_reason: None,
             abstain_cause: None,
