@@ -28,7 +28,7 @@ export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS ?= $(X86_FLAGS)
 endif
 
 .PHONY: run test eval bench setup ui check-fmt lint unit desktop test-inner run-inner real-models \
-	eval-inner bench-inner rustflags app-models mcp-client
+	eval-inner bench-inner rustflags app-models mcp-client llama-server
 
 # Shared test data and models (see ../shared/data/MANIFEST.md).
 QUARRY_TEST_DATA ?= $(abspath ../shared/data)
@@ -117,7 +117,19 @@ mcp-client:
 		/usr/bin/python3 -m venv $(MCP_VENV) && $(MCP_VENV)/bin/pip install --quiet 'mcp==1.30.0'; \
 	fi
 
-unit: ui real-models mcp-client
+# llama-cpp-python's OpenAI-compatible server in a throwaway virtualenv, for
+# tests/answer_server.rs: a reference server, never a dependency of Quarry. The first install
+# compiles llama.cpp (a few minutes on 2 cores; pip caches the wheel).
+LLAMA_SERVER_VENV ?= $(HOME)/.cache/quarry/venvs/llama-server
+export QUARRY_LLAMA_SERVER_PYTHON ?= $(LLAMA_SERVER_VENV)/bin/python
+llama-server:
+	@if [ ! -x $(LLAMA_SERVER_VENV)/bin/python ] || ! $(LLAMA_SERVER_VENV)/bin/python -c 'import llama_cpp.server.app' 2>/dev/null; then \
+		echo "installing llama-cpp-python's server into $(LLAMA_SERVER_VENV) (builds llama.cpp the first time)"; \
+		/usr/bin/python3 -m venv $(LLAMA_SERVER_VENV) && CMAKE_ARGS="-DGGML_NATIVE=OFF" \
+			$(LLAMA_SERVER_VENV)/bin/pip install --quiet 'llama-cpp-python[server]==0.3.36'; \
+	fi
+
+unit: ui real-models mcp-client llama-server
 	@mkdir -p $(CARGO_TARGET_DIR)
 	set -o pipefail; $(CARGO) test --locked --workspace 2>&1 | tee $(TEST_LOG)
 

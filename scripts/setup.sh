@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 # chromium: the UI's browser tests (Playwright drives /usr/bin/chromium); x11-utils, xdotool,
 # imagemagick: the desktop window check (find the window, click, screenshot, look at it);
 # strace: the test that Quarry opens no network socket (tests/offline.rs); python3-venv: the
-# throwaway virtualenv of the official MCP client that tests `quarry mcp` (tests/mcp.rs).
+# throwaway virtualenvs of the official MCP client that tests `quarry mcp` (tests/mcp.rs) and of
+# llama-cpp-python's OpenAI-compatible server (tests/answer_server.rs; cmake builds llama.cpp).
 APT_PACKAGES=(
   build-essential pkg-config curl file
   protobuf-compiler libprotobuf-dev
@@ -19,7 +20,7 @@ APT_PACKAGES=(
   chromium
   x11-utils xdotool imagemagick
   strace
-  python3-venv
+  python3-venv cmake
 )
 
 missing=()

@@ -34,6 +34,17 @@ struct Cli {
     /// multilingual-e5-small when installed, else all-MiniLM-L6-v2]
     #[arg(long, env = "QUARRY_EMBEDDER", global = true)]
     embedder: Option<String>,
+    /// Write answers with an OpenAI-compatible server (llama.cpp's server, vLLM, Ollama, LM
+    /// Studio, TGI) at this URL instead of a local model; its API key, if it needs one, is read
+    /// from QUARRY_GENERATOR_API_KEY (else OPENAI_API_KEY) and never logged
+    #[arg(long, env = "QUARRY_GENERATOR_URL", global = true)]
+    generator_url: Option<String>,
+    /// The model the server should run [default: the first one it lists]
+    #[arg(long, env = "QUARRY_GENERATOR_MODEL", global = true)]
+    generator_model: Option<String>,
+    /// Tokens the server's model attends to; passages are chosen to fit
+    #[arg(long, global = true, default_value_t = 4096)]
+    generator_context: usize,
     /// More log output (-v info, -vv debug)
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
@@ -506,6 +517,7 @@ fn init_logging(verbose: u8, quiet: bool) {
 
 /// The engine settings and the models folder for this command. Only commands that write
 /// answers look for a default generator (reading model headers); `status` and friends don't.
+#[allow(clippy::disallowed_methods)] // The server's API key comes from the environment.
 fn config_for(cli: &Cli) -> anyhow::Result<(EngineConfig, quarry::models::ModelFolder)> {
     let data_dir = match &cli.data_dir {
         Some(dir) => dir.clone(),
@@ -513,14 +525,27 @@ fn config_for(cli: &Cli) -> anyhow::Result<(EngineConfig, quarry::models::ModelF
     };
     let models_dir = cli.models_dir.clone().unwrap_or_else(|| data_dir.join("models"));
     let models = quarry::models::discover(&models_dir);
-    let generates = matches!(
-        cli.command,
-        Command::Ask { evidence: false, model: None, .. }
-            | Command::Serve { .. }
-            | Command::Mcp
-            | Command::Eval { what: EvalCommand::Qa { evidence: false, model: None, .. } }
-    );
+    let generates = cli.generator_url.is_none()
+        && matches!(
+            cli.command,
+            Command::Ask { evidence: false, model: None, .. }
+                | Command::Serve { .. }
+                | Command::Mcp
+                | Command::Eval { what: EvalCommand::Qa { evidence: false, model: None, .. } }
+        );
     let mut config = models.engine_config(data_dir, generates);
+    if let Some(url) = &cli.generator_url {
+        let mut server = quarry::config::GeneratorServerConfig::new(url);
+        server.model = cli.generator_model.clone();
+        server.context_length = cli.generator_context;
+        server.api_key = ["QUARRY_GENERATOR_API_KEY", "OPENAI_API_KEY"]
+            .iter()
+            .find_map(|name| std::env::var(name).ok().filter(|key| !key.is_empty()));
+        config.generator = None;
+        config.generator_server = Some(server);
+    } else if cli.generator_model.is_some() {
+        return Err(quarry::Error::user("--generator-model needs --generator-url").into());
+    }
     if let Some(id) = &cli.embedder {
         let chosen = models.embedder(id).ok_or_else(|| {
             quarry::Error::user(format!(
@@ -753,6 +778,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ask { question, k, evidence, model, max_tokens, within, kinds, json } => {
             if let Some(name) = model {
                 config.generator = Some(generation::resolve_model(&models, &name)?);
+                config.generator_server = None;
             }
             let kinds = kinds
                 .iter()
@@ -808,6 +834,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             if let Some(name) = model {
                 config.generator = Some(generation::resolve_model(&models, &name)?);
+                config.generator_server = None;
             }
             if let Some(name) = prompt_style {
                 config.answer.prompt_style = quarry::answer::prompt::PromptStyle::parse(&name)

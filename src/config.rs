@@ -25,6 +25,9 @@ pub struct EngineConfig {
     pub chunking: ChunkingConfig,
     /// The GGUF model that writes answers; `None` answers in evidence mode.
     pub generator: Option<PathBuf>,
+    /// An OpenAI-compatible server that writes the answers instead of a local model (it takes
+    /// precedence over `generator`).
+    pub generator_server: Option<GeneratorServerConfig>,
     /// How answers are grounded and checked.
     pub answer: AnswerConfig,
     /// The models folder: what the app lists as installed and where `pull` puts downloads.
@@ -40,9 +43,65 @@ impl Default for EngineConfig {
             extraction: ExtractionConfig::default(),
             chunking: ChunkingConfig::default(),
             generator: None,
+            generator_server: None,
             answer: AnswerConfig::default(),
             models_dir: None,
         }
+    }
+}
+
+/// An inference server speaking the OpenAI chat API (llama.cpp's server, vLLM, Ollama, LM
+/// Studio, TGI) that writes answers from the same grounded prompt a local model gets.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratorServerConfig {
+    /// The server: its base URL (`http://127.0.0.1:8080`), its `/v1` URL or the full
+    /// `/v1/chat/completions` URL.
+    pub url: String,
+    /// The model to ask for; `None` takes the first one the server lists.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Sent as a bearer token. Never written out (not serialised, not in `Debug`, not logged).
+    #[serde(skip)]
+    pub api_key: Option<String>,
+    /// Tokens the server's model attends to; passages are chosen to fit it.
+    #[serde(default = "default_server_context")]
+    pub context_length: usize,
+    /// Seconds the server may stay silent (connecting, reading the prompt, between pieces).
+    #[serde(default = "default_server_timeout")]
+    pub timeout_s: u64,
+}
+
+fn default_server_context() -> usize {
+    4096
+}
+
+fn default_server_timeout() -> u64 {
+    300
+}
+
+impl GeneratorServerConfig {
+    /// A server at `url` with the default context and timeout.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            model: None,
+            api_key: None,
+            context_length: default_server_context(),
+            timeout_s: default_server_timeout(),
+        }
+    }
+}
+
+impl std::fmt::Debug for GeneratorServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GeneratorServerConfig")
+            .field("url", &crate::generate::openai_server::display_url(&self.url))
+            .field("model", &self.model)
+            .field("api_key", &self.api_key.as_ref().map(|_| "(set)"))
+            .field("context_length", &self.context_length)
+            .field("timeout_s", &self.timeout_s)
+            .finish()
     }
 }
 
@@ -267,6 +326,18 @@ impl EngineConfig {
         }
         if !(self.answer.repeat_penalty.is_finite() && self.answer.repeat_penalty > 0.0) {
             return Err(Error::user("answer.repeat_penalty must be a positive number (1.0 = off)"));
+        }
+        if let Some(server) = &self.generator_server {
+            let scheme = server.url.split_once("://").map(|(scheme, _)| scheme);
+            if !matches!(scheme, Some("http" | "https")) {
+                return Err(Error::user(format!(
+                    "generator_server.url must be an http:// or https:// URL, not \"{}\"",
+                    crate::generate::openai_server::display_url(&server.url)
+                )));
+            }
+            if server.context_length < 256 {
+                return Err(Error::user("generator_server.context_length must be at least 256"));
+            }
         }
         Ok(())
     }

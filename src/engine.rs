@@ -167,7 +167,10 @@ impl EngineBuilder {
         let chunker = Arc::new(make_chunker(&config)?);
         let generator = match generator {
             Some(model) => answering::GeneratorSlot::given(model)?,
-            None => answering::GeneratorSlot::from_file(config.generator.clone()),
+            None => match &config.generator_server {
+                Some(server) => answering::GeneratorSlot::server(server.clone()),
+                None => answering::GeneratorSlot::from_file(config.generator.clone()),
+            },
         };
         let generator = std::sync::RwLock::new(Arc::new(generator));
         Ok(Engine {
@@ -261,9 +264,17 @@ impl Engine {
         let mut settings =
             self.config.app_settings(self.config.models_dir.as_deref().unwrap_or(Path::new("")));
         settings.embedder = self.embedder.as_ref().map(|e| e.meta().id);
-        settings.generator = self
-            .generator_path()
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+        let slot = self.generator_slot();
+        settings.generator = match slot.server_config() {
+            Some(server) => Some(format!(
+                "{} at {}",
+                server.model.as_deref().unwrap_or("the server's model"),
+                crate::generate::openai_server::display_url(&server.url)
+            )),
+            None => self
+                .generator_path()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())),
+        };
         settings
     }
 

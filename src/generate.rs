@@ -11,6 +11,7 @@ pub mod gemma3;
 pub mod gguf_tokenizer;
 mod linear;
 pub mod llama_family;
+pub mod openai_server;
 mod safetensors_checkpoint;
 pub mod text_stream;
 pub mod widen_q5;
@@ -149,6 +150,10 @@ pub struct GeneratorInfo {
     pub file_bytes: u64,
     /// Where the tokenizer came from ("tokenizer.json" beside the file, or the GGUF vocabulary).
     pub tokenizer_source: String,
+    /// The server that runs the model, for a model behind an OpenAI-compatible server (no
+    /// credentials in it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_url: Option<String>,
 }
 
 /// Receives generated text as soon as it is complete (never half a UTF-8 character), and, from
@@ -211,12 +216,24 @@ pub enum GenerateError {
     /// The model computation failed.
     #[error("model: {0}")]
     Model(String),
+    /// The inference server failed while answering (it went away, sent an error or garbage).
+    #[error("the answer server {url} {message}")]
+    Server {
+        /// The endpoint, without credentials.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl From<GenerateError> for crate::error::Error {
     fn from(err: GenerateError) -> Self {
         match err {
             GenerateError::Model(_) => crate::error::Error::internal("generation", err),
+            // Like a file that cannot be read: the answer falls back to quoting the evidence.
+            GenerateError::Server { url, message } => {
+                crate::error::Error::io(url, std::io::Error::other(message))
+            }
             other => crate::error::Error::user(other.to_string()),
         }
     }

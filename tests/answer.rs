@@ -41,7 +41,7 @@ pub(crate) fn write_lease(docs: &Path) {
 }
 
 /// A lease (PDF, one clause per page), a note with an injection attempt, and an unrelated note.
-fn write_documents(dir: &Path) -> PathBuf {
+pub(crate) fn write_documents(dir: &Path) -> PathBuf {
     let docs = dir.join("docs");
     std::fs::create_dir_all(&docs).unwrap();
     write_lease(&docs);
@@ -60,7 +60,7 @@ fn write_documents(dir: &Path) -> PathBuf {
     docs
 }
 
-fn config_with_embedder(lib: &TempLibrary, data: &Path) -> EngineConfig {
+pub(crate) fn config_with_embedder(lib: &TempLibrary, data: &Path) -> EngineConfig {
     let mut config = lib.config();
     config.embedder =
         quarry::models::embedder_config(&data.join("models"), quarry::models::DEFAULT_EMBEDDER);

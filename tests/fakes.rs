@@ -97,6 +97,7 @@ impl ScriptedGenerator {
             quantization: "none".into(),
             file_bytes: 0,
             tokenizer_source: "whitespace".into(),
+            server_url: None,
         };
         (Box::new(Self { info, script, chats: Arc::clone(&chats) }), chats)
     }

@@ -48,6 +48,8 @@ mod offline;
 mod pull;
 // `quarry mcp` with the official MCP Python client.
 mod mcp;
+// Answers from llama-cpp-python's OpenAI-compatible server with the real Qwen file.
+mod answer_server;
 // The `quarry` command line and its JSON contract.
 mod cli;
 // House rules checked on the source tree.

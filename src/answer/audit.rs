@@ -36,10 +36,13 @@ pub struct AuditPassage {
 /// The model that wrote an answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditModel {
-    /// File name of the model.
+    /// File name of the model (for a model behind a server: the model id the server gave).
     pub id: String,
-    /// SHA-256 of the model file.
+    /// SHA-256 of the model file (`unhashed` for a model behind a server).
     pub sha256: String,
+    /// The OpenAI-compatible server that wrote the answer, without credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
 }
 
 /// The retrieval settings of an answer.

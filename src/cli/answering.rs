@@ -18,8 +18,9 @@ pub(crate) struct AskArgs {
 
 /// Answers, streaming generated text unless `--json`; prints the sources afterwards.
 pub(crate) async fn ask(config: EngineConfig, args: AskArgs) -> anyhow::Result<()> {
-    let generating = config.generator.is_some() && !args.options.evidence;
-    if config.generator.is_none() && !args.options.evidence && !args.json {
+    let has_generator = config.generator.is_some() || config.generator_server.is_some();
+    let generating = has_generator && !args.options.evidence;
+    if !has_generator && !args.options.evidence && !args.json {
         eprintln!("(no generator model installed: quoting the evidence; see `quarry models list`)");
     }
     let engine = Engine::open(config).await?;

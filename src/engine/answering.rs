@@ -24,9 +24,11 @@ use crate::api::{
     AbstainCause, Answer, AnswerMode, AnswerStage, AnswerTimings, AskOptions, EarlyStop,
     FallbackCause, GateDecision, Passage, SearchMode,
 };
+use crate::config::GeneratorServerConfig;
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
 use crate::generate::candle_gguf::GgufGenerator;
+use crate::generate::openai_server::ServerGenerator;
 use crate::generate::{GenerationParams, Generator, StopReason, TokenSink};
 use crate::index::{Store, TextLanguage};
 use crate::progress::CancelToken;
@@ -35,6 +37,8 @@ use crate::progress::CancelToken;
 pub(crate) struct LoadedGenerator {
     name: String,
     sha256: String,
+    /// The server the model runs behind, when it is not local.
+    server: Option<String>,
     model: Mutex<Box<dyn Generator>>,
 }
 
@@ -55,7 +59,8 @@ impl LoadedGenerator {
         } else {
             "unhashed".to_owned()
         };
-        Ok(Self { name, sha256, model: Mutex::new(model) })
+        let server = info.server_url.clone();
+        Ok(Self { name, sha256, server, model: Mutex::new(model) })
     }
 
     fn name(&self) -> String {
@@ -73,7 +78,15 @@ impl LoadedGenerator {
 pub(crate) enum GeneratorSlot {
     None,
     Given(Arc<LoadedGenerator>),
-    FromFile { path: PathBuf, loaded: tokio::sync::Mutex<Option<Arc<LoadedGenerator>>> },
+    FromFile {
+        path: PathBuf,
+        loaded: tokio::sync::Mutex<Option<Arc<LoadedGenerator>>>,
+    },
+    /// An OpenAI-compatible server, connected to on the first generated answer.
+    Server {
+        config: GeneratorServerConfig,
+        loaded: tokio::sync::Mutex<Option<Arc<LoadedGenerator>>>,
+    },
 }
 
 impl GeneratorSlot {
@@ -88,6 +101,18 @@ impl GeneratorSlot {
         }
     }
 
+    pub(crate) fn server(config: GeneratorServerConfig) -> Self {
+        Self::Server { config, loaded: Default::default() }
+    }
+
+    /// The server answers come from, when they do.
+    pub(crate) fn server_config(&self) -> Option<&GeneratorServerConfig> {
+        match self {
+            Self::Server { config, .. } => Some(config),
+            _ => None,
+        }
+    }
+
     pub(crate) fn is_some(&self) -> bool {
         !matches!(self, Self::None)
     }
@@ -96,7 +121,7 @@ impl GeneratorSlot {
     pub(crate) fn path(&self) -> Option<&Path> {
         match self {
             Self::FromFile { path, .. } => Some(path),
-            Self::None | Self::Given(_) => None,
+            Self::None | Self::Given(_) | Self::Server { .. } => None,
         }
     }
 }
@@ -549,18 +574,22 @@ impl Engine {
     /// log) on first use. `None` when the engine has none.
     async fn generator(&self) -> Result<Option<Arc<LoadedGenerator>>> {
         let current = self.generator_slot();
-        let (path, slot) = match current.as_ref() {
+        let (source, slot) = match current.as_ref() {
             GeneratorSlot::None => return Ok(None),
             GeneratorSlot::Given(loaded) => return Ok(Some(Arc::clone(loaded))),
-            GeneratorSlot::FromFile { path, loaded } => (path.clone(), loaded),
+            GeneratorSlot::FromFile { path, loaded } => (Ok(path.clone()), loaded),
+            GeneratorSlot::Server { config, loaded } => (Err(config.clone()), loaded),
         };
         let mut slot = slot.lock().await;
         if let Some(loaded) = slot.as_ref() {
             return Ok(Some(Arc::clone(loaded)));
         }
-        let loaded = tokio::task::spawn_blocking(move || load_generator(&path))
-            .await
-            .map_err(|e| Error::internal("loading the generator failed", e))??;
+        let loaded = tokio::task::spawn_blocking(move || match source {
+            Ok(path) => load_generator(&path),
+            Err(server) => connect_generator(&server),
+        })
+        .await
+        .map_err(|e| Error::internal("loading the generator failed", e))??;
         let loaded = Arc::new(loaded);
         *slot = Some(Arc::clone(&loaded));
         Ok(Some(loaded))
@@ -610,7 +639,11 @@ impl Engine {
                     page: p.page,
                 })
                 .collect(),
-            model: generator.map(|g| AuditModel { id: g.name(), sha256: g.sha256.clone() }),
+            model: generator.map(|g| AuditModel {
+                id: g.name(),
+                sha256: g.sha256.clone(),
+                server: g.server.clone(),
+            }),
             embedder: meta.embedder.map(|e| e.id),
             retrieval: AuditRetrieval {
                 mode: evidence.mode.as_str().to_owned(),
@@ -652,4 +685,8 @@ fn abstain(answer: &mut Answer, cause: AbstainCause) {
 
 fn load_generator(path: &Path) -> Result<LoadedGenerator> {
     LoadedGenerator::new(Box::new(GgufGenerator::load(path)?))
+}
+
+fn connect_generator(server: &GeneratorServerConfig) -> Result<LoadedGenerator> {
+    LoadedGenerator::new(Box::new(ServerGenerator::connect(server)?))
 }

@@ -353,13 +353,20 @@ pub async fn evaluate(options: &QaEvalOptions, config: EngineConfig, work: &Path
         generated_ms_p95: percentile(&mut generated_latencies, 0.95),
         ttft_ms_p50: percentile(&mut ttfts, 0.5),
         ttft_ms_p95: percentile(&mut ttfts, 0.95),
-        model: engine
-            .config()
-            .generator
-            .as_ref()
-            .filter(|_| !options.evidence)
-            .and_then(|g| g.file_name())
-            .map(|n| n.to_string_lossy().into_owned()),
+        model: match &engine.config().generator_server {
+            Some(server) => Some(format!(
+                "{} at {}",
+                server.model.as_deref().unwrap_or("the server's model"),
+                crate::generate::openai_server::display_url(&server.url)
+            )),
+            None => engine
+                .config()
+                .generator
+                .as_ref()
+                .and_then(|g| g.file_name())
+                .map(|n| n.to_string_lossy().into_owned()),
+        }
+        .filter(|_| !options.evidence),
         prompt_style: engine.config().answer.prompt_style,
         repeat_penalty: engine.config().answer.repeat_penalty,
         max_passages: engine.config().answer.max_passages,

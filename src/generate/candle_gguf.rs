@@ -235,6 +235,7 @@ fn info_of(
         quantization,
         file_bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
         tokenizer_source,
+        server_url: None,
     }
 }
 
@@ -257,6 +258,7 @@ fn describe_folder(dir: &Path) -> Result<GeneratorInfo, GenerateError> {
         quantization: format!("{dtype} (run as F32)"),
         file_bytes: files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum(),
         tokenizer_source: "tokenizer.json".into(),
+        server_url: None,
     })
 }
 
