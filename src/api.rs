@@ -18,6 +18,16 @@ pub enum FileKind {
     Html,
     /// A Word document (Office Open XML).
     Docx,
+    /// An OpenDocument text (`.odt`).
+    Odt,
+    /// Slides (PowerPoint `.pptx`, OpenDocument `.odp`): one page per slide.
+    Presentation,
+    /// A workbook (`.xlsx`, `.xls`, `.ods`) or a table (`.csv`, `.tsv`): one page per sheet.
+    Spreadsheet,
+    /// An e-book (`.epub`): one page per chapter.
+    Epub,
+    /// A saved e-mail message (`.eml`) with its attachments.
+    Email,
 }
 
 impl FileKind {
@@ -29,6 +39,37 @@ impl FileKind {
             FileKind::Markdown => "markdown",
             FileKind::Html => "html",
             FileKind::Docx => "docx",
+            FileKind::Odt => "odt",
+            FileKind::Presentation => "presentation",
+            FileKind::Spreadsheet => "spreadsheet",
+            FileKind::Epub => "epub",
+            FileKind::Email => "email",
+        }
+    }
+
+    /// Every kind, in the order users see them.
+    pub const ALL: [FileKind; 10] = [
+        FileKind::Pdf,
+        FileKind::Text,
+        FileKind::Markdown,
+        FileKind::Html,
+        FileKind::Docx,
+        FileKind::Odt,
+        FileKind::Presentation,
+        FileKind::Spreadsheet,
+        FileKind::Epub,
+        FileKind::Email,
+    ];
+
+    /// What a citation's page number counts in this kind of file: "page", "slide", "sheet",
+    /// "chapter" (for the e-mail, "part": the message, then each attachment).
+    pub fn page_name(self) -> &'static str {
+        match self {
+            FileKind::Presentation => "slide",
+            FileKind::Spreadsheet => "sheet",
+            FileKind::Epub => "chapter",
+            FileKind::Email => "part",
+            _ => "page",
         }
     }
 
@@ -40,6 +81,11 @@ impl FileKind {
             "markdown" => FileKind::Markdown,
             "html" => FileKind::Html,
             "docx" => FileKind::Docx,
+            "odt" => FileKind::Odt,
+            "presentation" => FileKind::Presentation,
+            "spreadsheet" => FileKind::Spreadsheet,
+            "epub" => FileKind::Epub,
+            "email" => FileKind::Email,
             _ => return None,
         })
     }

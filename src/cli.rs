@@ -131,7 +131,7 @@ enum Command {
         /// Answer only from documents under this folder (or this file); repeatable
         #[arg(long = "in", value_name = "PATH")]
         within: Vec<PathBuf>,
-        /// Answer only from documents of this kind (pdf, text, markdown, html, docx); repeatable
+        /// Answer only from documents of this kind (pdf, text, markdown, html, docx, odt, presentation, spreadsheet, epub, email); repeatable
         #[arg(long = "kind", value_name = "KIND")]
         kinds: Vec<String>,
         /// Print the answer document as JSON
@@ -689,10 +689,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("no matches");
             } else {
                 for (n, hit) in hits.iter().enumerate() {
-                    let pages = if hit.page_end > hit.page {
-                        format!("pp. {}-{}", hit.page, hit.page_end)
-                    } else {
-                        format!("p. {}", hit.page)
+                    let unit = answering::page_name(&hit.doc_path);
+                    let pages = match (unit, hit.page_end > hit.page) {
+                        ("page", true) => format!("pp. {}-{}", hit.page, hit.page_end),
+                        ("page", false) => format!("p. {}", hit.page),
+                        (unit, true) => format!("{unit}s {}-{}", hit.page, hit.page_end),
+                        (unit, false) => format!("{unit} {}", hit.page),
                     };
                     println!("[{}] {} ({pages}) score {:.2}", n + 1, hit.doc_path, hit.score);
                     println!("    {}", preview(&hit.text, 240));
@@ -784,8 +786,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|k| {
                     quarry::FileKind::parse(k).ok_or_else(|| {
+                        let known: Vec<&str> =
+                            quarry::FileKind::ALL.iter().map(|k| k.as_str()).collect();
                         quarry::Error::user(format!(
-                            "--kind {k}: expected pdf, text, markdown, html or docx"
+                            "--kind {k}: expected one of {}",
+                            known.join(", ")
                         ))
                     })
                 })

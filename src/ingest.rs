@@ -3,11 +3,17 @@
 //! warning, and only a file with nothing usable is an error.
 
 pub mod docx;
+pub mod email;
+pub mod epub;
 pub mod hidden;
 pub mod html;
 pub mod markdown;
+pub mod opendocument;
+mod package;
 pub mod pdf;
+pub mod slides;
 pub mod sniff;
+pub mod spreadsheet;
 pub mod text;
 pub mod walk;
 pub mod worker;
@@ -95,6 +101,11 @@ pub fn extractors() -> Vec<Box<dyn DocumentExtractor>> {
     vec![
         Box::new(pdf::PdfExtractor),
         Box::new(docx::DocxExtractor),
+        Box::new(opendocument::OdtExtractor),
+        Box::new(slides::SlidesExtractor),
+        Box::new(spreadsheet::SpreadsheetExtractor),
+        Box::new(epub::EpubExtractor),
+        Box::new(email::EmailExtractor),
         Box::new(html::HtmlExtractor),
         Box::new(markdown::MarkdownExtractor),
         Box::new(text::PlainTextExtractor),

@@ -18,6 +18,8 @@ mod fakes;
 mod embed;
 // Extraction of generated fixtures in every supported format.
 mod ingest;
+// Office, OpenDocument, e-book, e-mail and table formats, and bombs in them.
+mod formats;
 // The shared corpus of real-world PDFs, broken ones included.
 mod pdf_corpus;
 // Incremental re-indexing: touch, edit, delete, remove.

@@ -109,6 +109,9 @@ fn third_party_types_stay_in_their_stage() {
                 "pulldown_cmark::",
                 "chardetng::",
                 "encoding_rs::",
+                "calamine::",
+                "mail_parser::",
+                "csv::",
             ],
         ),
     ];

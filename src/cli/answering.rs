@@ -98,7 +98,7 @@ fn print_answer(answer: &Answer, streamed: bool) {
     println!();
     println!("Sources:");
     for c in &answer.citations {
-        println!("[{}] {}, page {}", c.n, c.doc_path, c.page);
+        println!("[{}] {}, {} {}", c.n, c.doc_path, page_name(&c.doc_path), c.page);
         println!("    \u{201C}{}\u{201D}", flat(&c.quote));
     }
 }
@@ -174,4 +174,10 @@ pub(crate) fn verify_audit(data_dir: &std::path::Path, json: bool) -> anyhow::Re
         }
     }
     Ok(report.broken.is_none())
+}
+
+/// What a page number counts in this file: "page", "slide", "sheet", "chapter" or "part".
+pub(crate) fn page_name(path: &str) -> &'static str {
+    quarry::ingest::sniff::kind_from_extension(std::path::Path::new(path))
+        .map_or("page", quarry::FileKind::page_name)
 }

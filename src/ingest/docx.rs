@@ -158,14 +158,14 @@ fn heading_style(e: &BytesStart<'_>) -> Option<usize> {
     digits.parse::<usize>().ok().filter(|l| (1..=9).contains(l))
 }
 
-fn attr(e: &BytesStart<'_>, local: &[u8]) -> Option<String> {
+pub(super) fn attr(e: &BytesStart<'_>, local: &[u8]) -> Option<String> {
     e.attributes()
         .flatten()
         .find(|a| a.key.local_name().as_ref() == local)
         .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
 }
 
-fn core_title(xml: &str) -> Option<String> {
+pub(super) fn core_title(xml: &str) -> Option<String> {
     let mut reader = Reader::from_str(xml);
     let mut in_title = false;
     loop {

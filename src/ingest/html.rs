@@ -26,26 +26,47 @@ impl DocumentExtractor for HtmlExtractor {
     fn extract(&self, _path: &Path, bytes: &[u8]) -> Result<Extracted, ExtractError> {
         let mut res = Extracted { pages: 1, ..Extracted::default() };
         let source = decode_text(bytes, &mut res.warnings);
-        let document = Html::parse_document(&source);
-        let mut walker = Walker::default();
-        walker.walk(document.tree.root());
-        walker.flush();
-        res.title = title(&document);
-        if walker.hidden_with_text > 0 {
-            res.warnings.push(format!(
-                "hidden text: {} hidden {} (hidden, display: none) left out of the index",
-                walker.hidden_with_text,
-                if walker.hidden_with_text == 1 {
-                    "element with text"
-                } else {
-                    "elements with text"
-                }
-            ));
-        }
-        for (heading, text) in walker.sections {
+        let page = HtmlPage::parse(&source);
+        res.title = page.title.clone();
+        res.warnings.extend(page.hidden_warning());
+        for (heading, text) in page.sections {
             res.push_section(1, heading, &text);
         }
         Ok(res)
+    }
+}
+
+/// An HTML page's visible text: its title and its sections (heading path and text, every
+/// section after the first starting with a blank line).
+pub(super) struct HtmlPage {
+    pub(super) title: Option<String>,
+    pub(super) sections: Vec<(Vec<String>, String)>,
+    hidden_with_text: usize,
+}
+
+impl HtmlPage {
+    /// Parses `source` (also XHTML, as in e-books).
+    pub(super) fn parse(source: &str) -> Self {
+        let document = Html::parse_document(source);
+        let mut walker = Walker::default();
+        walker.walk(document.tree.root());
+        walker.flush();
+        Self {
+            title: title(&document),
+            sections: walker.sections,
+            hidden_with_text: walker.hidden_with_text,
+        }
+    }
+
+    /// The warning about hidden elements that held text, if there were any.
+    pub(super) fn hidden_warning(&self) -> Option<String> {
+        (self.hidden_with_text > 0).then(|| {
+            format!(
+                "hidden text: {} hidden {} (hidden, display: none) left out of the index",
+                self.hidden_with_text,
+                if self.hidden_with_text == 1 { "element with text" } else { "elements with text" }
+            )
+        })
     }
 }
 

@@ -17,9 +17,67 @@ pub enum Sniffed {
     Ignored,
 }
 
-/// Extensions whose files are indexed as plain text.
-const TEXT_EXTENSIONS: &[&str] =
-    &["txt", "text", "rst", "org", "csv", "tsv", "log", "tex", "adoc", "asciidoc", "rtf"];
+/// Extensions whose files are indexed as plain text: prose, logs, source code and configuration.
+const TEXT_EXTENSIONS: &[&str] = &[
+    "txt",
+    "text",
+    "rst",
+    "org",
+    "log",
+    "tex",
+    "adoc",
+    "asciidoc",
+    "rtf",
+    "rs",
+    "py",
+    "js",
+    "mjs",
+    "ts",
+    "tsx",
+    "jsx",
+    "java",
+    "kt",
+    "scala",
+    "go",
+    "c",
+    "h",
+    "cc",
+    "cpp",
+    "hpp",
+    "cs",
+    "rb",
+    "php",
+    "swift",
+    "sh",
+    "bash",
+    "zsh",
+    "ps1",
+    "sql",
+    "r",
+    "jl",
+    "lua",
+    "pl",
+    "m",
+    "toml",
+    "yaml",
+    "yml",
+    "json",
+    "ini",
+    "cfg",
+    "conf",
+    "properties",
+    "env",
+    "xml",
+    "css",
+    "scss",
+    "gradle",
+    "cmake",
+    "dockerfile",
+    "makefile",
+    "bib",
+    "srt",
+    "vtt",
+];
 
 /// The kind a file's extension promises, if it is one Quarry reads.
 pub fn kind_from_extension(path: &Path) -> Option<FileKind> {
@@ -27,11 +85,41 @@ pub fn kind_from_extension(path: &Path) -> Option<FileKind> {
     Some(match ext.as_str() {
         "pdf" => FileKind::Pdf,
         "docx" => FileKind::Docx,
+        "odt" => FileKind::Odt,
+        "pptx" | "odp" => FileKind::Presentation,
+        "xlsx" | "xlsm" | "xls" | "ods" | "csv" | "tsv" => FileKind::Spreadsheet,
+        "epub" => FileKind::Epub,
+        "eml" => FileKind::Email,
         "md" | "markdown" | "mdown" | "mkd" => FileKind::Markdown,
         "html" | "htm" | "xhtml" => FileKind::Html,
         e if TEXT_EXTENSIONS.contains(&e) => FileKind::Text,
         _ => return None,
     })
+}
+
+/// What a file with this extension must be inside, and the format's name for messages.
+fn container(path: &Path) -> (Container, &'static str) {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    match ext.as_str() {
+        "pdf" => (Container::Pdf, "a PDF"),
+        "docx" => (Container::Zip, "a Word document"),
+        "odt" => (Container::Zip, "an OpenDocument text"),
+        "pptx" => (Container::Zip, "a PowerPoint presentation"),
+        "odp" => (Container::Zip, "an OpenDocument presentation"),
+        "xlsx" | "xlsm" => (Container::Zip, "an Excel workbook"),
+        "ods" => (Container::Zip, "an OpenDocument spreadsheet"),
+        "epub" => (Container::Zip, "an EPUB e-book"),
+        "xls" => (Container::Ole, "an Excel 97-2003 workbook"),
+        _ => (Container::Text, "text"),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Container {
+    Pdf,
+    Zip,
+    Ole,
+    Text,
 }
 
 /// Sniffs the file at `path` by reading its first bytes.
@@ -46,31 +134,47 @@ pub fn sniff(path: &Path, head: &[u8]) -> Sniffed {
     let by_ext = kind_from_extension(path);
     let has_extension = path.extension().is_some();
     let magic = magic_kind(head);
-    match (by_ext, magic) {
-        (_, Magic::Pdf) => Sniffed::Document(FileKind::Pdf),
-        (Some(FileKind::Docx), Magic::Zip) => Sniffed::Document(FileKind::Docx),
-        (Some(FileKind::Docx), other) => {
-            Sniffed::Mismatch(format!("not a Word document: {}", other.describe()))
-        }
-        (Some(FileKind::Pdf), other) => {
-            if other == Magic::Text && looks_like_html(head) {
-                Sniffed::Mismatch("not a PDF: the file is an HTML page".into())
-            } else {
-                Sniffed::Mismatch(format!("not a PDF: {}", other.describe()))
+    let Some(kind) = by_ext else {
+        return match magic {
+            Magic::Pdf => Sniffed::Document(FileKind::Pdf),
+            Magic::Text if !has_extension => {
+                if looks_like_html(head) {
+                    Sniffed::Document(FileKind::Html)
+                } else {
+                    Sniffed::Document(FileKind::Text)
+                }
             }
-        }
-        (Some(kind), Magic::Text) => Sniffed::Document(kind),
-        (Some(_), other) => Sniffed::Mismatch(format!("not text: {}", other.describe())),
-        (None, Magic::Text) if !has_extension => {
-            if looks_like_html(head) {
-                Sniffed::Document(FileKind::Html)
-            } else {
-                Sniffed::Document(FileKind::Text)
-            }
-        }
-        (None, _) => Sniffed::Ignored,
+            _ => Sniffed::Ignored,
+        };
+    };
+    if magic == Magic::Pdf {
+        return Sniffed::Document(FileKind::Pdf);
+    }
+    let (expected, name) = container(path);
+    let fits = match expected {
+        Container::Pdf => false,
+        Container::Zip => magic == Magic::Zip,
+        Container::Ole => magic == Magic::Binary(OLE),
+        Container::Text => magic == Magic::Text,
+    };
+    if fits {
+        Sniffed::Document(kind)
+    } else if expected == Container::Zip
+        && magic == Magic::Binary(OLE)
+        && name != "an EPUB e-book"
+        && !name.starts_with("an OpenDocument")
+    {
+        // Office writes password-protected documents into an OLE container.
+        Sniffed::Mismatch(format!("encrypted: {name} protected by a password"))
+    } else if expected == Container::Pdf && magic == Magic::Text && looks_like_html(head) {
+        Sniffed::Mismatch("not a PDF: the file is an HTML page".into())
+    } else {
+        Sniffed::Mismatch(format!("not {name}: {}", magic.describe()))
     }
 }
+
+/// How [`magic_kind`] describes a legacy (OLE compound file) Office document.
+const OLE: &str = "a legacy Office document (OLE)";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Magic {
@@ -104,7 +208,7 @@ fn magic_kind(head: &[u8]) -> Magic {
         (b"GIF8", "a GIF image"),
         (b"\x7fELF", "a program (ELF)"),
         (b"MZ", "a Windows program"),
-        (b"\xd0\xcf\x11\xe0", "a legacy Office document (OLE)"),
+        (b"\xd0\xcf\x11\xe0", OLE),
         (b"\x1f\x8b", "gzip data"),
         (b"7z\xbc\xaf", "a 7-Zip archive"),
         (b"Rar!", "a RAR archive"),
@@ -157,6 +261,22 @@ mod tests {
         check("page", b"<!DOCTYPE html><html>", Sniffed::Document(FileKind::Html));
         check("a.png", b"\x89PNG\r\n", Sniffed::Ignored);
         check("a.exe", b"MZ\x90\0", Sniffed::Ignored);
+        check("a.pptx", b"PK\x03\x04rest", Sniffed::Document(FileKind::Presentation));
+        check("a.ods", b"PK\x03\x04rest", Sniffed::Document(FileKind::Spreadsheet));
+        check("a.xls", b"\xd0\xcf\x11\xe0rest", Sniffed::Document(FileKind::Spreadsheet));
+        check("a.csv", b"name,age\n", Sniffed::Document(FileKind::Spreadsheet));
+        check("a.eml", b"From: a@b\n", Sniffed::Document(FileKind::Email));
+        check("main.rs", b"fn main() {}\n", Sniffed::Document(FileKind::Text));
+        check(
+            "a.xlsx",
+            b"\xd0\xcf\x11\xe0rest",
+            Sniffed::Mismatch("encrypted: an Excel workbook protected by a password".into()),
+        );
+        check(
+            "a.epub",
+            b"plain words",
+            Sniffed::Mismatch("not an EPUB e-book: the file is plain text".into()),
+        );
         check(
             "a.pdf",
             b"<!doctype html><p>404",

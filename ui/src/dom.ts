@@ -30,6 +30,16 @@ export function fileName(path: string): string {
   return path.split(/[\\/]/).pop() ?? path;
 }
 
+/** What a citation's page number counts in a file of this name (as the engine's `FileKind::page_name`). */
+export function pageUnit(path: string): "page" | "slide" | "sheet" | "chapter" | "part" {
+  const ext = (path.split(".").pop() ?? "").toLowerCase();
+  if (ext === "pptx" || ext === "odp") return "slide";
+  if (["xlsx", "xlsm", "xls", "ods", "csv", "tsv"].includes(ext)) return "sheet";
+  if (ext === "epub") return "chapter";
+  if (ext === "eml") return "part";
+  return "page";
+}
+
 export function duration(seconds: number): string {
   if (seconds < 60) return `${Math.max(1, Math.round(seconds))} s`;
   if (seconds < 3600) return `${Math.round(seconds / 60)} min`;

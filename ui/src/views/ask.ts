@@ -39,7 +39,7 @@ export class AskView {
       "select",
       { id: "scope-kind", "aria-label": t.fileKind },
       h("option", { value: "" }, t.allKinds),
-      ...["pdf", "text", "markdown", "html", "docx"].map((k) => h("option", { value: k }, t.kindNames[k] ?? k)),
+      ...["pdf", "text", "markdown", "html", "docx", "odt", "presentation", "spreadsheet", "epub", "email"].map((k) => h("option", { value: k }, t.kindNames[k] ?? k)),
     );
     this.askButton = h("button", { type: "submit", class: "primary", id: "ask-button" }, t.askButton);
     const form = h(
@@ -180,7 +180,7 @@ export class AskView {
       if (!s.supported) sentence.title = t.unsupported;
       for (const n of s.citations) {
         const c = byN.get(n);
-        const label = c ? `[${n}] ${fileName(c.doc_path)}, ${t.page(c.page)}` : `[${n}]`;
+        const label = c ? `[${n}] ${fileName(c.doc_path)}, ${t.page(c.page, c.doc_path)}` : `[${n}]`;
         const chip = h(
           "button",
           { type: "button", class: s.attributed ? "chip attributed" : "chip", "aria-label": s.attributed ? `${label} (${t.attributedShort})` : label },
@@ -202,7 +202,7 @@ export class AskView {
         h(
           "li",
           { value: c.n, "data-n": c.n },
-          h("div", { class: "source-head" }, h("strong", {}, fileName(c.doc_path)), ` · ${t.page(c.page)} `, open),
+          h("div", { class: "source-head" }, h("strong", {}, fileName(c.doc_path)), ` · ${t.page(c.page, c.doc_path)} `, open),
           h("blockquote", {}, h("mark", {}, c.quote)),
         ),
       );
@@ -231,6 +231,6 @@ export class AskView {
 /** The answer and its sources as Markdown, for the clipboard and export. */
 function plain(answer: Answer, t: Strings): string {
   const lines = [`**${answer.question}**`, "", answer.answer, "", `${t.citedPassages}:`];
-  for (const c of answer.citations) lines.push(`[${c.n}] ${c.doc_path}, ${t.page(c.page)}: "${c.quote}"`);
+  for (const c of answer.citations) lines.push(`[${c.n}] ${c.doc_path}, ${t.page(c.page, c.doc_path)}: "${c.quote}"`);
   return lines.join("\n");
 }

@@ -12,7 +12,11 @@ const KINDS: Record<string, string[]> = {
   pdf: ["pdf"],
   text: ["txt", "md", "markdown"],
   web: ["html", "htm"],
-  office: ["docx"],
+  office: ["docx", "odt"],
+  slides: ["pptx", "odp"],
+  sheets: ["xlsx", "xlsm", "xls", "ods", "csv", "tsv"],
+  ebook: ["epub"],
+  mail: ["eml"],
 };
 
 export class SearchView {
@@ -93,7 +97,7 @@ export class SearchView {
           "li",
           { "data-hit": hit.chunk_id },
           h("strong", {}, fileName(hit.doc_path)),
-          ` · ${t.page(hit.page)}${hit.heading ? ` · ${hit.heading}` : ""} `,
+          ` · ${t.page(hit.page, hit.doc_path)}${hit.heading ? ` · ${hit.heading}` : ""} `,
           open,
           h("p", {}, text),
           h("p", { class: "muted" }, `${t.foundBy}: ${hit.retrievers.join(", ")}`),

@@ -35,7 +35,7 @@ export class SourceViewer {
   async open(c: Citation): Promise<void> {
     const t = this.t;
     this.root.hidden = false;
-    this.title.textContent = `${fileName(c.doc_path)} · ${t.page(c.page)}`;
+    this.title.textContent = `${fileName(c.doc_path)} · ${t.page(c.page, c.doc_path)}`;
     this.body.replaceChildren(h("p", { class: "muted" }, t.loading));
     this.closeButton.focus();
     try {
@@ -64,7 +64,7 @@ export class SourceViewer {
     const width = Math.max(320, this.body.clientWidth - 24);
     const base = page.getViewport({ scale: 1 });
     const viewport = page.getViewport({ scale: width / base.width });
-    const canvas = h("canvas", { class: "pdf-canvas", "aria-label": `${fileName(c.doc_path)} ${this.t.page(c.page)}` });
+    const canvas = h("canvas", { class: "pdf-canvas", "aria-label": `${fileName(c.doc_path)} ${this.t.page(c.page, c.doc_path)}` });
     const ratio = window.devicePixelRatio || 1;
     canvas.width = Math.floor(viewport.width * ratio);
     canvas.height = Math.floor(viewport.height * ratio);

@@ -1,0 +1,194 @@
+//! Saved e-mail messages (`.eml`, RFC 5322 with MIME, parsed by mail-parser): the message is
+//! part 1 (from, to, date and subject, then the body, HTML bodies as their visible text), and
+//! every attachment Quarry can read is a part of its own, extracted with the same parsers as a
+//! file of its kind and cited as "message › attachment". Attached messages are read the same
+//! way, a few levels deep.
+
+use std::path::Path;
+
+use mail_parser::{Message, MessageParser, MimeHeaders};
+
+use super::slides::push_block;
+use super::sniff::kind_from_extension;
+use super::{DocumentExtractor, Extracted, extractors};
+use crate::api::FileKind;
+use crate::error::ExtractError;
+
+/// Attached messages inside attached messages are read this deep.
+const MAX_DEPTH: usize = 3;
+/// Attachments read from one message; more are listed in a warning.
+const MAX_ATTACHMENTS: usize = 200;
+
+/// Extracts `.eml` files.
+#[derive(Debug)]
+pub struct EmailExtractor;
+
+impl DocumentExtractor for EmailExtractor {
+    fn name(&self) -> &'static str {
+        "email"
+    }
+
+    fn accepts(&self, kind: FileKind) -> bool {
+        kind == FileKind::Email
+    }
+
+    fn extract(&self, _path: &Path, bytes: &[u8]) -> Result<Extracted, ExtractError> {
+        let message = MessageParser::default()
+            .parse(bytes)
+            .filter(|m| m.headers().iter().any(|h| !h.name().is_empty()))
+            .ok_or_else(|| ExtractError::Malformed("not an e-mail message: no headers".into()))?;
+        let mut res = Extracted::default();
+        let subject = subject_of(&message);
+        res.title = Some(subject.clone());
+        let mut part = 0u32;
+        add_message(&mut res, &message, &[], &mut part, 0);
+        res.pages = part.max(1);
+        Ok(res)
+    }
+}
+
+fn subject_of(message: &Message<'_>) -> String {
+    message.subject().map(str::trim).filter(|s| !s.is_empty()).unwrap_or("(no subject)").to_owned()
+}
+
+/// The message's header lines and body as one part, then its attachments as parts of their own.
+fn add_message(
+    res: &mut Extracted,
+    message: &Message<'_>,
+    outer: &[String],
+    part: &mut u32,
+    depth: usize,
+) {
+    let subject = subject_of(message);
+    let mut heading = outer.to_vec();
+    heading.push(subject.clone());
+    let mut head = String::new();
+    if let Some(from) = message.from() {
+        head.push_str(&format!("From: {}\n", addresses(from)));
+    }
+    if let Some(to) = message.to() {
+        head.push_str(&format!("To: {}\n", addresses(to)));
+    }
+    if let Some(cc) = message.cc() {
+        head.push_str(&format!("Cc: {}\n", addresses(cc)));
+    }
+    if let Some(date) = message.date() {
+        head.push_str(&format!("Date: {}\n", date.to_rfc3339()));
+    }
+    head.push_str(&format!("Subject: {subject}\n"));
+    let body = message.body_text(0).map(|b| b.trim().to_owned()).unwrap_or_default();
+    *part += 1;
+    push_block(res, *part, heading.clone(), &format!("{head}\n{body}"));
+
+    let mut unread = Vec::new();
+    for (index, attachment) in message.attachments().enumerate() {
+        let name = attachment
+            .attachment_name()
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("attachment {}", index + 1));
+        if index >= MAX_ATTACHMENTS {
+            unread.push(name);
+            continue;
+        }
+        if let Some(inner) = attachment.message() {
+            if depth + 1 < MAX_DEPTH {
+                add_message(res, inner, &heading, part, depth + 1);
+            } else {
+                unread.push(name);
+            }
+            continue;
+        }
+        let Some(kind) = kind_from_extension(Path::new(&name)).filter(|k| *k != FileKind::Email)
+        else {
+            unread.push(name);
+            continue;
+        };
+        let registry = extractors();
+        let Some(extractor) = registry.iter().find(|e| e.accepts(kind)) else {
+            unread.push(name);
+            continue;
+        };
+        match extractor.extract(Path::new(&name), attachment.contents()) {
+            Ok(doc) => {
+                *part += 1;
+                for section in &doc.sections {
+                    let mut path = heading.clone();
+                    path.push(name.clone());
+                    path.extend(section.heading.iter().cloned());
+                    push_block(res, *part, path, &doc.text[section.start..section.end]);
+                }
+                res.warnings.extend(doc.warnings.iter().map(|w| format!("{name}: {w}")));
+            }
+            Err(e) => res.warnings.push(format!("attachment {name}: {e}")),
+        }
+    }
+    if !unread.is_empty() {
+        res.warnings.push(format!(
+            "{} {} not indexed (type not read, or too many): {}",
+            unread.len(),
+            if unread.len() == 1 { "attachment" } else { "attachments" },
+            unread.join(", ")
+        ));
+    }
+}
+
+/// "Anna Mueller <anna@example.org>, bob@example.org".
+fn addresses(address: &mail_parser::Address<'_>) -> String {
+    address
+        .iter()
+        .map(|a| match (a.name(), a.address()) {
+            (Some(name), Some(addr)) => format!("{name} <{addr}>"),
+            (Some(name), None) => name.to_owned(),
+            (None, Some(addr)) => addr.to_owned(),
+            (None, None) => String::new(),
+        })
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_body_and_a_text_attachment() {
+        let eml = "From: Anna Mueller <anna@example.org>\r\n\
+            To: bauer@example.org\r\n\
+            Subject: =?utf-8?q?K=C3=BCndigung?= der Wohnung\r\n\
+            Date: Mon, 7 Dec 2026 10:00:00 +0100\r\n\
+            MIME-Version: 1.0\r\n\
+            Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+            --b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+            Hiermit kündige ich die Wohnung zum 31. März.\r\n\
+            --b1\r\nContent-Type: text/plain; name=\"protokoll.txt\"\r\n\
+            Content-Disposition: attachment; filename=\"protokoll.txt\"\r\n\r\n\
+            Die Schlüssel werden am 1. April übergeben.\r\n\
+            --b1\r\nContent-Type: image/png; name=\"foto.png\"\r\n\
+            Content-Disposition: attachment; filename=\"foto.png\"\r\n\
+            Content-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n--b1--\r\n";
+        let doc = EmailExtractor.extract(Path::new("k.eml"), eml.as_bytes()).unwrap();
+        assert_eq!(doc.title.as_deref(), Some("Kündigung der Wohnung"));
+        assert_eq!(doc.pages, 2);
+        let got: Vec<(u32, String, &str)> = doc
+            .sections
+            .iter()
+            .map(|s| (s.page, s.heading.join(" › "), doc.text[s.start..s.end].trim()))
+            .collect();
+        assert_eq!(got[0].0, 1);
+        assert!(got[0].2.starts_with("From: Anna Mueller <anna@example.org>\nTo: bauer@example.org\nDate: 2026-12-07T10:00:00+01:00\nSubject: Kündigung der Wohnung"), "{got:?}");
+        assert!(got[0].2.ends_with("Hiermit kündige ich die Wohnung zum 31. März."), "{got:?}");
+        assert_eq!(
+            got[1],
+            (
+                2,
+                "Kündigung der Wohnung › protokoll.txt".into(),
+                "Die Schlüssel werden am 1. April übergeben."
+            )
+        );
+        assert_eq!(
+            doc.warnings,
+            ["1 attachment not indexed (type not read, or too many): foto.png"]
+        );
+    }
+}

@@ -1,0 +1,182 @@
+//! E-books (`.epub`): the chapters in reading order (the package's spine), one page per
+//! chapter, each chapter's headings as its sections' headings (its `<title>` when it has none),
+//! and the book's title from the package metadata.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use quick_xml::Reader;
+use quick_xml::events::Event;
+
+use super::docx::attr;
+use super::html::HtmlPage;
+use super::package::Package;
+use super::slides::push_block;
+use super::text::decode_text;
+use super::{DocumentExtractor, Extracted};
+use crate::api::FileKind;
+use crate::error::ExtractError;
+
+/// Extracts `.epub` files.
+#[derive(Debug)]
+pub struct EpubExtractor;
+
+impl DocumentExtractor for EpubExtractor {
+    fn name(&self) -> &'static str {
+        "epub"
+    }
+
+    fn accepts(&self, kind: FileKind) -> bool {
+        kind == FileKind::Epub
+    }
+
+    fn extract(&self, _path: &Path, bytes: &[u8]) -> Result<Extracted, ExtractError> {
+        let mut package = Package::open(bytes, "an EPUB e-book")?;
+        if package
+            .read("META-INF/encryption.xml")?
+            .is_some_and(|x| x.windows(13).any(|w| w == b"EncryptedData"))
+        {
+            return Err(ExtractError::Encrypted("the e-book is DRM-protected".into()));
+        }
+        let container = package.read_text("META-INF/container.xml")?.ok_or_else(|| {
+            ExtractError::Malformed("no META-INF/container.xml: not an EPUB e-book".into())
+        })?;
+        let opf_path = rootfile(&container).ok_or_else(|| {
+            ExtractError::Malformed("META-INF/container.xml names no package file".into())
+        })?;
+        let opf = package.read_text(&opf_path)?.ok_or_else(|| {
+            ExtractError::Malformed(format!("the package file {opf_path} is missing"))
+        })?;
+        let book =
+            read_package(&opf).map_err(|e| ExtractError::Malformed(format!("{opf_path}: {e}")))?;
+        let base = opf_path.rsplit_once('/').map(|(dir, _)| format!("{dir}/")).unwrap_or_default();
+        let mut res = Extracted { title: book.title.clone(), ..Extracted::default() };
+        let mut chapter = 0u32;
+        for href in &book.spine {
+            let name = format!("{base}{}", percent_decode(href.split('#').next().unwrap_or(href)));
+            let Some(bytes) = package.read(&name)? else {
+                res.warnings.push(format!("chapter file {name} is missing"));
+                continue;
+            };
+            let source = decode_text(&bytes, &mut res.warnings);
+            let page = HtmlPage::parse(&source);
+            if page.sections.iter().all(|(_, text)| text.trim().is_empty()) {
+                continue; // Cover images, blank pages.
+            }
+            chapter += 1;
+            res.warnings.extend(page.hidden_warning().map(|w| format!("chapter {chapter}: {w}")));
+            for (heading, text) in &page.sections {
+                let heading = if heading.is_empty() {
+                    page.title.iter().cloned().collect()
+                } else {
+                    heading.clone()
+                };
+                push_block(&mut res, chapter, heading, text);
+            }
+        }
+        if chapter == 0 {
+            return Err(ExtractError::Malformed(
+                "the e-book's spine lists no readable chapter".into(),
+            ));
+        }
+        res.pages = chapter;
+        Ok(res)
+    }
+}
+
+/// The package file's path from `META-INF/container.xml`.
+fn rootfile(xml: &str) -> Option<String> {
+    let mut reader = Reader::from_str(xml);
+    loop {
+        match reader.read_event().ok()? {
+            Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == b"rootfile" => {
+                return attr(&e, b"full-path");
+            }
+            Event::Eof => return None,
+            _ => {}
+        }
+    }
+}
+
+/// What the package file says: the title and the chapter files in reading order.
+struct Book {
+    title: Option<String>,
+    spine: Vec<String>,
+}
+
+fn read_package(xml: &str) -> Result<Book, quick_xml::Error> {
+    let mut reader = Reader::from_str(xml);
+    let mut manifest: HashMap<String, String> = HashMap::new();
+    let mut order: Vec<String> = Vec::new();
+    let mut title = None;
+    let mut in_title = false;
+    loop {
+        match reader.read_event()? {
+            Event::Start(e) | Event::Empty(e) => match e.local_name().as_ref() {
+                b"item" => {
+                    if let (Some(id), Some(href)) = (attr(&e, b"id"), attr(&e, b"href")) {
+                        manifest.insert(id, href);
+                    }
+                }
+                b"itemref" => {
+                    let linear = attr(&e, b"linear").is_none_or(|l| l != "no");
+                    if let Some(id) = attr(&e, b"idref").filter(|_| linear) {
+                        order.push(id);
+                    }
+                }
+                b"title" if title.is_none() => in_title = true,
+                _ => {}
+            },
+            Event::Text(t) if in_title => {
+                let text = t.unescape()?.trim().to_owned();
+                if !text.is_empty() {
+                    title = Some(text);
+                }
+                in_title = false;
+            }
+            Event::End(_) => in_title = false,
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    let spine = order.iter().filter_map(|id| manifest.get(id).cloned()).collect();
+    Ok(Book { title, spine })
+}
+
+/// Undoes `%xx` escapes in a package-relative URL.
+fn percent_decode(href: &str) -> String {
+    let bytes = href.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(byte) = href.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spine_order_title_and_escaped_names() {
+        let opf = r#"<package xmlns="http://www.idpf.org/2007/opf" xmlns:dc="http://purl.org/dc/elements/1.1/">
+          <metadata><dc:title>Der Mietvertrag</dc:title></metadata>
+          <manifest><item id="c2" href="text/ch%202.xhtml"/><item id="c1" href="text/ch1.xhtml"/><item id="n" href="notes.xhtml"/></manifest>
+          <spine><itemref idref="c1"/><itemref idref="c2"/><itemref idref="n" linear="no"/></spine></package>"#;
+        let book = read_package(opf).unwrap();
+        assert_eq!(book.title.as_deref(), Some("Der Mietvertrag"));
+        assert_eq!(book.spine, ["text/ch1.xhtml", "text/ch%202.xhtml"]);
+        assert_eq!(percent_decode("text/ch%202.xhtml"), "text/ch 2.xhtml");
+        let container = r#"<container><rootfiles><rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/></rootfiles></container>"#;
+        assert_eq!(rootfile(container).as_deref(), Some("OEBPS/content.opf"));
+    }
+}

@@ -1,0 +1,310 @@
+//! OpenDocument files (LibreOffice, and what many public offices exchange): text documents
+//! (`.odt`: headings from `text:h`, pages from LibreOffice's recorded page breaks) and
+//! presentations (`.odp`: one page per slide, the title frame as heading, the notes as their own
+//! section). Spreadsheets (`.ods`) are read with the other workbooks in `spreadsheet.rs`.
+
+use std::path::Path;
+
+use quick_xml::Reader;
+use quick_xml::events::{BytesStart, Event};
+
+use super::docx::attr;
+use super::package::Package;
+use super::slides::push_block;
+use super::{DocumentExtractor, Extracted};
+use crate::api::FileKind;
+use crate::error::ExtractError;
+
+/// Extracts `.odt` files.
+#[derive(Debug)]
+pub struct OdtExtractor;
+
+impl DocumentExtractor for OdtExtractor {
+    fn name(&self) -> &'static str {
+        "odt"
+    }
+
+    fn accepts(&self, kind: FileKind) -> bool {
+        kind == FileKind::Odt
+    }
+
+    fn extract(&self, _path: &Path, bytes: &[u8]) -> Result<Extracted, ExtractError> {
+        let mut package = Package::open(bytes, "an OpenDocument text")?;
+        let content = package.read_text("content.xml")?.ok_or_else(|| {
+            ExtractError::Malformed("no content.xml: not an OpenDocument file".into())
+        })?;
+        let mut res = text_document(&content)
+            .map_err(|e| ExtractError::Malformed(format!("content.xml: {e}")))?;
+        res.title = meta_title(&mut package)?;
+        Ok(res)
+    }
+}
+
+/// An OpenDocument presentation already opened as `package`.
+pub(super) fn presentation(package: &mut Package<'_>) -> Result<Extracted, ExtractError> {
+    let content = package.read_text("content.xml")?.ok_or_else(|| {
+        ExtractError::Malformed("no content.xml: not an OpenDocument file".into())
+    })?;
+    let mut res =
+        slides(&content).map_err(|e| ExtractError::Malformed(format!("content.xml: {e}")))?;
+    if res.pages == 0 {
+        return Err(ExtractError::Malformed(
+            "no slides (draw:page) found: not an OpenDocument presentation".into(),
+        ));
+    }
+    res.title = meta_title(package)?;
+    Ok(res)
+}
+
+/// The document's title from `meta.xml` (`dc:title`).
+fn meta_title(package: &mut Package<'_>) -> Result<Option<String>, ExtractError> {
+    Ok(package.read_text("meta.xml")?.and_then(|meta| super::docx::core_title(&meta)))
+}
+
+/// Collects the text of `text:p` / `text:h` paragraphs, with their spans, spaces, tabs and
+/// line breaks; paragraphs nested in a paragraph (a frame, a note) join it.
+#[derive(Default)]
+struct Paragraphs {
+    depth: usize,
+    text: String,
+    heading_level: Option<usize>,
+}
+
+impl Paragraphs {
+    /// Feeds a start or empty element; `true` when it belonged to paragraph text.
+    fn start(&mut self, e: &BytesStart<'_>, empty: bool) -> bool {
+        match e.local_name().as_ref() {
+            b"p" | b"h" if !empty => {
+                if self.depth == 0 {
+                    self.text.clear();
+                    self.heading_level = (e.local_name().as_ref() == b"h").then(|| {
+                        attr(e, b"outline-level").and_then(|l| l.parse().ok()).unwrap_or(1)
+                    });
+                } else {
+                    self.text.push(' ');
+                }
+                self.depth += 1;
+                true
+            }
+            b"s" if self.depth > 0 => {
+                let n: usize = attr(e, b"c").and_then(|c| c.parse().ok()).unwrap_or(1);
+                self.text.extend(std::iter::repeat_n(' ', n.min(64)));
+                true
+            }
+            b"tab" if self.depth > 0 => {
+                self.text.push('\t');
+                true
+            }
+            b"line-break" if self.depth > 0 => {
+                self.text.push('\n');
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn text(&mut self, text: &str) {
+        if self.depth > 0 {
+            self.text.push_str(text);
+        }
+    }
+
+    /// Feeds an end element; returns a finished top-level paragraph (its text, and its
+    /// heading level for `text:h`).
+    fn end(&mut self, local: &[u8]) -> Option<(String, Option<usize>)> {
+        if matches!(local, b"p" | b"h") && self.depth > 0 {
+            self.depth -= 1;
+            if self.depth == 0 {
+                let text = std::mem::take(&mut self.text).trim().to_owned();
+                return Some((text, self.heading_level.take()));
+            }
+        }
+        None
+    }
+}
+
+/// A text document: sections at headings and page breaks.
+fn text_document(xml: &str) -> Result<Extracted, quick_xml::Error> {
+    let mut res = Extracted::default();
+    let mut reader = Reader::from_str(xml);
+    let mut paragraphs = Paragraphs::default();
+    let mut page = 1u32;
+    let mut section_page = 1u32;
+    let mut path: Vec<(usize, String)> = Vec::new();
+    let mut heading: Vec<String> = Vec::new();
+    let mut section = String::new();
+    let flush = |res: &mut Extracted, section: &mut String, page: u32, heading: &[String]| {
+        push_block(res, page, heading.to_vec(), section);
+        section.clear();
+    };
+    loop {
+        match reader.read_event()? {
+            Event::Start(e) => {
+                paragraphs.start(&e, false);
+            }
+            // The guard feeds every empty element to the paragraph once (spaces, tabs).
+            Event::Empty(e)
+                if !paragraphs.start(&e, true) && e.local_name().as_ref() == b"soft-page-break" =>
+            {
+                flush(&mut res, &mut section, section_page, &heading);
+                page += 1;
+                section_page = page;
+            }
+            Event::Text(t) => paragraphs.text(&t.unescape()?),
+            Event::End(e) => {
+                if let Some((text, level)) = paragraphs.end(e.local_name().as_ref()) {
+                    if let Some(level) = level {
+                        flush(&mut res, &mut section, section_page, &heading);
+                        section_page = page;
+                        path.retain(|(l, _)| *l < level);
+                        path.push((level, text.clone()));
+                        heading = path.iter().map(|(_, t)| t.clone()).collect();
+                    }
+                    if !text.is_empty() {
+                        if !section.is_empty() {
+                            section.push('\n');
+                        }
+                        section.push_str(&text);
+                    }
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    flush(&mut res, &mut section, section_page, &heading);
+    res.pages = page;
+    Ok(res)
+}
+
+/// A presentation: one page per `draw:page`.
+fn slides(xml: &str) -> Result<Extracted, quick_xml::Error> {
+    let mut res = Extracted::default();
+    let mut reader = Reader::from_str(xml);
+    let mut paragraphs = Paragraphs::default();
+    let mut slide = 0u32;
+    let mut title: Option<String> = None;
+    let mut body: Vec<String> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    let mut in_notes = false;
+    let mut in_title_frame = false;
+    loop {
+        match reader.read_event()? {
+            Event::Start(e) => {
+                if paragraphs.start(&e, false) {
+                    continue;
+                }
+                match e.local_name().as_ref() {
+                    b"page" if !in_notes => {
+                        slide += 1;
+                        title = None;
+                        body.clear();
+                        notes.clear();
+                    }
+                    b"notes" => in_notes = true,
+                    b"frame" => {
+                        in_title_frame = attr(&e, b"class").is_some_and(|c| c == "title");
+                    }
+                    _ => {}
+                }
+            }
+            Event::Empty(e) => {
+                paragraphs.start(&e, true);
+            }
+            Event::Text(t) => paragraphs.text(&t.unescape()?),
+            Event::End(e) => {
+                let local = e.local_name();
+                if let Some((text, _)) = paragraphs.end(local.as_ref()) {
+                    if text.is_empty() {
+                        continue;
+                    }
+                    if in_notes {
+                        notes.push(text);
+                    } else if in_title_frame && title.is_none() {
+                        title = Some(text);
+                    } else {
+                        body.push(text);
+                    }
+                    continue;
+                }
+                match local.as_ref() {
+                    b"notes" => in_notes = false,
+                    b"frame" => in_title_frame = false,
+                    b"page" if !in_notes => {
+                        let heading: Vec<String> = title.iter().cloned().collect();
+                        let mut text = body.join("\n");
+                        if let Some(title) = &title {
+                            text = format!("{title}\n\n{text}");
+                        }
+                        push_block(&mut res, slide, heading.clone(), &text);
+                        let mut notes_heading = heading;
+                        notes_heading.push("Notes".into());
+                        push_block(&mut res, slide, notes_heading, &notes.join("\n"));
+                    }
+                    _ => {}
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    res.pages = slide;
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headings_paragraphs_spaces_and_page_breaks() {
+        let xml = r#"<office:document-content xmlns:office="o" xmlns:text="t"><office:body><office:text>
+          <text:h text:outline-level="1">Mietvertrag</text:h>
+          <text:p>Die Miete <text:span>beträgt</text:span> 900<text:s text:c="2"/>Euro.</text:p>
+          <text:soft-page-break/>
+          <text:h text:outline-level="2">Kündigung</text:h>
+          <text:p>Drei Monate<text:line-break/>zum Monatsende.</text:p>
+        </office:text></office:body></office:document-content>"#;
+        let doc = text_document(xml).unwrap();
+        assert_eq!(doc.pages, 2);
+        let got: Vec<(u32, String, &str)> = doc
+            .sections
+            .iter()
+            .map(|s| (s.page, s.heading.join(" > "), doc.text[s.start..s.end].trim()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (1, "Mietvertrag".into(), "Mietvertrag\nDie Miete beträgt 900  Euro."),
+                (2, "Mietvertrag > Kündigung".into(), "Kündigung\nDrei Monate\nzum Monatsende."),
+            ]
+        );
+    }
+
+    #[test]
+    fn slides_with_titles_and_notes() {
+        let xml = r#"<office:document-content xmlns:office="o" xmlns:draw="d" xmlns:text="t" xmlns:presentation="p"><office:body><office:presentation>
+          <draw:page draw:name="page1">
+            <draw:frame presentation:class="title"><draw:text-box><text:p>Budget 2027</text:p></draw:text-box></draw:frame>
+            <draw:frame presentation:class="outline"><draw:text-box><text:list><text:list-item><text:p>Travel is cut by a third.</text:p></text:list-item></text:list></draw:text-box></draw:frame>
+            <presentation:notes><draw:page-thumbnail/><draw:frame presentation:class="notes"><draw:text-box><text:p>Mention the freeze.</text:p></draw:text-box></draw:frame></presentation:notes>
+          </draw:page>
+          <draw:page draw:name="page2"><draw:frame><draw:text-box><text:p>Questions?</text:p></draw:text-box></draw:frame></draw:page>
+        </office:presentation></office:body></office:document-content>"#;
+        let doc = slides(xml).unwrap();
+        assert_eq!(doc.pages, 2);
+        let got: Vec<(u32, String, &str)> = doc
+            .sections
+            .iter()
+            .map(|s| (s.page, s.heading.join(" > "), doc.text[s.start..s.end].trim()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (1, "Budget 2027".into(), "Budget 2027\n\nTravel is cut by a third."),
+                (1, "Budget 2027 > Notes".into(), "Mention the freeze."),
+                (2, String::new(), "Questions?"),
+            ]
+        );
+    }
+}
