@@ -10,7 +10,9 @@ cd "$(dirname "$0")/.."
 # imagemagick: the desktop window check (find the window, click, screenshot, look at it);
 # strace: the test that Quarry opens no network socket (tests/offline.rs); python3-venv: the
 # throwaway virtualenvs of the official MCP client that tests `quarry mcp` (tests/mcp.rs) and of
-# llama-cpp-python's OpenAI-compatible server (tests/answer_server.rs; cmake builds llama.cpp).
+# llama-cpp-python's OpenAI-compatible server (tests/answer_server.rs; cmake builds llama.cpp);
+# tesseract-ocr (English and German models), poppler-utils and poppler-data: OCR of scanned
+# pages and images (pdftoppm renders, Tesseract reads); fonts-dejavu-core: the OCR test's page.
 APT_PACKAGES=(
   build-essential pkg-config curl file
   protobuf-compiler libprotobuf-dev
@@ -21,6 +23,7 @@ APT_PACKAGES=(
   x11-utils xdotool imagemagick
   strace
   python3-venv cmake
+  tesseract-ocr tesseract-ocr-eng tesseract-ocr-deu poppler-utils poppler-data fonts-dejavu-core
 )
 
 missing=()

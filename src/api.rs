@@ -28,6 +28,8 @@ pub enum FileKind {
     Epub,
     /// A saved e-mail message (`.eml`) with its attachments.
     Email,
+    /// A picture of text (`.png`, `.jpg`, `.tif`), read by OCR.
+    Image,
 }
 
 impl FileKind {
@@ -44,11 +46,12 @@ impl FileKind {
             FileKind::Spreadsheet => "spreadsheet",
             FileKind::Epub => "epub",
             FileKind::Email => "email",
+            FileKind::Image => "image",
         }
     }
 
     /// Every kind, in the order users see them.
-    pub const ALL: [FileKind; 10] = [
+    pub const ALL: [FileKind; 11] = [
         FileKind::Pdf,
         FileKind::Text,
         FileKind::Markdown,
@@ -59,6 +62,7 @@ impl FileKind {
         FileKind::Spreadsheet,
         FileKind::Epub,
         FileKind::Email,
+        FileKind::Image,
     ];
 
     /// What a citation's page number counts in this kind of file: "page", "slide", "sheet",
@@ -86,6 +90,7 @@ impl FileKind {
             "spreadsheet" => FileKind::Spreadsheet,
             "epub" => FileKind::Epub,
             "email" => FileKind::Email,
+            "image" => FileKind::Image,
             _ => return None,
         })
     }

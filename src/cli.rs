@@ -45,6 +45,12 @@ struct Cli {
     /// Tokens the server's model attends to; passages are chosen to fit
     #[arg(long, global = true, default_value_t = 4096)]
     generator_context: usize,
+    /// Do not read scanned pages and image files by OCR (Tesseract)
+    #[arg(long, env = "QUARRY_NO_OCR", global = true)]
+    no_ocr: bool,
+    /// Tesseract language models for OCR, `+`-joined (installed ones: `tesseract --list-langs`)
+    #[arg(long, env = "QUARRY_OCR_LANGUAGES", global = true, default_value = "deu+eng")]
+    ocr_languages: String,
     /// More log output (-v info, -vv debug)
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
@@ -570,6 +576,11 @@ fn config_for(cli: &Cli) -> anyhow::Result<(EngineConfig, quarry::models::ModelF
             quarry::models::DEFAULT_EMBEDDER,
             models_dir.display()
         );
+    }
+    if cli.no_ocr {
+        config.extraction.ocr = None;
+    } else if let Some(ocr) = &mut config.extraction.ocr {
+        ocr.languages = cli.ocr_languages.clone();
     }
     let exe = std::env::current_exe().context("cannot find the quarry executable")?;
     config.extraction.worker_command = Some(quarry::ingest::worker::worker_command(&exe));

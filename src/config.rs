@@ -161,6 +161,9 @@ pub struct ExtractionConfig {
     pub max_chunks_per_file: usize,
     /// Longest time chunking one file may take.
     pub chunking_timeout_secs: u64,
+    /// OCR for pages without a text layer and for image files (Tesseract); `None` switches it
+    /// off (images are then passed over).
+    pub ocr: Option<crate::ingest::ocr::OcrOptions>,
 }
 
 impl Default for ExtractionConfig {
@@ -173,6 +176,7 @@ impl Default for ExtractionConfig {
             worker_memory_mb: 2048,
             max_chunks_per_file: 20_000,
             chunking_timeout_secs: 120,
+            ocr: Some(crate::ingest::ocr::OcrOptions::default()),
         }
     }
 }
@@ -326,6 +330,19 @@ impl EngineConfig {
         }
         if !(self.answer.repeat_penalty.is_finite() && self.answer.repeat_penalty > 0.0) {
             return Err(Error::user("answer.repeat_penalty must be a positive number (1.0 = off)"));
+        }
+        if let Some(ocr) = &self.extraction.ocr {
+            let valid = !ocr.languages.is_empty()
+                && ocr.languages.split('+').all(|l| {
+                    !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                });
+            if !valid {
+                return Err(Error::user(format!(
+                    "extraction.ocr.languages must be Tesseract language names joined by '+' \
+                     (\"deu+eng\"), not \"{}\"",
+                    ocr.languages
+                )));
+            }
         }
         if let Some(server) = &self.generator_server {
             let scheme = server.url.split_once("://").map(|(scheme, _)| scheme);

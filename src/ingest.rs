@@ -8,6 +8,7 @@ pub mod epub;
 pub mod hidden;
 pub mod html;
 pub mod markdown;
+pub mod ocr;
 pub mod opendocument;
 mod package;
 pub mod pdf;
@@ -19,6 +20,8 @@ pub mod walk;
 pub mod worker;
 
 use std::path::Path;
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -84,6 +87,9 @@ pub struct Source {
     pub path: std::path::PathBuf,
     /// What the file is.
     pub kind: FileKind,
+    /// OCR for pages without a text layer and for images; `None`: switched off.
+    #[serde(default)]
+    pub ocr: Option<ocr::OcrOptions>,
 }
 
 /// Turns one kind of file into text. Implementations are registered in [`extractors`].
@@ -116,6 +122,9 @@ pub fn extractors() -> Vec<Box<dyn DocumentExtractor>> {
 /// Runs in the worker process when extraction is isolated.
 pub fn extract_source(source: &Source) -> Result<Extracted, ExtractError> {
     let bytes = std::fs::read(&source.path).map_err(|e| ExtractError::Io(e.to_string()))?;
+    if source.kind == FileKind::Image {
+        return read_image(source, &bytes);
+    }
     let registry = extractors();
     let extractor = registry
         .iter()
@@ -123,19 +132,145 @@ pub fn extract_source(source: &Source) -> Result<Extracted, ExtractError> {
         .ok_or_else(|| ExtractError::Unsupported(source.kind.as_str().to_owned()))?;
     let mut res = extractor.extract(&source.path, &bytes)?;
     res.extractor = extractor.name().to_owned();
+    if let Some(options) = &source.ocr
+        && !res.pages_without_text.is_empty()
+    {
+        ocr_pages(&source.path, &mut res, options);
+    }
     tidy_sections(&mut res);
     if !res.pages_without_text.is_empty() {
         let pages = &res.pages_without_text;
         res.warnings.push(format!(
-            "no extractable text on {} {} (scanned, or fonts without a Unicode map; OCR is not supported)",
+            "no extractable text on {} {} (scanned, or fonts without a Unicode map; {})",
             if pages.len() == 1 { "page" } else { "pages" },
-            page_ranges(pages)
+            page_ranges(pages),
+            if source.ocr.is_some() { "OCR found none" } else { "OCR is switched off" }
         ));
     } else if !res.has_text() {
         res.warnings.push("the document contains no text".into());
     }
     res.warnings.extend(hidden::invisible_characters_warning(&res.text));
     Ok(res)
+}
+
+/// An image file, read by OCR as one page.
+fn read_image(source: &Source, bytes: &[u8]) -> Result<Extracted, ExtractError> {
+    let options = source.ocr.as_ref().ok_or_else(|| {
+        ExtractError::Unsupported("image (reading images needs OCR, which is switched off)".into())
+    })?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(options.budget_secs.max(1));
+    let page = ocr::image_bytes(bytes, options, deadline)
+        .map_err(|e| ExtractError::Malformed(format!("OCR failed: {e}")))?;
+    let mut res = Extracted { pages: 1, extractor: "ocr".into(), ..Extracted::default() };
+    res.push_section(1, Vec::new(), &page.text);
+    if !res.has_text() {
+        res.warnings.push("OCR found no text in the image".into());
+    } else {
+        res.warnings.push(format!("read by OCR ({})", options.languages));
+        if page.confidence < ocr::LOW_CONFIDENCE {
+            res.warnings.push(format!(
+                "low OCR confidence (mean {:.0} %): the text may be wrong",
+                page.confidence
+            ));
+        }
+    }
+    Ok(res)
+}
+
+/// Reads the pages without a text layer by OCR, within the options' time budget, and puts
+/// their text in page order among the others; says in warnings which pages were read so, which
+/// were read poorly and which were left.
+fn ocr_pages(path: &Path, res: &mut Extracted, options: &ocr::OcrOptions) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(options.budget_secs.max(1));
+    let mut read = Vec::new();
+    let mut low = Vec::new();
+    let mut noise = Vec::new();
+    let mut failed: Vec<(u32, String)> = Vec::new();
+    let mut out_of_time = Vec::new();
+    for &page in &res.pages_without_text {
+        if std::time::Instant::now() >= deadline {
+            out_of_time.push(page);
+            continue;
+        }
+        match ocr::pdf_page(path, page, options, deadline) {
+            Ok(text) if text.confidence < ocr::NOISE_CONFIDENCE && !text.text.trim().is_empty() => {
+                noise.push(page);
+            }
+            Ok(text) if !text.text.trim().is_empty() => {
+                if text.confidence < ocr::LOW_CONFIDENCE {
+                    low.push(page);
+                }
+                read.push((page, text.text));
+            }
+            Ok(_) => {}
+            Err(reason) => failed.push((page, reason)),
+        }
+    }
+    if read.is_empty() && failed.is_empty() && out_of_time.is_empty() && noise.is_empty() {
+        return;
+    }
+    let done: Vec<u32> = read.iter().map(|(page, _)| *page).collect();
+    res.pages_without_text.retain(|p| !done.contains(p));
+    if !done.is_empty() {
+        res.warnings.push(format!(
+            "{} {} read by OCR ({})",
+            if done.len() == 1 { "page" } else { "pages" },
+            page_ranges(&done),
+            options.languages
+        ));
+    }
+    if !low.is_empty() {
+        res.warnings.push(format!(
+            "low OCR confidence on {} {}: the text may be wrong",
+            if low.len() == 1 { "page" } else { "pages" },
+            page_ranges(&low)
+        ));
+    }
+    if !noise.is_empty() {
+        res.warnings.push(format!(
+            "OCR read nothing reliable on {} {} with the {} models (another script? set the OCR languages)",
+            if noise.len() == 1 { "page" } else { "pages" },
+            page_ranges(&noise),
+            options.languages
+        ));
+    }
+    if let Some((page, reason)) = failed.first() {
+        res.warnings.push(format!(
+            "OCR failed on {} {} ({reason}{})",
+            if failed.len() == 1 { "page" } else { "pages" },
+            page_ranges(&failed.iter().map(|(p, _)| *p).collect::<Vec<_>>()),
+            if failed.len() > 1 { format!(", first on page {page}") } else { String::new() }
+        ));
+    }
+    if !out_of_time.is_empty() {
+        res.warnings.push(format!(
+            "{} {} not read by OCR: its {} s budget for this file ran out",
+            if out_of_time.len() == 1 { "page" } else { "pages" },
+            page_ranges(&out_of_time),
+            options.budget_secs
+        ));
+    }
+    insert_pages(res, read);
+}
+
+/// Rebuilds `res`'s text with `pages` (page number, text) among its sections, in page order.
+fn insert_pages(res: &mut Extracted, pages: Vec<(u32, String)>) {
+    if pages.is_empty() {
+        return;
+    }
+    let mut blocks: Vec<(u32, Vec<String>, String)> = res
+        .sections
+        .iter()
+        .map(|s| (s.page, s.heading.clone(), res.text[s.start..s.end].trim().to_owned()))
+        .collect();
+    blocks.extend(pages.into_iter().map(|(page, text)| (page, Vec::new(), text)));
+    blocks.sort_by_key(|(page, _, _)| *page);
+    res.text.clear();
+    res.sections.clear();
+    for (page, heading, text) in blocks {
+        let sep = if res.text.is_empty() { "" } else { "\n\n" };
+        res.push_section(page, heading, &format!("{sep}{text}"));
+    }
 }
 
 /// Drops sections that hold only whitespace, so they never become empty chunks.

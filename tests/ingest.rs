@@ -61,7 +61,8 @@ pub(crate) fn write_fixtures(dir: &Path) {
     )
     .unwrap();
     write_docx(&dir.join("lease.docx"));
-    std::fs::write(dir.join("photo.png"), b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").unwrap();
+    // A picture format Quarry does not read (PNG, JPEG and TIFF go to OCR) is passed over.
+    std::fs::write(dir.join("photo.gif"), b"GIF89a\x01\0\x01\0\0\0\0").unwrap();
     std::fs::write(dir.join("fake.pdf"), "<!DOCTYPE html><p>404 not found</p>").unwrap();
 }
 

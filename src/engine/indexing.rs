@@ -433,7 +433,16 @@ fn prepare(
         let limit_mb = config.extraction.max_file_bytes / (1024 * 1024);
         return fail(row, DocumentState::Skipped, format!("larger than the {limit_mb} MiB limit"));
     }
-    let source = Source { path: job.file.path.clone(), kind };
+    if kind == FileKind::Image && config.extraction.ocr.is_none() {
+        return fail(row, DocumentState::Skipped, "an image, and OCR is switched off".into());
+    }
+    // OCR leaves the worker a quarter of the file's time limit for the rest.
+    let ocr = config.extraction.ocr.clone().map(|mut ocr| {
+        ocr.budget_secs =
+            ocr.budget_secs.min(config.extraction.per_file_timeout_secs * 3 / 4).max(1);
+        ocr
+    });
+    let source = Source { path: job.file.path.clone(), kind, ocr };
     let extracted = match extractor.extract(&source) {
         Ok(doc) => doc,
         Err(e) => return fail(row, DocumentState::Failed, e.to_string()),

@@ -90,6 +90,7 @@ pub fn kind_from_extension(path: &Path) -> Option<FileKind> {
         "xlsx" | "xlsm" | "xls" | "ods" | "csv" | "tsv" => FileKind::Spreadsheet,
         "epub" => FileKind::Epub,
         "eml" => FileKind::Email,
+        "png" | "jpg" | "jpeg" | "tif" | "tiff" => FileKind::Image,
         "md" | "markdown" | "mdown" | "mkd" => FileKind::Markdown,
         "html" | "htm" | "xhtml" => FileKind::Html,
         e if TEXT_EXTENSIONS.contains(&e) => FileKind::Text,
@@ -110,6 +111,9 @@ fn container(path: &Path) -> (Container, &'static str) {
         "ods" => (Container::Zip, "an OpenDocument spreadsheet"),
         "epub" => (Container::Zip, "an EPUB e-book"),
         "xls" => (Container::Ole, "an Excel 97-2003 workbook"),
+        "png" => (Container::Image(PNG), "a PNG image"),
+        "jpg" | "jpeg" => (Container::Image(JPEG), "a JPEG image"),
+        "tif" | "tiff" => (Container::Image(TIFF), "a TIFF image"),
         _ => (Container::Text, "text"),
     }
 }
@@ -119,6 +123,7 @@ enum Container {
     Pdf,
     Zip,
     Ole,
+    Image(&'static str),
     Text,
 }
 
@@ -155,6 +160,7 @@ pub fn sniff(path: &Path, head: &[u8]) -> Sniffed {
         Container::Pdf => false,
         Container::Zip => magic == Magic::Zip,
         Container::Ole => magic == Magic::Binary(OLE),
+        Container::Image(what) => magic == Magic::Binary(what),
         Container::Text => magic == Magic::Text,
     };
     if fits {
@@ -175,6 +181,10 @@ pub fn sniff(path: &Path, head: &[u8]) -> Sniffed {
 
 /// How [`magic_kind`] describes a legacy (OLE compound file) Office document.
 const OLE: &str = "a legacy Office document (OLE)";
+/// How [`magic_kind`] describes the images OCR reads.
+const PNG: &str = "a PNG image";
+const JPEG: &str = "a JPEG image";
+const TIFF: &str = "a TIFF image";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Magic {
@@ -203,8 +213,10 @@ fn magic_kind(head: &[u8]) -> Magic {
     }
     const SIGNATURES: &[(&[u8], &str)] = &[
         (b"PK\x03\x04", "zip"),
-        (b"\x89PNG", "a PNG image"),
-        (b"\xff\xd8\xff", "a JPEG image"),
+        (b"\x89PNG", PNG),
+        (b"\xff\xd8\xff", JPEG),
+        (b"II*\0", TIFF),
+        (b"MM\0*", TIFF),
         (b"GIF8", "a GIF image"),
         (b"\x7fELF", "a program (ELF)"),
         (b"MZ", "a Windows program"),
@@ -259,7 +271,14 @@ mod tests {
         check("a.txt", b"\xff\xfeh\0i\0", Sniffed::Document(FileKind::Text));
         check("README", b"plain words", Sniffed::Document(FileKind::Text));
         check("page", b"<!DOCTYPE html><html>", Sniffed::Document(FileKind::Html));
-        check("a.png", b"\x89PNG\r\n", Sniffed::Ignored);
+        check("a.png", b"\x89PNG\r\n", Sniffed::Document(FileKind::Image));
+        check("scan.TIF", b"II*\0rest", Sniffed::Document(FileKind::Image));
+        check("a.gif", b"GIF89a", Sniffed::Ignored);
+        check(
+            "a.jpg",
+            b"\x89PNG\r\n",
+            Sniffed::Mismatch("not a JPEG image: the content looks like a PNG image".into()),
+        );
         check("a.exe", b"MZ\x90\0", Sniffed::Ignored);
         check("a.pptx", b"PK\x03\x04rest", Sniffed::Document(FileKind::Presentation));
         check("a.ods", b"PK\x03\x04rest", Sniffed::Document(FileKind::Spreadsheet));

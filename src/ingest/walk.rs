@@ -155,7 +155,7 @@ mod tests {
         std::fs::write(root.join("a.txt"), "alpha").unwrap();
         std::fs::write(root.join("b.md"), "# beta").unwrap();
         std::fs::write(root.join(".hidden.txt"), "hidden").unwrap();
-        std::fs::write(root.join("c.png"), b"\x89PNG\r\n").unwrap();
+        std::fs::write(root.join("c.gif"), b"GIF89a").unwrap();
         std::fs::write(root.join("skip.txt"), "ignored").unwrap();
         std::fs::write(root.join(".quarryignore"), "skip.txt\n").unwrap();
         std::fs::create_dir(root.join("sub")).unwrap();

@@ -17,6 +17,7 @@ const KINDS: Record<string, string[]> = {
   sheets: ["xlsx", "xlsm", "xls", "ods", "csv", "tsv"],
   ebook: ["epub"],
   mail: ["eml"],
+  images: ["png", "jpg", "jpeg", "tif", "tiff"],
 };
 
 export class SearchView {

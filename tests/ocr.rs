@@ -1,0 +1,179 @@
+//! OCR of pages without a text layer and of image files, with the real Tesseract and poppler
+//! that setup installs: a German page rendered to an image by the test (ImageMagick) inside a
+//! PDF whose other page has text, the same picture as a PNG, the shared scanned PDF, and the
+//! switch that turns OCR off.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::{TempLibrary, json_of, test_data};
+
+/// Renders `lines` as black text on white with ImageMagick; returns width, height and 8-bit
+/// grey pixels.
+fn render(lines: &[&str], out: &Path) -> (usize, usize, Vec<u8>) {
+    let mut convert = Command::new("convert");
+    convert.args(["-size", "1800x300", "xc:white", "-font", "DejaVu-Sans", "-pointsize", "44"]);
+    convert.args(["-fill", "black", "-depth", "8"]);
+    for (i, line) in lines.iter().enumerate() {
+        convert.args(["-annotate", &format!("+40+{}", 100 + 80 * i), line]);
+    }
+    let status = convert.arg(out).status().expect("ImageMagick's convert (setup installs it)");
+    assert!(status.success());
+    let pgm = std::fs::read(out).unwrap();
+    // "P5\n<w> <h>\n255\n" then the pixels.
+    let mut fields = Vec::new();
+    let mut at = 2;
+    while fields.len() < 3 {
+        while pgm[at].is_ascii_whitespace() {
+            at += 1;
+        }
+        let start = at;
+        while !pgm[at].is_ascii_whitespace() {
+            at += 1;
+        }
+        fields.push(std::str::from_utf8(&pgm[start..at]).unwrap().parse::<usize>().unwrap());
+    }
+    assert_eq!(fields[2], 255, "an 8-bit image");
+    (fields[0], fields[1], pgm[at + 1..].to_vec())
+}
+
+/// A PDF whose first page has a text layer and whose second page is only an image of text.
+fn write_scanned_pdf(path: &Path, first_page_text: &str, image: (usize, usize, Vec<u8>)) {
+    let (w, h, pixels) = image;
+    let text_stream = format!("BT /F1 14 Tf 72 700 Td ({first_page_text}) Tj ET");
+    let image_stream = format!("q 540 0 0 {} 36 500 cm /Im1 Do Q", 540 * h / w);
+    let mut objects: Vec<Vec<u8>> = vec![
+        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+        b"<< /Type /Pages /Kids [3 0 R 6 0 R] /Count 2 >>".to_vec(),
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>".to_vec(),
+        format!("<< /Length {} >>\nstream\n{text_stream}\nendstream", text_stream.len()).into_bytes(),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_vec(),
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 7 0 R /Resources << /XObject << /Im1 8 0 R >> >> >>".to_vec(),
+        format!("<< /Length {} >>\nstream\n{image_stream}\nendstream", image_stream.len()).into_bytes(),
+    ];
+    let mut image_object = format!(
+        "<< /Type /XObject /Subtype /Image /Width {w} /Height {h} /ColorSpace /DeviceGray /BitsPerComponent 8 /Length {} >>\nstream\n",
+        pixels.len()
+    )
+    .into_bytes();
+    image_object.extend_from_slice(&pixels);
+    image_object.extend_from_slice(b"\nendstream");
+    objects.push(image_object);
+    let mut pdf = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, object) in objects.iter().enumerate() {
+        offsets.push(pdf.len());
+        pdf.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+        pdf.extend_from_slice(object);
+        pdf.extend_from_slice(b"\nendobj\n");
+    }
+    let xref = pdf.len();
+    pdf.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
+    for offset in offsets {
+        pdf.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
+    }
+    pdf.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    std::fs::write(path, pdf).unwrap();
+}
+
+fn search(lib: &TempLibrary, query: &str) -> Vec<serde_json::Value> {
+    let found = json_of(&lib.run(&["search", "--mode", "text", "--json", "-k", "3", query]));
+    found["hits"].as_array().unwrap().clone()
+}
+
+fn warnings_of(lib: &TempLibrary, name: &str) -> Vec<String> {
+    let docs = json_of(&lib.run(&["docs", "--json"]));
+    let doc = docs["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["path"].as_str().unwrap().ends_with(name))
+        .unwrap_or_else(|| panic!("{name} not in {docs:#}"))
+        .clone();
+    doc["warnings"].as_array().unwrap().iter().map(|w| w.as_str().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn scanned_pages_and_images_are_read_by_ocr_and_found_by_a_german_query() {
+    let lib = TempLibrary::new();
+    let docs = lib.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    let image = render(
+        &["Die Kündigungsfrist für die Garage", "beträgt sechs Wochen zum Quartalsende."],
+        &lib.path().join("page.pgm"),
+    );
+    write_scanned_pdf(&docs.join("garage.pdf"), "Mietvertrag, Seite eins.", image);
+    let status = Command::new("convert")
+        .args(["-size", "1600x200", "xc:white", "-font", "DejaVu-Sans", "-pointsize", "44"])
+        .args(["-fill", "black", "-annotate", "+40+110", "Der Schlüssel liegt beim Hausmeister."])
+        .arg(docs.join("zettel.png"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let report = json_of(&lib.run(&["index", "--json", docs.to_str().unwrap()]));
+    assert_eq!(
+        (report["added"].as_u64(), report["failed"].as_u64()),
+        (Some(2), Some(0)),
+        "{report:#}"
+    );
+
+    // The German question finds the scanned page, on its page.
+    let hits = search(&lib, "Kündigungsfrist Garage");
+    assert!(!hits.is_empty(), "the OCR'd page was not found");
+    assert!(hits[0]["doc_path"].as_str().unwrap().ends_with("garage.pdf"), "{hits:#?}");
+    assert_eq!(hits[0]["page"], 2, "{hits:#?}");
+    assert!(hits[0]["text"].as_str().unwrap().contains("sechs Wochen"), "{hits:#?}");
+    // The text page keeps its own text and page.
+    let hits = search(&lib, "Mietvertrag Seite");
+    assert_eq!(hits[0]["page"], 1, "{hits:#?}");
+    assert_eq!(warnings_of(&lib, "garage.pdf"), ["page 2 read by OCR (deu+eng)"]);
+    // An image file is one page of OCR'd text.
+    let hits = search(&lib, "Schlüssel Hausmeister");
+    assert!(hits[0]["doc_path"].as_str().unwrap().ends_with("zettel.png"), "{hits:#?}");
+    assert_eq!(warnings_of(&lib, "zettel.png"), ["read by OCR (deu+eng)"]);
+
+    // Switched off: the scan is named as unread and the image is passed over.
+    let off = TempLibrary::new();
+    let output = off.run(&["--no-ocr", "index", "--json", docs.to_str().unwrap()]);
+    let report = json_of(&output);
+    assert_eq!(report["added"], 1, "{report:#}");
+    assert!(search(&off, "Kündigungsfrist Quartalsende").is_empty());
+    assert_eq!(
+        warnings_of(&off, "garage.pdf"),
+        [
+            "no extractable text on page 2 (scanned, or fonts without a Unicode map; OCR is switched off)"
+        ]
+    );
+}
+
+#[test]
+fn the_shared_scans_become_searchable() {
+    let Some(data) = test_data("the_shared_scans_become_searchable") else { return };
+    let lib = TempLibrary::new();
+    let docs = lib.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    for name in ["two_pages.pdf", "vertical.pdf"] {
+        std::fs::copy(data.join("pdfs").join(name), docs.join(name)).unwrap();
+    }
+    let report = json_of(&lib.run(&["index", "--json", docs.to_str().unwrap()]));
+    assert_eq!(report["failed"], 0, "{report:#}");
+    // The second page is the Firefox logo with its name; the first is the logo alone.
+    let hits = search(&lib, "Firefox");
+    assert_eq!(hits.len(), 1, "{hits:#?}");
+    assert_eq!(hits[0]["page"], 2, "{hits:#?}");
+    // Vertical Japanese is not read by the German and English models, and says so.
+    let warnings = warnings_of(&lib, "vertical.pdf");
+    assert!(
+        warnings.iter().any(|w| w.contains("OCR read nothing reliable on page 1")),
+        "{warnings:?}"
+    );
+}
