@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 # throwaway virtualenvs of the official MCP client that tests `quarry mcp` (tests/mcp.rs) and of
 # llama-cpp-python's OpenAI-compatible server (tests/answer_server.rs; cmake builds llama.cpp);
 # tesseract-ocr (English and German models), poppler-utils and poppler-data: OCR of scanned
-# pages and images (pdftoppm renders, Tesseract reads); fonts-dejavu-core: the OCR test's page.
+# pages and images (pdftoppm renders, Tesseract reads); fonts-dejavu-core: the OCR test's page;
+# qpdf: repairs damaged PDFs and decrypts locked ones with the user's password.
 APT_PACKAGES=(
   build-essential pkg-config curl file
   protobuf-compiler libprotobuf-dev
@@ -24,6 +25,7 @@ APT_PACKAGES=(
   strace
   python3-venv cmake
   tesseract-ocr tesseract-ocr-eng tesseract-ocr-deu poppler-utils poppler-data fonts-dejavu-core
+  qpdf
 )
 
 missing=()

@@ -79,6 +79,10 @@ enum Command {
         /// Keep running and re-index whenever files under the sources change
         #[arg(long)]
         watch: bool,
+        /// Passwords for encrypted PDFs, one per line, each tried on every locked PDF (also
+        /// those that failed before for want of one); used for this run only, never stored
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
     },
     /// Library summary
     Status {
@@ -591,8 +595,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let (mut config, models) = config_for(&cli)?;
     let models_dir = models.dir().to_owned();
     match cli.command {
-        Command::Index { paths, json, timeout, workers, watch } => {
+        Command::Index { paths, json, timeout, workers, watch, password_file } => {
             config.extraction.per_file_timeout_secs = timeout;
+            if let Some(file) = password_file {
+                let text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read the password file {}", file.display()))?;
+                let passwords: Vec<String> = text
+                    .lines()
+                    .map(|l| l.trim_end_matches('\r').to_owned())
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                if passwords.is_empty() {
+                    anyhow::bail!("the password file {} holds no password", file.display());
+                }
+                config.extraction.pdf_passwords = quarry::ingest::Passwords(passwords);
+            }
             if let Some(workers) = workers {
                 config.extraction.workers = workers;
             }

@@ -164,6 +164,9 @@ pub struct ExtractionConfig {
     /// OCR for pages without a text layer and for image files (Tesseract); `None` switches it
     /// off (images are then passed over).
     pub ocr: Option<crate::ingest::ocr::OcrOptions>,
+    /// Passwords to try on encrypted PDFs during this run (never written anywhere).
+    #[serde(skip)]
+    pub pdf_passwords: crate::ingest::Passwords,
 }
 
 impl Default for ExtractionConfig {
@@ -177,6 +180,7 @@ impl Default for ExtractionConfig {
             max_chunks_per_file: 20_000,
             chunking_timeout_secs: 120,
             ocr: Some(crate::ingest::ocr::OcrOptions::default()),
+            pdf_passwords: crate::ingest::Passwords::default(),
         }
     }
 }

@@ -5,6 +5,7 @@
 pub mod docx;
 pub mod email;
 pub mod epub;
+mod external;
 pub mod hidden;
 pub mod html;
 pub mod markdown;
@@ -90,6 +91,21 @@ pub struct Source {
     /// OCR for pages without a text layer and for images; `None`: switched off.
     #[serde(default)]
     pub ocr: Option<ocr::OcrOptions>,
+    /// Passwords to try on an encrypted PDF.
+    #[serde(default)]
+    pub passwords: Passwords,
+}
+
+/// Passwords for encrypted documents, given by the user for one indexing run: sent to the
+/// worker with each request, never printed (`Debug` says only how many) and never stored.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Passwords(pub Vec<String>);
+
+impl std::fmt::Debug for Passwords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Passwords({} given)", self.0.len())
+    }
 }
 
 /// Turns one kind of file into text. Implementations are registered in [`extractors`].
@@ -130,7 +146,13 @@ pub fn extract_source(source: &Source) -> Result<Extracted, ExtractError> {
         .iter()
         .find(|e| e.accepts(source.kind))
         .ok_or_else(|| ExtractError::Unsupported(source.kind.as_str().to_owned()))?;
-    let mut res = extractor.extract(&source.path, &bytes)?;
+    let mut res = match extractor.extract(&source.path, &bytes) {
+        Ok(res) => res,
+        Err(err) if source.kind == FileKind::Pdf => {
+            pdf::recover(&source.path, err, &source.passwords, extractor.as_ref())?
+        }
+        Err(err) => return Err(err),
+    };
     res.extractor = extractor.name().to_owned();
     if let Some(options) = &source.ocr
         && !res.pages_without_text.is_empty()

@@ -11,7 +11,7 @@ use quarry::ingest::worker::WorkerProcess;
 use crate::support::quarry_bin;
 
 fn source(path: &std::path::Path) -> Source {
-    Source { path: path.to_owned(), kind: FileKind::Text, ocr: None }
+    Source { path: path.to_owned(), kind: FileKind::Text, ocr: None, passwords: Default::default() }
 }
 
 #[test]
@@ -33,8 +33,14 @@ fn the_real_worker_extracts_and_survives_bad_files() {
         b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>",
     )
     .unwrap();
-    let err =
-        worker.extract(&Source { path: bad_pdf, kind: FileKind::Pdf, ocr: None }).unwrap_err();
+    let err = worker
+        .extract(&Source {
+            path: bad_pdf,
+            kind: FileKind::Pdf,
+            ocr: None,
+            passwords: Default::default(),
+        })
+        .unwrap_err();
     assert!(err.to_string().contains("damaged PDF"), "{err}");
     assert_eq!(worker.extract(&source(&good)).unwrap().text, "plain words");
 }

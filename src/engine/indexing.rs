@@ -93,13 +93,19 @@ pub(super) async fn run(
                 .as_ref()
                 .is_some_and(|p| p.size == file.size && p.mtime_ns == file.mtime_ns);
             let same_kind = previous.as_ref().is_some_and(|p| Ok(p.kind) == file.kind);
-            if settled && same_stat && same_kind && !rechunk {
+            // A file that failed for want of a password is tried again when passwords are given.
+            let locked = previous.as_ref().is_some_and(|p| {
+                p.state == DocumentState::Failed
+                    && p.error.as_deref().is_some_and(|e| e.starts_with("encrypted"))
+            });
+            let retry = locked && !config.extraction.pdf_passwords.0.is_empty();
+            if settled && same_stat && same_kind && !rechunk && !retry {
                 report.unchanged += 1;
                 continue;
             }
             // Size or mtime moved: the worker hashes the file, and the content hash decides
             // there (a `touch` changes nothing); hashing once, off this task.
-            jobs.push(Job { file, previous, force: rechunk });
+            jobs.push(Job { file, previous, force: rechunk || retry });
         }
     }
     let vanished: Vec<String> = existing
@@ -442,7 +448,8 @@ fn prepare(
             ocr.budget_secs.min(config.extraction.per_file_timeout_secs * 3 / 4).max(1);
         ocr
     });
-    let source = Source { path: job.file.path.clone(), kind, ocr };
+    let passwords = config.extraction.pdf_passwords.clone();
+    let source = Source { path: job.file.path.clone(), kind, ocr, passwords };
     let extracted = match extractor.extract(&source) {
         Ok(doc) => doc,
         Err(e) => return fail(row, DocumentState::Failed, e.to_string()),

@@ -4,12 +4,13 @@
 //! its own time limit and all of a file's OCR within a budget, so a long scan ends with the
 //! pages read so far and a warning instead of the worker's timeout.
 
-use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+
+use super::external::run;
 
 /// How OCR runs for one file (sent to the worker with the request).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,7 +57,7 @@ pub fn pdf_page(
     let page = page.to_string();
     let mut render = Command::new("pdftoppm");
     render.args(["-r", DPI, "-gray", "-f", &page, "-l", &page]).arg(path);
-    let image = run(render, None, step_limit(deadline), "pdftoppm")?;
+    let image = run(render, None, step_limit(deadline), "pdftoppm", &[0])?;
     if image.is_empty() {
         return Err("pdftoppm rendered nothing".into());
     }
@@ -71,82 +72,12 @@ pub fn image_bytes(
 ) -> Result<OcrText, String> {
     let mut read = Command::new("tesseract");
     read.args(["stdin", "stdout", "-l", &options.languages, "tsv"]);
-    let tsv = run(read, Some(image), step_limit(deadline), "tesseract")?;
+    let tsv = run(read, Some(image), step_limit(deadline), "tesseract", &[0])?;
     Ok(parse_tsv(&String::from_utf8_lossy(&tsv)))
 }
 
 fn step_limit(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now()).min(STEP_LIMIT)
-}
-
-/// Runs `command` with `input` on its stdin, returning its stdout; stopped after `limit`.
-fn run(
-    mut command: Command,
-    input: Option<&[u8]>,
-    limit: Duration,
-    name: &str,
-) -> Result<Vec<u8>, String> {
-    let mut child = command
-        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => format!(
-                "{name} is not installed (Debian: apt install tesseract-ocr tesseract-ocr-deu poppler-utils)"
-            ),
-            _ => format!("cannot start {name}: {e}"),
-        })?;
-    let writer = match (input, child.stdin.take()) {
-        (Some(bytes), Some(mut stdin)) => {
-            let bytes = bytes.to_vec();
-            Some(std::thread::spawn(move || {
-                let _ = stdin.write_all(&bytes);
-            }))
-        }
-        _ => None,
-    };
-    let mut stdout = child.stdout.take().ok_or("no stdout")?;
-    let mut stderr = child.stderr.take().ok_or("no stderr")?;
-    let reader = std::thread::spawn(move || {
-        let mut out = Vec::new();
-        let _ = stdout.read_to_end(&mut out);
-        out
-    });
-    let errors = std::thread::spawn(move || {
-        let mut err = String::new();
-        let _ = stderr.read_to_string(&mut err);
-        err
-    });
-    let started = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if started.elapsed() > limit => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "{name} took longer than {} s and was stopped",
-                    limit.as_secs()
-                ));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => return Err(format!("{name}: {e}")),
-        }
-    };
-    if let Some(writer) = writer {
-        let _ = writer.join();
-    }
-    let out = reader.join().unwrap_or_default();
-    let err = errors.join().unwrap_or_default();
-    if !status.success() {
-        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-        return Err(format!(
-            "{name} failed ({status}){}",
-            if last.is_empty() { String::new() } else { format!(": {last}") }
-        ));
-    }
-    Ok(out)
 }
 
 /// Builds the page text from Tesseract's TSV: words in reading order, a line break per line, a

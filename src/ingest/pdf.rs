@@ -11,6 +11,71 @@ use super::{DocumentExtractor, Extracted};
 use crate::api::FileKind;
 use crate::error::ExtractError;
 
+/// Longest time qpdf may take to repair or decrypt one file.
+const QPDF_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A second chance for a PDF that failed to open: an encrypted one is decrypted with each
+/// password given (qpdf, which knows RC4 and AES up to R6 with SASLprep'd passwords; the
+/// password goes through a pipe, never the command line); a damaged one is rebuilt by qpdf
+/// (cross-reference table, trailer, stream lengths) and read again, and says so. Otherwise the
+/// first failure stands.
+pub(super) fn recover(
+    path: &Path,
+    failure: ExtractError,
+    passwords: &super::Passwords,
+    extractor: &dyn DocumentExtractor,
+) -> Result<Extracted, ExtractError> {
+    match failure {
+        ExtractError::Encrypted(_) => {
+            if passwords.0.is_empty() {
+                return Err(ExtractError::Encrypted(
+                    "the PDF needs a password to open (give it with quarry index --password-file FILE)"
+                        .into(),
+                ));
+            }
+            for password in &passwords.0 {
+                match qpdf(path, Some(password)) {
+                    Ok(bytes) => {
+                        let mut res = extractor.extract(path, &bytes)?;
+                        res.warnings.insert(0, "opened with a password you gave".into());
+                        return Ok(res);
+                    }
+                    Err(e) if e.contains("invalid password") => continue,
+                    Err(e) => return Err(ExtractError::Malformed(format!("cannot decrypt: {e}"))),
+                }
+            }
+            Err(ExtractError::Encrypted(format!(
+                "the PDF needs a password to open, and none of the {} given opens it",
+                passwords.0.len()
+            )))
+        }
+        ExtractError::Malformed(reason) => {
+            let Ok(bytes) = qpdf(path, None) else {
+                return Err(ExtractError::Malformed(reason));
+            };
+            match extractor.extract(path, &bytes) {
+                Ok(mut res) => {
+                    res.warnings.insert(0, format!("repaired by qpdf ({reason})"));
+                    Ok(res)
+                }
+                Err(_) => Err(ExtractError::Malformed(reason)),
+            }
+        }
+        other => Err(other),
+    }
+}
+
+/// The file rewritten by qpdf: repaired, and decrypted with `password` when given.
+fn qpdf(path: &Path, password: Option<&str>) -> Result<Vec<u8>, String> {
+    let mut command = std::process::Command::new("qpdf");
+    if password.is_some() {
+        command.arg("--password-file=-");
+    }
+    command.arg("--decrypt").arg(path).arg("-");
+    let input = password.map(|p| format!("{p}\n").into_bytes());
+    super::external::run(command, input.as_deref(), QPDF_LIMIT, "qpdf", &[0, 3])
+}
+
 /// Extracts PDF files.
 #[derive(Debug)]
 pub struct PdfExtractor;
