@@ -420,12 +420,62 @@ fn bombs_and_locked_workbooks_fail_with_a_reason_and_cost_nothing_else() {
         .unwrap();
     }
     zip.finish().unwrap();
+    // A workbook whose sheet holds a value in its first and in its last cell (XFD1048576),
+    // with 200,000 styled empty cells between: read cell by cell, not as a dense range.
+    let mut sheet = String::from(
+        r#"<?xml version="1.0"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>Corner</t></is></c></row>"#,
+    );
+    let letters: Vec<String> = (b'A'..=b'Z')
+        .flat_map(|a| (b'A'..=b'Z').map(move |b| format!("{}{}", a as char, b as char)))
+        .take(100)
+        .collect();
+    for row in 2..2002 {
+        sheet.push_str(&format!(r#"<row r="{row}">"#));
+        for col in &letters {
+            sheet.push_str(&format!(r#"<c r="{col}{row}" s="1"/>"#));
+        }
+        sheet.push_str("</row>");
+    }
+    sheet.push_str(r#"<row r="1048576"><c r="XFD1048576" t="inlineStr"><is><t>far away marker</t></is></c></row></sheetData></worksheet>"#);
+    write_zip(
+        &docs.join("sparse.xlsx"),
+        &[
+            (
+                "[Content_Types].xml",
+                r#"<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/></Types>"#,
+            ),
+            (
+                "_rels/.rels",
+                r#"<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#,
+            ),
+            (
+                "xl/workbook.xml",
+                r#"<?xml version="1.0"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="Far" sheetId="1" r:id="rId1"/></sheets></workbook>"#,
+            ),
+            (
+                "xl/_rels/workbook.xml.rels",
+                r#"<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>"#,
+            ),
+            ("xl/worksheets/sheet1.xml", &sheet),
+        ],
+    );
+    // A message with 300 attachments.
+    let mut eml = String::from(
+        "From: a@example.org\r\nSubject: Many scans\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nSee the attached notes.\r\n",
+    );
+    for i in 0..300 {
+        eml.push_str(&format!(
+            "--b\r\nContent-Type: text/plain; name=\"note{i}.txt\"\r\nContent-Disposition: attachment; filename=\"note{i}.txt\"\r\n\r\nNote number {i}.\r\n"
+        ));
+    }
+    eml.push_str("--b--\r\n");
+    std::fs::write(docs.join("many.eml"), eml).unwrap();
     // Office puts a password-protected workbook into an OLE container.
     std::fs::write(docs.join("locked.xlsx"), b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1 encrypted package")
         .unwrap();
     write_odt(&docs.join("fine.odt"));
     let report = json_of(&lib.run(&["index", "--json", docs.to_str().unwrap()]));
-    assert_eq!(report["added"], 1, "{report:#}");
+    assert_eq!(report["added"], 3, "{report:#}");
     assert_eq!(report["failed"], 3, "{report:#}");
     let failures = report["failures"].as_array().unwrap();
     let reason = |name: &str| {
@@ -439,4 +489,20 @@ fn bombs_and_locked_workbooks_fail_with_a_reason_and_cost_nothing_else() {
     assert!(reason("many.epub").contains("zip bomb"), "{}", reason("many.epub"));
     assert!(reason("locked.xlsx").contains("password"), "{}", reason("locked.xlsx"));
     assert_eq!(file_of(&first_hit(&lib, "Mülltonnen Hof")), "fine.odt");
+    let hit = first_hit(&lib, "far away marker");
+    assert_eq!(file_of(&hit), "sparse.xlsx");
+    assert!(hit["text"].as_str().unwrap().contains("XFD: far away marker"), "{hit:#}");
+    // The first 200 attachments are parts of their own; the rest are named as not indexed.
+    let hit = first_hit(&lib, "Note number 199");
+    assert_eq!((file_of(&hit).as_str(), hit["page"].as_u64()), ("many.eml", Some(201)), "{hit:#}");
+    let docs_json = json_of(&lib.run(&["docs", "--json"]));
+    let many = docs_json["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["path"].as_str().unwrap().ends_with("many.eml"))
+        .unwrap()
+        .clone();
+    let warning = many["warnings"][0].as_str().unwrap();
+    assert!(warning.starts_with("100 attachments not indexed"), "{warning}");
 }

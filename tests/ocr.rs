@@ -177,3 +177,54 @@ fn the_shared_scans_become_searchable() {
         "{warnings:?}"
     );
 }
+
+/// A grey PNG of `width` x `height` white pixels (the bytes compress to almost nothing).
+fn write_blank_png(path: &Path, width: u32, height: u32) {
+    use std::io::Write;
+    let mut deflate = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    let row: Vec<u8> = std::iter::once(0).chain(std::iter::repeat_n(255, width as usize)).collect();
+    for _ in 0..height {
+        deflate.write_all(&row).unwrap();
+    }
+    let data = deflate.finish().unwrap();
+    let chunk = |kind: &[u8], body: &[u8]| {
+        let mut out = (body.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(body);
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(kind);
+        crc.update(body);
+        out.extend_from_slice(&crc.finalize().to_be_bytes());
+        out
+    };
+    let mut header = width.to_be_bytes().to_vec();
+    header.extend_from_slice(&height.to_be_bytes());
+    header.extend_from_slice(&[8, 0, 0, 0, 0]); // 8-bit grey, no interlace
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &header));
+    png.extend(chunk(b"IDAT", &data));
+    png.extend(chunk(b"IEND", b""));
+    std::fs::write(path, png).unwrap();
+}
+
+/// A 100-megapixel picture (120 KB on disk) and a broken one: each ends with a reason, and
+/// the note beside them is indexed.
+#[test]
+fn a_huge_or_broken_image_costs_only_itself() {
+    let lib = TempLibrary::new();
+    let docs = lib.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    write_blank_png(&docs.join("huge.png"), 10_000, 10_000);
+    std::fs::write(docs.join("broken.jpg"), b"\xff\xd8\xff\xe0 not really a JPEG").unwrap();
+    std::fs::write(docs.join("note.txt"), "The ferry leaves at noon.").unwrap();
+    let report = json_of(&lib.run(&["index", "--json", docs.to_str().unwrap()]));
+    assert_eq!(
+        (report["added"].as_u64(), report["failed"].as_u64()),
+        (Some(2), Some(1)),
+        "{report:#}"
+    );
+    assert_eq!(warnings_of(&lib, "huge.png"), ["OCR found no text in the image"]);
+    let error = report["failures"][0]["error"].as_str().unwrap();
+    assert!(error.starts_with("OCR failed: tesseract failed"), "{error}");
+    assert!(!search(&lib, "ferry noon").is_empty());
+}

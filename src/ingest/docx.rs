@@ -1,12 +1,12 @@
 //! Word documents (Office Open XML): paragraphs from `word/document.xml`, headings from the
 //! paragraph styles, pages from the page breaks Word records, and the title from `docProps/core.xml`.
 
-use std::io::{Cursor, Read};
 use std::path::Path;
 
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
+use super::package::Package;
 use super::{DocumentExtractor, Extracted};
 use crate::api::FileKind;
 use crate::error::ExtractError;
@@ -14,9 +14,6 @@ use crate::error::ExtractError;
 /// Extracts `.docx` files.
 #[derive(Debug)]
 pub struct DocxExtractor;
-
-/// Refuse to inflate parts larger than this: a zip bomb must not take the machine down.
-const MAX_PART_BYTES: u64 = 256 * 1024 * 1024;
 
 impl DocumentExtractor for DocxExtractor {
     fn name(&self) -> &'static str {
@@ -28,36 +25,16 @@ impl DocumentExtractor for DocxExtractor {
     }
 
     fn extract(&self, _path: &Path, bytes: &[u8]) -> Result<Extracted, ExtractError> {
-        let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
-            .map_err(|e| ExtractError::Malformed(format!("not a valid zip archive: {e}")))?;
-        let body = read_part(&mut archive, "word/document.xml")?.ok_or_else(|| {
+        let mut package = Package::open(bytes, "a Word document")?;
+        let body = package.read_text("word/document.xml")?.ok_or_else(|| {
             ExtractError::Malformed("no word/document.xml: not a Word document".into())
         })?;
         let mut res = parse_document(&body)?;
-        if let Some(core) = read_part(&mut archive, "docProps/core.xml")? {
+        if let Some(core) = package.read_text("docProps/core.xml")? {
             res.title = core_title(&core);
         }
         Ok(res)
     }
-}
-
-fn read_part(
-    archive: &mut zip::ZipArchive<Cursor<&[u8]>>,
-    name: &str,
-) -> Result<Option<String>, ExtractError> {
-    let file = match archive.by_name(name) {
-        Ok(f) => f,
-        Err(zip::result::ZipError::FileNotFound) => return Ok(None),
-        Err(e) => return Err(ExtractError::Malformed(format!("{name}: {e}"))),
-    };
-    if file.encrypted() {
-        return Err(ExtractError::Encrypted("the document is password-protected".into()));
-    }
-    let mut res = String::new();
-    file.take(MAX_PART_BYTES)
-        .read_to_string(&mut res)
-        .map_err(|e| ExtractError::Malformed(format!("{name}: {e}")))?;
-    Ok(Some(res))
 }
 
 /// Builds sections from the document body: one per heading and page.

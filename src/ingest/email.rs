@@ -123,11 +123,14 @@ fn add_message(
         }
     }
     if !unread.is_empty() {
+        const NAMED: usize = 10;
+        let more = unread.len().saturating_sub(NAMED);
         res.warnings.push(format!(
-            "{} {} not indexed (type not read, or too many): {}",
+            "{} {} not indexed (type not read, or too many): {}{}",
             unread.len(),
             if unread.len() == 1 { "attachment" } else { "attachments" },
-            unread.join(", ")
+            unread[..unread.len().min(NAMED)].join(", "),
+            if more > 0 { format!(" and {more} more") } else { String::new() }
         ));
     }
 }

@@ -42,6 +42,27 @@ impl<'a> Package<'a> {
         self
     }
 
+    /// Refuses a package whose entries declare more inflated bytes, together, than the
+    /// budget (for packages another library reads; a lying declaration is still caught by
+    /// the worker's memory cap).
+    pub(super) fn check_declared_sizes(&mut self) -> Result<(), ExtractError> {
+        let mut declared = 0u64;
+        for index in 0..self.archive.len() {
+            let entry = self
+                .archive
+                .by_index_raw(index)
+                .map_err(|e| ExtractError::Malformed(format!("damaged archive: {e}")))?;
+            declared = declared.saturating_add(entry.size());
+        }
+        if declared > self.budget {
+            return Err(ExtractError::Malformed(format!(
+                "its parts inflate to more than {} MB: refused as a zip bomb",
+                self.budget / (1024 * 1024)
+            )));
+        }
+        Ok(())
+    }
+
     /// The names of its entries, in archive order.
     pub(super) fn names(&self) -> Vec<String> {
         self.archive.file_names().map(str::to_owned).collect()

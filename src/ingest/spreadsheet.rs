@@ -41,6 +41,10 @@ impl DocumentExtractor for SpreadsheetExtractor {
 
 /// A workbook, one page per sheet.
 fn workbook(bytes: &[u8]) -> Result<Extracted, ExtractError> {
+    if bytes.starts_with(b"PK") {
+        // calamine inflates the parts itself: the sizes the archive declares are checked first.
+        super::package::Package::open(bytes, "a workbook")?.check_declared_sizes()?;
+    }
     let mut book =
         calamine::open_workbook_auto_from_rs(Cursor::new(bytes)).map_err(|e| match e {
             calamine::Error::Xlsx(calamine::XlsxError::Password)
@@ -54,15 +58,34 @@ fn workbook(bytes: &[u8]) -> Result<Extracted, ExtractError> {
     let mut res = Extracted { pages: names.len() as u32, ..Extracted::default() };
     for (index, name) in names.iter().enumerate() {
         let page = index as u32 + 1;
-        let range = match book.worksheet_range(name) {
-            Ok(range) => range,
+        let rows = match &mut book {
+            // Cell by cell: a sheet with one value at XFD1048576 costs one cell, not a
+            // dense range of seventeen billion.
+            calamine::Sheets::Xlsx(xlsx) => streamed_rows(xlsx, name),
+            other => other
+                .worksheet_range(name)
+                .map(|range| {
+                    range
+                        .rows()
+                        .map(|row| {
+                            row.iter()
+                                .enumerate()
+                                .map(|(col, cell)| (col, cell_text(cell)))
+                                .filter(|(_, text)| !text.is_empty())
+                                .collect()
+                        })
+                        .collect()
+                })
+                .map_err(|e| e.to_string()),
+        };
+        let rows = match rows {
+            Ok(rows) => rows,
             Err(e) => {
                 res.warnings.push(format!("sheet \"{name}\" could not be read: {e}"));
                 continue;
             }
         };
-        let rows = range.rows().map(|row| row.iter().map(cell_text).collect::<Vec<_>>());
-        let (text, cut) = rows_text(rows, MAX_CELLS_PER_SHEET);
+        let (text, cut) = rows_text(rows.into_iter(), MAX_CELLS_PER_SHEET);
         if cut {
             res.warnings.push(format!(
                 "sheet \"{name}\" has more than {MAX_CELLS_PER_SHEET} cells; the rest is left out"
@@ -71,6 +94,36 @@ fn workbook(bytes: &[u8]) -> Result<Extracted, ExtractError> {
         super::slides::push_block(&mut res, page, vec![name.clone()], &text);
     }
     Ok(res)
+}
+
+/// The values of an Excel sheet read cell by cell, as sparse rows (column, text) in row order;
+/// empty cells (styled but blank) are skipped and at most [`MAX_CELLS_PER_SHEET`] values kept.
+fn streamed_rows(
+    xlsx: &mut calamine::Xlsx<Cursor<&[u8]>>,
+    name: &str,
+) -> Result<Vec<SparseRow>, String> {
+    let mut reader = xlsx.worksheet_cells_reader(name).map_err(|e| e.to_string())?;
+    let mut rows: std::collections::BTreeMap<u32, SparseRow> = Default::default();
+    let mut kept = 0usize;
+    while let Some(cell) = reader.next_cell().map_err(|e| e.to_string())? {
+        let (row, col) = cell.get_position();
+        let text = cell_text(&Data::from(cell.get_value().clone()));
+        if text.is_empty() {
+            continue;
+        }
+        kept += 1;
+        if kept > MAX_CELLS_PER_SHEET {
+            break;
+        }
+        rows.entry(row).or_default().push((col as usize, text));
+    }
+    Ok(rows
+        .into_values()
+        .map(|mut row| {
+            row.sort_by_key(|(col, _)| *col);
+            row
+        })
+        .collect())
 }
 
 /// A CSV or TSV file as one sheet; the delimiter of a `.csv` is `;` when its first line has
@@ -92,7 +145,14 @@ fn table(bytes: &[u8], tab: bool) -> Result<Extracted, ExtractError> {
     let mut rows = Vec::new();
     for (line, record) in reader.records().enumerate() {
         match record {
-            Ok(record) => rows.push(record.iter().map(|f| f.trim().to_owned()).collect()),
+            Ok(record) => rows.push(
+                record
+                    .iter()
+                    .map(|f| f.trim().to_owned())
+                    .enumerate()
+                    .filter(|(_, f)| !f.is_empty())
+                    .collect::<SparseRow>(),
+            ),
             Err(e) => {
                 res.warnings.push(format!("row {}: {e}; the rest is left out", line + 1));
                 break;
@@ -119,36 +179,35 @@ fn cell_text(cell: &Data) -> String {
     }
 }
 
+/// A row's values by column (0-based), empty cells left out.
+type SparseRow = Vec<(usize, String)>;
+
 /// The rows as lines: the first row with any value is the header; every later row is written
-/// as "Header: value" pairs (empty cells left out; a value without a header gets its column
-/// letter). Stops after `max_cells` cells; the flag says whether it did.
-fn rows_text(rows: impl Iterator<Item = Vec<String>>, max_cells: usize) -> (String, bool) {
-    let mut header: Option<Vec<String>> = None;
+/// as "Header: value" pairs (a value without a header gets its column letter). Stops after
+/// `max_cells` values; the flag says whether it did.
+fn rows_text(rows: impl Iterator<Item = SparseRow>, max_cells: usize) -> (String, bool) {
+    let mut header: Option<std::collections::HashMap<usize, String>> = None;
     let mut out = String::new();
     let mut cells = 0usize;
     for row in rows {
+        if row.is_empty() {
+            continue;
+        }
         cells += row.len();
         if cells > max_cells {
             return (out, true);
         }
-        if row.iter().all(String::is_empty) {
-            continue;
-        }
         let Some(names) = &header else {
-            out.push_str(
-                &row.iter().filter(|c| !c.is_empty()).cloned().collect::<Vec<_>>().join(" | "),
-            );
+            out.push_str(&row.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>().join(" | "));
             out.push('\n');
-            header = Some(row);
+            header = Some(row.into_iter().collect());
             continue;
         };
         let pairs: Vec<String> = row
             .iter()
-            .enumerate()
-            .filter(|(_, value)| !value.is_empty())
-            .map(|(col, value)| match names.get(col).filter(|n| !n.is_empty()) {
+            .map(|(col, value)| match names.get(col) {
                 Some(name) => format!("{name}: {value}"),
-                None => format!("{}: {value}", column_letters(col)),
+                None => format!("{}: {value}", column_letters(*col)),
             })
             .collect();
         out.push_str(&pairs.join("; "));
@@ -175,8 +234,13 @@ fn column_letters(mut col: usize) -> String {
 mod tests {
     use super::*;
 
-    fn row(cells: &[&str]) -> Vec<String> {
-        cells.iter().map(|c| (*c).to_owned()).collect()
+    fn row(cells: &[&str]) -> SparseRow {
+        cells
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.is_empty())
+            .map(|(col, c)| (col, (*c).to_owned()))
+            .collect()
     }
 
     #[test]

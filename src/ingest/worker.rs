@@ -314,6 +314,10 @@ fn crash_reason(tail: &Mutex<VecDeque<String>>) -> String {
     if let Some(panic) = tail.iter().rev().find_map(|l| l.strip_prefix(PANIC_PREFIX)) {
         return format!(": parser panicked: {panic}");
     }
+    if let Some(line) = tail.iter().find(|l| l.starts_with("memory allocation of")) {
+        // The allocator's abort message, before the backtrace lines.
+        return format!(": out of memory in the parser ({line}; the worker's memory cap)");
+    }
     if tail.iter().any(|l| l.contains("overflowed its stack")) {
         return ": stack overflow in the parser (a looping or very deep document structure?)"
             .into();
