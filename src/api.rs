@@ -30,6 +30,8 @@ pub enum FileKind {
     Email,
     /// A picture of text (`.png`, `.jpg`, `.tif`), read by OCR.
     Image,
+    /// Rich Text Format (`.rtf`); `\page` breaks make pages.
+    Rtf,
 }
 
 impl FileKind {
@@ -47,17 +49,19 @@ impl FileKind {
             FileKind::Epub => "epub",
             FileKind::Email => "email",
             FileKind::Image => "image",
+            FileKind::Rtf => "rtf",
         }
     }
 
     /// Every kind, in the order users see them.
-    pub const ALL: [FileKind; 11] = [
+    pub const ALL: [FileKind; 12] = [
         FileKind::Pdf,
         FileKind::Text,
         FileKind::Markdown,
         FileKind::Html,
         FileKind::Docx,
         FileKind::Odt,
+        FileKind::Rtf,
         FileKind::Presentation,
         FileKind::Spreadsheet,
         FileKind::Epub,
@@ -91,6 +95,7 @@ impl FileKind {
             "epub" => FileKind::Epub,
             "email" => FileKind::Email,
             "image" => FileKind::Image,
+            "rtf" => FileKind::Rtf,
             _ => return None,
         })
     }

@@ -13,6 +13,7 @@ pub mod ocr;
 pub mod opendocument;
 mod package;
 pub mod pdf;
+pub mod rtf;
 pub mod slides;
 pub mod sniff;
 pub mod spreadsheet;
@@ -124,6 +125,7 @@ pub fn extractors() -> Vec<Box<dyn DocumentExtractor>> {
         Box::new(pdf::PdfExtractor),
         Box::new(docx::DocxExtractor),
         Box::new(opendocument::OdtExtractor),
+        Box::new(rtf::RtfExtractor),
         Box::new(slides::SlidesExtractor),
         Box::new(spreadsheet::SpreadsheetExtractor),
         Box::new(epub::EpubExtractor),

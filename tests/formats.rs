@@ -288,13 +288,18 @@ fn office_ebook_mail_and_table_files_are_found_at_their_slide_sheet_chapter_and_
     std::fs::write(docs.join("tides.tsv"), "Day\tHigh water\nMonday\t06:42 and 19:05\n").unwrap();
     std::fs::write(docs.join("invoice.csv"), "Posten;Betrag\nHafengebühr;312,40\n").unwrap();
     std::fs::write(
+        docs.join("brief.rtf"),
+        br"{\rtf1\ansi\ansicpg1252{\fonttbl{\f0 Arial;}}{\info{\title Brief an die Hausverwaltung}}\f0 Sehr geehrte Damen und Herren,\par die Heizung im Treppenhaus f\'e4llt seit Montag aus.\page Mit freundlichen Gr\'fc\'dfen\par}",
+    )
+    .unwrap();
+    std::fs::write(
         docs.join("pump.py"),
         "def drain_basin(level):\n    \"\"\"Opens the sluice when the basin overflows.\"\"\"\n",
     )
     .unwrap();
     let report = json_of(&lib.run(&["index", "--json", docs.to_str().unwrap()]));
     assert_eq!(report["failed"], 0, "{report:#}");
-    assert_eq!(report["added"], 10, "{report:#}");
+    assert_eq!(report["added"], 11, "{report:#}");
 
     // Slides: the deck's order, not the file names'; notes are found on their slide.
     let hit = first_hit(&lib, "lighthouse keeper retires");
@@ -371,6 +376,14 @@ fn office_ebook_mail_and_table_files_are_found_at_their_slide_sheet_chapter_and_
         "{hit:#}"
     );
 
+    // RTF: the code page's umlauts, no control words, `\page` as the page break.
+    let hit = first_hit(&lib, "Heizung Treppenhaus");
+    assert_eq!((file_of(&hit).as_str(), hit["page"].as_u64()), ("brief.rtf", Some(1)), "{hit:#}");
+    assert!(hit["text"].as_str().unwrap().contains("fällt seit Montag aus"), "{hit:#}");
+    assert!(!hit["text"].as_str().unwrap().contains('\\'), "{hit:#}");
+    let hit = first_hit(&lib, "freundlichen Grüßen");
+    assert_eq!((file_of(&hit).as_str(), hit["page"].as_u64()), ("brief.rtf", Some(2)), "{hit:#}");
+
     // Source code is text.
     assert_eq!(file_of(&first_hit(&lib, "sluice basin overflows")), "pump.py");
 
@@ -389,6 +402,7 @@ fn office_ebook_mail_and_table_files_are_found_at_their_slide_sheet_chapter_and_
     assert_eq!(title_of("hausordnung.odt"), "Hausordnung 2027");
     assert_eq!(title_of("keeper.epub"), "The Keeper's Log");
     assert_eq!(title_of("berths.eml"), "Berth allocation for the winter");
+    assert_eq!(title_of("brief.rtf"), "Brief an die Hausverwaltung");
 }
 
 #[test]

@@ -90,6 +90,7 @@ pub fn kind_from_extension(path: &Path) -> Option<FileKind> {
         "xlsx" | "xlsm" | "xls" | "ods" | "csv" | "tsv" => FileKind::Spreadsheet,
         "epub" => FileKind::Epub,
         "eml" => FileKind::Email,
+        "rtf" => FileKind::Rtf,
         "png" | "jpg" | "jpeg" | "tif" | "tiff" => FileKind::Image,
         "md" | "markdown" | "mdown" | "mkd" => FileKind::Markdown,
         "html" | "htm" | "xhtml" => FileKind::Html,

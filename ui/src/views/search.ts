@@ -12,7 +12,7 @@ const KINDS: Record<string, string[]> = {
   pdf: ["pdf"],
   text: ["txt", "md", "markdown"],
   web: ["html", "htm"],
-  office: ["docx", "odt"],
+  office: ["docx", "odt", "rtf"],
   slides: ["pptx", "odp"],
   sheets: ["xlsx", "xlsm", "xls", "ods", "csv", "tsv"],
   ebook: ["epub"],

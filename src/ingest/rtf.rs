@@ -1,0 +1,314 @@
+//! Rich Text Format (`.rtf`: WordPad, many exports and old office files): the visible text
+//! with its paragraphs and page breaks (`\page`), `\'hh` bytes decoded in the document's code
+//! page (`\ansicpg`, Windows-1252 by default) and `\uN` characters; font, colour and style
+//! tables, pictures, field instructions and other destinations left out; the title from
+//! `\info`. Written here rather than taken from a crate: the few RTF crates found either keep
+//! no code page or panic on malformed input, and what Quarry needs is this small state machine.
+
+use std::path::Path;
+
+use encoding_rs::{Encoding, WINDOWS_1252};
+
+use super::{DocumentExtractor, Extracted};
+use crate::api::FileKind;
+use crate::error::ExtractError;
+
+/// Extracts `.rtf` files.
+#[derive(Debug)]
+pub struct RtfExtractor;
+
+impl DocumentExtractor for RtfExtractor {
+    fn name(&self) -> &'static str {
+        "rtf"
+    }
+
+    fn accepts(&self, kind: FileKind) -> bool {
+        kind == FileKind::Rtf
+    }
+
+    fn extract(&self, _path: &Path, bytes: &[u8]) -> Result<Extracted, ExtractError> {
+        if !bytes.trim_ascii_start().starts_with(b"{\\rtf") {
+            return Err(ExtractError::Malformed("not RTF: it does not start with {\\rtf".into()));
+        }
+        let doc = parse(bytes);
+        let mut res = Extracted { pages: doc.pages.len().max(1) as u32, ..Extracted::default() };
+        for (index, text) in doc.pages.iter().enumerate() {
+            super::slides::push_block(&mut res, index as u32 + 1, Vec::new(), text);
+        }
+        let title = doc.title.trim();
+        res.title = (!title.is_empty()).then(|| title.to_owned());
+        Ok(res)
+    }
+}
+
+/// Destinations whose text is not part of the document's visible text.
+const SKIPPED: &[&str] = &[
+    "fonttbl",
+    "colortbl",
+    "stylesheet",
+    "listtable",
+    "listoverridetable",
+    "pict",
+    "object",
+    "header",
+    "headerl",
+    "headerr",
+    "headerf",
+    "footer",
+    "footerl",
+    "footerr",
+    "footerf",
+    "fldinst",
+    "themedata",
+    "colorschememapping",
+    "datastore",
+    "latentstyles",
+    "rsidtbl",
+    "xmlnstbl",
+    "generator",
+    "filetbl",
+    "revtbl",
+    "pgdsctbl",
+    "bkmkstart",
+    "bkmkend",
+    "private",
+    "nonshppict",
+    "info",
+];
+
+#[derive(Clone, Copy)]
+struct Group {
+    /// Text in this group is not shown.
+    skip: bool,
+    /// Characters to skip after a `\uN` (its ANSI stand-in).
+    uc: usize,
+    /// Inside `\info`'s `\title`.
+    title: bool,
+}
+
+struct Parsed {
+    pages: Vec<String>,
+    title: String,
+}
+
+struct Output {
+    encoding: &'static Encoding,
+    pages: Vec<String>,
+    pending: Vec<u8>,
+    title: String,
+}
+
+impl Output {
+    fn flush(&mut self, title: bool) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let (text, _, _) = self.encoding.decode(&self.pending);
+        if title {
+            self.title.push_str(&text);
+        } else if let Some(page) = self.pages.last_mut() {
+            page.push_str(&text);
+        }
+        self.pending.clear();
+    }
+
+    fn push(&mut self, title: bool, c: char) {
+        self.flush(title);
+        if title {
+            self.title.push(c);
+        } else if let Some(page) = self.pages.last_mut() {
+            page.push(c);
+        }
+    }
+}
+
+fn parse(bytes: &[u8]) -> Parsed {
+    let mut out = Output {
+        encoding: WINDOWS_1252,
+        pages: vec![String::new()],
+        pending: Vec::new(),
+        title: String::new(),
+    };
+    let mut stack: Vec<Group> = Vec::new();
+    let mut group = Group { skip: false, uc: 1, title: false };
+    let mut skip_chars = 0usize;
+    let mut at = 0;
+    // The first control word of a group decides whether it is a skipped destination.
+    let mut group_start = false;
+    while at < bytes.len() {
+        let b = bytes[at];
+        at += 1;
+        match b {
+            b'{' => {
+                out.flush(group.title);
+                stack.push(group);
+                group_start = true;
+                skip_chars = 0;
+                continue;
+            }
+            b'}' => {
+                out.flush(group.title);
+                group = stack.pop().unwrap_or(group);
+                skip_chars = 0;
+                continue;
+            }
+            b'\r' | b'\n' => continue,
+            b'\\' => {
+                let Some(&next) = bytes.get(at) else { break };
+                if next.is_ascii_alphabetic() {
+                    let start = at;
+                    while at < bytes.len() && bytes[at].is_ascii_alphabetic() {
+                        at += 1;
+                    }
+                    let word = std::str::from_utf8(&bytes[start..at]).unwrap_or("");
+                    let num_start = at;
+                    if at < bytes.len() && bytes[at] == b'-' {
+                        at += 1;
+                    }
+                    while at < bytes.len() && bytes[at].is_ascii_digit() {
+                        at += 1;
+                    }
+                    let param: Option<i64> = std::str::from_utf8(&bytes[num_start..at])
+                        .ok()
+                        .and_then(|n| n.parse().ok());
+                    if at < bytes.len() && bytes[at] == b' ' {
+                        at += 1;
+                    }
+                    let first = std::mem::take(&mut group_start);
+                    if first && SKIPPED.contains(&word) {
+                        out.flush(group.title);
+                        group.skip = true;
+                    }
+                    if word == "title" && stack.len() >= 2 {
+                        group.title = true;
+                        group.skip = false;
+                    }
+                    control_word(word, param, &mut group, &mut out, &mut skip_chars);
+                    continue;
+                }
+                at += 1;
+                group_start = false;
+                match next {
+                    b'\'' => {
+                        let hex = bytes.get(at..at + 2).and_then(|h| std::str::from_utf8(h).ok());
+                        at += 2;
+                        if let Some(byte) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                            if skip_chars > 0 {
+                                skip_chars -= 1;
+                            } else if !group.skip || group.title {
+                                out.pending.push(byte);
+                            }
+                        }
+                    }
+                    b'*' => {
+                        out.flush(group.title);
+                        group.skip = true;
+                    }
+                    b'~' if !group.skip => out.push(group.title, '\u{a0}'),
+                    b'_' if !group.skip => out.push(group.title, '\u{2011}'),
+                    b'\n' | b'\r' if !group.skip => out.push(group.title, '\n'),
+                    b'\\' | b'{' | b'}' if !group.skip || group.title => {
+                        out.push(group.title, next as char)
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            _ => {}
+        }
+        group_start = false;
+        if skip_chars > 0 {
+            skip_chars -= 1;
+            continue;
+        }
+        if !group.skip || group.title {
+            out.pending.push(b);
+        }
+    }
+    out.flush(group.title);
+    let pages = out.pages.iter().map(|p| tidy(p)).collect();
+    Parsed { pages, title: out.title }
+}
+
+fn control_word(
+    word: &str,
+    param: Option<i64>,
+    group: &mut Group,
+    out: &mut Output,
+    skip_chars: &mut usize,
+) {
+    match word {
+        "ansicpg" => {
+            if let Some(cp) = param {
+                out.flush(group.title);
+                out.encoding = Encoding::for_label(format!("windows-{cp}").as_bytes())
+                    .or_else(|| Encoding::for_label(format!("cp{cp}").as_bytes()))
+                    .unwrap_or(WINDOWS_1252);
+            }
+        }
+        "uc" => group.uc = param.unwrap_or(1).clamp(0, 8) as usize,
+        "u" => {
+            if let Some(n) = param {
+                let code = if n < 0 { n + 65536 } else { n };
+                if !group.skip || group.title {
+                    out.push(group.title, char::from_u32(code as u32).unwrap_or('\u{fffd}'));
+                }
+                *skip_chars = group.uc;
+            }
+        }
+        _ if group.skip && !group.title => {}
+        "par" | "line" | "sect" | "row" => out.push(group.title, '\n'),
+        "tab" | "cell" => out.push(group.title, '\t'),
+        "page" => {
+            out.flush(group.title);
+            out.pages.push(String::new());
+        }
+        "emdash" => out.push(group.title, '—'),
+        "endash" => out.push(group.title, '–'),
+        "bullet" => out.push(group.title, '•'),
+        "lquote" => out.push(group.title, '‘'),
+        "rquote" => out.push(group.title, '’'),
+        "ldblquote" => out.push(group.title, '“'),
+        "rdblquote" => out.push(group.title, '”'),
+        _ => {}
+    }
+}
+
+/// Lines trimmed, runs of blank lines folded into one.
+fn tidy(text: &str) -> String {
+    let mut out = String::new();
+    let mut blank = 0;
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() {
+            blank += 1;
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(if blank > 0 { "\n\n" } else { "\n" });
+        }
+        blank = 0;
+        out.push_str(line);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_code_page_unicode_tables_and_pages() {
+        let rtf = br"{\rtf1\ansi\ansicpg1252\deff0{\fonttbl{\f0 Times;}}{\colortbl;\red0\green0\blue0;}{\info{\title Mietvertrag}{\author A}}{\*\generator Word;}\pard\b K\'fcndigung\b0\par Die Frist betr\'e4gt drei Monate.\par Stra\u223?e\tab Ende.\page Seite zwei {\*\bkmkstart x}mit \{Klammern\}.\par}";
+        let doc = parse(rtf);
+        assert_eq!(doc.title, "Mietvertrag");
+        assert_eq!(
+            doc.pages,
+            [
+                "Kündigung\nDie Frist beträgt drei Monate.\nStraße\tEnde.",
+                "Seite zwei mit {Klammern}."
+            ]
+        );
+        let err = RtfExtractor.extract(Path::new("a.rtf"), b"plain").unwrap_err();
+        assert!(err.to_string().contains("not RTF"));
+    }
+}
