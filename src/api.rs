@@ -32,6 +32,8 @@ pub enum FileKind {
     Image,
     /// Rich Text Format (`.rtf`); `\page` breaks make pages.
     Rtf,
+    /// A mailbox (`.mbox`): one part per message.
+    Mailbox,
 }
 
 impl FileKind {
@@ -50,11 +52,12 @@ impl FileKind {
             FileKind::Email => "email",
             FileKind::Image => "image",
             FileKind::Rtf => "rtf",
+            FileKind::Mailbox => "mbox",
         }
     }
 
     /// Every kind, in the order users see them.
-    pub const ALL: [FileKind; 12] = [
+    pub const ALL: [FileKind; 13] = [
         FileKind::Pdf,
         FileKind::Text,
         FileKind::Markdown,
@@ -66,17 +69,20 @@ impl FileKind {
         FileKind::Spreadsheet,
         FileKind::Epub,
         FileKind::Email,
+        FileKind::Mailbox,
         FileKind::Image,
     ];
 
     /// What a citation's page number counts in this kind of file: "page", "slide", "sheet",
-    /// "chapter" (for the e-mail, "part": the message, then each attachment).
+    /// "chapter", "message" (in a mailbox) or "part" (of an e-mail: the message, then each
+    /// attachment).
     pub fn page_name(self) -> &'static str {
         match self {
             FileKind::Presentation => "slide",
             FileKind::Spreadsheet => "sheet",
             FileKind::Epub => "chapter",
             FileKind::Email => "part",
+            FileKind::Mailbox => "message",
             _ => "page",
         }
     }
@@ -96,6 +102,7 @@ impl FileKind {
             "email" => FileKind::Email,
             "image" => FileKind::Image,
             "rtf" => FileKind::Rtf,
+            "mbox" => FileKind::Mailbox,
             _ => return None,
         })
     }

@@ -130,6 +130,7 @@ pub fn extractors() -> Vec<Box<dyn DocumentExtractor>> {
         Box::new(spreadsheet::SpreadsheetExtractor),
         Box::new(epub::EpubExtractor),
         Box::new(email::EmailExtractor),
+        Box::new(email::MboxExtractor),
         Box::new(html::HtmlExtractor),
         Box::new(markdown::MarkdownExtractor),
         Box::new(text::PlainTextExtractor),

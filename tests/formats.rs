@@ -288,6 +288,14 @@ fn office_ebook_mail_and_table_files_are_found_at_their_slide_sheet_chapter_and_
     std::fs::write(docs.join("tides.tsv"), "Day\tHigh water\nMonday\t06:42 and 19:05\n").unwrap();
     std::fs::write(docs.join("invoice.csv"), "Posten;Betrag\nHafengebühr;312,40\n").unwrap();
     std::fs::write(
+        docs.join("hausverwaltung.mbox"),
+        "From anna@example.org Mon Dec  7 10:00:00 2026\n\
+         From: anna@example.org\nSubject: Aufzug\n\nDer Aufzug steht im dritten Stock.\n\n\
+         From verwaltung@example.org Tue Dec  8 09:00:00 2026\n\
+         From: verwaltung@example.org\nSubject: Re: Aufzug\n\nDer Monteur kommt am Donnerstag.\n",
+    )
+    .unwrap();
+    std::fs::write(
         docs.join("brief.rtf"),
         br"{\rtf1\ansi\ansicpg1252{\fonttbl{\f0 Arial;}}{\info{\title Brief an die Hausverwaltung}}\f0 Sehr geehrte Damen und Herren,\par die Heizung im Treppenhaus f\'e4llt seit Montag aus.\page Mit freundlichen Gr\'fc\'dfen\par}",
     )
@@ -299,7 +307,7 @@ fn office_ebook_mail_and_table_files_are_found_at_their_slide_sheet_chapter_and_
     .unwrap();
     let report = json_of(&lib.run(&["index", "--json", docs.to_str().unwrap()]));
     assert_eq!(report["failed"], 0, "{report:#}");
-    assert_eq!(report["added"], 11, "{report:#}");
+    assert_eq!(report["added"], 12, "{report:#}");
 
     // Slides: the deck's order, not the file names'; notes are found on their slide.
     let hit = first_hit(&lib, "lighthouse keeper retires");
@@ -383,6 +391,15 @@ fn office_ebook_mail_and_table_files_are_found_at_their_slide_sheet_chapter_and_
     assert!(!hit["text"].as_str().unwrap().contains('\\'), "{hit:#}");
     let hit = first_hit(&lib, "freundlichen Grüßen");
     assert_eq!((file_of(&hit).as_str(), hit["page"].as_u64()), ("brief.rtf", Some(2)), "{hit:#}");
+
+    // A mailbox: one part per message, the subject as heading.
+    let hit = first_hit(&lib, "Monteur Donnerstag");
+    assert_eq!(
+        (file_of(&hit).as_str(), hit["page"].as_u64()),
+        ("hausverwaltung.mbox", Some(2)),
+        "{hit:#}"
+    );
+    assert_eq!(hit["heading"], "Re: Aufzug", "{hit:#}");
 
     // Source code is text.
     assert_eq!(file_of(&first_hit(&lib, "sluice basin overflows")), "pump.py");

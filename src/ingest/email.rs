@@ -2,7 +2,8 @@
 //! part 1 (from, to, date and subject, then the body, HTML bodies as their visible text), and
 //! every attachment Quarry can read is a part of its own, extracted with the same parsers as a
 //! file of its kind and cited as "message › attachment". Attached messages are read the same
-//! way, a few levels deep.
+//! way, a few levels deep. Mailboxes (`.mbox`) are read message by message, one part per
+//! message (its attachments under it).
 
 use std::path::Path;
 
@@ -18,6 +19,8 @@ use crate::error::ExtractError;
 const MAX_DEPTH: usize = 3;
 /// Attachments read from one message; more are listed in a warning.
 const MAX_ATTACHMENTS: usize = 200;
+/// Messages read from one mailbox; more are named in a warning.
+const MAX_MESSAGES: usize = 50_000;
 
 /// Extracts `.eml` files.
 #[derive(Debug)]
@@ -41,10 +44,67 @@ impl DocumentExtractor for EmailExtractor {
         let subject = subject_of(&message);
         res.title = Some(subject.clone());
         let mut part = 0u32;
-        add_message(&mut res, &message, &[], &mut part, 0);
+        add_message(&mut res, &message, &[], &mut part, 0, Parts::PerAttachment);
         res.pages = part.max(1);
         Ok(res)
     }
+}
+
+/// Extracts `.mbox` mailboxes.
+#[derive(Debug)]
+pub struct MboxExtractor;
+
+impl DocumentExtractor for MboxExtractor {
+    fn name(&self) -> &'static str {
+        "mbox"
+    }
+
+    fn accepts(&self, kind: FileKind) -> bool {
+        kind == FileKind::Mailbox
+    }
+
+    fn extract(&self, _path: &Path, bytes: &[u8]) -> Result<Extracted, ExtractError> {
+        if !bytes.starts_with(b"From ") {
+            return Err(ExtractError::Malformed(
+                "not an mbox mailbox: it does not start with a \"From \" line".into(),
+            ));
+        }
+        let mut res = Extracted::default();
+        let mut part = 0u32;
+        let mut unread = 0usize;
+        for (index, raw) in mail_parser::mailbox::mbox::MessageIterator::new(bytes).enumerate() {
+            let raw = raw.map_err(|e| ExtractError::Malformed(format!("damaged mailbox: {e}")))?;
+            if index >= MAX_MESSAGES {
+                unread += 1;
+                continue;
+            }
+            let Some(message) = MessageParser::default().parse(raw.contents()) else {
+                // Keep the numbering: part N is the mailbox's N-th message.
+                part += 1;
+                res.warnings.push(format!("message {} could not be read", index + 1));
+                continue;
+            };
+            add_message(&mut res, &message, &[], &mut part, 0, Parts::PerMessage);
+        }
+        if unread > 0 {
+            res.warnings
+                .push(format!("{unread} messages after the first {MAX_MESSAGES} are not indexed"));
+        }
+        if part == 0 {
+            return Err(ExtractError::Malformed("the mailbox holds no message".into()));
+        }
+        res.pages = part;
+        Ok(res)
+    }
+}
+
+/// How a message's attachments are numbered.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Parts {
+    /// Each attachment a part of its own (a single `.eml`).
+    PerAttachment,
+    /// A message and its attachments one part (a mailbox: part N is message N).
+    PerMessage,
 }
 
 fn subject_of(message: &Message<'_>) -> String {
@@ -58,6 +118,7 @@ fn add_message(
     outer: &[String],
     part: &mut u32,
     depth: usize,
+    parts: Parts,
 ) {
     let subject = subject_of(message);
     let mut heading = outer.to_vec();
@@ -77,7 +138,9 @@ fn add_message(
     }
     head.push_str(&format!("Subject: {subject}\n"));
     let body = message.body_text(0).map(|b| b.trim().to_owned()).unwrap_or_default();
-    *part += 1;
+    if depth == 0 || parts == Parts::PerAttachment {
+        *part += 1;
+    }
     push_block(res, *part, heading.clone(), &format!("{head}\n{body}"));
 
     let mut unread = Vec::new();
@@ -92,7 +155,7 @@ fn add_message(
         }
         if let Some(inner) = attachment.message() {
             if depth + 1 < MAX_DEPTH {
-                add_message(res, inner, &heading, part, depth + 1);
+                add_message(res, inner, &heading, part, depth + 1, parts);
             } else {
                 unread.push(name);
             }
@@ -110,7 +173,9 @@ fn add_message(
         };
         match extractor.extract(Path::new(&name), attachment.contents()) {
             Ok(doc) => {
-                *part += 1;
+                if parts == Parts::PerAttachment {
+                    *part += 1;
+                }
                 for section in &doc.sections {
                     let mut path = heading.clone();
                     path.push(name.clone());
@@ -193,5 +258,22 @@ mod tests {
             doc.warnings,
             ["1 attachment not indexed (type not read, or too many): foto.png"]
         );
+    }
+
+    #[test]
+    fn a_mailbox_is_one_part_per_message() {
+        let mbox = "From anna@example.org Mon Dec  7 10:00:00 2026\n\
+            From: anna@example.org\nSubject: Heizung\n\nDie Heizung ist kalt.\n\
+            >From here on it is quoted.\n\n\
+            From bauer@example.org Tue Dec  8 09:00:00 2026\n\
+            From: bauer@example.org\nSubject: Re: Heizung\n\nDer Techniker kommt morgen.\n";
+        let doc = MboxExtractor.extract(Path::new("a.mbox"), mbox.as_bytes()).unwrap();
+        assert_eq!(doc.pages, 2);
+        let got: Vec<(u32, String)> =
+            doc.sections.iter().map(|s| (s.page, s.heading.join(" › "))).collect();
+        assert_eq!(got, [(1, "Heizung".into()), (2, "Re: Heizung".into())]);
+        assert!(doc.text.contains("From here on it is quoted."), "{}", doc.text);
+        assert!(doc.text.contains("Der Techniker kommt morgen."));
+        assert!(MboxExtractor.extract(Path::new("a.mbox"), b"Subject: x").is_err());
     }
 }

@@ -91,6 +91,7 @@ pub fn kind_from_extension(path: &Path) -> Option<FileKind> {
         "epub" => FileKind::Epub,
         "eml" => FileKind::Email,
         "rtf" => FileKind::Rtf,
+        "mbox" => FileKind::Mailbox,
         "png" | "jpg" | "jpeg" | "tif" | "tiff" => FileKind::Image,
         "md" | "markdown" | "mdown" | "mkd" => FileKind::Markdown,
         "html" | "htm" | "xhtml" => FileKind::Html,

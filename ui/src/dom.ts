@@ -31,12 +31,13 @@ export function fileName(path: string): string {
 }
 
 /** What a citation's page number counts in a file of this name (as the engine's `FileKind::page_name`). */
-export function pageUnit(path: string): "page" | "slide" | "sheet" | "chapter" | "part" {
+export function pageUnit(path: string): "page" | "slide" | "sheet" | "chapter" | "part" | "message" {
   const ext = (path.split(".").pop() ?? "").toLowerCase();
   if (ext === "pptx" || ext === "odp") return "slide";
   if (["xlsx", "xlsm", "xls", "ods", "csv", "tsv"].includes(ext)) return "sheet";
   if (ext === "epub") return "chapter";
   if (ext === "eml") return "part";
+  if (ext === "mbox") return "message";
   return "page";
 }
 

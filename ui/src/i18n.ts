@@ -66,7 +66,7 @@ const en = {
   } as Record<string, string>,
   citedPassages: "Sources",
   page: (n: number, path = "") =>
-    `${{ page: "page", slide: "slide", sheet: "sheet", chapter: "chapter", part: "part" }[pageUnit(path)]} ${n}`,
+    `${{ page: "page", slide: "slide", sheet: "sheet", chapter: "chapter", part: "part", message: "message" }[pageUnit(path)]} ${n}`,
   openSource: "Open source",
   copy: "Copy answer with sources",
   copied: "Copied",
@@ -142,6 +142,7 @@ const en = {
     spreadsheet: "spreadsheets and tables",
     epub: "e-books",
     email: "e-mail",
+    mbox: "mailboxes",
     image: "images (OCR)",
   } as Record<string, string>,
   searchButton: "Search",
@@ -230,7 +231,7 @@ const de: Strings = {
   },
   citedPassages: "Quellen",
   page: (n, path = "") =>
-    `${{ page: "Seite", slide: "Folie", sheet: "Blatt", chapter: "Kapitel", part: "Teil" }[pageUnit(path)]} ${n}`,
+    `${{ page: "Seite", slide: "Folie", sheet: "Blatt", chapter: "Kapitel", part: "Teil", message: "Nachricht" }[pageUnit(path)]} ${n}`,
   openSource: "Quelle öffnen",
   copy: "Antwort mit Quellen kopieren",
   copied: "Kopiert",
@@ -303,6 +304,7 @@ const de: Strings = {
     spreadsheet: "Tabellen",
     epub: "E-Books",
     email: "E-Mails",
+    mbox: "Postfächer",
     image: "Bilder (OCR)",
   } as Record<string, string>,
   searchButton: "Suchen",

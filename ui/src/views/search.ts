@@ -16,7 +16,7 @@ const KINDS: Record<string, string[]> = {
   slides: ["pptx", "odp"],
   sheets: ["xlsx", "xlsm", "xls", "ods", "csv", "tsv"],
   ebook: ["epub"],
-  mail: ["eml"],
+  mail: ["eml", "mbox"],
   images: ["png", "jpg", "jpeg", "tif", "tiff"],
 };
 
