@@ -10,6 +10,7 @@ const COMMANDS: &[&str] = &[
     "index_progress",
     "index",
     "cancel_index",
+    "unlock",
     "remove",
     "ask",
     "cancel_ask",

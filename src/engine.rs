@@ -283,6 +283,27 @@ impl Engine {
         &self.config
     }
 
+    /// Indexes `files`, documents already in the library, again with `passwords` for locked
+    /// PDFs (for this run only). The files are not added as sources of their own.
+    pub async fn reindex_locked(
+        &self,
+        files: &[PathBuf],
+        passwords: crate::ingest::Passwords,
+        sink: &mut dyn ProgressSink,
+        cancel: &CancelToken,
+    ) -> Result<IndexReport> {
+        let files = files.iter().map(|p| canonical(p)).collect::<Result<Vec<_>>>()?;
+        let names: Vec<String> = files.iter().map(|f| f.to_string_lossy().into_owned()).collect();
+        let known = self.store.documents_at(&names).await?;
+        if let Some(stranger) = names.iter().find(|n| !known.iter().any(|d| &d.path == *n)) {
+            return Err(Error::user(format!("{stranger} is not a document of this library")));
+        }
+        let mut config = self.config.clone();
+        config.extraction.pdf_passwords = passwords;
+        let embedder = self.embedder()?;
+        indexing::run(&self.store, &self.chunker, embedder, &config, &files, sink, cancel).await
+    }
+
     /// Adds files and folders to the library and indexes them incrementally: new files are
     /// added, changed ones replaced, unchanged ones skipped, vanished ones removed. With no
     /// paths, every source added before is re-scanned.

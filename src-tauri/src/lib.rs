@@ -120,6 +120,31 @@ async fn index(
     }
 }
 
+/// Indexes a locked PDF of the library again with the password the user typed, sending each
+/// progress snapshot; returns the closing one. The password is used for this run only.
+#[tauri::command]
+async fn unlock(
+    shell: tauri::State<'_, Shell>,
+    path: PathBuf,
+    password: String,
+    on_progress: Channel<IndexProgress>,
+) -> CommandResult<IndexProgress> {
+    let engine = shell.engine().await?;
+    let mut updates = engine.follow_index_progress();
+    let finished = engine.start_unlock(path, password)?.finished();
+    tokio::pin!(finished);
+    loop {
+        tokio::select! {
+            last = &mut finished => return Ok(last),
+            changed = updates.changed() => {
+                if changed.is_ok() {
+                    let _ = on_progress.send(updates.borrow_and_update().clone());
+                }
+            }
+        }
+    }
+}
+
 /// Stops the run after the files in progress; the next run resumes.
 #[tauri::command]
 async fn cancel_index(shell: tauri::State<'_, Shell>) -> CommandResult<()> {
@@ -295,6 +320,7 @@ pub fn run() -> std::process::ExitCode {
             index_progress,
             index,
             cancel_index,
+            unlock,
             remove,
             ask,
             cancel_ask,

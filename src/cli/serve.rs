@@ -122,6 +122,7 @@ fn router(state: Shared, ui_dir: &Path) -> Router {
         .route("/api/index/progress", get(index_progress))
         .route("/api/index/events", get(index_events))
         .route("/api/index/cancel", post(cancel_index))
+        .route("/api/unlock", post(unlock))
         .route("/api/remove", post(remove))
         .route("/api/models", get(models))
         .route("/api/models/pull", post(pull_model))
@@ -255,6 +256,27 @@ async fn start_index(
     Json(body): Json<PathsBody>,
 ) -> Result<Response, ApiError> {
     state.engine.start_index(body.paths, body.confirm)?;
+    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "started": true }))).into_response())
+}
+
+/// A locked PDF of the library and the password the user typed for it.
+#[derive(serde::Deserialize)]
+struct UnlockBody {
+    path: PathBuf,
+    password: String,
+}
+
+impl std::fmt::Debug for UnlockBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnlockBody").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+async fn unlock(
+    State(state): State<Shared>,
+    Json(body): Json<UnlockBody>,
+) -> Result<Response, ApiError> {
+    state.engine.start_unlock(body.path, body.password)?;
     Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "started": true }))).into_response())
 }
 

@@ -112,7 +112,22 @@ impl Engine {
         if !confirmed {
             needs_no_confirmation(&paths)?;
         }
-        self.start_run(paths, false)?.ok_or_else(|| Error::invariant("no run was started"))
+        self.start_run(paths, false, None)?.ok_or_else(|| Error::invariant("no run was started"))
+    }
+
+    /// Indexes one document of the library again with `password`, for a PDF that failed as
+    /// locked (the desktop's and the web UI's "Unlock"). The password is used for this run
+    /// only: it is not stored, logged or put in the audit log.
+    pub fn start_unlock(self: &Arc<Self>, file: PathBuf, password: String) -> Result<IndexJob> {
+        if !file.is_absolute() {
+            return Err(Error::user(format!("{}: give the full path of the file", file.display())));
+        }
+        if password.is_empty() {
+            return Err(Error::user("the password is empty"));
+        }
+        let passwords = crate::ingest::Passwords(vec![password]);
+        self.start_run(vec![file], false, Some(passwords))?
+            .ok_or_else(|| Error::invariant("no run was started"))
     }
 
     /// Starts a run, or with `rescan_if_busy` remembers to re-scan when the current one ends
@@ -122,6 +137,7 @@ impl Engine {
         self: &Arc<Self>,
         paths: Vec<PathBuf>,
         rescan_if_busy: bool,
+        passwords: Option<crate::ingest::Passwords>,
     ) -> Result<Option<IndexJob>> {
         let cancel = CancelToken::new();
         {
@@ -146,7 +162,12 @@ impl Engine {
             let mut sink = |event: IngestEvent| {
                 progress.send_modify(|p| p.apply(event, started.elapsed().as_secs_f64()));
             };
-            let outcome = engine.index(&paths, &mut sink, &run_cancel).await;
+            let outcome = match passwords {
+                Some(passwords) => {
+                    engine.reindex_locked(&paths, passwords, &mut sink, &run_cancel).await
+                }
+                None => engine.index(&paths, &mut sink, &run_cancel).await,
+            };
             if let Err(err) = &outcome {
                 tracing::warn!(target: "engine::ingest", %err, "indexing run ended");
             }
@@ -161,7 +182,7 @@ impl Engine {
             };
             let _ = done_tx.send(last);
             if again {
-                let _ = engine.start_run(Vec::new(), true);
+                let _ = engine.start_run(Vec::new(), true, None);
             }
         });
         Ok(Some(IndexJob { cancel, finished }))
@@ -189,7 +210,7 @@ impl Engine {
 
     /// Re-scans every source now, or when the current run ends.
     pub fn request_rescan(self: &Arc<Self>) {
-        if let Err(err) = self.start_run(Vec::new(), true) {
+        if let Err(err) = self.start_run(Vec::new(), true, None) {
             tracing::warn!(target: "engine::ingest", %err, "cannot start a re-scan");
         }
     }

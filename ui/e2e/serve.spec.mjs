@@ -158,6 +158,26 @@ async function main() {
     await page.getByText("4 documents indexed").waitFor({ timeout: 60_000 });
     check(asked.includes("hidden folder"), "the UI asks before adding a hidden folder, then adds it");
 
+    // A locked PDF (AES-256, password "abc") fails with the reason and a password field; the
+    // right password opens it, and the password is not kept anywhere in the library.
+    const locked = join(data, "pdfs/issue6010_1.pdf");
+    if (existsSync(locked)) {
+      cpSync(locked, join(docs, "locked.pdf"));
+      const field = page.getByLabel("Password: locked.pdf");
+      await field.waitFor({ timeout: 60_000 });
+      check((await page.locator("tr[data-state=failed]").textContent()).includes("needs a password"), "a locked PDF says it needs a password");
+      await field.fill("not-it");
+      await page.getByRole("button", { name: "Open with password" }).click();
+      await page.getByText("none of the 1 given opens it").waitFor({ timeout: 60_000 });
+      await page.getByLabel("Password: locked.pdf").fill("abc");
+      await page.getByRole("button", { name: "Open with password" }).click();
+      await page.getByText("5 documents indexed").waitFor({ timeout: 60_000 });
+      check(await page.locator("tr[data-state=failed]").count() === 0, "the right password opens the locked PDF");
+      await page.screenshot({ path: join(shots, "library-unlocked.png") });
+    } else {
+      console.log(`SKIPPED unlock step: no ${locked}`);
+    }
+
     // Ask: the answer streams in, with citation chips and the quoted passage.
     await page.getByRole("button", { name: "Ask" }).first().click();
     // No answer model yet: the Ask view says what works now and offers one, with its size.

@@ -12,10 +12,34 @@ const german: Rule[] = [
   [/^some bytes are not valid (.+); replaced$/, (m) => `einige Bytes sind kein gültiges ${m[1]}; ersetzt`],
   [/^page (\d+) could not be read: (.+)$/, (m) => `Seite ${m[1]} konnte nicht gelesen werden: ${m[2]}`],
   [
-    /^no extractable text on (pages?) (.+) \(scanned, or fonts without a Unicode map; OCR is not supported\)$/,
+    /^no extractable text on (pages?) (.+) \(scanned, or fonts without a Unicode map; (OCR found none|OCR is switched off)\)$/,
     (m) =>
-      `kein auslesbarer Text auf ${pages(m[1], m[2])} (gescannt, oder Schriften ohne Unicode-Zuordnung; Texterkennung wird nicht unterstützt)`,
+      `kein auslesbarer Text auf ${pages(m[1], m[2])} (gescannt, oder Schriften ohne Unicode-Zuordnung; ${
+        m[3] === "OCR found none" ? "die Texterkennung fand keinen" : "die Texterkennung ist ausgeschaltet"
+      })`,
   ],
+  [/^(pages?) (.+) read by OCR \((.+)\)$/, (m) => `${pages(m[1], m[2])} per Texterkennung gelesen (${m[3]})`],
+  [/^read by OCR \((.+)\)$/, (m) => `per Texterkennung gelesen (${m[1]})`],
+  [/^OCR found no text in the image$/, () => "die Texterkennung fand im Bild keinen Text"],
+  [
+    /^low OCR confidence on (pages?) (.+): the text may be wrong$/,
+    (m) => `unsichere Texterkennung auf ${pages(m[1], m[2])}: der Text kann Fehler enthalten`,
+  ],
+  [
+    /^low OCR confidence \(mean (\d+) %\): the text may be wrong$/,
+    (m) => `unsichere Texterkennung (im Mittel ${m[1]} %): der Text kann Fehler enthalten`,
+  ],
+  [
+    /^OCR read nothing reliable on (pages?) (.+) with the (.+) models \(another script\? set the OCR languages\)$/,
+    (m) =>
+      `die Texterkennung las auf ${pages(m[1], m[2])} nichts Verlässliches mit den Modellen ${m[3]} (eine andere Schrift? OCR-Sprachen einstellen)`,
+  ],
+  [
+    /^(pages?) (.+) not read by OCR: its (\d+) s budget for this file ran out$/,
+    (m) => `${pages(m[1], m[2])} nicht per Texterkennung gelesen: die ${m[3]} s für diese Datei waren aufgebraucht`,
+  ],
+  [/^repaired by qpdf \((.+)\)$/, (m) => `von qpdf repariert (${m[1]})`],
+  [/^opened with a password you gave$/, () => "mit einem von Ihnen angegebenen Passwort geöffnet"],
   [/^the document contains no text$/, () => "das Dokument enthält keinen Text"],
   [
     /^hidden text: (\d+) hidden elements? with text \(hidden, display: none\) left out of the index$/,

@@ -38,6 +38,8 @@ const en = {
   colChunks: "Passages",
   remove: "Remove",
   removeFolder: "Remove from library",
+  password: "Password",
+  unlock: "Open with password",
   sources: "Folders",
   state: { indexed: "indexed", failed: "failed", skipped: "skipped", pending: "pending" } as Record<string, string>,
   // Ask
@@ -204,6 +206,8 @@ const de: Strings = {
   colChunks: "Textstellen",
   remove: "Entfernen",
   removeFolder: "Aus der Bibliothek entfernen",
+  password: "Passwort",
+  unlock: "Mit Passwort öffnen",
   sources: "Ordner",
   state: { indexed: "indiziert", failed: "fehlgeschlagen", skipped: "übersprungen", pending: "ausstehend" },
   question: "Ihre Frage",

@@ -45,6 +45,8 @@ export interface Transport {
   removeModel(path: string): Promise<void>;
   /** Searches the library (hybrid when it has vectors), best hit first. */
   search(query: string, k?: number): Promise<SearchHit[]>;
+  /** Indexes a locked PDF of the library again with `password` (used for this run only). */
+  unlock(path: string, password: string, onProgress: (p: IndexProgress) => void): Promise<void>;
   /** Starts indexing; progress arrives through `onProgress` until the run ends. */
   /** Indexes `paths`; `confirm` when the user agreed to what the engine asked about (kind "confirm"). */
   index(paths: string[], onProgress: (p: IndexProgress) => void, confirm?: boolean): Promise<void>;
@@ -132,6 +134,15 @@ export class HttpTransport implements Transport {
   async index(paths: string[], onProgress: (p: IndexProgress) => void, confirm = false): Promise<void> {
     await this.call("POST", "/api/index", { paths, confirm });
     // Poll while the run goes: simple, and survives a reconnect.
+    for (;;) {
+      const p = await this.progress();
+      onProgress(p);
+      if (!p.running) return;
+      await new Promise((r) => setTimeout(r, 400));
+    }
+  }
+  async unlock(path: string, password: string, onProgress: (p: IndexProgress) => void): Promise<void> {
+    await this.call("POST", "/api/unlock", { path, password });
     for (;;) {
       const p = await this.progress();
       onProgress(p);
@@ -250,6 +261,13 @@ export class TauriTransport implements Transport {
     const channel = new Channel<IndexProgress>();
     channel.onmessage = onProgress;
     const last = await this.invoke<IndexProgress>("index", { paths, confirm, onProgress: channel });
+    onProgress(last);
+  }
+  async unlock(path: string, password: string, onProgress: (p: IndexProgress) => void): Promise<void> {
+    const { Channel } = await import("@tauri-apps/api/core");
+    const channel = new Channel<IndexProgress>();
+    channel.onmessage = onProgress;
+    const last = await this.invoke<IndexProgress>("unlock", { path, password, onProgress: channel });
     onProgress(last);
   }
   async cancelIndex(): Promise<void> {

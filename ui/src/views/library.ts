@@ -92,6 +92,32 @@ export class LibraryView {
     await this.refresh();
   }
 
+  /** A password field for a locked PDF: the file is indexed again with it (never stored). */
+  private unlockForm(path: string): HTMLElement {
+    const t = this.t;
+    const input = h("input", { type: "password", autocomplete: "off", "aria-label": `${t.password}: ${fileName(path)}`, class: "unlock-password" });
+    const button = h("button", { type: "submit" }, t.unlock);
+    const form = h("form", { class: "unlock" }, input, " ", button);
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const password = input.value;
+      if (!password) return;
+      input.value = "";
+      button.disabled = true;
+      void (async () => {
+        this.errorBox.hidden = true;
+        try {
+          await this.transport.unlock(path, password, (p) => this.renderProgress(p));
+        } catch (e) {
+          this.errorBox.textContent = e instanceof Error ? e.message : String(e);
+          this.errorBox.hidden = false;
+        }
+        await this.refresh();
+      })();
+    });
+    return form;
+  }
+
   /** Follows a run started elsewhere (another window, or before a reload). */
   private following = false;
 
@@ -176,6 +202,7 @@ export class LibraryView {
     for (const d of docs) {
       const notes = h("div", { class: "notes" });
       if (d.error) notes.append(h("div", { class: "error" }, d.error));
+      if (d.state === "failed" && d.kind === "pdf" && d.error?.startsWith("encrypted")) notes.append(this.unlockForm(d.path));
       for (const w of d.warnings) notes.append(h("div", { class: "warning" }, this.t.note(w)));
       body.append(
         h(
