@@ -34,6 +34,8 @@ pub enum FileKind {
     Rtf,
     /// A mailbox (`.mbox`): one part per message.
     Mailbox,
+    /// A zip archive: the entries Quarry reads, their pages numbered on as parts.
+    Archive,
 }
 
 impl FileKind {
@@ -53,11 +55,12 @@ impl FileKind {
             FileKind::Image => "image",
             FileKind::Rtf => "rtf",
             FileKind::Mailbox => "mbox",
+            FileKind::Archive => "zip",
         }
     }
 
     /// Every kind, in the order users see them.
-    pub const ALL: [FileKind; 13] = [
+    pub const ALL: [FileKind; 14] = [
         FileKind::Pdf,
         FileKind::Text,
         FileKind::Markdown,
@@ -70,6 +73,7 @@ impl FileKind {
         FileKind::Epub,
         FileKind::Email,
         FileKind::Mailbox,
+        FileKind::Archive,
         FileKind::Image,
     ];
 
@@ -81,7 +85,7 @@ impl FileKind {
             FileKind::Presentation => "slide",
             FileKind::Spreadsheet => "sheet",
             FileKind::Epub => "chapter",
-            FileKind::Email => "part",
+            FileKind::Email | FileKind::Archive => "part",
             FileKind::Mailbox => "message",
             _ => "page",
         }
@@ -103,6 +107,7 @@ impl FileKind {
             "image" => FileKind::Image,
             "rtf" => FileKind::Rtf,
             "mbox" => FileKind::Mailbox,
+            "zip" => FileKind::Archive,
             _ => return None,
         })
     }

@@ -141,7 +141,7 @@ enum Command {
         /// Answer only from documents under this folder (or this file); repeatable
         #[arg(long = "in", value_name = "PATH")]
         within: Vec<PathBuf>,
-        /// Answer only from documents of this kind (pdf, text, markdown, html, docx, odt, rtf, presentation, spreadsheet, epub, email, mbox, image); repeatable
+        /// Answer only from documents of this kind (pdf, text, markdown, html, docx, odt, rtf, presentation, spreadsheet, epub, email, mbox, zip, image); repeatable
         #[arg(long = "kind", value_name = "KIND")]
         kinds: Vec<String>,
         /// Print the answer document as JSON

@@ -2,6 +2,7 @@
 //! with page and section spans. Extraction is never all-or-nothing: a damaged page becomes a
 //! warning, and only a file with nothing usable is an error.
 
+pub mod archive;
 pub mod docx;
 pub mod email;
 pub mod epub;
@@ -131,6 +132,7 @@ pub fn extractors() -> Vec<Box<dyn DocumentExtractor>> {
         Box::new(epub::EpubExtractor),
         Box::new(email::EmailExtractor),
         Box::new(email::MboxExtractor),
+        Box::new(archive::ArchiveExtractor),
         Box::new(html::HtmlExtractor),
         Box::new(markdown::MarkdownExtractor),
         Box::new(text::PlainTextExtractor),

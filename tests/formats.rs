@@ -269,6 +269,18 @@ fn first_hit(lib: &TempLibrary, query: &str) -> serde_json::Value {
     hits[0].clone()
 }
 
+/// The best hit of `query` in the file named `name`.
+fn hit_in(lib: &TempLibrary, query: &str, name: &str) -> serde_json::Value {
+    let found = json_of(&lib.run(&["search", "--mode", "text", "--json", "-k", "10", query]));
+    found["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| file_of(h) == name)
+        .unwrap_or_else(|| panic!("no hit in {name} for {query:?}: {found:#}"))
+        .clone()
+}
+
 fn file_of(hit: &serde_json::Value) -> String {
     Path::new(hit["doc_path"].as_str().unwrap()).file_name().unwrap().to_string_lossy().into_owned()
 }
@@ -287,6 +299,18 @@ fn office_ebook_mail_and_table_files_are_found_at_their_slide_sheet_chapter_and_
     write_eml(&docs.join("berths.eml"));
     std::fs::write(docs.join("tides.tsv"), "Day\tHigh water\nMonday\t06:42 and 19:05\n").unwrap();
     std::fs::write(docs.join("invoice.csv"), "Posten;Betrag\nHafengebühr;312,40\n").unwrap();
+    // An archive with a deck and a note in a folder.
+    let deck = docs.join("deck.pptx.tmp");
+    write_pptx(&deck);
+    let deck_bytes = std::fs::read(&deck).unwrap();
+    std::fs::remove_file(&deck).unwrap();
+    let archive = std::fs::File::create(docs.join("board-pack.zip")).unwrap();
+    let mut zip = zip::ZipWriter::new(archive);
+    zip.start_file("minutes/board.pptx", zip::write::SimpleFileOptions::default()).unwrap();
+    zip.write_all(&deck_bytes).unwrap();
+    zip.start_file("minutes/attendance.txt", zip::write::SimpleFileOptions::default()).unwrap();
+    zip.write_all(b"The treasurer sent apologies for the December meeting.").unwrap();
+    zip.finish().unwrap();
     std::fs::write(
         docs.join("hausverwaltung.mbox"),
         "From anna@example.org Mon Dec  7 10:00:00 2026\n\
@@ -307,13 +331,13 @@ fn office_ebook_mail_and_table_files_are_found_at_their_slide_sheet_chapter_and_
     .unwrap();
     let report = json_of(&lib.run(&["index", "--json", docs.to_str().unwrap()]));
     assert_eq!(report["failed"], 0, "{report:#}");
-    assert_eq!(report["added"], 12, "{report:#}");
+    assert_eq!(report["added"], 13, "{report:#}");
 
     // Slides: the deck's order, not the file names'; notes are found on their slide.
-    let hit = first_hit(&lib, "lighthouse keeper retires");
+    let hit = hit_in(&lib, "lighthouse keeper retires", "board.pptx");
     assert_eq!((file_of(&hit).as_str(), hit["page"].as_u64()), ("board.pptx", Some(2)), "{hit:#}");
     assert_eq!(hit["heading"], "Lighthouse", "{hit:#}");
-    let hit = first_hit(&lib, "budget frozen until spring");
+    let hit = hit_in(&lib, "budget frozen until spring", "board.pptx");
     assert_eq!((file_of(&hit).as_str(), hit["page"].as_u64()), ("board.pptx", Some(2)), "{hit:#}");
     // (A short slide and its notes share a chunk, under the slide's heading.)
     assert!(hit["text"].as_str().unwrap().contains("lighthouse budget is frozen"), "{hit:#}");
@@ -401,6 +425,16 @@ fn office_ebook_mail_and_table_files_are_found_at_their_slide_sheet_chapter_and_
     );
     assert_eq!(hit["heading"], "Re: Aufzug", "{hit:#}");
 
+    // A zip archive: each entry with its own parser, the heading naming the entry and its slide.
+    let hit = first_hit(&lib, "treasurer apologies");
+    assert_eq!(
+        (file_of(&hit).as_str(), hit["heading"].as_str()),
+        ("board-pack.zip", Some("minutes/attendance.txt")),
+        "{hit:#}"
+    );
+    let in_zip = hit_in(&lib, "lighthouse keeper retires", "board-pack.zip");
+    assert_eq!(in_zip["heading"], "minutes/board.pptx > slide 2 > Lighthouse", "{in_zip:#}");
+
     // Source code is text.
     assert_eq!(file_of(&first_hit(&lib, "sluice basin overflows")), "pump.py");
 
@@ -435,6 +469,17 @@ fn bombs_and_locked_workbooks_fail_with_a_reason_and_cost_nothing_else() {
         .large_file(true);
     zip.start_file("ppt/slides/slide1.xml", options).unwrap();
     let zeros = vec![b' '; 1 << 20];
+    for _ in 0..600 {
+        zip.write_all(&zeros).unwrap();
+    }
+    zip.finish().unwrap();
+    // An archive of a note and an entry that inflates to 600 MB: the note is read, the huge
+    // entry is left out with a warning.
+    let file = std::fs::File::create(docs.join("pack.zip")).unwrap();
+    let mut zip = zip::ZipWriter::new(file);
+    zip.start_file("readme.txt", zip::write::SimpleFileOptions::default()).unwrap();
+    zip.write_all(b"The pump manual is in the blue binder.").unwrap();
+    zip.start_file("huge.log", options).unwrap();
     for _ in 0..600 {
         zip.write_all(&zeros).unwrap();
     }
@@ -506,7 +551,7 @@ fn bombs_and_locked_workbooks_fail_with_a_reason_and_cost_nothing_else() {
         .unwrap();
     write_odt(&docs.join("fine.odt"));
     let report = json_of(&lib.run(&["index", "--json", docs.to_str().unwrap()]));
-    assert_eq!(report["added"], 3, "{report:#}");
+    assert_eq!(report["added"], 4, "{report:#}");
     assert_eq!(report["failed"], 3, "{report:#}");
     let failures = report["failures"].as_array().unwrap();
     let reason = |name: &str| {
@@ -520,6 +565,7 @@ fn bombs_and_locked_workbooks_fail_with_a_reason_and_cost_nothing_else() {
     assert!(reason("many.epub").contains("zip bomb"), "{}", reason("many.epub"));
     assert!(reason("locked.xlsx").contains("password"), "{}", reason("locked.xlsx"));
     assert_eq!(file_of(&first_hit(&lib, "Mülltonnen Hof")), "fine.odt");
+    assert_eq!(file_of(&first_hit(&lib, "pump manual blue binder")), "pack.zip");
     let hit = first_hit(&lib, "far away marker");
     assert_eq!(file_of(&hit), "sparse.xlsx");
     assert!(hit["text"].as_str().unwrap().contains("XFD: far away marker"), "{hit:#}");

@@ -35,11 +35,21 @@ impl<'a> Package<'a> {
         Ok(Self { archive, inflated: 0, budget: MAX_INFLATED_BYTES })
     }
 
-    /// The same package with a smaller inflation budget (tests).
-    #[cfg(test)]
+    /// The same package with a smaller inflation budget (an archive inside an archive gets
+    /// what is left of its parent's).
     pub(super) fn with_budget(mut self, bytes: u64) -> Self {
-        self.budget = bytes;
+        self.budget = bytes.min(self.budget);
         self
+    }
+
+    /// The inflated size entry `name` declares (which a hostile archive may understate).
+    pub(super) fn declared_size(&mut self, name: &str) -> Option<u64> {
+        self.archive.by_name(name).ok().map(|entry| entry.size())
+    }
+
+    /// Inflated bytes this package may still read.
+    pub(super) fn budget_left(&self) -> u64 {
+        self.budget.saturating_sub(self.inflated)
     }
 
     /// Refuses a package whose entries declare more inflated bytes, together, than the

@@ -92,6 +92,7 @@ pub fn kind_from_extension(path: &Path) -> Option<FileKind> {
         "eml" => FileKind::Email,
         "rtf" => FileKind::Rtf,
         "mbox" => FileKind::Mailbox,
+        "zip" => FileKind::Archive,
         "png" | "jpg" | "jpeg" | "tif" | "tiff" => FileKind::Image,
         "md" | "markdown" | "mdown" | "mkd" => FileKind::Markdown,
         "html" | "htm" | "xhtml" => FileKind::Html,
@@ -112,6 +113,7 @@ fn container(path: &Path) -> (Container, &'static str) {
         "xlsx" | "xlsm" => (Container::Zip, "an Excel workbook"),
         "ods" => (Container::Zip, "an OpenDocument spreadsheet"),
         "epub" => (Container::Zip, "an EPUB e-book"),
+        "zip" => (Container::Zip, "a zip archive"),
         "xls" => (Container::Ole, "an Excel 97-2003 workbook"),
         "png" => (Container::Image(PNG), "a PNG image"),
         "jpg" | "jpeg" => (Container::Image(JPEG), "a JPEG image"),
@@ -170,6 +172,7 @@ pub fn sniff(path: &Path, head: &[u8]) -> Sniffed {
     } else if expected == Container::Zip
         && magic == Magic::Binary(OLE)
         && name != "an EPUB e-book"
+        && name != "a zip archive"
         && !name.starts_with("an OpenDocument")
     {
         // Office writes password-protected documents into an OLE container.
@@ -287,6 +290,7 @@ mod tests {
         check("a.xls", b"\xd0\xcf\x11\xe0rest", Sniffed::Document(FileKind::Spreadsheet));
         check("a.csv", b"name,age\n", Sniffed::Document(FileKind::Spreadsheet));
         check("a.eml", b"From: a@b\n", Sniffed::Document(FileKind::Email));
+        check("a.zip", b"PK\x03\x04rest", Sniffed::Document(FileKind::Archive));
         check("main.rs", b"fn main() {}\n", Sniffed::Document(FileKind::Text));
         check(
             "a.xlsx",

@@ -36,7 +36,7 @@ export function pageUnit(path: string): "page" | "slide" | "sheet" | "chapter" |
   if (ext === "pptx" || ext === "odp") return "slide";
   if (["xlsx", "xlsm", "xls", "ods", "csv", "tsv"].includes(ext)) return "sheet";
   if (ext === "epub") return "chapter";
-  if (ext === "eml") return "part";
+  if (ext === "eml" || ext === "zip") return "part";
   if (ext === "mbox") return "message";
   return "page";
 }

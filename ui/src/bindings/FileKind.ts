@@ -3,4 +3,4 @@
 /**
  * The kind of a source file, decided from its extension and magic bytes.
  */
-export type FileKind = "pdf" | "text" | "markdown" | "html" | "docx" | "odt" | "presentation" | "spreadsheet" | "epub" | "email" | "image" | "rtf" | "mailbox";
+export type FileKind = "pdf" | "text" | "markdown" | "html" | "docx" | "odt" | "presentation" | "spreadsheet" | "epub" | "email" | "image" | "rtf" | "mailbox" | "archive";

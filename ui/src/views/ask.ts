@@ -39,7 +39,7 @@ export class AskView {
       "select",
       { id: "scope-kind", "aria-label": t.fileKind },
       h("option", { value: "" }, t.allKinds),
-      ...["pdf", "text", "markdown", "html", "docx", "odt", "rtf", "presentation", "spreadsheet", "epub", "email", "mbox", "image"].map((k) => h("option", { value: k }, t.kindNames[k] ?? k)),
+      ...["pdf", "text", "markdown", "html", "docx", "odt", "rtf", "presentation", "spreadsheet", "epub", "email", "mbox", "zip", "image"].map((k) => h("option", { value: k }, t.kindNames[k] ?? k)),
     );
     this.askButton = h("button", { type: "submit", class: "primary", id: "ask-button" }, t.askButton);
     const form = h(

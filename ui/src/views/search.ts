@@ -18,6 +18,7 @@ const KINDS: Record<string, string[]> = {
   ebook: ["epub"],
   mail: ["eml", "mbox"],
   images: ["png", "jpg", "jpeg", "tif", "tiff"],
+  archives: ["zip"],
 };
 
 export class SearchView {
