@@ -16,6 +16,7 @@ const COMMANDS: &[&str] = &[
     "cancel_ask",
     "document_text",
     "document_bytes",
+    "ocr_words",
     "models",
     "pull_model",
     "cancel_pull",

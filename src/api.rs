@@ -113,6 +113,31 @@ impl FileKind {
     }
 }
 
+/// A word OCR read on a page, with its box as fractions of the page's width and height (from
+/// the top left), so the viewer can highlight a quote on the page image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct OcrWord {
+    /// The word as read.
+    pub text: String,
+    /// Left edge, 0..1 of the page width.
+    pub x: f32,
+    /// Top edge, 0..1 of the page height.
+    pub y: f32,
+    /// Width, as a fraction of the page width.
+    pub w: f32,
+    /// Height, as a fraction of the page height.
+    pub h: f32,
+}
+
+/// The words OCR read on one page of a document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OcrPage {
+    /// 1-based page number.
+    pub page: u32,
+    /// Words in reading order.
+    pub words: Vec<OcrWord>,
+}
+
 /// Where a document stands in the index (DESIGN.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
 #[serde(rename_all = "lowercase")]

@@ -206,7 +206,7 @@ pub async fn search(
             title: None,
             indexed_at: None,
         };
-        batch.push(PreparedDocument { row, chunks });
+        batch.push(PreparedDocument { row, chunks, ocr_words: Vec::new() });
         if batch.len() * CHUNKS_PER_DOC >= 10_000 {
             store.commit(&batch).await?;
             batch.clear();

@@ -413,6 +413,13 @@ impl Engine {
             .ok_or_else(|| Error::user(format!("{}: not in the library", path.display())))
     }
 
+    /// The words OCR read on `page` of the document at `path`, with their boxes on the page
+    /// (empty when that page had a text layer), so a viewer can highlight a quote on a scan.
+    pub async fn ocr_words(&self, path: &Path, page: u32) -> Result<Vec<crate::api::OcrWord>> {
+        let row = self.document_row(path).await?;
+        self.store.ocr_words(&row.doc_id, page)
+    }
+
     /// The bytes and kind of the library document at `path`, for viewers that render the
     /// original (PDF). Only what was indexed is served: the document must be indexed, its file
     /// (links resolved) must still lie under one of the library's folders and have the size and

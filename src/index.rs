@@ -56,6 +56,8 @@ pub struct PreparedDocument {
     pub row: DocumentRow,
     /// Its chunks (empty for failed documents).
     pub chunks: Vec<ChunkRow>,
+    /// The words OCR read, with their boxes, for the pages it read.
+    pub ocr_words: Vec<crate::api::OcrPage>,
 }
 
 /// The library: LanceDB tables, tantivy index and `library.json` in one data folder.
@@ -306,7 +308,46 @@ impl Store {
         for (state, ids) in by_state {
             self.tables.set_state(&ids, state.as_str()).await?;
         }
+        // Derived data beside the tables: written after the commit, like the text index.
+        for doc in batch {
+            self.write_ocr_words(&doc.row.doc_id, &doc.ocr_words)?;
+        }
         Ok(())
+    }
+
+    /// Where the OCR word boxes of a document are kept.
+    fn ocr_words_path(&self, doc_id: &str) -> PathBuf {
+        self.dir.join("ocr").join(format!("{doc_id}.json"))
+    }
+
+    fn write_ocr_words(&self, doc_id: &str, pages: &[crate::api::OcrPage]) -> Result<()> {
+        let path = self.ocr_words_path(doc_id);
+        if pages.is_empty() {
+            return match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&path, e)),
+                _ => Ok(()),
+            };
+        }
+        let json =
+            serde_json::to_vec(pages).map_err(|e| Error::io(&path, std::io::Error::other(e)))?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        std::fs::write(&path, json).map_err(|e| Error::io(&path, e))
+    }
+
+    /// The words OCR read on `page` of a document, with their boxes (none when the page was
+    /// not read by OCR).
+    pub fn ocr_words(&self, doc_id: &str, page: u32) -> Result<Vec<crate::api::OcrWord>> {
+        let path = self.ocr_words_path(doc_id);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let pages: Vec<crate::api::OcrPage> = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::io(&path, std::io::Error::other(e)))?;
+        Ok(pages.into_iter().find(|p| p.page == page).map(|p| p.words).unwrap_or_default())
     }
 
     /// Updates rows whose file is unchanged but whose size or mtime moved (a `touch`).
@@ -329,6 +370,9 @@ impl Store {
         self.tables.delete_chunks_of(doc_ids).await?;
         self.fulltext.replace(doc_ids, &[])?;
         self.tables.delete_documents(doc_ids).await?;
+        for doc_id in doc_ids {
+            self.write_ocr_words(doc_id, &[])?;
+        }
         Ok(())
     }
 
@@ -521,6 +565,7 @@ mod tests {
 
     fn row(path: &str) -> PreparedDocument {
         PreparedDocument {
+            ocr_words: Vec::new(),
             row: DocumentRow {
                 doc_id: "d1".into(),
                 path: path.into(),

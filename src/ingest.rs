@@ -51,6 +51,9 @@ pub struct Extracted {
     /// The name of the extractor that read the file (set by [`extract_source`]).
     #[serde(default)]
     pub extractor: String,
+    /// The words OCR read, with their boxes, per page it read.
+    #[serde(default)]
+    pub ocr_words: Vec<crate::api::OcrPage>,
 }
 
 /// A span of [`Extracted::text`] that lies on one page under one heading.
@@ -190,6 +193,7 @@ fn read_image(source: &Source, bytes: &[u8]) -> Result<Extracted, ExtractError> 
         .map_err(|e| ExtractError::Malformed(format!("OCR failed: {e}")))?;
     let mut res = Extracted { pages: 1, extractor: "ocr".into(), ..Extracted::default() };
     res.push_section(1, Vec::new(), &page.text);
+    res.ocr_words.push(crate::api::OcrPage { page: 1, words: page.words });
     if !res.has_text() {
         res.warnings.push("OCR found no text in the image".into());
     } else {
@@ -227,6 +231,7 @@ fn ocr_pages(path: &Path, res: &mut Extracted, options: &ocr::OcrOptions) {
                 if text.confidence < ocr::LOW_CONFIDENCE {
                     low.push(page);
                 }
+                res.ocr_words.push(crate::api::OcrPage { page, words: text.words });
                 read.push((page, text.text));
             }
             Ok(_) => {}

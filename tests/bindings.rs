@@ -24,6 +24,7 @@ fn check<T: TS + 'static>(stale: &mut Vec<String>) {
 fn typescript_bindings_are_current() {
     let mut stale = Vec::new();
     check::<FileKind>(&mut stale);
+    check::<OcrWord>(&mut stale);
     check::<DocumentState>(&mut stale);
     check::<DocumentInfo>(&mut stale);
     check::<Failure>(&mut stale);

@@ -136,6 +136,19 @@ fn scanned_pages_and_images_are_read_by_ocr_and_found_by_a_german_query() {
     let hits = search(&lib, "Mietvertrag Seite");
     assert_eq!(hits[0]["page"], 1, "{hits:#?}");
     assert_eq!(warnings_of(&lib, "garage.pdf"), ["page 2 read by OCR (deu+eng)"]);
+    // The words keep their boxes on the page, for the viewer's highlight: the picture sits in
+    // the upper half of the page, its first line left.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let words = runtime.block_on(async {
+        let engine = quarry::Engine::open(lib.config()).await.unwrap();
+        let garage = std::fs::canonicalize(docs.join("garage.pdf")).unwrap();
+        assert!(engine.ocr_words(&garage, 1).await.unwrap().is_empty(), "page 1 has a text layer");
+        engine.ocr_words(&garage, 2).await.unwrap()
+    });
+    let word =
+        words.iter().find(|w| w.text == "Kündigungsfrist").unwrap_or_else(|| panic!("{words:?}"));
+    assert!((0.05..0.5).contains(&word.x) && (0.2..0.4).contains(&word.y), "{word:?}");
+    assert!(word.w > 0.0 && word.w < 0.5 && word.h > 0.0 && word.h < 0.1, "{word:?}");
     // An image file is one page of OCR'd text.
     let hits = search(&lib, "Schlüssel Hausmeister");
     assert!(hits[0]["doc_path"].as_str().unwrap().ends_with("zettel.png"), "{hits:#?}");

@@ -213,6 +213,16 @@ async fn document_text(
     Ok(shell.engine().await?.document_text(&path).await?)
 }
 
+/// The words OCR read on a page of a document, with their boxes on the page.
+#[tauri::command]
+async fn ocr_words(
+    shell: tauri::State<'_, Shell>,
+    path: PathBuf,
+    page: u32,
+) -> CommandResult<Vec<quarry::api::OcrWord>> {
+    Ok(shell.engine().await?.ocr_words(&path, page).await?)
+}
+
 /// The installed models, the catalog, and the download in progress.
 #[tauri::command]
 async fn models(shell: tauri::State<'_, Shell>) -> CommandResult<ModelsOverview> {
@@ -321,6 +331,7 @@ pub fn run() -> std::process::ExitCode {
             index,
             cancel_index,
             unlock,
+            ocr_words,
             remove,
             ask,
             cancel_ask,

@@ -133,6 +133,7 @@ fn router(state: Shared, ui_dir: &Path) -> Router {
         .route("/api/search", get(search))
         .route("/api/ask", post(ask))
         .route("/api/document", get(document))
+        .route("/api/ocr", get(ocr_words))
         .route("/api/file", get(file));
     api.fallback_service(ServeDir::new(ui_dir).append_index_html_on_directories(true))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), guard))
@@ -509,6 +510,21 @@ async fn document(
 ) -> Result<Response, ApiError> {
     let text = state.engine.document_text(&query.path).await?;
     Ok(Json(text).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct PageQuery {
+    path: PathBuf,
+    page: u32,
+}
+
+/// The words OCR read on a page, with their boxes, for highlighting a quote on a scan.
+async fn ocr_words(
+    State(state): State<Shared>,
+    Query(query): Query<PageQuery>,
+) -> Result<Response, ApiError> {
+    let words = state.engine.ocr_words(&query.path, query.page).await?;
+    Ok(Json(words).into_response())
 }
 
 /// The bytes of a document of the library (never any other file), for the PDF viewer.

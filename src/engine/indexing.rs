@@ -410,7 +410,7 @@ fn prepare(
         row.state = state;
         row.error = Some(error);
         Outcome::Prepared {
-            doc: PreparedDocument { row, chunks: Vec::new() },
+            doc: PreparedDocument { row, chunks: Vec::new(), ocr_words: Vec::new() },
             existed,
             warnings: Vec::new(),
         }
@@ -487,5 +487,6 @@ fn prepare(
         })
         .collect();
     let warnings = row.warnings.clone();
-    Outcome::Prepared { doc: PreparedDocument { row, chunks: rows }, existed, warnings }
+    let ocr_words = extracted.ocr_words;
+    Outcome::Prepared { doc: PreparedDocument { row, chunks: rows, ocr_words }, existed, warnings }
 }

@@ -45,6 +45,8 @@ pub struct OcrText {
     pub text: String,
     /// Mean confidence of the words (0-100); 0 when there were none.
     pub confidence: f32,
+    /// The words with their boxes on the page.
+    pub words: Vec<crate::api::OcrWord>,
 }
 
 /// Reads page `page` (1-based) of the PDF at `path`.
@@ -87,8 +89,14 @@ fn parse_tsv(tsv: &str) -> OcrText {
     let mut last: Option<(u32, u32, u32)> = None;
     let mut confidence_sum = 0.0f32;
     let mut words = 0usize;
+    let mut boxes = Vec::new();
+    let (mut page_w, mut page_h) = (1.0f32, 1.0f32);
     for row in tsv.lines().skip(1) {
         let cols: Vec<&str> = row.split('\t').collect();
+        if cols.len() >= 10 && cols[0] == "1" {
+            page_w = cols[8].parse::<f32>().unwrap_or(1.0).max(1.0);
+            page_h = cols[9].parse::<f32>().unwrap_or(1.0).max(1.0);
+        }
         if cols.len() < 12 || cols[0] != "5" {
             continue;
         }
@@ -106,10 +114,22 @@ fn parse_tsv(tsv: &str) -> OcrText {
         }
         last = Some(place);
         text.push_str(word);
+        let px = |i: usize| cols[i].parse::<f32>().unwrap_or(0.0);
+        boxes.push(crate::api::OcrWord {
+            text: word.to_owned(),
+            x: px(6) / page_w,
+            y: px(7) / page_h,
+            w: px(8) / page_w,
+            h: px(9) / page_h,
+        });
         confidence_sum += cols[10].parse::<f32>().unwrap_or(0.0).max(0.0);
         words += 1;
     }
-    OcrText { text, confidence: if words == 0 { 0.0 } else { confidence_sum / words as f32 } }
+    OcrText {
+        text,
+        confidence: if words == 0 { 0.0 } else { confidence_sum / words as f32 },
+        words: boxes,
+    }
 }
 
 #[cfg(test)]
@@ -119,8 +139,8 @@ mod tests {
     #[test]
     fn tsv_words_lines_and_paragraphs() {
         let tsv = "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext\n\
-            1\t1\t0\t0\t0\t0\t0\t0\t100\t100\t-1\t\n\
-            5\t1\t1\t1\t1\t1\t0\t0\t1\t1\t90\tDie\n\
+            1\t1\t0\t0\t0\t0\t0\t0\t100\t200\t-1\t\n\
+            5\t1\t1\t1\t1\t1\t10\t20\t30\t10\t90\tDie\n\
             5\t1\t1\t1\t1\t2\t0\t0\t1\t1\t80\tMiete\n\
             5\t1\t1\t1\t2\t1\t0\t0\t1\t1\t70\tsteigt.\n\
             5\t1\t2\t1\t1\t1\t0\t0\t1\t1\t60\tEnde\n\
@@ -128,6 +148,11 @@ mod tests {
         let page = parse_tsv(tsv);
         assert_eq!(page.text, "Die Miete\nsteigt.\n\nEnde");
         assert_eq!(page.confidence, 75.0);
+        assert_eq!(page.words.len(), 4);
+        assert_eq!(
+            page.words[0],
+            crate::api::OcrWord { text: "Die".into(), x: 0.1, y: 0.1, w: 0.3, h: 0.05 }
+        );
         assert_eq!(parse_tsv("level\n").confidence, 0.0);
     }
 }

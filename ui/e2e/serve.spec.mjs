@@ -255,6 +255,29 @@ async function main() {
     check((await found.textContent()).includes("Bicycles"), "a hit opens in the viewer at its passage");
     await page.screenshot({ path: join(shots, "search-light.png") });
 
+    // A scanned page: its text comes from OCR, and the viewer marks the quote on the page image
+    // with the boxes Tesseract gave the words.
+    const scan = join(data, "pdfs/two_pages.pdf");
+    if (existsSync(scan)) {
+      cpSync(scan, join(docs, "scan.pdf"));
+      let scanHit = null;
+      for (let tries = 0; tries < 60 && !scanHit; tries++) {
+        await page.getByLabel("Words or a description of what you look for").fill("Firefox");
+        await page.locator(".search-form button[type=submit]").click();
+        await page.waitForTimeout(1000);
+        const hits = page.locator(".search-results li[data-hit]", { hasText: "scan.pdf" });
+        if ((await hits.count()) > 0) scanHit = hits.first();
+      }
+      check(scanHit !== null, "the OCR'd scan is found by search");
+      check((await scanHit.textContent()).includes("page 2"), "the OCR'd text is on page 2");
+      await scanHit.locator("button.link").first().click();
+      await page.locator(".pdf-page[data-page='2'] .ocr-highlight").first().waitFor({ timeout: 30_000 });
+      check((await page.locator(".ocr-highlight").count()) >= 1, "the viewer marks the OCR'd quote on the page image");
+      await page.screenshot({ path: join(shots, "viewer-ocr.png") });
+    } else {
+      console.log(`SKIPPED OCR viewer step: no ${scan}`);
+    }
+
     // Models: the installed embedder is listed as in use, the catalog offers downloads.
     await page.getByRole("button", { name: "Models" }).click();
     const minilm = page.locator('[data-model="sentence-transformers/all-MiniLM-L6-v2"]');

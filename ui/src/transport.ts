@@ -7,6 +7,7 @@ import type { AskScope } from "./bindings/AskScope";
 import type { DocumentInfo } from "./bindings/DocumentInfo";
 import type { DocumentText } from "./bindings/DocumentText";
 import type { IndexProgress } from "./bindings/IndexProgress";
+import type { OcrWord } from "./bindings/OcrWord";
 import type { LibraryStatus } from "./bindings/LibraryStatus";
 import type { ModelsOverview } from "./bindings/ModelsOverview";
 import type { SearchHit } from "./bindings/SearchHit";
@@ -64,6 +65,8 @@ export interface Transport {
   ): Promise<Answer>;
   documentText(path: string): Promise<DocumentText>;
   documentBytes(path: string): Promise<ArrayBuffer>;
+  /** The words OCR read on a page of a document, with their boxes (empty without OCR). */
+  ocrWords(path: string, page: number): Promise<OcrWord[]>;
   /** A native folder picker, where there is one (the desktop app); null when cancelled. */
   pickFolder?: () => Promise<string | null>;
 }
@@ -203,6 +206,9 @@ export class HttpTransport implements Transport {
   documentText(path: string): Promise<DocumentText> {
     return this.call("GET", `/api/document?path=${encodeURIComponent(path)}`);
   }
+  ocrWords(path: string, page: number): Promise<OcrWord[]> {
+    return this.call("GET", `/api/ocr?path=${encodeURIComponent(path)}&page=${page}`);
+  }
   async documentBytes(path: string): Promise<ArrayBuffer> {
     const response = await fetch(`/api/file?path=${encodeURIComponent(path)}`, { headers: this.headers() });
     if (!response.ok) throw asApiError(await response.json().catch(() => null), `${response.status}`);
@@ -307,6 +313,9 @@ export class TauriTransport implements Transport {
   }
   documentBytes(path: string): Promise<ArrayBuffer> {
     return this.invoke("document_bytes", { path });
+  }
+  ocrWords(path: string, page: number): Promise<OcrWord[]> {
+    return this.invoke("ocr_words", { path, page });
   }
   pickFolder = async (): Promise<string | null> => {
     const { open } = await import("@tauri-apps/plugin-dialog");

@@ -1,6 +1,7 @@
 // Source viewer: a PDF rendered with pdf.js at the cited page with the quote highlighted, or a
 // text document with the quoted span highlighted and scrolled into view.
 import * as pdfjs from "pdfjs-dist";
+import type { OcrWord } from "../bindings/OcrWord";
 import workerUrl from "pdfjs-dist/build/pdf.worker.min.mjs?url";
 import type { Citation } from "../bindings/Citation";
 import { fileName, h } from "../dom";
@@ -83,8 +84,40 @@ export class SourceViewer {
     const textLayer = new pdfjs.TextLayer({ textContentSource: content, container: layer, viewport });
     await textLayer.render();
     highlight(layer, c.quote);
-    layer.querySelector(".highlight")?.scrollIntoView({ block: "center" });
+    if (!layer.querySelector(".highlight")) {
+      // A scanned page has no text layer: the quote is marked on the words OCR read there.
+      const words = await this.transport.ocrWords(c.doc_path, c.page);
+      for (const box of ocrBoxes(words, c.quote)) {
+        const mark = h("div", { class: "ocr-highlight highlight", "data-testid": "highlight" });
+        mark.style.left = `${box.x * 100}%`;
+        mark.style.top = `${box.y * 100}%`;
+        mark.style.width = `${box.w * 100}%`;
+        mark.style.height = `${box.h * 100}%`;
+        pageBox.append(mark);
+      }
+    }
+    pageBox.querySelector(".highlight")?.scrollIntoView({ block: "center" });
   }
+}
+
+/** The boxes of the OCR'd words that spell `quote` (the longest run of them, in order). */
+function ocrBoxes(words: OcrWord[], quote: string): OcrWord[] {
+  const norm = (s: string) => s.toLowerCase().replace(/[^\p{L}\p{N}]/gu, "");
+  const wanted = quote.split(/\s+/).map(norm).filter((w) => w.length > 0);
+  const read = words.map((w) => norm(w.text));
+  let best: [number, number] = [0, 0];
+  for (let start = 0; start < read.length; start++) {
+    let i = start;
+    let j = 0;
+    while (i < read.length && j < wanted.length && read[i] === wanted[j]) {
+      i++;
+      j++;
+    }
+    if (i - start > best[1] - best[0]) best = [start, i];
+  }
+  // One matching word alone is chance (a "the"), unless the quote is one word.
+  const enough = best[1] - best[0] >= Math.min(2, wanted.length);
+  return enough ? words.slice(best[0], best[1]) : [];
 }
 
 /** Marks the text-layer spans that hold `quote` (matched with whitespace ignored). */
