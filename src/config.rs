@@ -93,6 +93,17 @@ impl GeneratorServerConfig {
     }
 }
 
+impl GeneratorServerConfig {
+    /// "qwen2.5-7b at http://127.0.0.1:8080", as settings and reports show the server.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} at {}",
+            self.model.as_deref().unwrap_or("the server's model"),
+            crate::generate::openai_server::display_url(&self.url)
+        )
+    }
+}
+
 impl std::fmt::Debug for GeneratorServerConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GeneratorServerConfig")

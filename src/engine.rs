@@ -266,11 +266,7 @@ impl Engine {
         settings.embedder = self.embedder.as_ref().map(|e| e.meta().id);
         let slot = self.generator_slot();
         settings.generator = match slot.server_config() {
-            Some(server) => Some(format!(
-                "{} at {}",
-                server.model.as_deref().unwrap_or("the server's model"),
-                crate::generate::openai_server::display_url(&server.url)
-            )),
+            Some(server) => Some(server.describe()),
             None => self
                 .generator_path()
                 .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())),

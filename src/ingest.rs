@@ -171,9 +171,8 @@ pub fn extract_source(source: &Source) -> Result<Extracted, ExtractError> {
     if !res.pages_without_text.is_empty() {
         let pages = &res.pages_without_text;
         res.warnings.push(format!(
-            "no extractable text on {} {} (scanned, or fonts without a Unicode map; {})",
-            if pages.len() == 1 { "page" } else { "pages" },
-            page_ranges(pages),
+            "no extractable text on {} (scanned, or fonts without a Unicode map; {})",
+            pages_phrase(pages),
             if source.ocr.is_some() { "OCR found none" } else { "OCR is switched off" }
         ));
     } else if !res.has_text() {
@@ -244,41 +243,30 @@ fn ocr_pages(path: &Path, res: &mut Extracted, options: &ocr::OcrOptions) {
     let done: Vec<u32> = read.iter().map(|(page, _)| *page).collect();
     res.pages_without_text.retain(|p| !done.contains(p));
     if !done.is_empty() {
-        res.warnings.push(format!(
-            "{} {} read by OCR ({})",
-            if done.len() == 1 { "page" } else { "pages" },
-            page_ranges(&done),
-            options.languages
-        ));
+        res.warnings.push(format!("{} read by OCR ({})", pages_phrase(&done), options.languages));
     }
     if !low.is_empty() {
-        res.warnings.push(format!(
-            "low OCR confidence on {} {}: the text may be wrong",
-            if low.len() == 1 { "page" } else { "pages" },
-            page_ranges(&low)
-        ));
+        res.warnings
+            .push(format!("low OCR confidence on {}: the text may be wrong", pages_phrase(&low)));
     }
     if !noise.is_empty() {
         res.warnings.push(format!(
-            "OCR read nothing reliable on {} {} with the {} models (another script? set the OCR languages)",
-            if noise.len() == 1 { "page" } else { "pages" },
-            page_ranges(&noise),
+            "OCR read nothing reliable on {} with the {} models (another script? set the OCR languages)",
+            pages_phrase(&noise),
             options.languages
         ));
     }
     if let Some((page, reason)) = failed.first() {
         res.warnings.push(format!(
-            "OCR failed on {} {} ({reason}{})",
-            if failed.len() == 1 { "page" } else { "pages" },
-            page_ranges(&failed.iter().map(|(p, _)| *p).collect::<Vec<_>>()),
+            "OCR failed on {} ({reason}{})",
+            pages_phrase(&failed.iter().map(|(p, _)| *p).collect::<Vec<_>>()),
             if failed.len() > 1 { format!(", first on page {page}") } else { String::new() }
         ));
     }
     if !out_of_time.is_empty() {
         res.warnings.push(format!(
-            "{} {} not read by OCR: its {} s budget for this file ran out",
-            if out_of_time.len() == 1 { "page" } else { "pages" },
-            page_ranges(&out_of_time),
+            "{} not read by OCR: its {} s budget for this file ran out",
+            pages_phrase(&out_of_time),
             options.budget_secs
         ));
     }
@@ -309,6 +297,11 @@ fn insert_pages(res: &mut Extracted, pages: Vec<(u32, String)>) {
 fn tidy_sections(doc: &mut Extracted) {
     let text = &doc.text;
     doc.sections.retain(|s| text[s.start..s.end].chars().any(|c| !c.is_whitespace()));
+}
+
+/// "page 3" or "pages 1-3, 5".
+fn pages_phrase(pages: &[u32]) -> String {
+    format!("{} {}", if pages.len() == 1 { "page" } else { "pages" }, page_ranges(pages))
 }
 
 /// Formats page numbers as compact ranges: `[1, 2, 3, 5]` → "1-3, 5".

@@ -105,12 +105,22 @@ async fn index(
     on_progress: Channel<IndexProgress>,
 ) -> CommandResult<IndexProgress> {
     let engine = shell.engine().await?;
-    let mut updates = engine.follow_index_progress();
-    let finished = engine.start_index(paths, confirm)?.finished();
+    let updates = engine.follow_index_progress();
+    let job = engine.start_index(paths, confirm)?;
+    Ok(forward_progress(job, updates, &on_progress).await)
+}
+
+/// Sends each progress snapshot of `job`'s run until it ends; returns the closing one.
+async fn forward_progress(
+    job: quarry::IndexJob,
+    mut updates: tokio::sync::watch::Receiver<IndexProgress>,
+    on_progress: &Channel<IndexProgress>,
+) -> IndexProgress {
+    let finished = job.finished();
     tokio::pin!(finished);
     loop {
         tokio::select! {
-            last = &mut finished => return Ok(last),
+            last = &mut finished => return last,
             changed = updates.changed() => {
                 if changed.is_ok() {
                     let _ = on_progress.send(updates.borrow_and_update().clone());
@@ -130,19 +140,9 @@ async fn unlock(
     on_progress: Channel<IndexProgress>,
 ) -> CommandResult<IndexProgress> {
     let engine = shell.engine().await?;
-    let mut updates = engine.follow_index_progress();
-    let finished = engine.start_unlock(path, password)?.finished();
-    tokio::pin!(finished);
-    loop {
-        tokio::select! {
-            last = &mut finished => return Ok(last),
-            changed = updates.changed() => {
-                if changed.is_ok() {
-                    let _ = on_progress.send(updates.borrow_and_update().clone());
-                }
-            }
-        }
-    }
+    let updates = engine.follow_index_progress();
+    let job = engine.start_unlock(path, password)?;
+    Ok(forward_progress(job, updates, &on_progress).await)
 }
 
 /// Stops the run after the files in progress; the next run resumes.

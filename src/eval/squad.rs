@@ -354,11 +354,7 @@ pub async fn evaluate(options: &QaEvalOptions, config: EngineConfig, work: &Path
         ttft_ms_p50: percentile(&mut ttfts, 0.5),
         ttft_ms_p95: percentile(&mut ttfts, 0.95),
         model: match &engine.config().generator_server {
-            Some(server) => Some(format!(
-                "{} at {}",
-                server.model.as_deref().unwrap_or("the server's model"),
-                crate::generate::openai_server::display_url(&server.url)
-            )),
+            Some(server) => Some(server.describe()),
             None => engine
                 .config()
                 .generator
