@@ -469,8 +469,26 @@ pub struct AnswerSentence {
 /// How long each part of an answer took.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TS)]
 pub struct AnswerTimings {
-    /// Query embedding, both retrievers and fusion.
+    /// Query embedding, both retrievers, fusion and passage selection.
     pub retrieve_ms: f64,
+    /// Scoring the passages' sentences against the question (the gate's evidence).
+    #[serde(default)]
+    pub evidence_ms: f64,
+    /// From the question to the first generated text the user sees (0 without generation).
+    #[serde(default)]
+    pub first_token_ms: f64,
+    /// Reading the prompt (prefill), as the generator reports it.
+    #[serde(default)]
+    pub prompt_ms: f64,
+    /// Tokens in the prompt, and how many of them came from the attention cache.
+    #[serde(default)]
+    pub prompt_tokens: usize,
+    /// Prompt tokens whose attention cache was reused (the system prompt's prefix).
+    #[serde(default)]
+    pub cached_prompt_tokens: usize,
+    /// Writing the answer after its first token.
+    #[serde(default)]
+    pub decode_ms: f64,
     /// Time to the first generated token (0 without generation).
     pub ttft_ms: f64,
     /// Wall-clock time of the whole answer.

@@ -219,6 +219,8 @@ pub struct Evidence {
     pub language: TextLanguage,
     /// Milliseconds spent retrieving and scoring.
     pub retrieve_ms: f64,
+    /// Milliseconds the sentence scoring took.
+    pub evidence_ms: f64,
     /// The embedder the question and sentences were scored with (verification uses the same).
     embedder: Option<Arc<dyn Embedder>>,
 }
@@ -282,6 +284,8 @@ impl Engine {
             cfg.passage_budget_tokens,
             count_tokens,
         );
+        let retrieve_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let scoring = Instant::now();
         let language = TextLanguage::detect(question);
         let stats = StoreTerms(&self.store, language);
         let sentences = PassageSentences::new(&passages, &stats, embedder.as_deref())?;
@@ -297,7 +301,8 @@ impl Engine {
             gate: GateDecision { score, threshold, passed: score >= threshold },
             language,
             mode,
-            retrieve_ms: started.elapsed().as_secs_f64() * 1000.0,
+            retrieve_ms,
+            evidence_ms: scoring.elapsed().as_secs_f64() * 1000.0,
             embedder,
         })
     }
@@ -376,14 +381,18 @@ impl Engine {
             fallback_detail: None,
             question_coverage: None,
             uncovered_terms: Vec::new(),
-            timings: AnswerTimings { retrieve_ms: evidence.retrieve_ms, ..Default::default() },
+            timings: AnswerTimings {
+                retrieve_ms: evidence.retrieve_ms,
+                evidence_ms: evidence.evidence_ms,
+                ..Default::default()
+            },
         };
         if !evidence.gate.passed {
             abstain(&mut answer, AbstainCause::WeakEvidence);
         } else if let Some(generator) = &generator {
             self.record(&answer, &evidence, Some(generator), options, AuditOutcome::Started)?;
             let written = self
-                .generate_answer(&mut answer, &evidence, generator, options, sink, cancel)
+                .generate_answer(&mut answer, &evidence, generator, options, sink, cancel, started)
                 .await;
             if let Err(err) = written {
                 // A stopped answer (the user, or a client that went away) is on the record too,
@@ -449,6 +458,7 @@ impl Engine {
     /// degeneration guard watches; what it wrote up to any loop is verified (sentences without a
     /// supporting marker get the citation of the passage that supports them); a loop or a
     /// model failure with nothing verifiable falls back to quoting the evidence.
+    #[allow(clippy::too_many_arguments)] // The pipeline's step that needs the whole ask.
     async fn generate_answer(
         &self,
         answer: &mut Answer,
@@ -457,6 +467,7 @@ impl Engine {
         options: &AskOptions,
         sink: &mut dyn TokenSink,
         cancel: &CancelToken,
+        asked: Instant,
     ) -> Result<()> {
         let cfg = &self.config.answer;
         let messages =
@@ -482,6 +493,9 @@ impl Engine {
         sink.stage(AnswerStage::Writing);
         let mut guard = DegenerationGuard::new(evidence.passages.iter().map(|p| p.text.as_str()));
         while let Some(piece) = rx.recv().await {
+            if answer.timings.first_token_ms == 0.0 && !piece.is_empty() {
+                answer.timings.first_token_ms = asked.elapsed().as_secs_f64() * 1000.0;
+            }
             if guard.stopped().is_some() {
                 continue;
             }
@@ -516,6 +530,10 @@ impl Engine {
         answer.early_stop = guard.stopped();
         answer.model_text = Some(guard.text().to_owned());
         answer.timings.ttft_ms = report.ttft_ms;
+        answer.timings.prompt_ms = report.prefill_ms;
+        answer.timings.prompt_tokens = report.prompt_tokens;
+        answer.timings.cached_prompt_tokens = report.cached_prompt_tokens;
+        answer.timings.decode_ms = (report.total_ms - report.ttft_ms).max(0.0);
         answer.timings.tokens = report.generated_tokens;
         answer.timings.tokens_per_s = report.decode_tokens_per_s;
         sink.stage(AnswerStage::Checking);

@@ -141,6 +141,40 @@ pub struct GateCalibration {
     pub max_wrongly_refused: f64,
 }
 
+/// A p50 and a p95.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+}
+
+impl Spread {
+    fn of(values: &mut [f64]) -> Self {
+        Self { p50: percentile(values, 0.5), p95: percentile(values, 0.95) }
+    }
+}
+
+/// An answer's time by stage, in milliseconds, and its prompt's size in tokens.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageTimes {
+    /// Query embedding, retrieval, fusion and passage selection.
+    pub retrieve_ms: Spread,
+    /// Scoring the passages' sentences (the gate).
+    pub evidence_ms: Spread,
+    /// From the question to the first generated text.
+    pub first_token_ms: Spread,
+    /// Reading the prompt.
+    pub prompt_ms: Spread,
+    /// Writing after the first token.
+    pub decode_ms: Spread,
+    /// Tokens in the prompt.
+    pub prompt_tokens: Spread,
+    /// Prompt tokens served from the attention cache.
+    pub cached_prompt_tokens: Spread,
+}
+
 /// One evaluation run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct QaRun {
@@ -166,6 +200,10 @@ pub struct QaRun {
     pub ttft_ms_p50: f64,
     /// 95th percentile of the time to the first generated token.
     pub ttft_ms_p95: f64,
+    /// Where an answer's time goes, stage by stage (p50 and p95): retrieval and evidence
+    /// scoring over every answer; the rest over the answers the model wrote.
+    #[serde(default)]
+    pub stages: StageTimes,
     /// The generator, when answers were generated.
     pub model: Option<String>,
     /// The prompt layout.
@@ -256,6 +294,7 @@ pub async fn evaluate(options: &QaEvalOptions, config: EngineConfig, work: &Path
     let mut latencies = Vec::new();
     let mut generated_latencies = Vec::new();
     let mut ttfts = Vec::new();
+    let mut stage: [Vec<f64>; 7] = Default::default();
     let mut dump = match &options.dump {
         Some(path) => Some(std::io::BufWriter::new(
             std::fs::File::create(path).map_err(|e| Error::io(path, e))?,
@@ -275,9 +314,17 @@ pub async fn evaluate(options: &QaEvalOptions, config: EngineConfig, work: &Path
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         latencies.push(ms);
         let gold: Vec<&str> = q.answers.iter().map(|a| a.text.as_str()).collect();
-        if answer.timings.ttft_ms > 0.0 {
+        let t = &answer.timings;
+        stage[0].push(t.retrieve_ms);
+        stage[1].push(t.evidence_ms);
+        if t.ttft_ms > 0.0 {
             generated_latencies.push(ms);
-            ttfts.push(answer.timings.ttft_ms);
+            ttfts.push(t.ttft_ms);
+            stage[2].push(t.first_token_ms);
+            stage[3].push(t.prompt_ms);
+            stage[4].push(t.decode_ms);
+            stage[5].push(t.prompt_tokens as f64);
+            stage[6].push(t.cached_prompt_tokens as f64);
         }
         let gold_paragraph = paragraph_text.get(q.pid.as_str()).copied();
         tally.add(category, &answer, &gold, gold_paragraph);
@@ -353,6 +400,18 @@ pub async fn evaluate(options: &QaEvalOptions, config: EngineConfig, work: &Path
         generated_ms_p95: percentile(&mut generated_latencies, 0.95),
         ttft_ms_p50: percentile(&mut ttfts, 0.5),
         ttft_ms_p95: percentile(&mut ttfts, 0.95),
+        stages: {
+            let [retrieve, evidence, first, prompt, decode, tokens, cached] = &mut stage;
+            StageTimes {
+                retrieve_ms: Spread::of(retrieve),
+                evidence_ms: Spread::of(evidence),
+                first_token_ms: Spread::of(first),
+                prompt_ms: Spread::of(prompt),
+                decode_ms: Spread::of(decode),
+                prompt_tokens: Spread::of(tokens),
+                cached_prompt_tokens: Spread::of(cached),
+            }
+        },
         model: match &engine.config().generator_server {
             Some(server) => Some(server.describe()),
             None => engine

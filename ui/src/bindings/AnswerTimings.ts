@@ -5,9 +5,33 @@
  */
 export type AnswerTimings = { 
 /**
- * Query embedding, both retrievers and fusion.
+ * Query embedding, both retrievers, fusion and passage selection.
  */
 retrieve_ms: number, 
+/**
+ * Scoring the passages' sentences against the question (the gate's evidence).
+ */
+evidence_ms: number, 
+/**
+ * From the question to the first generated text the user sees (0 without generation).
+ */
+first_token_ms: number, 
+/**
+ * Reading the prompt (prefill), as the generator reports it.
+ */
+prompt_ms: number, 
+/**
+ * Tokens in the prompt, and how many of them came from the attention cache.
+ */
+prompt_tokens: number, 
+/**
+ * Prompt tokens whose attention cache was reused (the system prompt's prefix).
+ */
+cached_prompt_tokens: number, 
+/**
+ * Writing the answer after its first token.
+ */
+decode_ms: number, 
 /**
  * Time to the first generated token (0 without generation).
  */
