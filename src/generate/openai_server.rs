@@ -179,12 +179,12 @@ impl ServerGenerator {
         if !params.stop.is_empty() {
             body["stop"] = json!(params.stop);
         }
-        if params.repeat_penalty != 1.0 {
-            // llama.cpp's name and vLLM's; servers that know neither ignore them.
-            body["repeat_penalty"] = json!(params.repeat_penalty);
-            body["repetition_penalty"] = json!(params.repeat_penalty);
-            body["repeat_last_n"] = json!(params.repeat_last_n);
-        }
+        // Always sent, 1.0 included: llama.cpp's servers otherwise apply their own default
+        // (1.1), and answers would not decode as they do locally. llama.cpp's name and vLLM's;
+        // servers that know neither ignore them.
+        body["repeat_penalty"] = json!(params.repeat_penalty);
+        body["repetition_penalty"] = json!(params.repeat_penalty);
+        body["repeat_last_n"] = json!(params.repeat_last_n);
         body
     }
 
