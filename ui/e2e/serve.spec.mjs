@@ -340,6 +340,11 @@ async function main() {
       console.log(`# SKIPPED the download check: no ${realModels}/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf`);
     }
 
+    // A file that is not what its name says fails with the reason (said in German below).
+    writeFileSync(join(docs, "minutes.docx"), "These minutes were saved as plain text.\n");
+    await page.getByRole("button", { name: "Library" }).click();
+    await page.getByText("not a Word document: the file is plain text").waitFor({ timeout: 60_000 });
+
     // Settings, then every view in dark mode and in German.
     await page.getByRole("button", { name: "Settings" }).click();
     await page.getByText("all-MiniLM-L6-v2").waitFor();
@@ -358,6 +363,8 @@ async function main() {
     await page.getByRole("button", { name: "Bibliothek" }).click();
     await page.getByText("kein UTF-8; als windows-1252 gelesen").waitFor();
     check(await page.getByText("not UTF-8; decoded as").count() === 0, "engine warnings are shown in German");
+    await page.getByText("kein Word-Dokument: die Datei ist reiner Text").waitFor();
+    check(await page.getByText("not a Word document").count() === 0, "failure reasons are shown in German");
     await page.screenshot({ path: join(shots, "settings-dark-de.png") });
     check(errors.length === 0, `no script errors (${errors.join("; ")})`);
   } finally {

@@ -38,7 +38,34 @@ const german: Rule[] = [
     /^(pages?) (.+) not read by OCR: its (\d+) s budget for this file ran out$/,
     (m) => `${pages(m[1], m[2])} nicht per Texterkennung gelesen: die ${m[3]} s für diese Datei waren aufgebraucht`,
   ],
-  [/^repaired by qpdf \((.+)\)$/, (m) => `von qpdf repariert (${m[1]})`],
+  [/^repaired by qpdf \((.+)\)$/, (m) => `von qpdf repariert (${engineNote(m[1], "de")})`],
+  // Why a document failed.
+  [/^damaged PDF: (.+)$/, (m) => `beschädigtes PDF: ${m[1]}`],
+  [
+    /^encrypted: the PDF needs a password to open \(give it with quarry index --password-file FILE\)$/,
+    () => "verschlüsselt: das PDF braucht ein Passwort (mit quarry index --password-file DATEI angeben)",
+  ],
+  [
+    /^encrypted: the PDF needs a password to open, and none of the (\d+) given opens it$/,
+    (m) => `verschlüsselt: das PDF braucht ein Passwort, und keines der ${m[1]} angegebenen öffnet es`,
+  ],
+  [/^encrypted: .+ protected by a password$/, () => "verschlüsselt: die Datei ist passwortgeschützt"],
+  [/^encrypted: the (document|workbook) is password-protected$/, () => "verschlüsselt: die Datei ist passwortgeschützt"],
+  [
+    /^its parts inflate to more than (\d+) MB: refused as a zip bomb$/,
+    (m) => `ihre Teile entpacken sich zu mehr als ${m[1]} MB: als Zip-Bombe abgelehnt`,
+  ],
+  [
+    /^the archive lists (\d+) entries \(more than (\d+)\): refused as a zip bomb$/,
+    (m) => `das Archiv nennt ${m[1]} Einträge (mehr als ${m[2]}): als Zip-Bombe abgelehnt`,
+  ],
+  [/^not (a .+|an .+|text): (.+)$/, (m) => `${kindName(m[1])}: ${engineNote(m[2], "de")}`],
+  [/^the file is plain text$/, () => "die Datei ist reiner Text"],
+  [/^the file is an HTML page$/, () => "die Datei ist eine HTML-Seite"],
+  [/^the file is a zip archive$/, () => "die Datei ist ein Zip-Archiv"],
+  [/^the file is a PDF$/, () => "die Datei ist ein PDF"],
+  [/^the content looks like (.+)$/, (m) => `der Inhalt sieht aus wie ${m[1]}`],
+  [/^OCR failed: (.+)$/, (m) => `Texterkennung fehlgeschlagen: ${m[1]}`],
   [/^opened with a password you gave$/, () => "mit einem von Ihnen angegebenen Passwort geöffnet"],
   [/^the document contains no text$/, () => "das Dokument enthält keinen Text"],
   [
@@ -58,7 +85,28 @@ const german: Rule[] = [
   ],
 ];
 
-/** `note` (an engine warning) in `lang`. */
+/** "not a Word document" → "kein Word-Dokument", for the formats the engine names. */
+function kindName(what: string): string {
+  const names: Record<string, string> = {
+    "a PDF": "kein PDF",
+    text: "kein Text",
+    "a Word document": "kein Word-Dokument",
+    "an OpenDocument text": "kein OpenDocument-Text",
+    "a PowerPoint presentation": "keine PowerPoint-Präsentation",
+    "an OpenDocument presentation": "keine OpenDocument-Präsentation",
+    "an Excel workbook": "keine Excel-Arbeitsmappe",
+    "an OpenDocument spreadsheet": "keine OpenDocument-Tabelle",
+    "an EPUB e-book": "kein EPUB-E-Book",
+    "a zip archive": "kein Zip-Archiv",
+    "an Excel 97-2003 workbook": "keine Excel-97-2003-Arbeitsmappe",
+    "a PNG image": "kein PNG-Bild",
+    "a JPEG image": "kein JPEG-Bild",
+    "a TIFF image": "kein TIFF-Bild",
+  };
+  return names[what] ?? `nicht ${what}`;
+}
+
+/** `note` (an engine warning or failure reason) in `lang`. */
 export function engineNote(note: string, lang: Lang): string {
   if (lang === "en") return note;
   for (const [pattern, say] of german) {

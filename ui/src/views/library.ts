@@ -201,7 +201,7 @@ export class LibraryView {
     const body = h("tbody");
     for (const d of docs) {
       const notes = h("div", { class: "notes" });
-      if (d.error) notes.append(h("div", { class: "error" }, d.error));
+      if (d.error) notes.append(h("div", { class: "error" }, this.t.note(d.error)));
       if (d.state === "failed" && d.kind === "pdf" && d.error?.startsWith("encrypted")) notes.append(this.unlockForm(d.path));
       for (const w of d.warnings) notes.append(h("div", { class: "warning" }, this.t.note(w)));
       body.append(
