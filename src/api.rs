@@ -480,7 +480,7 @@ pub struct AnswerTimings {
     /// Reading the prompt (prefill), as the generator reports it.
     #[serde(default)]
     pub prompt_ms: f64,
-    /// Tokens in the prompt, and how many of them came from the attention cache.
+    /// Tokens in the prompt (0 when a server generator does not report them).
     #[serde(default)]
     pub prompt_tokens: usize,
     /// Prompt tokens whose attention cache was reused (the system prompt's prefix).

@@ -218,7 +218,6 @@ impl Generator for ServerGenerator {
         cancel: &CancelToken,
     ) -> Result<GenerationReport, GenerateError> {
         let started = Instant::now();
-        let prompt_chars: usize = messages.iter().map(|m| m.content.len()).sum();
         let (events, received) = mpsc::channel();
         let job = Job::Chat { body: self.body(messages, params), events, cancel: cancel.clone() };
         self.jobs.send(job).map_err(|_| self.server_error("the client thread ended".into()))?;
@@ -282,7 +281,8 @@ impl Generator for ServerGenerator {
         Ok(GenerationReport {
             text,
             stop_reason,
-            prompt_tokens: usage.map_or(prompt_chars.div_ceil(3), |u| u.prompt_tokens),
+            // 0 when the server does not say (llama-cpp-python sends no usage when streaming).
+            prompt_tokens: usage.map_or(0, |u| u.prompt_tokens),
             cached_prompt_tokens: 0,
             generated_tokens,
             prefill_ms: ttft_ms,

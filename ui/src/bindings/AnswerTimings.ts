@@ -21,7 +21,7 @@ first_token_ms: number,
  */
 prompt_ms: number, 
 /**
- * Tokens in the prompt, and how many of them came from the attention cache.
+ * Tokens in the prompt (0 when a server generator does not report them).
  */
 prompt_tokens: number, 
 /**
