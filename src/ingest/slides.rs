@@ -28,12 +28,12 @@ impl DocumentExtractor for SlidesExtractor {
         kind == FileKind::Presentation
     }
 
-    fn extract(&self, path: &Path, bytes: &[u8]) -> Result<Extracted, ExtractError> {
+    fn extract(&self, _path: &Path, bytes: &[u8]) -> Result<Extracted, ExtractError> {
         let mut package = Package::open(bytes, "a presentation")?;
+        // OpenDocument keeps its slides in content.xml; PowerPoint in ppt/slides/.
         if package.read("content.xml")?.is_some() {
             return opendocument::presentation(&mut package);
         }
-        let _ = path;
         pptx(&mut package)
     }
 }
