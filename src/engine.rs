@@ -281,7 +281,7 @@ impl Engine {
 
     /// Indexes `files`, documents already in the library, again with `passwords` for locked
     /// PDFs (for this run only). The files are not added as sources of their own.
-    pub async fn reindex_locked(
+    pub(crate) async fn reindex_locked(
         &self,
         files: &[PathBuf],
         passwords: crate::ingest::Passwords,

@@ -80,6 +80,17 @@ impl Extracted {
         }
     }
 
+    /// Appends `text` (trimmed; nothing when blank) as a section, after a blank line when
+    /// text came before.
+    pub fn push_block(&mut self, page: u32, heading: Vec<String>, text: &str) {
+        let text = text.trim();
+        if text.is_empty() {
+            return;
+        }
+        let sep = if self.text.is_empty() { "" } else { "\n\n" };
+        self.push_section(page, heading, &format!("{sep}{text}"));
+    }
+
     /// Whether any section holds a visible character.
     pub fn has_text(&self) -> bool {
         self.sections.iter().any(|s| self.text[s.start..s.end].chars().any(|c| !c.is_whitespace()))
@@ -142,6 +153,24 @@ pub fn extractors() -> Vec<Box<dyn DocumentExtractor>> {
     ]
 }
 
+/// The first extractor that reads files of `kind` (also for attachments and archive entries).
+pub(crate) fn extractor_for(kind: FileKind) -> Option<Box<dyn DocumentExtractor>> {
+    extractors().into_iter().find(|e| e.accepts(kind))
+}
+
+/// "3 attachments not indexed (why): a, b, c": the first ten named, the rest counted.
+pub(crate) fn left_out_note(names: &[String], one: &str, many: &str, why: &str) -> String {
+    const NAMED: usize = 10;
+    let more = names.len().saturating_sub(NAMED);
+    format!(
+        "{} {} not indexed ({why}): {}{}",
+        names.len(),
+        if names.len() == 1 { one } else { many },
+        names[..names.len().min(NAMED)].join(", "),
+        if more > 0 { format!(" and {more} more") } else { String::new() }
+    )
+}
+
 /// Reads `source` and extracts it with the first extractor that accepts its kind.
 /// Runs in the worker process when extraction is isolated.
 pub fn extract_source(source: &Source) -> Result<Extracted, ExtractError> {
@@ -149,10 +178,7 @@ pub fn extract_source(source: &Source) -> Result<Extracted, ExtractError> {
     if source.kind == FileKind::Image {
         return read_image(source, &bytes);
     }
-    let registry = extractors();
-    let extractor = registry
-        .iter()
-        .find(|e| e.accepts(source.kind))
+    let extractor = extractor_for(source.kind)
         .ok_or_else(|| ExtractError::Unsupported(source.kind.as_str().to_owned()))?;
     let mut res = match extractor.extract(&source.path, &bytes) {
         Ok(res) => res,

@@ -7,9 +7,8 @@
 use std::path::Path;
 
 use super::package::Package;
-use super::slides::push_block;
 use super::sniff::kind_from_extension;
-use super::{DocumentExtractor, Extracted, extractors};
+use super::{DocumentExtractor, Extracted, extractor_for, left_out_note};
 use crate::api::FileKind;
 use crate::error::ExtractError;
 
@@ -36,15 +35,8 @@ impl DocumentExtractor for ArchiveExtractor {
         let mut unread = Vec::new();
         add_entries(&mut res, &mut package, &[], &mut part, &mut unread, 0)?;
         if !unread.is_empty() {
-            const NAMED: usize = 10;
-            let more = unread.len().saturating_sub(NAMED);
-            res.warnings.push(format!(
-                "{} {} not indexed (type not read, or archives nested too deep): {}{}",
-                unread.len(),
-                if unread.len() == 1 { "entry" } else { "entries" },
-                unread[..unread.len().min(NAMED)].join(", "),
-                if more > 0 { format!(" and {more} more") } else { String::new() }
-            ));
+            let why = "type not read, or archives nested too deep";
+            res.warnings.push(left_out_note(&unread, "entry", "entries", why));
         }
         res.pages = part.max(1);
         Ok(res)
@@ -98,8 +90,7 @@ fn add_entries(
             }
             continue;
         }
-        let registry = extractors();
-        let Some(extractor) = registry.iter().find(|e| e.accepts(kind)) else {
+        let Some(extractor) = extractor_for(kind) else {
             unread.push(shown);
             continue;
         };
@@ -113,8 +104,7 @@ fn add_entries(
                         heading.push(format!("{} {}", kind.page_name(), section.page));
                     }
                     heading.extend(section.heading.iter().cloned());
-                    push_block(
-                        res,
+                    res.push_block(
                         base + section.page,
                         heading,
                         &doc.text[section.start..section.end],

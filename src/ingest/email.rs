@@ -9,9 +9,8 @@ use std::path::Path;
 
 use mail_parser::{Message, MessageParser, MimeHeaders};
 
-use super::slides::push_block;
 use super::sniff::kind_from_extension;
-use super::{DocumentExtractor, Extracted, extractors};
+use super::{DocumentExtractor, Extracted, extractor_for, left_out_note};
 use crate::api::FileKind;
 use crate::error::ExtractError;
 
@@ -141,7 +140,7 @@ fn add_message(
     if depth == 0 || parts == Parts::PerAttachment {
         *part += 1;
     }
-    push_block(res, *part, heading.clone(), &format!("{head}\n{body}"));
+    res.push_block(*part, heading.clone(), &format!("{head}\n{body}"));
 
     let mut unread = Vec::new();
     for (index, attachment) in message.attachments().enumerate() {
@@ -166,8 +165,7 @@ fn add_message(
             unread.push(name);
             continue;
         };
-        let registry = extractors();
-        let Some(extractor) = registry.iter().find(|e| e.accepts(kind)) else {
+        let Some(extractor) = extractor_for(kind) else {
             unread.push(name);
             continue;
         };
@@ -180,7 +178,7 @@ fn add_message(
                     let mut path = heading.clone();
                     path.push(name.clone());
                     path.extend(section.heading.iter().cloned());
-                    push_block(res, *part, path, &doc.text[section.start..section.end]);
+                    res.push_block(*part, path, &doc.text[section.start..section.end]);
                 }
                 res.warnings.extend(doc.warnings.iter().map(|w| format!("{name}: {w}")));
             }
@@ -188,15 +186,8 @@ fn add_message(
         }
     }
     if !unread.is_empty() {
-        const NAMED: usize = 10;
-        let more = unread.len().saturating_sub(NAMED);
-        res.warnings.push(format!(
-            "{} {} not indexed (type not read, or too many): {}{}",
-            unread.len(),
-            if unread.len() == 1 { "attachment" } else { "attachments" },
-            unread[..unread.len().min(NAMED)].join(", "),
-            if more > 0 { format!(" and {more} more") } else { String::new() }
-        ));
+        let why = "type not read, or too many";
+        res.warnings.push(left_out_note(&unread, "attachment", "attachments", why));
     }
 }
 

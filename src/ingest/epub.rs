@@ -11,7 +11,6 @@ use quick_xml::events::Event;
 use super::docx::attr;
 use super::html::HtmlPage;
 use super::package::Package;
-use super::slides::push_block;
 use super::text::decode_text;
 use super::{DocumentExtractor, Extracted};
 use crate::api::FileKind;
@@ -71,7 +70,7 @@ impl DocumentExtractor for EpubExtractor {
                 } else {
                     heading.clone()
                 };
-                push_block(&mut res, chapter, heading, text);
+                res.push_block(chapter, heading, text);
             }
         }
         if chapter == 0 {

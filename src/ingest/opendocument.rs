@@ -10,7 +10,6 @@ use quick_xml::events::{BytesStart, Event};
 
 use super::docx::attr;
 use super::package::Package;
-use super::slides::push_block;
 use super::{DocumentExtractor, Extracted};
 use crate::api::FileKind;
 use crate::error::ExtractError;
@@ -134,7 +133,7 @@ fn text_document(xml: &str) -> Result<Extracted, quick_xml::Error> {
     let mut heading: Vec<String> = Vec::new();
     let mut section = String::new();
     let flush = |res: &mut Extracted, section: &mut String, page: u32, heading: &[String]| {
-        push_block(res, page, heading.to_vec(), section);
+        res.push_block(page, heading.to_vec(), section);
         section.clear();
     };
     loop {
@@ -236,10 +235,10 @@ fn slides(xml: &str) -> Result<Extracted, quick_xml::Error> {
                         if let Some(title) = &title {
                             text = format!("{title}\n\n{text}");
                         }
-                        push_block(&mut res, slide, heading.clone(), &text);
+                        res.push_block(slide, heading.clone(), &text);
                         let mut notes_heading = heading;
                         notes_heading.push("Notes".into());
-                        push_block(&mut res, slide, notes_heading, &notes.join("\n"));
+                        res.push_block(slide, notes_heading, &notes.join("\n"));
                     }
                     _ => {}
                 }

@@ -33,7 +33,7 @@ impl DocumentExtractor for RtfExtractor {
         let doc = parse(bytes);
         let mut res = Extracted { pages: doc.pages.len().max(1) as u32, ..Extracted::default() };
         for (index, text) in doc.pages.iter().enumerate() {
-            super::slides::push_block(&mut res, index as u32 + 1, Vec::new(), text);
+            res.push_block(index as u32 + 1, Vec::new(), text);
         }
         let title = doc.title.trim();
         res.title = (!title.is_empty()).then(|| title.to_owned());

@@ -57,7 +57,7 @@ fn pptx(package: &mut Package<'_>) -> Result<Extracted, ExtractError> {
         let slide =
             shapes_text(&xml).map_err(|e| ExtractError::Malformed(format!("{part}: {e}")))?;
         let heading: Vec<String> = slide.title.iter().cloned().collect();
-        push_block(&mut res, number, heading.clone(), &slide.text);
+        res.push_block(number, heading.clone(), &slide.text);
         if let Some(notes_part) = notes_part(package, part)?
             && let Some(xml) = package.read_text(&notes_part)?
         {
@@ -65,23 +65,13 @@ fn pptx(package: &mut Package<'_>) -> Result<Extracted, ExtractError> {
                 .map_err(|e| ExtractError::Malformed(format!("{notes_part}: {e}")))?;
             let mut heading = heading;
             heading.push("Notes".into());
-            push_block(&mut res, number, heading, &notes.text);
+            res.push_block(number, heading, &notes.text);
         }
     }
     if let Some(core) = package.read_text("docProps/core.xml")? {
         res.title = core_title(&core);
     }
     Ok(res)
-}
-
-/// Appends a block of text as a section, separated from the one before by a blank line.
-pub(super) fn push_block(res: &mut Extracted, page: u32, heading: Vec<String>, text: &str) {
-    let text = text.trim();
-    if text.is_empty() {
-        return;
-    }
-    let sep = if res.text.is_empty() { "" } else { "\n\n" };
-    res.push_section(page, heading, &format!("{sep}{text}"));
 }
 
 /// The slide parts in the deck's order (`ppt/presentation.xml`'s slide list through its

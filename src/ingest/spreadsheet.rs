@@ -91,7 +91,7 @@ fn workbook(bytes: &[u8]) -> Result<Extracted, ExtractError> {
                 "sheet \"{name}\" has more than {MAX_CELLS_PER_SHEET} cells; the rest is left out"
             ));
         }
-        super::slides::push_block(&mut res, page, vec![name.clone()], &text);
+        res.push_block(page, vec![name.clone()], &text);
     }
     Ok(res)
 }
