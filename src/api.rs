@@ -364,7 +364,15 @@ pub struct AskOptions {
     pub max_tokens: usize,
     /// Where the answer may look (empty: the whole library).
     pub scope: AskScope,
+    /// The conversation the question belongs to: a thread's id to continue it, [`NEW_THREAD`]
+    /// to start one; none for a question on its own. In a thread, a follow-up is rewritten
+    /// into a standalone question before the search, and the turn is saved.
+    #[serde(default)]
+    pub thread: Option<String>,
 }
+
+/// [`AskOptions::thread`] for a question that starts a new conversation.
+pub const NEW_THREAD: &str = "new";
 
 /// A part of the library to answer from: documents under these folders (or these files) and
 /// of these kinds; an empty list does not restrict.
@@ -386,7 +394,7 @@ impl AskScope {
 
 impl Default for AskOptions {
     fn default() -> Self {
-        Self { k: 8, evidence: false, max_tokens: 384, scope: AskScope::default() }
+        Self { k: 8, evidence: false, max_tokens: 384, scope: AskScope::default(), thread: None }
     }
 }
 
@@ -654,6 +662,9 @@ pub struct Answer {
     pub uncovered_terms: Vec<String>,
     /// Timings.
     pub timings: AnswerTimings,
+    /// The conversation this answer is a turn of, when it is one.
+    #[serde(default)]
+    pub conversation: Option<AnswerConversation>,
 }
 
 /// Where a page starts in a document's text.
@@ -820,7 +831,7 @@ pub struct ModelsOverview {
 }
 
 /// Where an answer is while it is being made, for the UI's status line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(tag = "stage", rename_all = "snake_case")]
 pub enum AnswerStage {
     /// Searching the library.
@@ -834,4 +845,87 @@ pub enum AnswerStage {
     Writing,
     /// The model's text is being checked against the passages.
     Checking,
+    /// A follow-up was rewritten into the standalone question that is searched for (before
+    /// `searching`).
+    Rewritten {
+        /// The question as searched for.
+        question: String,
+        /// Who rewrote it.
+        by: QuestionRewrite,
+    },
+}
+
+/// How a question in a conversation became the question Quarry searched for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum QuestionRewrite {
+    /// It stands on its own (or it opened the conversation).
+    Unchanged,
+    /// A follow-up, completed from the previous turn by Quarry's rules (see
+    /// `conversation::rewrite`).
+    Rules,
+    /// A follow-up, rewritten by the language model (and checked).
+    Model,
+}
+
+/// An answer's place in a conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct AnswerConversation {
+    /// The thread.
+    pub thread_id: String,
+    /// The turn, from 1.
+    pub turn: u32,
+    /// What the user typed (the answer's `question` is what was searched for).
+    pub asked: String,
+    /// How `asked` became the question.
+    pub rewritten_by: QuestionRewrite,
+}
+
+/// A saved conversation as the thread list shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct ThreadSummary {
+    /// Its id.
+    pub id: String,
+    /// Its title (the first question, until renamed).
+    pub title: String,
+    /// When it was started (RFC 3339, UTC).
+    pub created: String,
+    /// When its last turn was added or it was renamed.
+    pub updated: String,
+    /// Number of turns.
+    pub turns: u32,
+}
+
+/// A saved conversation: its turns, each with its own citations and verification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct Thread {
+    /// Its id.
+    pub id: String,
+    /// Its title.
+    pub title: String,
+    /// When it was started (RFC 3339, UTC).
+    pub created: String,
+    /// When it last changed.
+    pub updated: String,
+    /// The turns in order.
+    pub turns: Vec<ThreadTurn>,
+}
+
+/// One question and its answer in a thread.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct ThreadTurn {
+    /// When it was answered (RFC 3339, UTC).
+    pub time: String,
+    /// The answer (its `conversation` says what was typed and how it was rewritten).
+    pub answer: Answer,
+}
+
+/// How a thread is exported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "lowercase")]
+pub enum ThreadExportFormat {
+    /// A report for people, with the sources of every turn.
+    Markdown,
+    /// The thread as saved, with the audit records it produced.
+    Json,
 }

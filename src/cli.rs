@@ -144,9 +144,46 @@ enum Command {
         /// Answer only from documents of this kind (pdf, text, markdown, html, docx, odt, rtf, presentation, spreadsheet, epub, email, mbox, zip, image); repeatable
         #[arg(long = "kind", value_name = "KIND")]
         kinds: Vec<String>,
+        /// Ask as a turn of this conversation (a thread id; "new" starts one): a follow-up is
+        /// rewritten into a standalone question, and the turn is saved
+        #[arg(long, value_name = "ID")]
+        thread: Option<String>,
         /// Print the answer document as JSON
         #[arg(long)]
         json: bool,
+    },
+    /// A conversation in the terminal: one question per line, follow-ups understood, the
+    /// thread saved in the library (an empty line ends it)
+    Chat {
+        /// Continue this conversation [default: start a new one]
+        #[arg(long, value_name = "ID")]
+        thread: Option<String>,
+        /// Passages to retrieve
+        #[arg(short, default_value_t = 8)]
+        k: usize,
+        /// Quote the best-supported sentences instead of generating (no model needed)
+        #[arg(long)]
+        evidence: bool,
+        /// Generator: a GGUF file or an installed model's name [default: the first installed]
+        #[arg(long)]
+        model: Option<String>,
+        /// Most tokens to generate
+        #[arg(long, default_value_t = 384)]
+        max_tokens: usize,
+        /// Answer only from documents under this folder (or this file); repeatable
+        #[arg(long = "in", value_name = "PATH")]
+        within: Vec<PathBuf>,
+        /// Answer only from documents of this kind; repeatable
+        #[arg(long = "kind", value_name = "KIND")]
+        kinds: Vec<String>,
+        /// Print each answer document as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// The saved conversations: list, show, rename, delete, export
+    Threads {
+        #[command(subcommand)]
+        what: ThreadsCommand,
     },
     /// Serve the web UI and the library's operations on 127.0.0.1 (prints the address once)
     Serve {
@@ -270,6 +307,48 @@ enum ModelsCommand {
         /// Print JSON
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `quarry threads …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ThreadsCommand {
+    /// The conversations, the most recent first
+    List {
+        /// As JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// One conversation with every turn, its answers and sources
+    Show {
+        /// The conversation's id
+        id: String,
+        /// As JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give a conversation a new title
+    Rename {
+        /// The conversation's id
+        id: String,
+        /// The new title
+        title: String,
+    },
+    /// Delete a conversation (its answers stay in the audit log)
+    Delete {
+        /// The conversation's id
+        id: String,
+    },
+    /// Export a conversation with its sources
+    Export {
+        /// The conversation's id
+        id: String,
+        /// md (a report for people) or json (the thread and the audit records of its answers)
+        #[arg(long, default_value = "md")]
+        format: String,
+        /// Write to this file [default: standard output]
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -805,32 +884,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Ask { question, k, evidence, model, max_tokens, within, kinds, json } => {
+        Command::Ask { question, k, evidence, model, max_tokens, within, kinds, thread, json } => {
             if let Some(name) = model {
                 config.generator = Some(generation::resolve_model(&models, &name)?);
                 config.generator_server = None;
             }
-            let kinds = kinds
-                .iter()
-                .map(|k| {
-                    quarry::FileKind::parse(k).ok_or_else(|| {
-                        let known: Vec<&str> =
-                            quarry::FileKind::ALL.iter().map(|k| k.as_str()).collect();
-                        quarry::Error::user(format!(
-                            "--kind {k}: expected one of {}",
-                            known.join(", ")
-                        ))
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let within = within
-                .iter()
-                .map(|p| std::path::absolute(p).map(|p| p.to_string_lossy().into_owned()))
-                .collect::<Result<Vec<_>, _>>()
-                .context("cannot resolve an --in path")?;
-            let scope = quarry::api::AskScope { within, kinds };
-            let options = quarry::AskOptions { k, evidence, max_tokens, scope };
+            let scope = ask_scope(&within, &kinds)?;
+            let options = quarry::AskOptions { k, evidence, max_tokens, scope, thread };
             answering::ask(config, answering::AskArgs { question, options, json }).await?;
+        }
+        Command::Chat { thread, k, evidence, model, max_tokens, within, kinds, json } => {
+            if let Some(name) = model {
+                config.generator = Some(generation::resolve_model(&models, &name)?);
+                config.generator_server = None;
+            }
+            let scope = ask_scope(&within, &kinds)?;
+            let options = quarry::AskOptions { k, evidence, max_tokens, scope, thread };
+            answering::chat(config, options, json).await?;
+        }
+        Command::Threads { what } => {
+            answering::threads(config, what).await?;
         }
         Command::Serve { port, ui_dir } => {
             let args = serve::ServeArgs { port, ui_dir };
@@ -1158,4 +1231,23 @@ fn preview(text: &str, max_chars: usize) -> String {
         let cut: String = flat.chars().take(max_chars).collect();
         format!("{cut}…")
     }
+}
+
+/// The part of the library `--in` and `--kind` name.
+fn ask_scope(within: &[PathBuf], kinds: &[String]) -> anyhow::Result<quarry::api::AskScope> {
+    let kinds = kinds
+        .iter()
+        .map(|k| {
+            quarry::FileKind::parse(k).ok_or_else(|| {
+                let known: Vec<&str> = quarry::FileKind::ALL.iter().map(|k| k.as_str()).collect();
+                quarry::Error::user(format!("--kind {k}: expected one of {}", known.join(", ")))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let within = within
+        .iter()
+        .map(|p| std::path::absolute(p).map(|p| p.to_string_lossy().into_owned()))
+        .collect::<Result<Vec<_>, _>>()
+        .context("cannot resolve an --in path")?;
+    Ok(quarry::api::AskScope { within, kinds })
 }

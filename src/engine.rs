@@ -3,6 +3,7 @@
 //! into a stage.
 
 mod answering;
+mod conversations;
 mod index_runs;
 mod indexing;
 mod model_pulls;
@@ -53,6 +54,8 @@ pub struct Engine {
     runs: index_runs::IndexRuns,
     pulls: model_pulls::ModelPulls,
     answers: answering::RunningAnswers,
+    /// The library's saved conversations.
+    threads: crate::conversation::ThreadStore,
     /// The runtime the engine was opened on: background runs are spawned there, also when
     /// started from a plain thread (the folder watch).
     runtime: tokio::runtime::Handle,
@@ -173,6 +176,7 @@ impl EngineBuilder {
             },
         };
         let generator = std::sync::RwLock::new(Arc::new(generator));
+        let threads = crate::conversation::ThreadStore::new(&config.data_dir);
         Ok(Engine {
             config,
             store,
@@ -185,6 +189,7 @@ impl EngineBuilder {
             runs: Default::default(),
             pulls: Default::default(),
             answers: Default::default(),
+            threads,
             runtime,
         })
     }

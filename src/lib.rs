@@ -34,6 +34,7 @@ pub mod api;
 pub mod bench;
 pub mod chunk;
 pub mod config;
+pub mod conversation;
 pub mod embed;
 pub mod engine;
 pub mod error;

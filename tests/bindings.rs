@@ -54,6 +54,12 @@ fn typescript_bindings_are_current() {
     check::<ModelsOverview>(&mut stale);
     check::<AnswerStage>(&mut stale);
     check::<AskScope>(&mut stale);
+    check::<quarry::api::AnswerConversation>(&mut stale);
+    check::<quarry::api::QuestionRewrite>(&mut stale);
+    check::<quarry::api::Thread>(&mut stale);
+    check::<quarry::api::ThreadTurn>(&mut stale);
+    check::<quarry::api::ThreadSummary>(&mut stale);
+    check::<quarry::api::ThreadExportFormat>(&mut stale);
     assert!(
         stale.is_empty(),
         "stale TypeScript bindings (run `QUARRY_BLESS_BINDINGS=1 cargo test bindings` and commit): {stale:?}"

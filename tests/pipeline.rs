@@ -563,3 +563,119 @@ fn engine_futures_are_send() {
     }
     let _ = all;
 }
+
+/// Asks `question` as a turn of `thread`, collecting the stages.
+async fn ask_in(
+    engine: &Engine,
+    thread: &str,
+    question: &str,
+    evidence: bool,
+) -> (quarry::Answer, Vec<quarry::api::AnswerStage>) {
+    struct Stages(Vec<quarry::api::AnswerStage>);
+    impl quarry::generate::TokenSink for Stages {
+        fn text(&mut self, _: &str) {}
+        fn stage(&mut self, stage: quarry::api::AnswerStage) {
+            self.0.push(stage);
+        }
+    }
+    let options = AskOptions { thread: Some(thread.to_owned()), evidence, ..AskOptions::default() };
+    let mut stages = Stages(Vec::new());
+    let answer = engine.ask(question, &options, &mut stages, &CancelToken::new()).await.unwrap();
+    (answer, stages.0)
+}
+
+#[tokio::test]
+async fn a_conversation_rewrites_follow_ups_keeps_each_turn_s_citations_and_is_saved() {
+    use quarry::api::{AnswerStage, NEW_THREAD, QuestionRewrite, ThreadExportFormat};
+    let lib = TempLibrary::new();
+    // The model rewrites follow-ups (when asked to) and answers from the passage it is given.
+    let (engine, chats) = engine_with(
+        &lib,
+        Box::new(|m| {
+            if m[0].content.contains("rewrite a follow-up") {
+                return "How much is the monthly rent for the lease?\nextra".into();
+            }
+            let user = &m.iter().rfind(|m| m.role == "user").unwrap().content;
+            let question = user.rsplit("</passage>").next().unwrap();
+            let (needle, reply) = if question.contains("monthly rent") {
+                ("monthly rent is 1200 euros", "The monthly rent is 1200 euros")
+            } else {
+                ("notice period of three months", "The notice period is three months")
+            };
+            match passage_holding(m, needle) {
+                Some(n) => format!("{reply} [{n}]."),
+                None => "I don't know.".into(),
+            }
+        }),
+    )
+    .await;
+    let (first, stages) = ask_in(&engine, NEW_THREAD, NOTICE_QUESTION, false).await;
+    let turn = first.conversation.clone().unwrap();
+    assert_eq!((turn.turn, turn.rewritten_by), (1, QuestionRewrite::Unchanged));
+    assert!(!stages.iter().any(|s| matches!(s, AnswerStage::Rewritten { .. })));
+    assert!(first.citations.iter().all(|c| c.page == 3), "{first:#?}");
+
+    // The follow-up is rewritten by the model (its first line), shown as a stage, searched
+    // for, and answered from another page.
+    let (second, stages) = ask_in(&engine, &turn.thread_id, "And the rent?", false).await;
+    let rewritten = "How much is the monthly rent for the lease?";
+    assert_eq!(second.question, rewritten);
+    let conversation = second.conversation.clone().unwrap();
+    assert_eq!((conversation.turn, conversation.rewritten_by), (2, QuestionRewrite::Model));
+    assert_eq!(conversation.asked, "And the rent?");
+    assert!(stages.contains(&AnswerStage::Rewritten {
+        question: rewritten.into(),
+        by: QuestionRewrite::Model
+    }));
+    assert!(!second.abstained && second.citations.iter().all(|c| c.page == 2), "{second:#?}");
+    {
+        let chats = chats.lock().unwrap();
+        let rewrite = &chats[1].iter().rfind(|m| m.role == "user").unwrap().content;
+        assert!(rewrite.contains(NOTICE_QUESTION) && rewrite.contains("And the rent?"));
+    }
+
+    // Without a model (evidence mode) the rules rewrite a pronoun follow-up.
+    let (third, _) = ask_in(&engine, &turn.thread_id, "Who made it?", true).await;
+    let conversation = third.conversation.clone().unwrap();
+    assert_eq!(conversation.rewritten_by, QuestionRewrite::Rules);
+    assert_eq!(third.question, "Who made the lease?");
+    assert!(third.citations.iter().any(|c| c.page == 1), "{third:#?}");
+
+    // A standalone question in the thread is not rewritten.
+    let (fourth, _) = ask_in(&engine, &turn.thread_id, NOTICE_QUESTION, true).await;
+    assert_eq!(fourth.conversation.unwrap().rewritten_by, QuestionRewrite::Unchanged);
+
+    // Saved with every turn; listed, renamed, exported with the audit records, deleted.
+    let thread = engine.thread(&turn.thread_id).unwrap();
+    assert_eq!(thread.turns.len(), 4);
+    assert_eq!(thread.title, NOTICE_QUESTION);
+    assert_eq!(thread.turns[1].answer, second);
+    let renamed = engine.rename_thread(&thread.id, "The lease").unwrap();
+    assert_eq!((renamed.title.as_str(), renamed.turns), ("The lease", 4));
+    assert_eq!(engine.threads().unwrap().len(), 1);
+    let markdown = engine.export_thread(&thread.id, ThreadExportFormat::Markdown).unwrap();
+    assert!(markdown.starts_with("# The lease\n"), "{markdown}");
+    assert!(markdown.contains("## 2. And the rent?"), "{markdown}");
+    assert!(markdown.contains("*Searched for:* How much is the monthly rent for the lease?"));
+    assert!(markdown.contains("lease.pdf, page 2"), "{markdown}");
+    let json: serde_json::Value =
+        serde_json::from_str(&engine.export_thread(&thread.id, ThreadExportFormat::Json).unwrap())
+            .unwrap();
+    assert_eq!(json["thread"]["turns"].as_array().unwrap().len(), 4);
+    // Two records (started, answered) per generated turn, one per evidence turn.
+    let audit = json["audit"].as_array().unwrap();
+    assert_eq!(audit.len(), 6, "{audit:#?}");
+    assert!(audit.iter().all(|r| r["conversation"]["thread_id"] == thread.id.as_str()));
+    // A question on its own is not part of any thread.
+    let (alone, _) = ask(&engine, NOTICE_QUESTION).await;
+    assert!(alone.conversation.is_none());
+    assert_eq!(engine.thread(&thread.id).unwrap().turns.len(), 4);
+    engine.delete_thread(&thread.id).unwrap();
+    assert!(engine.threads().unwrap().is_empty());
+    let err = engine.thread(&thread.id).unwrap_err();
+    assert!(matches!(err, Error::User(_)) && err.to_string().contains("no conversation"));
+    let options =
+        AskOptions { thread: Some(thread.id.clone()), evidence: true, ..AskOptions::default() };
+    let err = engine.ask("And?", &options, &mut |_: &str| {}, &CancelToken::new()).await;
+    assert!(err.unwrap_err().to_string().contains("no conversation"));
+}

@@ -54,6 +54,8 @@ mod pull;
 mod mcp;
 // Answers from llama-cpp-python's OpenAI-compatible server with the real Qwen file.
 mod answer_server;
+// Follow-up questions rewritten and retrieved over the shared PDFs.
+mod conversations;
 // The `quarry` command line and its JSON contract.
 mod cli;
 // House rules checked on the source tree.

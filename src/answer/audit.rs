@@ -128,6 +128,9 @@ pub struct AuditRecord {
     /// before the model writes, so even an answer the app never finished is on the record).
     #[serde(default)]
     pub outcome: AuditOutcome,
+    /// The conversation the answer is a turn of (what was typed, how it was rewritten).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<crate::api::AnswerConversation>,
     /// SHA-256 of the previous line of the log (none for the first record, and in records
     /// written before the log was chained).
     #[serde(default)]
@@ -409,7 +412,7 @@ pub fn export(records: &[AuditRecord], format: ExportFormat) -> Result<String> {
 
 /// `text` as plain Markdown text on one line: no heading, list, link, emphasis or HTML can
 /// come from a question or a document.
-fn md(text: &str) -> String {
+pub(crate) fn md(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -536,6 +539,7 @@ mod tests {
             timings: AnswerTimings::default(),
             generation: None,
             outcome: AuditOutcome::Answered,
+            conversation: None,
             prev_sha256: None,
         }
     }

@@ -1,5 +1,6 @@
-//! `quarry ask` and `quarry audit export`: a grounded answer streamed to the terminal with its
-//! numbered sources, or as the JSON document of DESIGN.md §5; the audit log as a report.
+//! `quarry ask`, `quarry chat`, `quarry threads` and `quarry audit export`: a grounded answer
+//! streamed to the terminal with its numbered sources, or as the JSON document of DESIGN.md §5;
+//! conversations in the terminal and the saved threads; the audit log as a report.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -18,11 +19,7 @@ pub(crate) struct AskArgs {
 
 /// Answers, streaming generated text unless `--json`; prints the sources afterwards.
 pub(crate) async fn ask(config: EngineConfig, args: AskArgs) -> anyhow::Result<()> {
-    let has_generator = config.generator.is_some() || config.generator_server.is_some();
-    let generating = has_generator && !args.options.evidence;
-    if !has_generator && !args.options.evidence && !args.json {
-        eprintln!("(no generator model installed: quoting the evidence; see `quarry models list`)");
-    }
+    let generating = announce_generator(&config, &args.options, args.json);
     let engine = Engine::open(config).await?;
     let cancel = CancelToken::new();
     let on_interrupt = cancel.clone();
@@ -31,24 +28,205 @@ pub(crate) async fn ask(config: EngineConfig, args: AskArgs) -> anyhow::Result<(
             on_interrupt.cancel();
         }
     });
-    let stream = generating && !args.json;
-    let mut out = std::io::stdout();
-    let mut sink = |piece: &str| {
-        if stream {
-            let _ = out.write_all(piece.as_bytes());
-            let _ = out.flush();
+    let answer =
+        answer_one(&engine, &args.question, &args.options, args.json, generating, &cancel).await?;
+    if !args.json {
+        if let Some(turn) = &answer.conversation {
+            println!();
+            println!(
+                "(conversation {}, turn {}; ask a follow-up with --thread {})",
+                turn.thread_id, turn.turn, turn.thread_id
+            );
         }
-    };
-    let answer = engine.ask(&args.question, &args.options, &mut sink, &cancel).await?;
-    if args.json {
+    }
+    Ok(())
+}
+
+/// Whether answers will be generated; says so when they cannot be.
+fn announce_generator(config: &EngineConfig, options: &AskOptions, json: bool) -> bool {
+    let has_generator = config.generator.is_some() || config.generator_server.is_some();
+    if !has_generator && !options.evidence && !json {
+        eprintln!("(no generator model installed: quoting the evidence; see `quarry models list`)");
+    }
+    has_generator && !options.evidence
+}
+
+/// One answer: the rewritten follow-up and the streamed text as they come, then the checked
+/// answer with its sources (or the JSON document).
+async fn answer_one(
+    engine: &Engine,
+    question: &str,
+    options: &AskOptions,
+    json: bool,
+    generating: bool,
+    cancel: &CancelToken,
+) -> anyhow::Result<Answer> {
+    struct Terminal {
+        stream: bool,
+        json: bool,
+        out: std::io::Stdout,
+    }
+    impl quarry::generate::TokenSink for Terminal {
+        fn text(&mut self, piece: &str) {
+            if self.stream {
+                let _ = self.out.write_all(piece.as_bytes());
+                let _ = self.out.flush();
+            }
+        }
+
+        fn stage(&mut self, stage: quarry::api::AnswerStage) {
+            if let (quarry::api::AnswerStage::Rewritten { question, .. }, false) =
+                (stage, self.json)
+            {
+                println!("(searching for: {question})");
+            }
+        }
+    }
+    let stream = generating && !json;
+    let mut sink = Terminal { stream, json, out: std::io::stdout() };
+    let answer = engine.ask(question, options, &mut sink, cancel).await?;
+    if json {
         println!("{}", serde_json::to_string_pretty(&answer)?);
-        return Ok(());
+        return Ok(answer);
     }
     if stream {
         println!();
         println!();
     }
     print_answer(&answer, stream);
+    Ok(answer)
+}
+
+/// `quarry chat`: a conversation in the terminal, one question per line; every answer is a
+/// turn of one thread (a new one unless `thread` names one). Ctrl-C stops the answer being
+/// written; an empty line, `/quit` or the end of input ends the conversation.
+pub(crate) async fn chat(
+    config: EngineConfig,
+    mut options: AskOptions,
+    json: bool,
+) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let generating = announce_generator(&config, &options, json);
+    let engine = Engine::open(config).await?;
+    let interactive = std::io::stdin().is_terminal();
+    let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let current = std::sync::Arc::new(std::sync::Mutex::new(CancelToken::new()));
+    let on_interrupt = std::sync::Arc::clone(&current);
+    tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            if let Ok(token) = on_interrupt.lock() {
+                token.cancel();
+            }
+        }
+    });
+    if options.thread.is_none() {
+        options.thread = Some(quarry::api::NEW_THREAD.to_owned());
+    }
+    if interactive {
+        eprintln!("Ask about your documents; follow-ups are understood. An empty line ends.");
+    }
+    loop {
+        if interactive {
+            eprint!("> ");
+            let _ = std::io::stderr().flush();
+        }
+        let Some(line) = lines.recv().await else { break };
+        let question = line.trim();
+        if question.is_empty() || question == "/quit" {
+            break;
+        }
+        let cancel = CancelToken::new();
+        if let Ok(mut token) = current.lock() {
+            *token = cancel.clone();
+        }
+        match answer_one(&engine, question, &options, json, generating, &cancel).await {
+            Ok(answer) => {
+                if let Some(turn) = answer.conversation {
+                    options.thread = Some(turn.thread_id);
+                }
+            }
+            Err(e) if matches!(e.downcast_ref(), Some(quarry::Error::Cancelled)) => {
+                println!("\n(stopped)");
+            }
+            Err(e) => return Err(e),
+        }
+        if !json {
+            println!();
+        }
+    }
+    if let (Some(thread), false) = (&options.thread, json) {
+        if thread != quarry::api::NEW_THREAD {
+            eprintln!(
+                "(conversation {thread} saved; continue it with `quarry chat --thread {thread}`)"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `quarry threads …`: the saved conversations.
+pub(crate) async fn threads(
+    config: EngineConfig,
+    what: crate::cli::ThreadsCommand,
+) -> anyhow::Result<()> {
+    use crate::cli::ThreadsCommand;
+    let engine = Engine::open(config).await?;
+    match what {
+        ThreadsCommand::List { json } => {
+            let threads = engine.threads()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&threads)?);
+            } else if threads.is_empty() {
+                println!("No conversations yet (`quarry chat`, or `quarry ask --thread new`).");
+            } else {
+                for t in threads {
+                    println!("{}  {}  {} turns  {}", t.id, t.updated, t.turns, t.title);
+                }
+            }
+        }
+        ThreadsCommand::Show { id, json } => {
+            let thread = engine.thread(&id)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&thread)?);
+            } else {
+                print!(
+                    "{}",
+                    engine.export_thread(&thread.id, quarry::api::ThreadExportFormat::Markdown)?
+                );
+            }
+        }
+        ThreadsCommand::Rename { id, title } => {
+            let t = engine.rename_thread(&id, &title)?;
+            println!("{}  {}", t.id, t.title);
+        }
+        ThreadsCommand::Delete { id } => {
+            engine.delete_thread(&id)?;
+            println!("deleted conversation {id} (its answers stay in the audit log)");
+        }
+        ThreadsCommand::Export { id, format, out } => {
+            let format = match format.as_str() {
+                "md" | "markdown" => quarry::api::ThreadExportFormat::Markdown,
+                "json" => quarry::api::ThreadExportFormat::Json,
+                other => anyhow::bail!(quarry::Error::user(format!(
+                    "--format {other}: expected md or json"
+                ))),
+            };
+            let text = engine.export_thread(&id, format)?;
+            match out {
+                Some(path) => std::fs::write(&path, text)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+                None => print!("{text}"),
+            }
+        }
+    }
     Ok(())
 }
 

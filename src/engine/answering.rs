@@ -67,6 +67,28 @@ impl LoadedGenerator {
         self.name.clone()
     }
 
+    /// Runs the model on `messages` to the end and returns its text (for short side tasks such
+    /// as rewriting a follow-up; answers stream through `generate_answer`).
+    pub(super) async fn complete(
+        self: &Arc<Self>,
+        messages: Vec<crate::generate::ChatMessage>,
+        params: GenerationParams,
+        cancel: &CancelToken,
+    ) -> Result<String> {
+        let model = Arc::clone(self);
+        let cancel = cancel.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut model =
+                model.model.lock().map_err(|_| Error::invariant("the generator is poisoned"))?;
+            let mut text = String::new();
+            let mut collect = |piece: &str| text.push_str(piece);
+            model.generate(&messages, &params, &mut collect, &cancel)?;
+            Ok(text)
+        })
+        .await
+        .map_err(|e| Error::internal("the generation task failed", e))?
+    }
+
     fn count_tokens(&self, text: &str) -> usize {
         let counted = self.model.lock().ok().and_then(|m| m.count_tokens(text).ok());
         counted.unwrap_or_else(|| approximate_tokens(text))
@@ -352,8 +374,16 @@ impl Engine {
             return Err(Error::user("the question is empty"));
         }
         let _slot = self.answers.1.take(self.config.answer.max_concurrent_answers)?;
-        sink.stage(AnswerStage::Searching);
         let generator = if options.evidence { None } else { self.generator().await? };
+        // In a conversation, a follow-up is searched for as a standalone question.
+        let conversation = match options.thread.as_deref() {
+            Some(thread) => {
+                Some(self.follow_up(thread, question, generator.as_ref(), sink, cancel).await?)
+            }
+            None => None,
+        };
+        let question = conversation.as_ref().map_or(question, |c| c.question.as_str());
+        sink.stage(AnswerStage::Searching);
         let mut count = |text: &str| match &generator {
             Some(g) => g.count_tokens(text),
             None => approximate_tokens(text),
@@ -386,6 +416,7 @@ impl Engine {
                 evidence_ms: evidence.evidence_ms,
                 ..Default::default()
             },
+            conversation: conversation.as_ref().map(|c| c.turn.clone()),
         };
         if !evidence.gate.passed {
             abstain(&mut answer, AbstainCause::WeakEvidence);
@@ -414,6 +445,9 @@ impl Engine {
         }
         answer.timings.total_ms = started.elapsed().as_secs_f64() * 1000.0;
         self.record(&answer, &evidence, generator.as_deref(), options, AuditOutcome::Answered)?;
+        if let Some(conversation) = &conversation {
+            self.threads.append(&conversation.turn.thread_id, answer.clone())?;
+        }
         Ok(answer)
     }
 
@@ -686,6 +720,7 @@ impl Engine {
                     .collect(),
             }),
             outcome,
+            conversation: answer.conversation.clone(),
             prev_sha256: None,
         };
         audit::append(&audit::log_path(self.store.dir()), &record)

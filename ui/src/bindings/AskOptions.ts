@@ -20,4 +20,10 @@ max_tokens: number,
 /**
  * Where the answer may look (empty: the whole library).
  */
-scope: AskScope, };
+scope: AskScope, 
+/**
+ * The conversation the question belongs to: a thread's id to continue it, [`NEW_THREAD`]
+ * to start one; none for a question on its own. In a thread, a follow-up is rewritten
+ * into a standalone question before the search, and the turn is saved.
+ */
+thread: string | null, };
