@@ -24,6 +24,11 @@ const COMMANDS: &[&str] = &[
     "choose_embedder",
     "remove_model",
     "search",
+    "threads",
+    "thread",
+    "rename_thread",
+    "delete_thread",
+    "export_thread",
 ];
 
 fn main() {

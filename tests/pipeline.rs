@@ -645,11 +645,29 @@ async fn a_conversation_rewrites_follow_ups_keeps_each_turn_s_citations_and_is_s
     let (fourth, _) = ask_in(&engine, &turn.thread_id, NOTICE_QUESTION, true).await;
     assert_eq!(fourth.conversation.unwrap().rewritten_by, QuestionRewrite::Unchanged);
 
+    // A stopped answer is not a turn.
+    let stopped = CancelToken::new();
+    stopped.cancel();
+    let options = AskOptions { thread: Some(turn.thread_id.clone()), ..AskOptions::default() };
+    let err = engine.ask("And the rent?", &options, &mut |_: &str| {}, &stopped).await;
+    assert!(matches!(err, Err(Error::Cancelled)), "{err:?}");
+
     // Saved with every turn; listed, renamed, exported with the audit records, deleted.
     let thread = engine.thread(&turn.thread_id).unwrap();
     assert_eq!(thread.turns.len(), 4);
     assert_eq!(thread.title, NOTICE_QUESTION);
-    assert_eq!(thread.turns[1].answer, second);
+    // Saved as given (timings aside: JSON need not round-trip every float bit).
+    let saved = &thread.turns[1].answer;
+    assert_eq!(
+        (&saved.question, &saved.answer, &saved.citations, &saved.sentences, &saved.conversation),
+        (
+            &second.question,
+            &second.answer,
+            &second.citations,
+            &second.sentences,
+            &second.conversation
+        )
+    );
     let renamed = engine.rename_thread(&thread.id, "The lease").unwrap();
     assert_eq!((renamed.title.as_str(), renamed.turns), ("The lease", 4));
     assert_eq!(engine.threads().unwrap().len(), 1);
@@ -662,9 +680,10 @@ async fn a_conversation_rewrites_follow_ups_keeps_each_turn_s_citations_and_is_s
         serde_json::from_str(&engine.export_thread(&thread.id, ThreadExportFormat::Json).unwrap())
             .unwrap();
     assert_eq!(json["thread"]["turns"].as_array().unwrap().len(), 4);
-    // Two records (started, answered) per generated turn, one per evidence turn.
+    // Two records (started, answered) per generated turn, one per evidence turn, and the
+    // stopped answer's two (started, cancelled).
     let audit = json["audit"].as_array().unwrap();
-    assert_eq!(audit.len(), 6, "{audit:#?}");
+    assert_eq!(audit.len(), 8, "{audit:#?}");
     assert!(audit.iter().all(|r| r["conversation"]["thread_id"] == thread.id.as_str()));
     // A question on its own is not part of any thread.
     let (alone, _) = ask(&engine, NOTICE_QUESTION).await;

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use quarry::api::{
     Answer, AnswerStage, AppSettings, AskOptions, AskScope, DocumentInfo, DocumentText,
-    IndexProgress, LibraryStatus, ModelsOverview, SearchHit, SearchMode,
+    IndexProgress, LibraryStatus, ModelsOverview, SearchHit, SearchMode, Thread,
+    ThreadExportFormat, ThreadSummary,
 };
 use quarry::{Engine, EngineConfig, SourceWatch};
 use serde::Serialize;
@@ -166,19 +167,21 @@ async fn remove(shell: tauri::State<'_, Shell>, paths: Vec<PathBuf>) -> CommandR
 /// Answers `question`, streaming the answer text; resolves with the checked answer.
 /// `request` names the answer for [`cancel_ask`].
 #[tauri::command]
+#[allow(clippy::too_many_arguments)] // A command's arguments are the IPC message's fields.
 async fn ask(
     shell: tauri::State<'_, Shell>,
     question: String,
     evidence: bool,
     request: String,
     scope: Option<AskScope>,
+    thread: Option<String>,
     on_text: Channel<String>,
     on_stage: Channel<AnswerStage>,
 ) -> CommandResult<Answer> {
     let engine = shell.engine().await?;
     let ticket = engine.answer_ticket(&request)?;
     let options =
-        AskOptions { evidence, scope: scope.unwrap_or_default(), ..AskOptions::default() };
+        AskOptions { evidence, scope: scope.unwrap_or_default(), thread, ..AskOptions::default() };
     let mut sink = ChannelSink { text: on_text, stage: on_stage };
     Ok(engine.ask(&question, &options, &mut sink, ticket.token()).await?)
 }
@@ -203,6 +206,42 @@ impl quarry::generate::TokenSink for ChannelSink {
 #[tauri::command]
 async fn cancel_ask(shell: tauri::State<'_, Shell>, request: String) -> CommandResult<bool> {
     Ok(shell.engine().await?.cancel_answer(&request))
+}
+
+/// The saved conversations, the most recent first.
+#[tauri::command]
+async fn threads(shell: tauri::State<'_, Shell>) -> CommandResult<Vec<ThreadSummary>> {
+    Ok(shell.engine().await?.threads()?)
+}
+
+/// One conversation with every turn.
+#[tauri::command]
+async fn thread(shell: tauri::State<'_, Shell>, id: String) -> CommandResult<Thread> {
+    Ok(shell.engine().await?.thread(&id)?)
+}
+
+#[tauri::command]
+async fn rename_thread(
+    shell: tauri::State<'_, Shell>,
+    id: String,
+    title: String,
+) -> CommandResult<ThreadSummary> {
+    Ok(shell.engine().await?.rename_thread(&id, &title)?)
+}
+
+#[tauri::command]
+async fn delete_thread(shell: tauri::State<'_, Shell>, id: String) -> CommandResult<()> {
+    Ok(shell.engine().await?.delete_thread(&id)?)
+}
+
+/// A conversation as Markdown or JSON, for the UI to save.
+#[tauri::command]
+async fn export_thread(
+    shell: tauri::State<'_, Shell>,
+    id: String,
+    format: ThreadExportFormat,
+) -> CommandResult<String> {
+    Ok(shell.engine().await?.export_thread(&id, format)?)
 }
 
 #[tauri::command]
@@ -343,7 +382,12 @@ pub fn run() -> std::process::ExitCode {
             use_model,
             choose_embedder,
             remove_model,
-            search
+            search,
+            threads,
+            thread,
+            rename_thread,
+            delete_thread,
+            export_thread
         ])
         .run(tauri::generate_context!());
     match result {

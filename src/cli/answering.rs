@@ -30,14 +30,12 @@ pub(crate) async fn ask(config: EngineConfig, args: AskArgs) -> anyhow::Result<(
     });
     let answer =
         answer_one(&engine, &args.question, &args.options, args.json, generating, &cancel).await?;
-    if !args.json {
-        if let Some(turn) = &answer.conversation {
-            println!();
-            println!(
-                "(conversation {}, turn {}; ask a follow-up with --thread {})",
-                turn.thread_id, turn.turn, turn.thread_id
-            );
-        }
+    if let (false, Some(turn)) = (args.json, &answer.conversation) {
+        println!();
+        println!(
+            "(conversation {}, turn {}; ask a follow-up with --thread {})",
+            turn.thread_id, turn.turn, turn.thread_id
+        );
     }
     Ok(())
 }
@@ -162,12 +160,12 @@ pub(crate) async fn chat(
             println!();
         }
     }
-    if let (Some(thread), false) = (&options.thread, json) {
-        if thread != quarry::api::NEW_THREAD {
-            eprintln!(
-                "(conversation {thread} saved; continue it with `quarry chat --thread {thread}`)"
-            );
-        }
+    if let (Some(thread), false) = (&options.thread, json)
+        && thread != quarry::api::NEW_THREAD
+    {
+        eprintln!(
+            "(conversation {thread} saved; continue it with `quarry chat --thread {thread}`)"
+        );
     }
     Ok(())
 }

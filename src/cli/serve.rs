@@ -132,6 +132,11 @@ fn router(state: Shared, ui_dir: &Path) -> Router {
         .route("/api/models/remove", post(remove_model))
         .route("/api/search", get(search))
         .route("/api/ask", post(ask))
+        .route("/api/threads", get(threads))
+        .route("/api/thread", get(thread))
+        .route("/api/thread/rename", post(rename_thread))
+        .route("/api/thread/delete", post(delete_thread))
+        .route("/api/thread/export", get(export_thread))
         .route("/api/document", get(document))
         .route("/api/ocr", get(ocr_words))
         .route("/api/file", get(file));
@@ -416,6 +421,9 @@ struct AskBody {
     /// The part of the library to answer from (default: all of it).
     #[serde(default)]
     scope: quarry::api::AskScope,
+    /// The conversation: a thread id, or "new" (default: a question on its own).
+    #[serde(default)]
+    thread: Option<String>,
 }
 
 /// Sends answer text as `token` events and stages as `stage` events; a client that went away
@@ -461,6 +469,7 @@ async fn ask(State(state): State<Shared>, Json(body): Json<AskBody>) -> Response
             k: body.k.unwrap_or(AskOptions::default().k).clamp(1, 50),
             evidence: body.evidence,
             scope: body.scope,
+            thread: body.thread,
             ..AskOptions::default()
         };
         let mut sink = SseSink { tx: tx.clone(), cancel: cancel.clone() };
@@ -497,6 +506,60 @@ async fn ask(State(state): State<Shared>, Json(body): Json<AskBody>) -> Response
         }
     });
     Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
+}
+
+/// The saved conversations, the most recent first.
+async fn threads(State(state): State<Shared>) -> Result<Response, ApiError> {
+    Ok(Json(serde_json::json!({ "threads": state.engine.threads()? })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct ThreadQuery {
+    id: String,
+    #[serde(default)]
+    format: Option<quarry::api::ThreadExportFormat>,
+}
+
+async fn thread(
+    State(state): State<Shared>,
+    Query(query): Query<ThreadQuery>,
+) -> Result<Response, ApiError> {
+    Ok(Json(state.engine.thread(&query.id)?).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct RenameBody {
+    id: String,
+    title: String,
+}
+
+async fn rename_thread(
+    State(state): State<Shared>,
+    Json(body): Json<RenameBody>,
+) -> Result<Response, ApiError> {
+    Ok(Json(state.engine.rename_thread(&body.id, &body.title)?).into_response())
+}
+
+async fn delete_thread(
+    State(state): State<Shared>,
+    Json(body): Json<IdBody>,
+) -> Result<Response, ApiError> {
+    state.engine.delete_thread(&body.id)?;
+    Ok(Json(serde_json::json!({ "deleted": body.id })).into_response())
+}
+
+/// A conversation as Markdown (the default) or JSON, as a download.
+async fn export_thread(
+    State(state): State<Shared>,
+    Query(query): Query<ThreadQuery>,
+) -> Result<Response, ApiError> {
+    let format = query.format.unwrap_or(quarry::api::ThreadExportFormat::Markdown);
+    let text = state.engine.export_thread(&query.id, format)?;
+    let content_type = match format {
+        quarry::api::ThreadExportFormat::Markdown => "text/markdown; charset=utf-8",
+        quarry::api::ThreadExportFormat::Json => "application/json",
+    };
+    Ok(([(header::CONTENT_TYPE, content_type)], text).into_response())
 }
 
 #[derive(Debug, Deserialize)]

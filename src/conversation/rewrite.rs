@@ -302,10 +302,8 @@ pub fn by_rules(question: &str, prior: &PriorTurn, language: TextLanguage) -> Op
     }
     let rest_words = Words::of(rest);
     // English subject and object pronouns take the topic's name in place.
-    if !german {
-        if let Some(replaced) = replace_pronoun(rest, &rest_words, topic.name()) {
-            return Some(sentence_case(&format!("{replaced}?")));
-        }
+    if !german && let Some(replaced) = replace_pronoun(rest, &rest_words, topic.name()) {
+        return Some(sentence_case(&format!("{replaced}?")));
     }
     let openers = if german { DE_QUESTION_OPENERS } else { EN_QUESTION_OPENERS };
     let opens_question = rest_words.0.first().is_some_and(|w| openers.contains(&w.lower.as_str()));
@@ -528,15 +526,24 @@ impl Topic {
             .skip(1)
             .rev()
             .find(|(_, w)| prepositions.contains(&w.lower.as_str()))
-            .map(|(i, w)| (i, &question[w.start..]))
             .filter(|(i, _)| {
                 let tail = &words.0[i + 1..];
                 !tail.is_empty()
                     && tail.len() <= 6
                     && tail.iter().any(|w| !functions.contains(&w.lower.as_str()))
             })
-            .map(|(i, p)| {
-                (p.trim().to_owned(), question[words.0[i + 1].start..].trim().to_owned())
+            .map(|(i, w)| {
+                // "for terminating the lease": the topic is the lease, not the terminating.
+                let mut first = i + 1;
+                while !german
+                    && first + 1 < words.len()
+                    && words.0[first].lower.len() > 5
+                    && words.0[first].lower.ends_with("ing")
+                {
+                    first += 1;
+                }
+                let noun = question[words.0[first].start..].trim().to_owned();
+                (format!("{} {noun}", w.text), noun)
             });
         let noun = match &phrase {
             Some((_, noun)) => noun.clone(),
@@ -652,6 +659,11 @@ mod tests {
         assert_eq!(
             en("And the deposit?", "How long is the notice period for the lease?").as_deref(),
             Some("What about the deposit for the lease?")
+        );
+        assert_eq!(
+            en("And the monthly rent?", "What is the notice period for terminating the lease?")
+                .as_deref(),
+            Some("What about the monthly rent for the lease?")
         );
         assert_eq!(
             en("and how high is the rent", "How long is the notice period for the lease?")

@@ -2,7 +2,7 @@
 // against `quarry serve` on a fresh library built from fixtures. Run by `make test` through
 // `npm run e2e`; screenshots land in test-artifacts/screenshots/.
 import { createServer, request } from "node:http";
-import { cpSync, createReadStream, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync, existsSync } from "node:fs";
+import { cpSync, createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { launchChromium, modelsOf, startServer } from "./harness.mjs";
@@ -229,7 +229,7 @@ async function main() {
     await page.getByLabel("Your question").fill("Where must bicycles be kept?");
     await page.locator("#ask-button").click();
     await page.getByTestId("refusal").waitFor({ timeout: 60_000 });
-    check(await page.getByText("Bicycles must be kept in the cellar").count() <= 1, "a question scoped to PDFs does not quote the house rules");
+    check(await page.locator(".answer-area").getByText("Bicycles must be kept in the cellar").count() === 0, "a question scoped to PDFs does not quote the house rules");
     await page.locator("#scope-kind").selectOption("");
 
     // An unanswerable question is refused as such.
@@ -237,6 +237,45 @@ async function main() {
     await page.locator("#ask-button").click();
     await page.getByTestId("refusal").waitFor({ timeout: 60_000 });
     check((await page.getByTestId("refusal").textContent()).includes("Not found in your documents"), "an unanswerable question shows the refusal");
+
+    // A conversation: a follow-up is shown with the standalone question it was searched as and
+    // answered from another page; the first turn stays above; the thread is listed, renamed,
+    // exported, reopened and deleted.
+    await page.locator("#new-thread").click();
+    check(await page.locator(".thread-history .turn").count() === 0, "a new conversation starts empty");
+    await page.getByLabel("Your question").fill("What is the notice period for terminating the lease?");
+    await page.locator("#ask-button").click();
+    await page.getByTestId("answer").waitFor({ timeout: 60_000 });
+    const firstTurnSources = await page.locator(".answer-area .sources-list").textContent();
+    await page.getByLabel("Your question").fill("And the monthly rent?");
+    await page.locator("#ask-button").click();
+    const searchedFor = page.getByTestId("searched-for");
+    await searchedFor.waitFor({ timeout: 60_000 });
+    check((await searchedFor.textContent()).includes("What about the monthly rent for the lease?"), `the follow-up shows the question it was searched as (${await searchedFor.textContent()})`);
+    const secondTurnSources = await page.locator(".answer-area .sources-list").textContent();
+    check(secondTurnSources.includes("lease.pdf · page 2") && !firstTurnSources.includes("page 2"), "the follow-up is answered from another page than the first turn");
+    check(await page.locator(".thread-history .turn").count() === 1, "the first turn stays above the follow-up");
+    check((await page.locator(".thread-history").textContent()).includes("notice period"), "the earlier turn shows its answer");
+    await page.locator("#rename-thread").click();
+    await page.locator("#thread-title-input").fill("Lease questions");
+    await page.locator(".rename-form button[type=submit]").click();
+    await page.locator(".thread-list").getByText("Lease questions").waitFor({ timeout: 10_000 });
+    const download = page.waitForEvent("download");
+    await page.locator('[data-export="markdown"]').click();
+    const exported = readFileSync(await (await download).path(), "utf8");
+    check(
+      exported.startsWith("# Lease questions") && exported.includes("## 2. And the monthly rent?") && exported.includes("*Searched for:* What about the monthly rent for the lease?") && exported.includes("lease.pdf, page 2"),
+      "the conversation exports as Markdown with each turn's sources",
+    );
+    await page.screenshot({ path: join(shots, "ask-conversation.png") });
+    await page.locator("#new-thread").click();
+    await page.locator(".thread-list").getByText("Lease questions").click();
+    await page.locator(".thread-history .turn").first().waitFor({ timeout: 10_000 });
+    check((await page.locator(".answer-area").textContent()).includes("1200 euros"), "a saved conversation reopens with its last answer");
+    page.once("dialog", (dialog) => void dialog.accept());
+    await page.locator("#delete-thread").click();
+    await page.locator(".thread-list").getByText("Lease questions").waitFor({ state: "detached", timeout: 10_000 });
+    check(await page.locator(".thread-history .turn").count() === 0, "a deleted conversation is gone and a new one starts");
 
     // Search: hybrid hits with document and page, filtered by type, opened at the passage.
     await page.getByRole("button", { name: "Search" }).first().click();
@@ -320,6 +359,8 @@ async function main() {
             setTimeout(() => done(last), 240_000);
           }),
       );
+      // Should a step below fail, its error is the one reported, not this watcher's.
+      stagesSeen.catch(() => undefined);
       await page.locator("#ask-button").click();
       const stages = await stagesSeen;
       check(["searching", "reading", "writing", "checking"].every((s) => stages.includes(s)), `the Ask view shows each stage while the model works (${stages})`);

@@ -57,7 +57,23 @@ const en = {
         ? `Reading ${s.passages} passages…`
         : s.stage === "writing"
           ? "The model is writing…"
-          : "Checking the answer against the passages…",
+          : s.stage === "rewritten"
+            ? `Searching for: ${s.question}`
+            : "Checking the answer against the passages…",
+  conversations: "Conversations",
+  newConversation: "New conversation",
+  noConversations: "No conversations yet: your questions and answers are kept here.",
+  turns: (n: number) => (n === 1 ? "1 question" : `${n} questions`),
+  searchedFor: "Searched for",
+  rewrittenBy: { rules: "completed from the previous question", model: "rewritten by the model", unchanged: "" } as Record<string, string>,
+  rename: "Rename",
+  save: "Save",
+  deleteThread: "Delete",
+  deleteThreadConfirm: (title: string) => `Delete the conversation “${title}”? Its answers stay in the audit log.`,
+  exportMarkdown: "Export (Markdown)",
+  exportJson: "Export (JSON)",
+  you: "You",
+  threadTitle: "Conversation title",
   notFound: "Not found in your documents",
   unsupported: "not supported by the cited passages",
   abstainCause: {
@@ -226,7 +242,23 @@ const de: Strings = {
         ? `Lese ${s.passages} Textstellen…`
         : s.stage === "writing"
           ? "Das Modell schreibt…"
-          : "Prüfe die Antwort an den Textstellen…",
+          : s.stage === "rewritten"
+            ? `Suche nach: ${s.question}`
+            : "Prüfe die Antwort an den Textstellen…",
+  conversations: "Unterhaltungen",
+  newConversation: "Neue Unterhaltung",
+  noConversations: "Noch keine Unterhaltungen: Ihre Fragen und Antworten werden hier aufbewahrt.",
+  turns: (n) => (n === 1 ? "1 Frage" : `${n} Fragen`),
+  searchedFor: "Gesucht nach",
+  rewrittenBy: { rules: "aus der vorigen Frage ergänzt", model: "vom Modell umformuliert", unchanged: "" },
+  rename: "Umbenennen",
+  save: "Speichern",
+  deleteThread: "Löschen",
+  deleteThreadConfirm: (title) => `Die Unterhaltung „${title}“ löschen? Ihre Antworten bleiben im Prüfprotokoll.`,
+  exportMarkdown: "Exportieren (Markdown)",
+  exportJson: "Exportieren (JSON)",
+  you: "Sie",
+  threadTitle: "Titel der Unterhaltung",
   notFound: "Nicht in Ihren Dokumenten gefunden",
   unsupported: "nicht durch die zitierten Stellen belegt",
   abstainCause: {

@@ -11,6 +11,9 @@ import type { OcrWord } from "./bindings/OcrWord";
 import type { LibraryStatus } from "./bindings/LibraryStatus";
 import type { ModelsOverview } from "./bindings/ModelsOverview";
 import type { SearchHit } from "./bindings/SearchHit";
+import type { Thread } from "./bindings/Thread";
+import type { ThreadExportFormat } from "./bindings/ThreadExportFormat";
+import type { ThreadSummary } from "./bindings/ThreadSummary";
 
 export interface StatusResponse {
   library: LibraryStatus;
@@ -62,7 +65,16 @@ export interface Transport {
     signal?: AbortSignal,
     onStage?: (stage: AnswerStage) => void,
     scope?: AskScope,
+    thread?: string,
   ): Promise<Answer>;
+  /** The saved conversations, the most recent first. */
+  threads(): Promise<ThreadSummary[]>;
+  /** One conversation with every turn. */
+  thread(id: string): Promise<Thread>;
+  renameThread(id: string, title: string): Promise<ThreadSummary>;
+  deleteThread(id: string): Promise<void>;
+  /** The conversation as Markdown or JSON (with its audit records). */
+  exportThread(id: string, format: ThreadExportFormat): Promise<string>;
   documentText(path: string): Promise<DocumentText>;
   documentBytes(path: string): Promise<ArrayBuffer>;
   /** The words OCR read on a page of a document, with their boxes (empty without OCR). */
@@ -166,11 +178,12 @@ export class HttpTransport implements Transport {
     signal?: AbortSignal,
     onStage?: (stage: AnswerStage) => void,
     scope?: AskScope,
+    thread?: string,
   ): Promise<Answer> {
     const response = await fetch("/api/ask", {
       method: "POST",
       headers: this.headers(true),
-      body: JSON.stringify({ question, evidence, scope: scope ?? { within: [], kinds: [] } }),
+      body: JSON.stringify({ question, evidence, scope: scope ?? { within: [], kinds: [] }, thread: thread ?? null }),
       signal,
     });
     if (!response.ok || !response.body) {
@@ -202,6 +215,24 @@ export class HttpTransport implements Transport {
       }
     }
     throw new ApiError("internal", "the answer stream ended early");
+  }
+  async threads(): Promise<ThreadSummary[]> {
+    return (await this.call<{ threads: ThreadSummary[] }>("GET", "/api/threads")).threads;
+  }
+  thread(id: string): Promise<Thread> {
+    return this.call("GET", `/api/thread?id=${encodeURIComponent(id)}`);
+  }
+  renameThread(id: string, title: string): Promise<ThreadSummary> {
+    return this.call("POST", "/api/thread/rename", { id, title });
+  }
+  async deleteThread(id: string): Promise<void> {
+    await this.call("POST", "/api/thread/delete", { id });
+  }
+  async exportThread(id: string, format: ThreadExportFormat): Promise<string> {
+    const params = new URLSearchParams({ id, format });
+    const response = await fetch(`/api/thread/export?${params}`, { headers: this.headers() });
+    if (!response.ok) throw asApiError(await response.json().catch(() => null), `${response.status}`);
+    return response.text();
   }
   documentText(path: string): Promise<DocumentText> {
     return this.call("GET", `/api/document?path=${encodeURIComponent(path)}`);
@@ -289,6 +320,7 @@ export class TauriTransport implements Transport {
     signal?: AbortSignal,
     onStage?: (stage: AnswerStage) => void,
     scope?: AskScope,
+    thread?: string,
   ): Promise<Answer> {
     const { Channel } = await import("@tauri-apps/api/core");
     const channel = new Channel<string>();
@@ -300,13 +332,28 @@ export class TauriTransport implements Transport {
     const stop = () => void this.invoke("cancel_ask", { request }).catch(() => undefined);
     signal?.addEventListener("abort", stop, { once: true });
     try {
-      return await this.invoke("ask", { question, evidence, request, scope: scope ?? null, onText: channel, onStage: stages });
+      return await this.invoke("ask", { question, evidence, request, scope: scope ?? null, thread: thread ?? null, onText: channel, onStage: stages });
     } catch (e) {
       if (signal?.aborted) throw new DOMException("stopped", "AbortError");
       throw e;
     } finally {
       signal?.removeEventListener("abort", stop);
     }
+  }
+  threads(): Promise<ThreadSummary[]> {
+    return this.invoke("threads");
+  }
+  thread(id: string): Promise<Thread> {
+    return this.invoke("thread", { id });
+  }
+  renameThread(id: string, title: string): Promise<ThreadSummary> {
+    return this.invoke("rename_thread", { id, title });
+  }
+  async deleteThread(id: string): Promise<void> {
+    await this.invoke("delete_thread", { id });
+  }
+  exportThread(id: string, format: ThreadExportFormat): Promise<string> {
+    return this.invoke("export_thread", { id, format });
   }
   documentText(path: string): Promise<DocumentText> {
     return this.invoke("document_text", { path });
