@@ -24,6 +24,7 @@ const COMMANDS: &[&str] = &[
     "choose_embedder",
     "remove_model",
     "search",
+    "update_settings",
     "threads",
     "thread",
     "rename_thread",

@@ -739,6 +739,12 @@ pub struct AppSettings {
     pub gate_threshold: f32,
     /// Passages retrieved per question.
     pub default_k: usize,
+    /// Most tokens an answer may take.
+    pub max_answer_tokens: usize,
+    /// Whether scanned pages and images are read by OCR.
+    pub ocr: bool,
+    /// A models folder chosen in Settings that takes effect when Quarry starts again.
+    pub models_dir_next_start: Option<String>,
 }
 
 /// A model found in the models folder, as the Models view lists it.

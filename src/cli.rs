@@ -126,18 +126,18 @@ enum Command {
     Ask {
         /// The question
         question: String,
-        /// Passages to retrieve
-        #[arg(short, default_value_t = 8)]
-        k: usize,
+        /// Passages to retrieve [default: the library's setting, 8 unless changed]
+        #[arg(short)]
+        k: Option<usize>,
         /// Quote the best-supported sentences instead of generating (no model needed)
         #[arg(long)]
         evidence: bool,
         /// Generator: a GGUF file or an installed model's name [default: the first installed]
         #[arg(long)]
         model: Option<String>,
-        /// Most tokens to generate
-        #[arg(long, default_value_t = 384)]
-        max_tokens: usize,
+        /// Most tokens to generate [default: the library's setting, 384 unless changed]
+        #[arg(long)]
+        max_tokens: Option<usize>,
         /// Answer only from documents under this folder (or this file); repeatable
         #[arg(long = "in", value_name = "PATH")]
         within: Vec<PathBuf>,
@@ -158,18 +158,18 @@ enum Command {
         /// Continue this conversation [default: start a new one]
         #[arg(long, value_name = "ID")]
         thread: Option<String>,
-        /// Passages to retrieve
-        #[arg(short, default_value_t = 8)]
-        k: usize,
+        /// Passages to retrieve [default: the library's setting, 8 unless changed]
+        #[arg(short)]
+        k: Option<usize>,
         /// Quote the best-supported sentences instead of generating (no model needed)
         #[arg(long)]
         evidence: bool,
         /// Generator: a GGUF file or an installed model's name [default: the first installed]
         #[arg(long)]
         model: Option<String>,
-        /// Most tokens to generate
-        #[arg(long, default_value_t = 384)]
-        max_tokens: usize,
+        /// Most tokens to generate [default: the library's setting, 384 unless changed]
+        #[arg(long)]
+        max_tokens: Option<usize>,
         /// Answer only from documents under this folder (or this file); repeatable
         #[arg(long = "in", value_name = "PATH")]
         within: Vec<PathBuf>,
@@ -249,6 +249,14 @@ enum Command {
         #[command(subcommand)]
         what: ModelsCommand,
     },
+    /// The library's settings: show them, or change some (saved in <data-dir>/settings.json)
+    Settings {
+        #[command(subcommand)]
+        what: Option<SettingsCommand>,
+        /// As JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Rebuild derived indexes from the tables
     Reindex {
         /// Rebuild the full-text index
@@ -307,6 +315,30 @@ enum ModelsCommand {
         /// Print JSON
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `quarry settings set …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SettingsCommand {
+    /// Change the settings named (the others keep their values); a value out of range is
+    /// refused with the field's name
+    Set {
+        /// Evidence threshold of the retrieval gate (0 to 1)
+        #[arg(long)]
+        gate_threshold: Option<f32>,
+        /// Passages retrieved per question (1 to 50)
+        #[arg(long)]
+        passages: Option<usize>,
+        /// Most tokens an answer may take (16 to 4096)
+        #[arg(long)]
+        max_answer_tokens: Option<usize>,
+        /// Read scanned pages and images by OCR (on or off)
+        #[arg(long, value_parser = ["on", "off"])]
+        ocr: Option<String>,
+        /// Models folder (a full path; used from the next start)
+        #[arg(long)]
+        models_dir: Option<PathBuf>,
     },
 }
 
@@ -612,12 +644,17 @@ fn config_for(cli: &Cli) -> anyhow::Result<(EngineConfig, quarry::models::ModelF
         Some(dir) => dir.clone(),
         None => quarry::config::default_data_dir()?,
     };
-    let models_dir = cli.models_dir.clone().unwrap_or_else(|| data_dir.join("models"));
+    let models_dir = cli
+        .models_dir
+        .clone()
+        .or_else(|| quarry::config::LibrarySettings::models_dir(&data_dir))
+        .unwrap_or_else(|| data_dir.join("models"));
     let models = quarry::models::discover(&models_dir);
     let generates = cli.generator_url.is_none()
         && matches!(
             cli.command,
             Command::Ask { evidence: false, model: None, .. }
+                | Command::Chat { evidence: false, model: None, .. }
                 | Command::Serve { .. }
                 | Command::Mcp
                 | Command::Eval { what: EvalCommand::Qa { evidence: false, model: None, .. } }
@@ -890,6 +927,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 config.generator_server = None;
             }
             let scope = ask_scope(&within, &kinds)?;
+            let k = k.unwrap_or(config.answer.passages_per_question);
+            let max_tokens = max_tokens.unwrap_or(config.answer.max_answer_tokens);
             let options = quarry::AskOptions { k, evidence, max_tokens, scope, thread };
             answering::ask(config, answering::AskArgs { question, options, json }).await?;
         }
@@ -899,11 +938,53 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 config.generator_server = None;
             }
             let scope = ask_scope(&within, &kinds)?;
+            let k = k.unwrap_or(config.answer.passages_per_question);
+            let max_tokens = max_tokens.unwrap_or(config.answer.max_answer_tokens);
             let options = quarry::AskOptions { k, evidence, max_tokens, scope, thread };
             answering::chat(config, options, json).await?;
         }
         Command::Threads { what } => {
             answering::threads(config, what).await?;
+        }
+        Command::Settings { what, json } => {
+            let engine = Engine::open(config).await?;
+            let settings = match what {
+                None => engine.app_settings(),
+                Some(SettingsCommand::Set {
+                    gate_threshold,
+                    passages,
+                    max_answer_tokens,
+                    ocr,
+                    models_dir,
+                }) => engine.update_settings(&quarry::config::LibrarySettings {
+                    models_dir: models_dir
+                        .map(|d| std::path::absolute(&d).map(|d| d.to_string_lossy().into_owned()))
+                        .transpose()
+                        .context("cannot resolve --models-dir")?,
+                    gate_threshold,
+                    passages_per_question: passages,
+                    max_answer_tokens,
+                    ocr: ocr.map(|o| o == "on"),
+                })?,
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&settings)?);
+            } else {
+                println!("library            {}", settings.data_dir);
+                println!("models folder      {}", settings.models_dir);
+                if let Some(next) = &settings.models_dir_next_start {
+                    println!("                   (next start: {next})");
+                }
+                println!("embedder           {}", settings.embedder.as_deref().unwrap_or("none"));
+                println!(
+                    "generator          {}",
+                    settings.generator.as_deref().unwrap_or("none (quotes)")
+                );
+                println!("evidence threshold {:.2}", settings.gate_threshold);
+                println!("passages/question  {}", settings.default_k);
+                println!("max answer tokens  {}", settings.max_answer_tokens);
+                println!("OCR                {}", if settings.ocr { "on" } else { "off" });
+            }
         }
         Command::Serve { port, ui_dir } => {
             let args = serve::ServeArgs { port, ui_dir };

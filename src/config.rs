@@ -1,7 +1,7 @@
 //! Engine settings as plain data, validated once when the engine opens.
 //! The engine never reads files or the environment to find its settings: callers build this.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -231,6 +231,10 @@ pub struct AnswerConfig {
     pub gate_threshold: f32,
     /// The gate for libraries without vectors, where the score is term coverage alone.
     pub gate_threshold_text_only: f32,
+    /// Passages retrieved per question when the caller names no number.
+    pub passages_per_question: usize,
+    /// Most tokens an answer may take when the caller names no limit.
+    pub max_answer_tokens: usize,
     /// The gate for a sentence in another language than the question, judged by embedding
     /// similarity alone; only a multilingual embedder has one (from its catalog entry).
     pub gate_threshold_cross_language: Option<f32>,
@@ -269,6 +273,8 @@ impl Default for AnswerConfig {
         Self {
             gate_threshold: 0.41,
             gate_threshold_text_only: 0.31,
+            passages_per_question: 8,
+            max_answer_tokens: 384,
             gate_threshold_cross_language: None,
             evidence_cosine_weight: 0.7,
             quote_cosine_weight: 0.5,
@@ -318,7 +324,10 @@ impl EngineConfig {
                 .and_then(|g| g.file_name())
                 .map(|n| n.to_string_lossy().into_owned()),
             gate_threshold: self.answer.gate_threshold,
-            default_k: crate::api::AskOptions::default().k,
+            default_k: self.answer.passages_per_question,
+            max_answer_tokens: self.answer.max_answer_tokens,
+            ocr: self.extraction.ocr.is_some(),
+            models_dir_next_start: None,
         }
     }
 
@@ -372,5 +381,127 @@ impl EngineConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// What the user changed in Settings, kept in `<data dir>/settings.json`: applied over the
+/// defaults whenever the library is opened (command-line flags still win), and by a running
+/// engine at once (`Engine::update_settings`), except the models folder, which is read when
+/// Quarry starts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(default, deny_unknown_fields)]
+pub struct LibrarySettings {
+    /// The models folder (instead of `<data dir>/models`).
+    pub models_dir: Option<String>,
+    /// The retrieval gate (evidence threshold), 0 to 1.
+    pub gate_threshold: Option<f32>,
+    /// Passages retrieved per question, 1 to 50.
+    pub passages_per_question: Option<usize>,
+    /// Most tokens an answer may take, 16 to 4096.
+    pub max_answer_tokens: Option<usize>,
+    /// Whether scanned pages and images are read by OCR.
+    pub ocr: Option<bool>,
+}
+
+impl LibrarySettings {
+    fn path(data_dir: &Path) -> PathBuf {
+        data_dir.join("settings.json")
+    }
+
+    /// The settings saved for `data_dir` (none saved: all defaults). A file that cannot be
+    /// read is named in a warning and ignored, so a damaged file never locks the user out.
+    pub fn read(data_dir: &Path) -> Self {
+        let path = Self::path(data_dir);
+        match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<Self>(&bytes) {
+                Ok(settings) if settings.validate().is_ok() => settings,
+                Ok(_) | Err(_) => {
+                    tracing::warn!("{}: not valid settings; using the defaults", path.display());
+                    Self::default()
+                }
+            },
+            Err(_) => Self::default(),
+        }
+    }
+
+    /// `change`'s values over these (a field `change` leaves out keeps its value).
+    pub fn merged(&self, change: &Self) -> Self {
+        Self {
+            models_dir: change.models_dir.clone().or_else(|| self.models_dir.clone()),
+            gate_threshold: change.gate_threshold.or(self.gate_threshold),
+            passages_per_question: change.passages_per_question.or(self.passages_per_question),
+            max_answer_tokens: change.max_answer_tokens.or(self.max_answer_tokens),
+            ocr: change.ocr.or(self.ocr),
+        }
+    }
+
+    /// Refuses a value out of range, naming the field.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(g) = self.gate_threshold
+            && !(0.0..=1.0).contains(&g)
+        {
+            return Err(Error::user(format!("gate_threshold: must be between 0 and 1 (got {g})")));
+        }
+        if let Some(k) = self.passages_per_question
+            && !(1..=50).contains(&k)
+        {
+            return Err(Error::user(format!(
+                "passages_per_question: must be between 1 and 50 (got {k})"
+            )));
+        }
+        if let Some(n) = self.max_answer_tokens
+            && !(16..=4096).contains(&n)
+        {
+            return Err(Error::user(format!(
+                "max_answer_tokens: must be between 16 and 4096 (got {n})"
+            )));
+        }
+        if let Some(dir) = &self.models_dir {
+            let path = Path::new(dir);
+            if !path.is_absolute() || !path.is_dir() {
+                return Err(Error::user(format!(
+                    "models_dir: {dir} is not an existing folder (give its full path)"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Saves these settings for `data_dir` (written whole, through a temporary file).
+    pub fn save(&self, data_dir: &Path) -> Result<()> {
+        self.validate()?;
+        std::fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
+        let path = Self::path(data_dir);
+        let json = serde_json::to_vec_pretty(self)
+            .map_err(|e| Error::internal("cannot write the settings", e))?;
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, json).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
+    }
+
+    /// Applies the answer and OCR settings to `config` (the models folder is the caller's:
+    /// it decides which models are found).
+    pub fn apply(&self, config: &mut EngineConfig) {
+        if let Some(g) = self.gate_threshold {
+            config.answer.gate_threshold = g;
+        }
+        if let Some(k) = self.passages_per_question {
+            config.answer.passages_per_question = k;
+        }
+        if let Some(n) = self.max_answer_tokens {
+            config.answer.max_answer_tokens = n;
+        }
+        match self.ocr {
+            Some(false) => config.extraction.ocr = None,
+            Some(true) if config.extraction.ocr.is_none() => {
+                config.extraction.ocr = ExtractionConfig::default().ocr;
+            }
+            _ => {}
+        }
+    }
+
+    /// The models folder saved for `data_dir`, if one was chosen.
+    pub fn models_dir(data_dir: &Path) -> Option<PathBuf> {
+        Self::read(data_dir).models_dir.map(PathBuf::from)
     }
 }

@@ -7,6 +7,7 @@ mod conversations;
 mod index_runs;
 mod indexing;
 mod model_pulls;
+mod settings;
 
 pub use answering::{AnswerTicket, Evidence};
 pub use index_runs::{IndexJob, SourceWatch};
@@ -56,6 +57,8 @@ pub struct Engine {
     answers: answering::RunningAnswers,
     /// The library's saved conversations.
     threads: crate::conversation::ThreadStore,
+    /// The settings the user can change while the engine runs (Settings view).
+    live: std::sync::RwLock<settings::LiveSettings>,
     /// The runtime the engine was opened on: background runs are spawned there, also when
     /// started from a plain thread (the folder watch).
     runtime: tokio::runtime::Handle,
@@ -177,6 +180,7 @@ impl EngineBuilder {
         };
         let generator = std::sync::RwLock::new(Arc::new(generator));
         let threads = crate::conversation::ThreadStore::new(&config.data_dir);
+        let live = std::sync::RwLock::new(settings::LiveSettings::of(&config));
         Ok(Engine {
             config,
             store,
@@ -190,6 +194,7 @@ impl EngineBuilder {
             pulls: Default::default(),
             answers: Default::default(),
             threads,
+            live,
             runtime,
         })
     }
@@ -266,8 +271,13 @@ impl Engine {
 
     /// What the UI's Settings view shows, as the engine runs now.
     pub fn app_settings(&self) -> crate::api::AppSettings {
-        let mut settings =
-            self.config.app_settings(self.config.models_dir.as_deref().unwrap_or(Path::new("")));
+        let mut settings = self
+            .run_config()
+            .app_settings(self.config.models_dir.as_deref().unwrap_or(Path::new("")));
+        settings.models_dir_next_start =
+            crate::config::LibrarySettings::read(&self.config.data_dir)
+                .models_dir
+                .filter(|dir| self.config.models_dir.as_deref() != Some(Path::new(dir)));
         settings.embedder = self.embedder.as_ref().map(|e| e.meta().id);
         let slot = self.generator_slot();
         settings.generator = match slot.server_config() {
@@ -299,7 +309,7 @@ impl Engine {
         if let Some(stranger) = names.iter().find(|n| !known.iter().any(|d| &d.path == *n)) {
             return Err(Error::user(format!("{stranger} is not a document of this library")));
         }
-        let mut config = self.config.clone();
+        let mut config = self.run_config();
         config.extraction.pdf_passwords = passwords;
         let embedder = self.embedder()?;
         indexing::run(&self.store, &self.chunker, embedder, &config, &files, sink, cancel).await
@@ -334,8 +344,8 @@ impl Engine {
             }
         })?;
         let embedder = self.embedder()?;
-        indexing::run(&self.store, &self.chunker, embedder, &self.config, &roots, sink, cancel)
-            .await
+        let config = self.run_config();
+        indexing::run(&self.store, &self.chunker, embedder, &config, &roots, sink, cancel).await
     }
 
     /// Removes files (or everything under folders) from the library; returns how many

@@ -381,6 +381,7 @@ impl ModelFolder {
         if let Some(embedder) = embedder {
             config.use_embedder(embedder);
         }
+        crate::config::LibrarySettings::read(&config.data_dir).apply(&mut config);
         config
     }
 }

@@ -48,6 +48,7 @@ fn typescript_bindings_are_current() {
     check::<DocumentText>(&mut stale);
     check::<IndexProgress>(&mut stale);
     check::<AppSettings>(&mut stale);
+    check::<quarry::config::LibrarySettings>(&mut stale);
     check::<ModelSummary>(&mut stale);
     check::<CatalogModel>(&mut stale);
     check::<PullProgress>(&mut stale);

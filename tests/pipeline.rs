@@ -698,3 +698,77 @@ async fn a_conversation_rewrites_follow_ups_keeps_each_turn_s_citations_and_is_s
     let err = engine.ask("And?", &options, &mut |_: &str| {}, &CancelToken::new()).await;
     assert!(err.unwrap_err().to_string().contains("no conversation"));
 }
+
+#[tokio::test]
+async fn settings_are_checked_saved_applied_at_once_and_kept_for_the_next_start() {
+    use quarry::config::LibrarySettings;
+    let lib = TempLibrary::new();
+    let (engine, _) = engine_with(&lib, Box::new(|_| "unused".into())).await;
+    assert_eq!(engine.ask_options().k, 8);
+    // Out of range: refused whole, naming the field; nothing saved.
+    for (change, field) in [
+        (LibrarySettings { gate_threshold: Some(1.5), ..Default::default() }, "gate_threshold"),
+        (
+            LibrarySettings { passages_per_question: Some(0), ..Default::default() },
+            "passages_per_question",
+        ),
+        (LibrarySettings { max_answer_tokens: Some(5), ..Default::default() }, "max_answer_tokens"),
+        (
+            LibrarySettings { models_dir: Some("/no/such/folder".into()), ..Default::default() },
+            "models_dir",
+        ),
+    ] {
+        let err = engine.update_settings(&change).unwrap_err();
+        assert!(matches!(err, Error::User(_)) && err.to_string().starts_with(field), "{err}");
+    }
+    assert!(!lib.path().join("settings.json").exists());
+    // Applied at once: the next question reads 2 passages, OCR is off for the next run.
+    let models = lib.path().join("my-models");
+    std::fs::create_dir_all(&models).unwrap();
+    let change = LibrarySettings {
+        passages_per_question: Some(2),
+        max_answer_tokens: Some(64),
+        ocr: Some(false),
+        gate_threshold: Some(0.35),
+        models_dir: Some(models.to_string_lossy().into_owned()),
+    };
+    let now = engine.update_settings(&change).unwrap();
+    assert_eq!((now.default_k, now.max_answer_tokens, now.ocr), (2, 64, false));
+    assert!(
+        (now.gate_threshold - 0.35).abs() < 1e-6 && (engine.gate_threshold() - 0.35).abs() < 1e-6
+    );
+    assert_eq!(now.models_dir_next_start.as_deref(), Some(models.to_str().unwrap()));
+    let options = engine.ask_options();
+    assert_eq!((options.k, options.max_tokens), (2, 64));
+    let (answer, _) = ask_with(&engine, NOTICE_QUESTION, &options).await;
+    assert!(answer.passages.len() <= 2, "{:?}", answer.passages.len());
+    // A later change keeps what it does not name.
+    let now = engine
+        .update_settings(&LibrarySettings { passages_per_question: Some(3), ..Default::default() })
+        .unwrap();
+    assert_eq!((now.default_k, now.max_answer_tokens, now.ocr), (3, 64, false));
+    drop(engine);
+    // Kept for the next start: the models folder and the rest come back with the library.
+    let saved = LibrarySettings::read(lib.path());
+    assert_eq!(saved.passages_per_question, Some(3));
+    assert_eq!(LibrarySettings::models_dir(lib.path()), Some(models.clone()));
+    let mut config = config(&lib);
+    saved.apply(&mut config);
+    assert!(config.extraction.ocr.is_none() && config.answer.max_answer_tokens == 64);
+    // A damaged file is ignored (defaults), never a locked-out library.
+    std::fs::write(lib.path().join("settings.json"), b"{\"gate_threshold\": 7}").unwrap();
+    assert_eq!(LibrarySettings::read(lib.path()), LibrarySettings::default());
+}
+
+async fn ask_with(
+    engine: &Engine,
+    question: &str,
+    options: &AskOptions,
+) -> (quarry::Answer, String) {
+    let mut streamed = String::new();
+    let answer = engine
+        .ask(question, options, &mut |p: &str| streamed.push_str(p), &CancelToken::new())
+        .await
+        .unwrap();
+    (answer, streamed)
+}

@@ -181,7 +181,7 @@ async fn ask(
     let engine = shell.engine().await?;
     let ticket = engine.answer_ticket(&request)?;
     let options =
-        AskOptions { evidence, scope: scope.unwrap_or_default(), thread, ..AskOptions::default() };
+        AskOptions { evidence, scope: scope.unwrap_or_default(), thread, ..engine.ask_options() };
     let mut sink = ChannelSink { text: on_text, stage: on_stage };
     Ok(engine.ask(&question, &options, &mut sink, ticket.token()).await?)
 }
@@ -206,6 +206,15 @@ impl quarry::generate::TokenSink for ChannelSink {
 #[tauri::command]
 async fn cancel_ask(shell: tauri::State<'_, Shell>, request: String) -> CommandResult<bool> {
     Ok(shell.engine().await?.cancel_answer(&request))
+}
+
+/// Changes the settings `change` names; a value out of range is refused naming the field.
+#[tauri::command]
+async fn update_settings(
+    shell: tauri::State<'_, Shell>,
+    change: quarry::config::LibrarySettings,
+) -> CommandResult<AppSettings> {
+    Ok(shell.engine().await?.update_settings(&change)?)
 }
 
 /// The saved conversations, the most recent first.
@@ -327,6 +336,7 @@ fn engine_config() -> Result<EngineConfig, String> {
     };
     let models_dir = std::env::var_os("QUARRY_MODELS_DIR")
         .map(PathBuf::from)
+        .or_else(|| quarry::config::LibrarySettings::models_dir(&data_dir))
         .unwrap_or_else(|| data_dir.join("models"));
     let mut config = quarry::models::discover(&models_dir).engine_config(data_dir, true);
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the executable: {e}"))?;
@@ -383,6 +393,7 @@ pub fn run() -> std::process::ExitCode {
             choose_embedder,
             remove_model,
             search,
+            update_settings,
             threads,
             thread,
             rename_thread,

@@ -200,7 +200,7 @@ impl LibraryServer {
         Parameters(AskArgs { question, quotes_only }): Parameters<AskArgs>,
     ) -> Result<CallToolResult, ErrorData> {
         let options =
-            AskOptions { evidence: quotes_only.unwrap_or(false), ..AskOptions::default() };
+            AskOptions { evidence: quotes_only.unwrap_or(false), ..self.engine.ask_options() };
         let answer =
             self.engine.ask(&question, &options, &mut |_: &str| {}, &CancelToken::new()).await;
         json_result(answer.map(AnswerOut::from))

@@ -117,7 +117,7 @@ fn router(state: Shared, ui_dir: &Path) -> Router {
     let api = Router::new()
         .route("/api/status", get(status))
         .route("/api/docs", get(docs))
-        .route("/api/settings", get(settings))
+        .route("/api/settings", get(settings).post(update_settings))
         .route("/api/index", post(start_index))
         .route("/api/index/progress", get(index_progress))
         .route("/api/index/events", get(index_events))
@@ -360,6 +360,15 @@ async fn use_model(
     Ok(Json(state.engine.app_settings()).into_response())
 }
 
+/// Changes the settings the body names; a value out of range is refused (400) naming the
+/// field.
+async fn update_settings(
+    State(state): State<Shared>,
+    Json(change): Json<quarry::config::LibrarySettings>,
+) -> Result<Response, ApiError> {
+    Ok(Json(state.engine.update_settings(&change)?).into_response())
+}
+
 #[derive(Debug, Deserialize)]
 struct IdBody {
     id: String,
@@ -465,12 +474,13 @@ async fn ask(State(state): State<Shared>, Json(body): Json<AskBody>) -> Response
     let engine = Arc::clone(&state.engine);
     tokio::spawn(async move {
         let cancel = CancelToken::new();
+        let defaults = engine.ask_options();
         let options = AskOptions {
-            k: body.k.unwrap_or(AskOptions::default().k).clamp(1, 50),
+            k: body.k.unwrap_or(defaults.k).clamp(1, 50),
             evidence: body.evidence,
             scope: body.scope,
             thread: body.thread,
-            ..AskOptions::default()
+            ..defaults
         };
         let mut sink = SseSink { tx: tx.clone(), cancel: cancel.clone() };
         let result = engine.ask(&body.question, &options, &mut sink, &cancel).await;

@@ -350,8 +350,9 @@ pub fn model_messages(question: &str, prior: &PriorTurn) -> Vec<ChatMessage> {
 }
 
 /// The model's rewrite when it passes the checks: one line of a sensible length, no markup,
-/// not the previous question repeated, and keeping at least half of the follow-up's own
-/// content words (a rewrite that drops what was asked is refused).
+/// not the previous question repeated, no word left that points back ("it", "this", "dort"),
+/// and keeping at least half of the follow-up's own content words (a rewrite that drops what
+/// was asked is refused).
 pub fn accept_model_rewrite(
     output: &str,
     question: &str,
@@ -371,6 +372,11 @@ pub fn accept_model_rewrite(
         return None;
     }
     if line.eq_ignore_ascii_case(prior.question.trim()) {
+        return None;
+    }
+    // A rewrite that still points back ("What license is it published under?") did not
+    // resolve anything.
+    if !pointer_positions(&Words::of(line), german).is_empty() {
         return None;
     }
     let wanted = content_words(question, german);
@@ -731,6 +737,10 @@ mod tests {
         );
         assert_eq!(accept_model_rewrite("What is TraceMonkey?", q, &prior, lang), None);
         assert_eq!(accept_model_rewrite("It is faster [1].", q, &prior, lang), None);
+        assert_eq!(
+            accept_model_rewrite("How much faster is it than SpiderMonkey", q, &prior, lang),
+            None
+        );
         assert_eq!(accept_model_rewrite("   \n", q, &prior, lang), None);
     }
 }

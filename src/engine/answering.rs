@@ -343,7 +343,7 @@ impl Engine {
     pub fn gate_threshold(&self) -> f32 {
         match self.default_search_mode() {
             SearchMode::Text => self.config.answer.gate_threshold_text_only,
-            _ => self.config.answer.gate_threshold,
+            _ => self.live_settings().gate_threshold,
         }
     }
 

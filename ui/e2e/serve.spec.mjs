@@ -277,6 +277,43 @@ async function main() {
     await page.locator(".thread-list").getByText("Lease questions").waitFor({ state: "detached", timeout: 10_000 });
     check(await page.locator(".thread-history .turn").count() === 0, "a deleted conversation is gone and a new one starts");
 
+    // Settings can be changed: an out-of-range value is refused naming the field; a valid one is
+    // saved and used by the next answer (2 passages per question: the answer reads 2).
+    await page.getByRole("button", { name: "Settings" }).click();
+    await page.locator("#set-gate").fill("1.5");
+    await page.getByRole("button", { name: "Save settings" }).click();
+    const refused = page.locator(".settings-form .error");
+    await refused.waitFor({ timeout: 10_000 });
+    check((await refused.textContent()).includes("gate_threshold"), `an invalid setting is refused naming the field (${await refused.textContent()})`);
+    await page.locator("#set-gate").fill("0.41");
+    await page.locator("#set-passages").fill("2");
+    await page.getByRole("button", { name: "Save settings" }).click();
+    await page.getByText("Saved. New answers").waitFor({ timeout: 10_000 });
+    check(await page.locator("#set-passages").inputValue() === "2", "the setting is saved");
+    await page.getByRole("button", { name: "Ask" }).first().click();
+    const readingSeen = page.evaluate(
+      () =>
+        new Promise((done) => {
+          const seen = () => {
+            const s = document.querySelector(".stage");
+            if (s && s.textContent.startsWith("Reading")) done(s.textContent);
+          };
+          new MutationObserver(seen).observe(document.querySelector(".answer-area"), { childList: true, subtree: true, characterData: true });
+          setTimeout(() => done(""), 60_000);
+        }),
+    );
+    readingSeen.catch(() => undefined);
+    await page.getByLabel("Your question").fill("What is the notice period for terminating the lease?");
+    await page.locator("#ask-button").click();
+    await page.getByTestId("answer").waitFor({ timeout: 60_000 });
+    check((await readingSeen).startsWith("Reading 2 passages"), `the answer uses the changed setting (${await readingSeen})`);
+    await page.getByRole("button", { name: "Settings" }).click();
+    await page.locator("#set-passages").fill("8");
+    await page.getByRole("button", { name: "Save settings" }).click();
+    await page.getByText("Saved. New answers").waitFor({ timeout: 10_000 });
+    await page.getByRole("button", { name: "Ask" }).first().click();
+    await page.locator("#new-thread").click();
+
     // Search: hybrid hits with document and page, filtered by type, opened at the passage.
     await page.getByRole("button", { name: "Search" }).first().click();
     await page.getByLabel("Words or a description of what you look for").fill("where do bicycles go");

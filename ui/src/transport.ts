@@ -7,6 +7,7 @@ import type { AskScope } from "./bindings/AskScope";
 import type { DocumentInfo } from "./bindings/DocumentInfo";
 import type { DocumentText } from "./bindings/DocumentText";
 import type { IndexProgress } from "./bindings/IndexProgress";
+import type { LibrarySettings } from "./bindings/LibrarySettings";
 import type { OcrWord } from "./bindings/OcrWord";
 import type { LibraryStatus } from "./bindings/LibraryStatus";
 import type { ModelsOverview } from "./bindings/ModelsOverview";
@@ -36,6 +37,8 @@ export interface Transport {
   status(): Promise<StatusResponse>;
   documents(): Promise<DocumentInfo[]>;
   settings(): Promise<AppSettings>;
+  /** Changes the settings `change` names (null: unchanged); refused naming the field when a value is out of range. */
+  updateSettings(change: LibrarySettings): Promise<AppSettings>;
   /** The installed models, the catalog, and the download in progress. */
   models(): Promise<ModelsOverview>;
   /** Starts downloading catalog model `id` (from a mirror or a folder when `from` is given). */
@@ -142,6 +145,9 @@ export class HttpTransport implements Transport {
   }
   settings(): Promise<AppSettings> {
     return this.call("GET", "/api/settings");
+  }
+  updateSettings(change: LibrarySettings): Promise<AppSettings> {
+    return this.call("POST", "/api/settings", change);
   }
   progress(): Promise<IndexProgress> {
     return this.call("GET", "/api/index/progress");
@@ -268,6 +274,9 @@ export class TauriTransport implements Transport {
   }
   settings(): Promise<AppSettings> {
     return this.invoke("settings");
+  }
+  updateSettings(change: LibrarySettings): Promise<AppSettings> {
+    return this.invoke("update_settings", { change });
   }
   models(): Promise<ModelsOverview> {
     return this.invoke("models");

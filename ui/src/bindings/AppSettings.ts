@@ -27,4 +27,16 @@ gate_threshold: number,
 /**
  * Passages retrieved per question.
  */
-default_k: number, };
+default_k: number, 
+/**
+ * Most tokens an answer may take.
+ */
+max_answer_tokens: number, 
+/**
+ * Whether scanned pages and images are read by OCR.
+ */
+ocr: boolean, 
+/**
+ * A models folder chosen in Settings that takes effect when Quarry starts again.
+ */
+models_dir_next_start: string | null, };

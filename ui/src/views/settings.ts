@@ -1,5 +1,8 @@
-// Settings view: where the library and models are, which models answer, the evidence
-// threshold, and the UI's language and theme.
+// Settings view: where the library and models are, which models answer, and the settings the
+// user can change (evidence threshold, passages per question, answer length, OCR, models
+// folder: saved in the library by the engine), and the UI's language and theme.
+import type { AppSettings } from "../bindings/AppSettings";
+import type { LibrarySettings } from "../bindings/LibrarySettings";
 import { h } from "../dom";
 import type { Lang, Strings } from "../i18n";
 import type { Transport } from "../transport";
@@ -9,6 +12,14 @@ export type Theme = "system" | "light" | "dark";
 export class SettingsView {
   readonly root = h("section", { class: "view", "aria-labelledby": "settings-title" });
   private readonly list = h("dl", { class: "settings" });
+  private readonly form = h("form", { class: "settings-form", novalidate: true });
+  private readonly message = h("p", { class: "muted", role: "status" });
+  private readonly gate = h("input", { id: "set-gate", type: "number", min: 0, max: 1, step: 0.01 });
+  private readonly passages = h("input", { id: "set-passages", type: "number", min: 1, max: 50, step: 1 });
+  private readonly maxTokens = h("input", { id: "set-max-tokens", type: "number", min: 16, max: 4096, step: 1 });
+  private readonly ocr = h("input", { id: "set-ocr", type: "checkbox" });
+  private readonly modelsDir = h("input", { id: "set-models-dir", type: "text" });
+  private current: AppSettings | null = null;
 
   constructor(
     private readonly transport: Transport,
@@ -43,13 +54,63 @@ export class SettingsView {
         h("label", { for: "theme" }, t.theme),
         themeSelect,
       ),
+      this.form,
       this.list,
     );
+    const field = (id: string, label: string, input: HTMLElement) => h("div", { class: "field" }, h("label", { for: id }, label), input);
+    this.form.append(
+      field("set-gate", t.gate, this.gate),
+      field("set-passages", t.passagesPerQuestion, this.passages),
+      field("set-max-tokens", t.maxAnswerTokens, this.maxTokens),
+      h("label", { class: "check" }, this.ocr, " ", t.ocrSetting),
+      field("set-models-dir", t.modelsFolder, this.modelsDir),
+      h("div", { class: "row" }, h("button", { type: "submit", class: "primary" }, t.saveSettings)),
+      this.message,
+    );
+    this.form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      void this.save();
+    });
+  }
+
+  /** Sends what changed; the engine refuses an out-of-range value naming the field. */
+  private async save(): Promise<void> {
+    const t = this.t;
+    const s = this.current;
+    if (!s) return;
+    const number = (input: HTMLInputElement, was: number) => (input.value === "" || Number(input.value) === was ? null : Number(input.value));
+    const dir = this.modelsDir.value.trim();
+    const change: LibrarySettings = {
+      gate_threshold: number(this.gate, Number(s.gate_threshold.toFixed(2))),
+      passages_per_question: number(this.passages, s.default_k),
+      max_answer_tokens: number(this.maxTokens, s.max_answer_tokens),
+      ocr: this.ocr.checked === s.ocr ? null : this.ocr.checked,
+      models_dir: dir === "" || dir === (s.models_dir_next_start ?? s.models_dir) ? null : dir,
+    };
+    this.message.className = "muted";
+    try {
+      this.show(await this.transport.updateSettings(change));
+      this.message.textContent = t.settingsSaved;
+    } catch (e) {
+      this.message.className = "error";
+      this.message.setAttribute("role", "alert");
+      this.message.textContent = e instanceof Error ? e.message : String(e);
+    }
   }
 
   async refresh(): Promise<void> {
+    this.message.textContent = "";
+    this.show(await this.transport.settings());
+  }
+
+  private show(s: AppSettings): void {
     const t = this.t;
-    const s = await this.transport.settings();
+    this.current = s;
+    this.gate.value = s.gate_threshold.toFixed(2);
+    this.passages.value = String(s.default_k);
+    this.maxTokens.value = String(s.max_answer_tokens);
+    this.ocr.checked = s.ocr;
+    this.modelsDir.value = s.models_dir_next_start ?? s.models_dir;
     const row = (k: string, v: string) => [h("dt", {}, k), h("dd", {}, v)];
     this.list.replaceChildren(
       ...row(t.dataFolder, s.data_dir),
@@ -58,7 +119,11 @@ export class SettingsView {
       ...row(t.generator, s.generator ?? t.noGenerator),
       ...row(t.gate, s.gate_threshold.toFixed(2)),
       ...row(t.passagesPerQuestion, String(s.default_k)),
+      ...row(t.maxAnswerTokens, String(s.max_answer_tokens)),
+      ...row(t.ocrSetting, s.ocr ? "✓" : "—"),
+      ...(s.models_dir_next_start ? row(t.modelsFolder, t.nextStart(s.models_dir_next_start)) : []),
       ...row(t.transport, this.transport.kind === "http" ? t.transportHttp : t.transportTauri),
     );
+    this.list.append(h("p", { class: "muted" }, t.changeInModels));
   }
 }
