@@ -28,7 +28,8 @@ export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS ?= $(X86_FLAGS)
 endif
 
 .PHONY: run test eval bench setup ui check-fmt lint unit desktop test-inner run-inner real-models \
-	eval-inner bench-inner rustflags app-models mcp-client llama-server
+	eval-inner bench-inner rustflags app-models mcp-client llama-server dist dist-inner dist-check \
+	dist-check-inner
 
 # Shared test data and models (see ../shared/data/MANIFEST.md).
 QUARRY_TEST_DATA ?= $(abspath ../shared/data)
@@ -75,6 +76,26 @@ bench-inner:
 
 run: setup
 	@$(MAKE) --no-print-directory run-inner
+
+# The installer: an optimised build (the release profile) bundled as a .deb by the Tauri bundler
+# (@tauri-apps/cli from npm), with the desktop entry, icons and the Debian packages OCR and PDF
+# repair need. `make dist-check` installs it on this machine (apt) and launches it under Xvfb
+# with a fresh home: launch-to-window time and a screenshot.
+DEB_DIR = $(CARGO_TARGET_DIR)/release/bundle/deb
+dist: setup
+	@$(MAKE) --no-print-directory dist-inner
+
+dist-inner: ui
+	ui/node_modules/.bin/tauri build --bundles deb --ci
+	@ls -l $(DEB_DIR)/*.deb
+
+dist-check: dist
+	@$(MAKE) --no-print-directory dist-check-inner
+
+dist-check-inner:
+	$(if $(filter root,$(shell whoami)),,sudo) apt-get install -y --reinstall $$(ls -t $(DEB_DIR)/*.deb | head -1)
+	home=$$(mktemp -d) && HOME=$$home XDG_DATA_HOME=$$home/.local/share QUARRY_TEST_DATA= \
+		scripts/window-check.sh /usr/bin/quarry-desktop test-artifacts/screenshots/installed-deb-window.png
 
 test: setup
 	@$(MAKE) --no-print-directory test-inner

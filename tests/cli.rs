@@ -76,3 +76,79 @@ fn log_lines_are_plain_off_a_terminal_and_quiet_leaves_only_errors() {
     assert!(quiet.stderr.is_empty(), "{}", String::from_utf8_lossy(&quiet.stderr));
     assert!(String::from_utf8_lossy(&quiet.stdout).contains("unchanged"));
 }
+
+/// Conversations on the command line: `ask --thread new|ID`, `chat` on a pipe, and `threads`
+/// list, rename, export and delete; an unknown thread is a user error naming it.
+#[test]
+fn conversations_are_asked_listed_exported_and_deleted() {
+    let docs = tempfile::tempdir().unwrap();
+    crate::ingest::write_fixtures(docs.path());
+    let lib = TempLibrary::new();
+    json_of(&lib.run(&["index", docs.path().to_str().unwrap(), "--json"]));
+
+    let first = json_of(&lib.run(&[
+        "ask",
+        "--evidence",
+        "--thread",
+        "new",
+        "--json",
+        "Who must boats register with?",
+    ]));
+    let id = first["conversation"]["thread_id"].as_str().unwrap().to_owned();
+    assert_eq!(first["conversation"]["turn"], 1);
+    let second = json_of(&lib.run(&[
+        "ask",
+        "--evidence",
+        "--thread",
+        &id,
+        "--json",
+        "And what about them?",
+    ]));
+    assert_eq!(second["conversation"]["turn"], 2);
+    assert_eq!(second["conversation"]["rewritten_by"], "rules");
+    assert_ne!(second["question"], "And what about them?");
+
+    let listed = json_of(&lib.run(&["threads", "list", "--json"]));
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[0]["turns"], 2);
+    let out = lib.run(&["threads", "rename", &id, "Harbour"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let exported = json_of(&lib.run(&["threads", "export", &id, "--format", "json"]));
+    assert_eq!(exported["thread"]["title"], "Harbour");
+    assert_eq!(exported["audit"].as_array().unwrap().len(), 2);
+    let markdown = lib.run(&["threads", "export", &id]);
+    let markdown = String::from_utf8_lossy(&markdown.stdout);
+    assert!(markdown.starts_with("# Harbour") && markdown.contains("*Searched for:*"), "{markdown}");
+
+    // A conversation on a pipe: the follow-up's standalone question is printed before the
+    // answer, and the thread is saved.
+    let mut chat = std::process::Command::new(crate::support::quarry_bin())
+        .args(["--data-dir", lib.path().to_str().unwrap(), "--models-dir"])
+        .arg(lib.path().join("no-models"))
+        .args(["chat", "--evidence"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    chat.stdin
+        .take()
+        .unwrap()
+        .write_all(b"Who must boats register with?\nAnd where do they moor?\n")
+        .unwrap();
+    let out = chat.wait_with_output().unwrap();
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("(searching for: "), "{stdout}");
+    assert!(stderr.contains("saved; continue it with `quarry chat --thread"), "{stderr}");
+    assert_eq!(json_of(&lib.run(&["threads", "list", "--json"])).as_array().unwrap().len(), 2);
+
+    let out = lib.run(&["threads", "delete", &id]);
+    assert!(out.status.success());
+    let out = lib.run(&["ask", "--evidence", "--thread", &id, "And?"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no conversation with the id"), "{stderr}");
+}

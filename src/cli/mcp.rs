@@ -50,6 +50,10 @@ struct AskArgs {
     /// Quote the documents' best sentences instead of having the local model write the answer.
     #[serde(default)]
     quotes_only: Option<bool>,
+    /// Ask as a turn of a saved conversation: a thread id from an earlier answer's
+    /// `conversation`, or "new" to start one; follow-ups are then understood.
+    #[serde(default)]
+    thread: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -197,10 +201,13 @@ impl LibraryServer {
                        (abstained) rather than guess.")]
     async fn ask(
         &self,
-        Parameters(AskArgs { question, quotes_only }): Parameters<AskArgs>,
+        Parameters(AskArgs { question, quotes_only, thread }): Parameters<AskArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        let options =
-            AskOptions { evidence: quotes_only.unwrap_or(false), ..self.engine.ask_options() };
+        let options = AskOptions {
+            evidence: quotes_only.unwrap_or(false),
+            thread,
+            ..self.engine.ask_options()
+        };
         let answer =
             self.engine.ask(&question, &options, &mut |_: &str| {}, &CancelToken::new()).await;
         json_result(answer.map(AnswerOut::from))

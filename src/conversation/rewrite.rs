@@ -198,6 +198,10 @@ const EN_FUNCTION_WORDS: &[&str] = &[
     "not",
     "no",
     "regarding",
+    "must",
+    "may",
+    "might",
+    "shall",
 ];
 const DE_FUNCTION_WORDS: &[&str] = &[
     "der",

@@ -406,6 +406,33 @@ async function main() {
       const written = await page.locator(".answer-area").textContent();
       check(written.includes("three months") && written.includes("lease.pdf"), "the chosen generator writes the next answer, cited");
       await page.screenshot({ path: join(shots, "ask-generated.png") });
+      // Stop while the model works (it reads the passages for seconds before it writes): the
+      // answer ends unchecked and unsaved, and the button asks again.
+      await page.getByLabel("Your question").fill("How much is the monthly rent and when is it due?");
+      const writing = page.evaluate(
+        () =>
+          new Promise((done) => {
+            const seen = () => {
+              const s = document.querySelector(".stage");
+              if (s && (s.dataset.stages || "").includes("writing")) done(true);
+            };
+            new MutationObserver(seen).observe(document.querySelector(".answer-area"), { childList: true, subtree: true, attributes: true });
+            setTimeout(() => done(false), 120_000);
+          }),
+      );
+      writing.catch(() => undefined);
+      await page.locator("#ask-button").click();
+      check(await writing, "the model starts on the answer");
+      check((await page.locator("#ask-button").textContent()) === "Stop", "while it works the button is Stop");
+      const stopped = Date.now();
+      await page.locator("#ask-button").click();
+      await page.locator("#ask-button", { hasText: "Ask" }).waitFor({ timeout: 30_000 });
+      check(await page.locator(".answer-area [data-testid=answer]").count() === 0, `Stop ends the answer before it is checked (${Date.now() - stopped} ms)`);
+      // Reopened from the list, the conversation ends with the last answer that was checked.
+      await page.locator('.thread-list button[aria-current="true"]').click();
+      await page.getByTestId("answer").waitFor({ timeout: 10_000 });
+      const reopened = await page.locator(".answer-area").textContent();
+      check(reopened.includes("three months") && !reopened.includes("when is it due"), "the stopped question is not a turn of the conversation");
       await page.getByRole("button", { name: "Models" }).click();
       await qwen.locator(".use-model").click();
       await qwen.getByText("Use for answers").waitFor({ timeout: 30_000 });
