@@ -118,7 +118,10 @@ fn conversations_are_asked_listed_exported_and_deleted() {
     assert_eq!(exported["audit"].as_array().unwrap().len(), 2);
     let markdown = lib.run(&["threads", "export", &id]);
     let markdown = String::from_utf8_lossy(&markdown.stdout);
-    assert!(markdown.starts_with("# Harbour") && markdown.contains("*Searched for:*"), "{markdown}");
+    assert!(
+        markdown.starts_with("# Harbour") && markdown.contains("*Searched for:*"),
+        "{markdown}"
+    );
 
     // A conversation on a pipe: the follow-up's standalone question is printed before the
     // answer, and the thread is saved.

@@ -31,8 +31,6 @@ use crate::language::TextLanguage;
 pub struct PriorTurn<'a> {
     /// The question that was searched for (itself already standalone).
     pub question: &'a str,
-    /// The answer's text.
-    pub answer: &'a str,
 }
 
 /// Openers that make a question continue the previous one, longest first.
@@ -333,24 +331,42 @@ pub fn looks_like_follow_up(question: &str, language: TextLanguage) -> bool {
             || words.len() <= 3)
 }
 
-/// The messages that ask the model to rewrite a follow-up (the previous answer shortened).
+/// The messages that ask the model to rewrite a follow-up: the instruction, two worked
+/// examples as earlier turns of the chat, then the previous question and the follow-up. On the
+/// ten conversations of `tests/fixtures/conversations.json` a 0.5B model (Qwen2.5-Coder-0.5B)
+/// rewrote 1 of 10 acceptably this way and none with the instruction alone (it repeated the
+/// previous question); `accept_model_rewrite` keeps the rules for the rest.
 pub fn model_messages(question: &str, prior: &PriorTurn) -> Vec<ChatMessage> {
-    let answer: String = prior.answer.chars().take(400).collect();
-    vec![
-        ChatMessage::system(
-            "You rewrite a follow-up question so that it can be understood without the \
-             conversation. Replace words like \"it\", \"they\", \"this\" and \"there\" by what \
-             they refer to, and add what an incomplete question leaves out. Keep the follow-up's \
-             own meaning and language. Reply with the rewritten question only.",
+    const EXAMPLES: [(&str, &str, &str); 2] = [
+        (
+            "How long is the notice period for the flat in Ulm?",
+            "And the deposit?",
+            "How much is the deposit for the flat in Ulm?",
         ),
-        ChatMessage::user(format!(
-            "Previous question: {}\nPrevious answer: {}\nFollow-up question: {}\nRewritten \
-             question:",
-            prior.question.trim(),
-            answer.trim(),
-            question.trim()
-        )),
-    ]
+        (
+            "Who wrote the TraceMonkey paper?",
+            "When was it published?",
+            "When was the TraceMonkey paper published?",
+        ),
+    ];
+    let mut messages = vec![ChatMessage::system(
+        "You rewrite a follow-up question so that it can be understood without the \
+         conversation. Replace words like \"it\", \"they\", \"this\" and \"there\" by what they \
+         refer to, and add what an incomplete question leaves out. Keep the follow-up's own \
+         meaning and language. Reply with the rewritten question only.",
+    )];
+    for (previous, follow_up, rewritten) in EXAMPLES {
+        messages.push(ChatMessage::user(format!(
+            "Previous question: {previous}\nFollow-up question: {follow_up}"
+        )));
+        messages.push(ChatMessage::assistant(rewritten));
+    }
+    messages.push(ChatMessage::user(format!(
+        "Previous question: {}\nFollow-up question: {}",
+        prior.question.trim(),
+        question.trim()
+    )));
+    messages
 }
 
 /// The model's rewrite when it passes the checks: one line of a sensible length, no markup,
@@ -635,11 +651,11 @@ mod tests {
     use super::*;
 
     fn en(question: &str, prior: &str) -> Option<String> {
-        by_rules(question, &PriorTurn { question: prior, answer: "" }, TextLanguage::English)
+        by_rules(question, &PriorTurn { question: prior }, TextLanguage::English)
     }
 
     fn de(question: &str, prior: &str) -> Option<String> {
-        by_rules(question, &PriorTurn { question: prior, answer: "" }, TextLanguage::German)
+        by_rules(question, &PriorTurn { question: prior }, TextLanguage::German)
     }
 
     #[test]
@@ -710,8 +726,7 @@ mod tests {
 
     #[test]
     fn a_model_rewrite_must_keep_the_follow_up_and_stay_a_question() {
-        let prior =
-            PriorTurn { question: "What is a trace tree in TraceMonkey?", answer: "A tree." };
+        let prior = PriorTurn { question: "What is a trace tree in TraceMonkey?" };
         let q = "How much faster is it than SpiderMonkey?";
         let lang = TextLanguage::English;
         assert_eq!(

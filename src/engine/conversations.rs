@@ -56,7 +56,7 @@ impl Engine {
             },
         };
         let Some((_, last)) = previous else { return Ok(follow_up) };
-        let prior = PriorTurn { question: &last.question, answer: &last.answer };
+        let prior = PriorTurn { question: &last.question };
         let language = TextLanguage::of_answer(question);
         if !rewrite::looks_like_follow_up(question, language) {
             return Ok(follow_up);
