@@ -126,24 +126,8 @@ enum Command {
     Ask {
         /// The question
         question: String,
-        /// Passages to retrieve [default: the library's setting, 8 unless changed]
-        #[arg(short)]
-        k: Option<usize>,
-        /// Quote the best-supported sentences instead of generating (no model needed)
-        #[arg(long)]
-        evidence: bool,
-        /// Generator: a GGUF file or an installed model's name [default: the first installed]
-        #[arg(long)]
-        model: Option<String>,
-        /// Most tokens to generate [default: the library's setting, 384 unless changed]
-        #[arg(long)]
-        max_tokens: Option<usize>,
-        /// Answer only from documents under this folder (or this file); repeatable
-        #[arg(long = "in", value_name = "PATH")]
-        within: Vec<PathBuf>,
-        /// Answer only from documents of this kind (pdf, text, markdown, html, docx, odt, rtf, presentation, spreadsheet, epub, email, mbox, zip, image); repeatable
-        #[arg(long = "kind", value_name = "KIND")]
-        kinds: Vec<String>,
+        #[command(flatten)]
+        how: AnswerFlags,
         /// Ask as a turn of this conversation (a thread id; "new" starts one): a follow-up is
         /// rewritten into a standalone question, and the turn is saved
         #[arg(long, value_name = "ID")]
@@ -158,24 +142,8 @@ enum Command {
         /// Continue this conversation [default: start a new one]
         #[arg(long, value_name = "ID")]
         thread: Option<String>,
-        /// Passages to retrieve [default: the library's setting, 8 unless changed]
-        #[arg(short)]
-        k: Option<usize>,
-        /// Quote the best-supported sentences instead of generating (no model needed)
-        #[arg(long)]
-        evidence: bool,
-        /// Generator: a GGUF file or an installed model's name [default: the first installed]
-        #[arg(long)]
-        model: Option<String>,
-        /// Most tokens to generate [default: the library's setting, 384 unless changed]
-        #[arg(long)]
-        max_tokens: Option<usize>,
-        /// Answer only from documents under this folder (or this file); repeatable
-        #[arg(long = "in", value_name = "PATH")]
-        within: Vec<PathBuf>,
-        /// Answer only from documents of this kind; repeatable
-        #[arg(long = "kind", value_name = "KIND")]
-        kinds: Vec<String>,
+        #[command(flatten)]
+        how: AnswerFlags,
         /// Print each answer document as JSON
         #[arg(long)]
         json: bool,
@@ -316,6 +284,52 @@ enum ModelsCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// How `ask` and `chat` answer.
+#[derive(Debug, clap::Args)]
+pub(crate) struct AnswerFlags {
+    /// Passages to retrieve [default: the library's setting, 8 unless changed]
+    #[arg(short)]
+    k: Option<usize>,
+    /// Quote the best-supported sentences instead of generating (no model needed)
+    #[arg(long)]
+    evidence: bool,
+    /// Generator: a GGUF file or an installed model's name [default: the first installed]
+    #[arg(long)]
+    model: Option<String>,
+    /// Most tokens to generate [default: the library's setting, 384 unless changed]
+    #[arg(long)]
+    max_tokens: Option<usize>,
+    /// Answer only from documents under this folder (or this file); repeatable
+    #[arg(long = "in", value_name = "PATH")]
+    within: Vec<PathBuf>,
+    /// Answer only from documents of this kind (pdf, text, markdown, html, docx, odt, rtf, presentation, spreadsheet, epub, email, mbox, zip, image); repeatable
+    #[arg(long = "kind", value_name = "KIND")]
+    kinds: Vec<String>,
+}
+
+impl AnswerFlags {
+    /// The options these flags ask for, the library's settings filling in what they leave out;
+    /// a named model replaces the configured generator.
+    fn options(
+        self,
+        config: &mut EngineConfig,
+        models: &quarry::models::ModelFolder,
+        thread: Option<String>,
+    ) -> anyhow::Result<quarry::AskOptions> {
+        if let Some(name) = &self.model {
+            config.generator = Some(generation::resolve_model(models, name)?);
+            config.generator_server = None;
+        }
+        Ok(quarry::AskOptions {
+            k: self.k.unwrap_or(config.answer.passages_per_question),
+            evidence: self.evidence,
+            max_tokens: self.max_tokens.unwrap_or(config.answer.max_answer_tokens),
+            scope: ask_scope(&self.within, &self.kinds)?,
+            thread,
+        })
+    }
 }
 
 /// `quarry settings set …`.
@@ -653,8 +667,8 @@ fn config_for(cli: &Cli) -> anyhow::Result<(EngineConfig, quarry::models::ModelF
     let generates = cli.generator_url.is_none()
         && matches!(
             cli.command,
-            Command::Ask { evidence: false, model: None, .. }
-                | Command::Chat { evidence: false, model: None, .. }
+            Command::Ask { how: AnswerFlags { evidence: false, model: None, .. }, .. }
+                | Command::Chat { how: AnswerFlags { evidence: false, model: None, .. }, .. }
                 | Command::Serve { .. }
                 | Command::Mcp
                 | Command::Eval { what: EvalCommand::Qa { evidence: false, model: None, .. } }
@@ -921,26 +935,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Ask { question, k, evidence, model, max_tokens, within, kinds, thread, json } => {
-            if let Some(name) = model {
-                config.generator = Some(generation::resolve_model(&models, &name)?);
-                config.generator_server = None;
-            }
-            let scope = ask_scope(&within, &kinds)?;
-            let k = k.unwrap_or(config.answer.passages_per_question);
-            let max_tokens = max_tokens.unwrap_or(config.answer.max_answer_tokens);
-            let options = quarry::AskOptions { k, evidence, max_tokens, scope, thread };
+        Command::Ask { question, how, thread, json } => {
+            let options = how.options(&mut config, &models, thread)?;
             answering::ask(config, answering::AskArgs { question, options, json }).await?;
         }
-        Command::Chat { thread, k, evidence, model, max_tokens, within, kinds, json } => {
-            if let Some(name) = model {
-                config.generator = Some(generation::resolve_model(&models, &name)?);
-                config.generator_server = None;
-            }
-            let scope = ask_scope(&within, &kinds)?;
-            let k = k.unwrap_or(config.answer.passages_per_question);
-            let max_tokens = max_tokens.unwrap_or(config.answer.max_answer_tokens);
-            let options = quarry::AskOptions { k, evidence, max_tokens, scope, thread };
+        Command::Chat { thread, how, json } => {
+            let options = how.options(&mut config, &models, thread)?;
             answering::chat(config, options, json).await?;
         }
         Command::Threads { what } => {
