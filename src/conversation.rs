@@ -212,28 +212,14 @@ fn markdown(thread: &Thread) -> String {
         if asked != a.question {
             s.push_str(&format!("*Searched for:* {}\n\n", md(&a.question)));
         }
-        if a.abstained {
-            s.push_str(&format!(
-                "**Answer:** {} ({})\n\n",
-                md(&a.answer),
-                md(a.abstain_reason.as_deref().unwrap_or(""))
-            ));
-        } else {
-            s.push_str(&format!("**Answer ({}):** {}\n\n", a.mode.as_str(), md(&a.answer)));
-        }
-        if !a.citations.is_empty() {
-            s.push_str("**Sources:**\n\n");
-            for c in &a.citations {
-                s.push_str(&format!(
-                    "- \\[{}\\] {}, page {}: \"{}\"\n",
-                    c.n,
-                    md(&c.doc_path),
-                    c.page,
-                    md(&c.quote)
-                ));
-            }
-            s.push('\n');
-        }
+        s.push_str(&crate::answer::audit::markdown_answer(
+            a.abstained,
+            a.abstain_reason.as_deref(),
+            a.mode,
+            &a.answer,
+            &a.citations,
+            |chunk| a.passages.iter().find(|p| p.chunk_id == chunk).map(|p| p.doc_sha256.as_str()),
+        ));
         s.push_str(&format!(
             "Answered {} by {}.\n",
             turn.time,

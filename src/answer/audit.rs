@@ -430,6 +430,43 @@ pub(crate) fn md(text: &str) -> String {
     out
 }
 
+/// An answer and its sources as Markdown (the audit report and conversation exports): the
+/// answer or why it was not found, then each citation with document, page, the document's
+/// hash as indexed (`sha256_of` a chunk id) and the quote.
+pub(crate) fn markdown_answer<'a>(
+    abstained: bool,
+    abstain_reason: Option<&str>,
+    mode: AnswerMode,
+    answer: &str,
+    citations: &[Citation],
+    sha256_of: impl Fn(&str) -> Option<&'a str>,
+) -> String {
+    let mut s = if abstained {
+        format!(
+            "**Answer:** not found in the documents ({})\n\n",
+            md(abstain_reason.unwrap_or("no reason recorded"))
+        )
+    } else {
+        format!("**Answer ({}):** {}\n\n", mode.as_str(), md(answer))
+    };
+    if !citations.is_empty() {
+        s.push_str("**Sources:**\n\n");
+        for c in citations {
+            let sha = sha256_of(&c.chunk_id).unwrap_or("");
+            s.push_str(&format!(
+                "- \\[{}\\] {}, page {} (sha256 {}…): \"{}\"\n",
+                c.n,
+                md(&c.doc_path),
+                c.page,
+                sha.get(..12).unwrap_or(sha),
+                md(&c.quote)
+            ));
+        }
+        s.push('\n');
+    }
+    s
+}
+
 fn markdown_record(r: &AuditRecord) -> String {
     let mut s = format!("\n## {}\n\n", r.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     s.push_str(&format!("**Question:** {}\n\n", md(&r.question)));
@@ -444,33 +481,14 @@ fn markdown_record(r: &AuditRecord) -> String {
         }
         AuditOutcome::Cancelled => s.push_str("**Stopped** before the answer was checked.\n\n"),
     }
-    if r.abstained {
-        s.push_str(&format!(
-            "**Answer:** not found in the documents ({})\n\n",
-            md(r.abstain_reason.as_deref().unwrap_or("no reason recorded"))
-        ));
-    } else {
-        s.push_str(&format!("**Answer ({}):** {}\n\n", r.mode.as_str(), md(&r.answer)));
-    }
-    if !r.citations.is_empty() {
-        s.push_str("**Sources:**\n\n");
-        for c in &r.citations {
-            let sha = r
-                .passages
-                .iter()
-                .find(|p| p.chunk_id == c.chunk_id)
-                .map(|p| p.doc_sha256.get(..12).unwrap_or(&p.doc_sha256))
-                .unwrap_or("");
-            s.push_str(&format!(
-                "- \\[{}\\] {}, page {} (sha256 {sha}…): \"{}\"\n",
-                c.n,
-                md(&c.doc_path),
-                c.page,
-                md(&c.quote)
-            ));
-        }
-        s.push('\n');
-    }
+    s.push_str(&markdown_answer(
+        r.abstained,
+        r.abstain_reason.as_deref(),
+        r.mode,
+        &r.answer,
+        &r.citations,
+        |chunk| r.passages.iter().find(|p| p.chunk_id == chunk).map(|p| p.doc_sha256.as_str()),
+    ));
     let model = match &r.model {
         Some(m) => format!("{} (sha256 {})", md(&m.id), m.sha256),
         None => "none".to_owned(),
