@@ -87,6 +87,11 @@ dist: setup
 
 dist-inner: ui
 	ui/node_modules/.bin/tauri build --bundles deb --ci
+	@# The release profile keeps line tables for profiling (a 1.5 GB binary): the package gets the
+	@# binary stripped (260 MB, most of it LanceDB/DataFusion/Arrow code) and is bundled again.
+	@# (Stripping through the profile instead would rebuild every crate.)
+	strip -s $(CARGO_TARGET_DIR)/release/quarry-desktop
+	ui/node_modules/.bin/tauri bundle --bundles deb --ci
 	@ls -l $(DEB_DIR)/*.deb
 
 dist-check: dist
