@@ -254,7 +254,7 @@ async function main() {
     check((await searchedFor.textContent()).includes("What about the monthly rent for the lease?"), `the follow-up shows the question it was searched as (${await searchedFor.textContent()})`);
     const secondTurnSources = await page.locator(".answer-area .sources-list").textContent();
     check(secondTurnSources.includes("lease.pdf · page 2") && !firstTurnSources.includes("page 2"), "the follow-up is answered from another page than the first turn");
-    check(await page.locator(".thread-history .turn").count() === 1, "the first turn stays above the follow-up");
+    check(await page.locator(".thread-history .turn").count() === 1, "the first turn stays on screen below the follow-up");
     check((await page.locator(".thread-history").textContent()).includes("notice period"), "the earlier turn shows its answer");
     await page.locator("#rename-thread").click();
     await page.locator("#thread-title-input").fill("Lease questions");
