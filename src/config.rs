@@ -414,7 +414,8 @@ impl LibrarySettings {
         let path = Self::path(data_dir);
         match std::fs::read(&path) {
             Ok(bytes) => match serde_json::from_slice::<Self>(&bytes) {
-                Ok(settings) if settings.validate().is_ok() => settings,
+                // A models folder moved away since is not a reason to drop the other settings.
+                Ok(settings) if settings.check_values().is_ok() => settings,
                 Ok(_) | Err(_) => {
                     tracing::warn!("{}: not valid settings; using the defaults", path.display());
                     Self::default()
@@ -437,6 +438,20 @@ impl LibrarySettings {
 
     /// Refuses a value out of range, naming the field.
     pub fn validate(&self) -> Result<()> {
+        self.check_values()?;
+        if let Some(dir) = &self.models_dir {
+            let path = Path::new(dir);
+            if !path.is_absolute() || !path.is_dir() {
+                return Err(Error::user(format!(
+                    "models_dir: {dir} is not an existing folder (give its full path)"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The ranges of the numbers.
+    fn check_values(&self) -> Result<()> {
         if let Some(g) = self.gate_threshold
             && !(0.0..=1.0).contains(&g)
         {
@@ -455,14 +470,6 @@ impl LibrarySettings {
             return Err(Error::user(format!(
                 "max_answer_tokens: must be between 16 and 4096 (got {n})"
             )));
-        }
-        if let Some(dir) = &self.models_dir {
-            let path = Path::new(dir);
-            if !path.is_absolute() || !path.is_dir() {
-                return Err(Error::user(format!(
-                    "models_dir: {dir} is not an existing folder (give its full path)"
-                )));
-            }
         }
         Ok(())
     }

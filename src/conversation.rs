@@ -43,8 +43,8 @@ impl ThreadStore {
             if path.extension().is_none_or(|e| e != "json") {
                 continue;
             }
-            match read_thread(&path) {
-                Ok(thread) => threads.push(summary(&thread)),
+            match read_summary(&path) {
+                Ok(summary) => threads.push(summary),
                 Err(e) => tracing::warn!(target: "engine::answer", "skipping a thread: {e}"),
             }
         }
@@ -148,6 +148,28 @@ fn read_thread(path: &Path) -> Result<Thread> {
     };
     serde_json::from_slice(&bytes)
         .map_err(|e| Error::user(format!("{}: not a readable thread ({e})", path.display())))
+}
+
+/// A thread's summary, its turns counted but not built (the list is read after every answer).
+fn read_summary(path: &Path) -> Result<ThreadSummary> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        id: String,
+        title: String,
+        created: String,
+        updated: String,
+        turns: Vec<serde::de::IgnoredAny>,
+    }
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let head: Head = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::user(format!("{}: not a readable thread ({e})", path.display())))?;
+    Ok(ThreadSummary {
+        id: head.id,
+        title: head.title,
+        created: head.created,
+        updated: head.updated,
+        turns: head.turns.len() as u32,
+    })
 }
 
 fn no_thread(id: &str) -> Error {

@@ -755,7 +755,10 @@ async fn settings_are_checked_saved_applied_at_once_and_kept_for_the_next_start(
     let mut config = config(&lib);
     saved.apply(&mut config);
     assert!(config.extraction.ocr.is_none() && config.answer.max_answer_tokens == 64);
-    // A damaged file is ignored (defaults), never a locked-out library.
+    // A models folder moved away keeps the other settings; a damaged file is ignored
+    // (defaults), never a locked-out library.
+    std::fs::remove_dir(&models).unwrap();
+    assert_eq!(LibrarySettings::read(lib.path()).passages_per_question, Some(3));
     std::fs::write(lib.path().join("settings.json"), b"{\"gate_threshold\": 7}").unwrap();
     assert_eq!(LibrarySettings::read(lib.path()), LibrarySettings::default());
 }
