@@ -165,6 +165,11 @@ pub fn verify(
 struct Claim<'a> {
     /// The claim's words, lower-cased, for the verbatim check.
     flat: String,
+    /// The claim's words that hold digits ("1979", "12", "3rd"): a passage that lacks one of
+    /// them does not support the claim, however much else it shares (small models mix up
+    /// the numbers of neighbouring passages, or make one up for a question the passages
+    /// cannot answer).
+    numbers: Vec<String>,
     terms: WeightedTerms,
     vector: Option<&'a [f32]>,
 }
@@ -183,7 +188,13 @@ struct Support {
 
 impl<'a> Claim<'a> {
     fn new(text: &str, stats: &dyn TermStats, vector: Option<&'a [f32]>) -> Self {
-        Self { flat: flat_words(text), terms: WeightedTerms::new(text, stats), vector }
+        let flat = flat_words(text);
+        let numbers = flat
+            .split(' ')
+            .filter(|w| w.chars().any(|c| c.is_ascii_digit()))
+            .map(str::to_owned)
+            .collect();
+        Self { flat, numbers, terms: WeightedTerms::new(text, stats), vector }
     }
 
     /// How well passage `p` (0-based, its words flattened as `flat_passage`) supports the
@@ -212,12 +223,20 @@ impl<'a> Claim<'a> {
                 best = Some((s, rank, sim));
             }
         }
+        let padded = format!(" {flat_passage} ");
         let verbatim = !self.terms.is_empty()
             && !self.flat.is_empty()
-            && format!(" {flat_passage} ").contains(&format!(" {} ", self.flat));
+            && padded.contains(&format!(" {} ", self.flat));
+        let numbers_held = self.numbers.iter().all(|n| padded.contains(&format!(" {n} ")));
         match best {
             Some((s, rank, sim)) => {
-                let support = if verbatim { 1.0 } else { combine(lexical, sim, weights) };
+                let support = if verbatim {
+                    1.0
+                } else if !numbers_held {
+                    0.0
+                } else {
+                    combine(lexical, sim, weights)
+                };
                 Support { support, sentence: Some(s), rank }
             }
             None => Support { support: 0.0, sentence: None, rank: 0.0 },
@@ -407,6 +426,41 @@ mod tests {
         assert_eq!(v.sentences[0].citations, vec![2]);
         assert!(v.sentences[0].attributed);
         assert_eq!(v.text(), "The notice period is three months [2].");
+    }
+
+    #[test]
+    fn a_number_the_passage_lacks_is_not_supported_by_it() {
+        let passages = vec![
+            passage(1, "In 1979 the price of oil rose to 12 dollars a barrel."),
+            passage(2, "In 1973 the price of oil rose to 3 dollars a barrel."),
+        ];
+        let sentences = PassageSentences::new(&passages, &WordStats, None).unwrap();
+        // The right number cited to the wrong passage: cited to the passage that holds it.
+        let v = verify(
+            "In 1979 the price of oil rose to 12 dollars [2].",
+            &passages,
+            &sentences,
+            &WordStats,
+            None,
+            W,
+            0.5,
+        )
+        .unwrap();
+        assert_eq!(v.sentences[0].citations, vec![1], "{v:?}");
+        assert!(v.sentences[0].supported && v.sentences[0].attributed);
+        // A number no passage holds: nothing supports the sentence, however many words match.
+        let v = verify(
+            "In 1979 the price of oil rose to 75 dollars a barrel [1].",
+            &passages,
+            &sentences,
+            &WordStats,
+            None,
+            W,
+            0.5,
+        )
+        .unwrap();
+        assert!(!v.sentences[0].supported, "{v:?}");
+        assert!(!v.any_supported());
     }
 
     #[test]
