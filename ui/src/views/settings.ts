@@ -20,6 +20,9 @@ export class SettingsView {
   private readonly ocr = h("input", { id: "set-ocr", type: "checkbox" });
   private readonly modelsDir = h("input", { id: "set-models-dir", type: "text" });
   private current: AppSettings | null = null;
+  /** Fields the user changed since they were last filled: settings arriving later (the view
+   * loads them when it opens) do not overwrite what is being typed. */
+  private readonly edited = new Set<HTMLInputElement>();
 
   constructor(
     private readonly transport: Transport,
@@ -67,6 +70,10 @@ export class SettingsView {
       h("div", { class: "row" }, h("button", { type: "submit", class: "primary" }, t.saveSettings)),
       this.message,
     );
+    for (const input of [this.gate, this.passages, this.maxTokens, this.ocr, this.modelsDir]) {
+      input.addEventListener("input", () => this.edited.add(input));
+      input.addEventListener("change", () => this.edited.add(input));
+    }
     this.form.addEventListener("submit", (e) => {
       e.preventDefault();
       void this.save();
@@ -76,8 +83,7 @@ export class SettingsView {
   /** Sends what changed; the engine refuses an out-of-range value naming the field. */
   private async save(): Promise<void> {
     const t = this.t;
-    const s = this.current;
-    if (!s) return;
+    const s = this.current ?? (await this.transport.settings());
     const number = (input: HTMLInputElement, was: number) => (input.value === "" || Number(input.value) === was ? null : Number(input.value));
     const dir = this.modelsDir.value.trim();
     const change: LibrarySettings = {
@@ -89,7 +95,9 @@ export class SettingsView {
     };
     this.message.className = "muted";
     try {
-      this.show(await this.transport.updateSettings(change));
+      const saved = await this.transport.updateSettings(change);
+      this.edited.clear();
+      this.show(saved);
       this.message.textContent = t.settingsSaved;
     } catch (e) {
       this.message.className = "error";
@@ -106,11 +114,14 @@ export class SettingsView {
   private show(s: AppSettings): void {
     const t = this.t;
     this.current = s;
-    this.gate.value = s.gate_threshold.toFixed(2);
-    this.passages.value = String(s.default_k);
-    this.maxTokens.value = String(s.max_answer_tokens);
-    this.ocr.checked = s.ocr;
-    this.modelsDir.value = s.models_dir_next_start ?? s.models_dir;
+    const fill = (input: HTMLInputElement, value: string) => {
+      if (!this.edited.has(input)) input.value = value;
+    };
+    fill(this.gate, s.gate_threshold.toFixed(2));
+    fill(this.passages, String(s.default_k));
+    fill(this.maxTokens, String(s.max_answer_tokens));
+    if (!this.edited.has(this.ocr)) this.ocr.checked = s.ocr;
+    fill(this.modelsDir, s.models_dir_next_start ?? s.models_dir);
     const row = (k: string, v: string) => [h("dt", {}, k), h("dd", {}, v)];
     this.list.replaceChildren(
       ...row(t.dataFolder, s.data_dir),
