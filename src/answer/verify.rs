@@ -435,30 +435,14 @@ mod tests {
             passage(2, "In 1973 the price of oil rose to 3 dollars a barrel."),
         ];
         let sentences = PassageSentences::new(&passages, &WordStats, None).unwrap();
+        let check =
+            |answer: &str| verify(answer, &passages, &sentences, &WordStats, None, W, 0.5).unwrap();
         // The right number cited to the wrong passage: cited to the passage that holds it.
-        let v = verify(
-            "In 1979 the price of oil rose to 12 dollars [2].",
-            &passages,
-            &sentences,
-            &WordStats,
-            None,
-            W,
-            0.5,
-        )
-        .unwrap();
+        let v = check("In 1979 the price of oil rose to 12 dollars [2].");
         assert_eq!(v.sentences[0].citations, vec![1], "{v:?}");
         assert!(v.sentences[0].supported && v.sentences[0].attributed);
         // A number no passage holds: nothing supports the sentence, however many words match.
-        let v = verify(
-            "In 1979 the price of oil rose to 75 dollars a barrel [1].",
-            &passages,
-            &sentences,
-            &WordStats,
-            None,
-            W,
-            0.5,
-        )
-        .unwrap();
+        let v = check("In 1979 the price of oil rose to 75 dollars a barrel [1].");
         assert!(!v.sentences[0].supported, "{v:?}");
         assert!(!v.any_supported());
     }
