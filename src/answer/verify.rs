@@ -108,6 +108,8 @@ pub fn verify(
     let mut best_quote: Vec<(u32, usize, f32)> = Vec::new();
     let mut refusals = 0;
     let flat_passages: Vec<String> = passages.iter().map(|p| flat_words(&p.text)).collect();
+    let passage_numbers: Vec<HashSet<String>> =
+        passages.iter().map(|p| numbers_held_by(&p.text)).collect();
     for (i, (text, citations)) in parsed.into_iter().enumerate() {
         if is_refusal_like(&text) {
             refusals += 1;
@@ -116,7 +118,7 @@ pub fn verify(
         let claim = Claim::new(&text, stats, vectors.as_ref().map(|v| v[i].as_slice()));
         let support_by = |n: u32| {
             let p = n as usize - 1;
-            claim.support(p, sentences, weights, &flat_passages[p])
+            claim.support(p, sentences, weights, &flat_passages[p], &passage_numbers[p])
         };
         let cited: Vec<Support> = citations.iter().map(|&n| support_by(n)).collect();
         let best_cited = cited.iter().map(|s| s.support).fold(0.0f32, f32::max);
@@ -165,10 +167,10 @@ pub fn verify(
 struct Claim<'a> {
     /// The claim's words, lower-cased, for the verbatim check.
     flat: String,
-    /// The claim's words that hold digits ("1979", "12", "3rd"): a passage that lacks one of
-    /// them does not support the claim, however much else it shares (small models mix up
-    /// the numbers of neighbouring passages, or make one up for a question the passages
-    /// cannot answer).
+    /// The numbers the claim states (`stated_numbers`): a passage that holds not all of them
+    /// does not support the claim, however much else it shares (small models mix up the
+    /// numbers of neighbouring passages, or make one up for a question the passages cannot
+    /// answer).
     numbers: Vec<String>,
     terms: WeightedTerms,
     vector: Option<&'a [f32]>,
@@ -189,12 +191,7 @@ struct Support {
 impl<'a> Claim<'a> {
     fn new(text: &str, stats: &dyn TermStats, vector: Option<&'a [f32]>) -> Self {
         let flat = flat_words(text);
-        let numbers = flat
-            .split(' ')
-            .filter(|w| w.chars().any(|c| c.is_ascii_digit()))
-            .map(str::to_owned)
-            .collect();
-        Self { flat, numbers, terms: WeightedTerms::new(text, stats), vector }
+        Self { flat, numbers: stated_numbers(text), terms: WeightedTerms::new(text, stats), vector }
     }
 
     /// How well passage `p` (0-based, its words flattened as `flat_passage`) supports the
@@ -206,6 +203,7 @@ impl<'a> Claim<'a> {
         sentences: &PassageSentences,
         weights: EvidenceWeights,
         flat_passage: &str,
+        passage_numbers: &HashSet<String>,
     ) -> Support {
         let lexical = self.terms.coverage(&sentences.passage_terms[p]);
         // The passage sentence closest to the claim: its quote, and the embedding signal.
@@ -223,11 +221,10 @@ impl<'a> Claim<'a> {
                 best = Some((s, rank, sim));
             }
         }
-        let padded = format!(" {flat_passage} ");
         let verbatim = !self.terms.is_empty()
             && !self.flat.is_empty()
-            && padded.contains(&format!(" {} ", self.flat));
-        let numbers_held = self.numbers.iter().all(|n| padded.contains(&format!(" {n} ")));
+            && format!(" {flat_passage} ").contains(&format!(" {} ", self.flat));
+        let numbers_held = self.numbers.iter().all(|n| passage_numbers.contains(n));
         match best {
             Some((s, rank, sim)) => {
                 let support = if verbatim {
@@ -242,6 +239,92 @@ impl<'a> Claim<'a> {
             None => Support { support: 0.0, sentence: None, rank: 0.0 },
         }
     }
+}
+
+/// Separators between groups of three digits in one number: "10,000", "1.000", "1'000",
+/// and the thin and no-break spaces of typeset text.
+const DIGIT_GROUP_SEPARATORS: [char; 6] = [',', '.', '\'', '\u{2009}', '\u{202F}', '\u{00A0}'];
+
+/// Words after which a number is a label, not a claim: "page 4", "passage 2", "Seite 3".
+const NUMBER_LABELS: [&str; 9] =
+    ["page", "pages", "p", "passage", "passages", "seite", "seiten", "abschnitt", "absatz"];
+
+/// The numbers `text` states, each as its digits without leading zeros: "10,000" and
+/// "10.000" are 10000 (groups of three joined), "5km", "1970s" and "10th" are 5, 1970 and
+/// 10, "3.5" is 3 and 5. A list item's number ("2. ", at the start of a line) and a number
+/// after a label word ("page 4") are left out.
+fn stated_numbers(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut numbers = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if !chars[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut digits = String::new();
+        loop {
+            while i < chars.len() && chars[i].is_ascii_digit() {
+                digits.push(chars[i]);
+                i += 1;
+            }
+            // A separator followed by exactly three digits continues the number.
+            let group = i + 1 < chars.len()
+                && DIGIT_GROUP_SEPARATORS.contains(&chars[i])
+                && chars[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count() == 3;
+            if !group {
+                break;
+            }
+            i += 1;
+        }
+        let line_start =
+            chars[..start].iter().rev().take_while(|c| **c != '\n').all(|c| c.is_whitespace());
+        let list_item = line_start
+            && digits.len() <= 2
+            && matches!(chars.get(i), Some('.' | ')'))
+            && chars.get(i + 1).is_none_or(|c| c.is_whitespace());
+        let before: String = chars[..start].iter().collect();
+        let label =
+            before.split(|c: char| !c.is_alphanumeric()).rev().find(|w| !w.is_empty()).is_some_and(
+                |w| {
+                    chars[..start].last().is_some_and(|c| c.is_whitespace())
+                        && NUMBER_LABELS.contains(&w.to_lowercase().as_str())
+                },
+            );
+        if !list_item && !label {
+            let trimmed = digits.trim_start_matches('0');
+            numbers.push(if trimmed.is_empty() { "0".to_owned() } else { trimmed.to_owned() });
+        }
+    }
+    numbers
+}
+
+/// Small numbers written as words (English and German cardinals, English ordinals), which a
+/// passage may spell out where an answer writes digits ("three months", "3 months").
+#[rustfmt::skip]
+const NUMBER_WORDS: [(&str, u32); 52] = [
+    ("zero", 0), ("one", 1), ("two", 2), ("three", 3), ("four", 4), ("five", 5), ("six", 6),
+    ("seven", 7), ("eight", 8), ("nine", 9), ("ten", 10), ("eleven", 11), ("twelve", 12),
+    ("twenty", 20), ("thirty", 30), ("forty", 40), ("fifty", 50), ("hundred", 100),
+    ("thousand", 1000), ("first", 1), ("second", 2), ("third", 3), ("fourth", 4), ("fifth", 5),
+    ("sixth", 6), ("seventh", 7), ("eighth", 8), ("ninth", 9), ("tenth", 10), ("eleventh", 11),
+    ("twelfth", 12), ("once", 1), ("twice", 2), ("null", 0), ("eins", 1), ("zwei", 2), ("drei", 3),
+    ("vier", 4), ("fünf", 5), ("sechs", 6), ("sieben", 7), ("acht", 8), ("neun", 9), ("zehn", 10),
+    ("elf", 11), ("zwölf", 12), ("zwanzig", 20), ("dreißig", 30), ("vierzig", 40), ("fünfzig", 50),
+    ("hundert", 100), ("tausend", 1000),
+];
+
+/// The numbers a passage holds: those it writes in digits and the small ones it spells out.
+fn numbers_held_by(text: &str) -> HashSet<String> {
+    let mut held: HashSet<String> = stated_numbers(text).into_iter().collect();
+    for word in text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+        let word = word.to_lowercase();
+        if let Some((_, n)) = NUMBER_WORDS.iter().find(|(w, _)| *w == word) {
+            held.insert(n.to_string());
+        }
+    }
+    held
 }
 
 /// `text`'s words (letters and digits), lower-cased, joined by single spaces.
@@ -445,6 +528,35 @@ mod tests {
         let v = check("In 1979 the price of oil rose to 75 dollars a barrel [1].");
         assert!(!v.sentences[0].supported, "{v:?}");
         assert!(!v.any_supported());
+    }
+
+    #[test]
+    fn numbers_are_read_in_the_forms_text_writes_them() {
+        assert_eq!(stated_numbers("10,000 people in 1970s, 5km"), vec!["10000", "1970", "5"]);
+        assert_eq!(stated_numbers("1.000.000 Euro, 3,5 Prozent"), vec!["1000000", "3", "5"]);
+        assert_eq!(stated_numbers("the 10th day, on 03 March"), vec!["10", "3"]);
+        // Labels and list numbers are not claims.
+        assert_eq!(stated_numbers("See page 4 and Seite 7."), Vec::<String>::new());
+        assert_eq!(stated_numbers("Rent is due.\n2. Notice is 3 months."), vec!["3"]);
+        let held = numbers_held_by("The notice period is three months, rent 1,200 euros.");
+        assert!(held.contains("3") && held.contains("1200"), "{held:?}");
+    }
+
+    #[test]
+    fn a_number_written_another_way_is_still_supported() {
+        let passages = vec![passage(
+            1,
+            "Either party may end the lease with three months notice. The deposit is 1,200 euros.",
+        )];
+        let sentences = PassageSentences::new(&passages, &WordStats, None).unwrap();
+        let check =
+            |answer: &str| verify(answer, &passages, &sentences, &WordStats, None, W, 0.5).unwrap();
+        let v = check("Either party may end the lease with 3 months notice [1].");
+        assert!(v.sentences[0].supported, "{v:?}");
+        let v = check("The deposit is 1200 euros, see page 4 [1].");
+        assert!(v.sentences[0].supported, "{v:?}");
+        let v = check("The deposit is 1300 euros [1].");
+        assert!(!v.sentences[0].supported, "{v:?}");
     }
 
     #[test]

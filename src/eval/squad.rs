@@ -635,7 +635,9 @@ fn contains_normalised(haystack: &str, needle: &str) -> bool {
     !needle.is_empty() && flat(haystack).contains(&needle)
 }
 
-/// SQuAD's answer normalisation: lower case, no punctuation, no articles, single spaces.
+/// SQuAD's answer normalisation (lower case, no punctuation, no articles, single spaces), with
+/// two departures from the official script: punctuation becomes a space rather than nothing, and
+/// typographic quotes and dashes count as punctuation.
 fn normalise(text: &str) -> String {
     let lower: String = text
         .to_lowercase()
