@@ -23,6 +23,8 @@ export class SettingsView {
   /** Fields the user changed since they were last filled: settings arriving later (the view
    * loads them when it opens) do not overwrite what is being typed. */
   private readonly edited = new Set<HTMLInputElement>();
+  /** Bumped by every load and save: a reply that a newer one overtook is dropped. */
+  private generation = 0;
 
   constructor(
     private readonly transport: Transport,
@@ -83,32 +85,41 @@ export class SettingsView {
   /** Sends what changed; the engine refuses an out-of-range value naming the field. */
   private async save(): Promise<void> {
     const t = this.t;
-    const s = this.current ?? (await this.transport.settings());
-    const number = (input: HTMLInputElement, was: number) => (input.value === "" || Number(input.value) === was ? null : Number(input.value));
-    const dir = this.modelsDir.value.trim();
-    const change: LibrarySettings = {
-      gate_threshold: number(this.gate, Number(s.gate_threshold.toFixed(2))),
-      passages_per_question: number(this.passages, s.default_k),
-      max_answer_tokens: number(this.maxTokens, s.max_answer_tokens),
-      ocr: this.ocr.checked === s.ocr ? null : this.ocr.checked,
-      models_dir: dir === "" || dir === (s.models_dir_next_start ?? s.models_dir) ? null : dir,
-    };
+    const generation = ++this.generation;
     this.message.className = "muted";
     try {
+      const s = this.current ?? (await this.transport.settings());
+      const number = (input: HTMLInputElement, was: number) => (input.value === "" || Number(input.value) === was ? null : Number(input.value));
+      const dir = this.modelsDir.value.trim();
+      const change: LibrarySettings = {
+        gate_threshold: number(this.gate, Number(s.gate_threshold.toFixed(2))),
+        passages_per_question: number(this.passages, s.default_k),
+        max_answer_tokens: number(this.maxTokens, s.max_answer_tokens),
+        ocr: this.ocr.checked === s.ocr ? null : this.ocr.checked,
+        models_dir: dir === "" || dir === (s.models_dir_next_start ?? s.models_dir) ? null : dir,
+      };
       const saved = await this.transport.updateSettings(change);
+      if (generation !== this.generation) return;
       this.edited.clear();
       this.show(saved);
+      this.message.setAttribute("role", "status");
       this.message.textContent = t.settingsSaved;
     } catch (e) {
+      if (generation !== this.generation) return;
       this.message.className = "error";
       this.message.setAttribute("role", "alert");
       this.message.textContent = e instanceof Error ? e.message : String(e);
     }
   }
 
+  /** Loads the settings when the view opens: edits left unsaved on an earlier visit are
+   * dropped, what is typed while they load is kept. */
   async refresh(): Promise<void> {
+    const generation = ++this.generation;
+    this.edited.clear();
     this.message.textContent = "";
-    this.show(await this.transport.settings());
+    const s = await this.transport.settings();
+    if (generation === this.generation) this.show(s);
   }
 
   private show(s: AppSettings): void {
