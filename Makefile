@@ -105,12 +105,13 @@ dist-check: dist
 
 dist-check-inner:
 	$(if $(filter root,$(shell whoami)),,sudo) apt-get install -y --reinstall $$(ls -t $(DEB_DIR)/*.deb | head -1)
-	home=$$(mktemp -d) && HOME=$$home XDG_DATA_HOME=$$home/.local/share QUARRY_TEST_DATA= \
-		scripts/window-check.sh /usr/bin/quarry-desktop test-artifacts/screenshots/installed-deb-window.png
+	home=$$(mktemp -d) && trap 'rm -rf "$$home"' EXIT && HOME=$$home XDG_DATA_HOME=$$home/.local/share \
+		QUARRY_TEST_DATA= scripts/window-check.sh /usr/bin/quarry-desktop \
+		test-artifacts/screenshots/installed-deb-window.png
 	@# The AppImage the same way. Containers have no FUSE to mount it, so it unpacks itself into a
 	@# temporary folder on every start (APPIMAGE_EXTRACT_AND_RUN), which is most of its launch time.
-	home=$$(mktemp -d) && HOME=$$home XDG_DATA_HOME=$$home/.local/share QUARRY_TEST_DATA= \
-		APPIMAGE_EXTRACT_AND_RUN=1 TMPDIR=$$home \
+	home=$$(mktemp -d) && trap 'rm -rf "$$home"' EXIT && HOME=$$home XDG_DATA_HOME=$$home/.local/share \
+		QUARRY_TEST_DATA= APPIMAGE_EXTRACT_AND_RUN=1 TMPDIR=$$home \
 		scripts/window-check.sh $$(ls -t $(APPIMAGE_DIR)/*.AppImage | head -1) \
 		test-artifacts/screenshots/appimage-window.png
 

