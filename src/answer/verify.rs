@@ -284,14 +284,12 @@ fn stated_numbers(text: &str) -> Vec<String> {
             && digits.len() <= 2
             && matches!(chars.get(i), Some('.' | ')'))
             && chars.get(i + 1).is_none_or(|c| c.is_whitespace());
-        let before: String = chars[..start].iter().collect();
-        let label =
-            before.split(|c: char| !c.is_alphanumeric()).rev().find(|w| !w.is_empty()).is_some_and(
-                |w| {
-                    chars[..start].last().is_some_and(|c| c.is_whitespace())
-                        && NUMBER_LABELS.contains(&w.to_lowercase().as_str())
-                },
-            );
+        // The word just before the number, across spaces only ("page 4", not "COVID-19").
+        let word_end = chars[..start].iter().rposition(|c| !c.is_whitespace()).map_or(0, |e| e + 1);
+        let word_start =
+            chars[..word_end].iter().rposition(|c| !c.is_alphanumeric()).map_or(0, |s| s + 1);
+        let word: String = chars[word_start..word_end].iter().collect();
+        let label = word_end < start && NUMBER_LABELS.contains(&word.to_lowercase().as_str());
         if !list_item && !label {
             let trimmed = digits.trim_start_matches('0');
             numbers.push(if trimmed.is_empty() { "0".to_owned() } else { trimmed.to_owned() });
