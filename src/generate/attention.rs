@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use candle_core::quantized::gguf_file;
 use candle_core::{DType, Device, Result, Tensor};
-use quarry_quant_kernels::attention::{AttentionShape, attend_one, rope_in_place};
+use quarry_quant_kernels::attention::{AttentionShape, attend_causal, attend_one, rope_in_place};
 
 use super::linear::{CandlePool, kernel_error};
 
@@ -168,7 +168,22 @@ impl LayerCache {
     /// Adds one position's keys and values (kv_heads × head_dim each) at `pos` and returns
     /// every key and value so far, position-major.
     pub(crate) fn push(&mut self, k: &[f32], v: &[f32], pos: usize) -> Result<(&[f32], &[f32])> {
-        self.rewind_to(pos, k.len())?;
+        self.extend(k, v, k.len(), pos)
+    }
+
+    /// Adds the keys and values of positions `pos..` (position-major, `width` values per
+    /// position each) and returns every key and value so far, position-major.
+    pub(crate) fn extend(
+        &mut self,
+        k: &[f32],
+        v: &[f32],
+        width: usize,
+        pos: usize,
+    ) -> Result<(&[f32], &[f32])> {
+        if width == 0 || k.len() != v.len() || !k.len().is_multiple_of(width) {
+            candle_core::bail!("{} keys and {} values in rows of {width}", k.len(), v.len());
+        }
+        self.rewind_to(pos, width)?;
         self.keys.extend_from_slice(k);
         self.values.extend_from_slice(v);
         Ok((&self.keys, &self.values))
@@ -193,6 +208,38 @@ pub(crate) fn decode_step(
     let mut out = vec![0f32; q.len()];
     let scale = 1.0 / (shape.head_dim as f32).sqrt();
     attend_one(&q, keys, values, shape, scale, &mut out, &CandlePool).map_err(kernel_error)?;
+    Ok(out)
+}
+
+/// The attention of one layer for a prompt chunk of `seq` tokens at `pos..`: `q`, `k`, `v`
+/// are the projections (position-major, biases added), rotated here, the keys and values
+/// appended to `cache`, and the causal attention output (seq × n_head × head_dim) returned.
+/// Chunk counterpart of [`decode_step`].
+pub(crate) fn prompt_step(
+    mut q: Vec<f32>,
+    mut k: Vec<f32>,
+    v: &[f32],
+    shape: AttentionShape,
+    rope: &Rope,
+    cache: &mut LayerCache,
+    pos: usize,
+) -> Result<Vec<f32>> {
+    let (q_width, kv_width) = (shape.n_head * shape.head_dim, shape.n_kv_head * shape.head_dim);
+    if q_width == 0 || kv_width == 0 || !q.len().is_multiple_of(q_width) {
+        candle_core::bail!("{} query values for {shape:?}", q.len());
+    }
+    let seq = q.len() / q_width;
+    if k.len() != seq * kv_width {
+        candle_core::bail!("{} key values for {seq} positions of {shape:?}", k.len());
+    }
+    for (i, (q, k)) in q.chunks_exact_mut(q_width).zip(k.chunks_exact_mut(kv_width)).enumerate() {
+        rope.apply_to_slice(q, shape.head_dim, pos + i)?;
+        rope.apply_to_slice(k, shape.head_dim, pos + i)?;
+    }
+    let (keys, values) = cache.extend(&k, v, kv_width, pos)?;
+    let mut out = vec![0f32; q.len()];
+    let scale = 1.0 / (shape.head_dim as f32).sqrt();
+    attend_causal(&q, keys, values, shape, scale, &mut out, &CandlePool).map_err(kernel_error)?;
     Ok(out)
 }
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor, ggml_file};
 use candle_core::{D, Device, Module, Result, Tensor};
+use quarry_quant_kernels::prompt_gemm::{self, PromptActivations, PromptProduct, matmul_prompt};
 use quarry_quant_kernels::{
     Activations, Executor, Product, WeightEncoding, dequantize_q5_0, matmul_many,
 };
@@ -18,6 +19,9 @@ use rayon::prelude::*;
 
 /// Tokens in one call from which the f32 GEMM path pays for expanding the weights.
 const GEMM_FROM_TOKENS: usize = 32;
+/// Tokens in one call from which the prompt kernel (where the CPU has it) beats a dot
+/// product per token.
+const PROMPT_KERNEL_FROM_TOKENS: usize = 4;
 
 /// A weight matrix (out_features, in_features) as the checkpoint stores it.
 #[derive(Debug, Clone)]
@@ -147,6 +151,13 @@ impl QLinear {
             Weight::Quantized(q) => q,
         };
         let tokens = x.elem_count() / x.dim(D::Minus1)?;
+        if let Some(encoding) = self.own_encoding
+            && tokens >= PROMPT_KERNEL_FROM_TOKENS
+            && prompt_gemm::fast()
+            && x.dim(D::Minus1)?.is_multiple_of(prompt_gemm::GROUP)
+        {
+            return Self::forward_prompt(weight, encoding, x, tokens);
+        }
         if tokens < GEMM_FROM_TOKENS {
             return match (&self.quantized, self.own_encoding) {
                 (_, Some(encoding)) => Self::forward_own(weight, encoding, x, tokens),
@@ -154,6 +165,11 @@ impl QLinear {
                 (None, None) => candle_core::bail!("no kernel for {:?}", weight.dtype()),
             };
         }
+        Self::forward_expanded(weight, x)
+    }
+
+    /// A prompt chunk through weights expanded to f32, one GEMM per band of rows.
+    fn forward_expanded(weight: &QTensor, x: &Tensor) -> Result<Tensor> {
         // Expanding is single-threaded in candle, so each thread expands a band of rows and
         // the bands' products are put side by side.
         let (rows, cols) = weight.shape().dims2()?;
@@ -180,6 +196,29 @@ impl QLinear {
         let outputs =
             bands.iter().map(|w| x.broadcast_matmul(&w.t()?)).collect::<Result<Vec<_>>>()?;
         Tensor::cat(&outputs, D::Minus1)
+    }
+
+    /// A prompt chunk through a weight `quarry-quant-kernels` multiplies, on a CPU with its
+    /// prompt kernel: activations quantized to bytes once, byte products tile by tile, the
+    /// output written token by token.
+    fn forward_prompt(
+        weight: &QTensor,
+        encoding: WeightEncoding,
+        x: &Tensor,
+        tokens: usize,
+    ) -> Result<Tensor> {
+        let (rows, cols) = weight.shape().dims2()?;
+        let bytes = weight.data()?;
+        let values: Vec<f32> = x.flatten_all()?.to_vec1()?;
+        let acts = PromptActivations::quantize(&values, cols).map_err(kernel_error)?;
+        let mut out = vec![0f32; rows * tokens];
+        let product = PromptProduct { encoding, weights: &bytes, rows, out: &mut out };
+        matmul_prompt(&mut [product], &acts, &CandlePool).map_err(kernel_error)?;
+        let mut dims = x.dims().to_vec();
+        if let Some(last) = dims.last_mut() {
+            *last = rows;
+        }
+        Tensor::from_vec(out, dims, &Device::Cpu)
     }
 
     /// Few tokens through a weight `quarry-quant-kernels` multiplies: activations quantized
@@ -215,6 +254,13 @@ mod tests {
     /// A layer in each encoding Quarry's kernels multiply (weights quantized by candle, so
     /// the kernels read candle's and llama.cpp's block layout) gives the product of its
     /// expanded weights, for one token, a few and a prompt chunk, and through `decode_many`.
+    fn q_arc(layer: &QLinear) -> Arc<QTensor> {
+        match &layer.weight {
+            Weight::Quantized(q) => q.clone(),
+            Weight::Dense(_) => unreachable!("the test's layers are quantized"),
+        }
+    }
+
     #[test]
     fn own_kernel_layers_match_the_expanded_product() {
         let (rows, cols) = (48, 512);
@@ -232,7 +278,7 @@ mod tests {
             let expanded = q.dequantize(&Device::Cpu).unwrap();
             let layer = QLinear::new(q).unwrap();
             assert!(layer.quantized.is_none(), "{dtype:?} goes to Quarry's kernels");
-            for tokens in [1, 3, GEMM_FROM_TOKENS + 1] {
+            for tokens in [1, 3, PROMPT_KERNEL_FROM_TOKENS + 1, GEMM_FROM_TOKENS + 1] {
                 let x: Vec<f32> =
                     (0..tokens * cols).map(|i| ((i * 13 % 17) as f32 - 8.0) / 9.0).collect();
                 let x = Tensor::from_vec(x, (1, tokens, cols), &Device::Cpu).unwrap();
@@ -242,8 +288,21 @@ mod tests {
                 let err: f32 =
                     (&got - &want).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
                 let scale: f32 = want.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
-                // Few tokens quantize the activations to 8 bits; the GEMM path is exact.
+                // The kernels quantize the activations to 8 bits; the f32 path is exact.
                 assert!(err <= scale * 0.01, "{dtype:?}, {tokens} tokens: error {err} of {scale}");
+                if tokens > 1 {
+                    // The f32 path, which CPUs without the prompt kernel take.
+                    let expanded_path = QLinear::forward_expanded(&q_arc(&layer), &x).unwrap();
+                    let err: f32 = (&expanded_path - &want)
+                        .unwrap()
+                        .abs()
+                        .unwrap()
+                        .max_all()
+                        .unwrap()
+                        .to_scalar()
+                        .unwrap();
+                    assert!(err <= scale * 1e-5, "{dtype:?}, {tokens} tokens expanded: {err}");
+                }
                 if tokens == 1 {
                     let values: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
                     let [a, b] = QLinear::decode_many([&layer, &layer], &values).unwrap();

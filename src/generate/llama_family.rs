@@ -230,6 +230,19 @@ impl Layer {
             q = q_norm.forward(&heads(q, self.n_head)?)?;
             k = k_norm.forward(&heads(k, self.n_kv_head)?)?;
         }
+        if b == 1 {
+            // One sequence (every prompt Quarry runs): one causal pass on plain slices.
+            let values = |t: Tensor| -> Result<Vec<f32>> { t.flatten_all()?.to_vec1() };
+            let shape = AttentionShape {
+                n_head: self.n_head,
+                n_kv_head: self.n_kv_head,
+                head_dim: self.head_dim,
+            };
+            let (q, k, v) = (values(q)?, values(k)?, values(v)?);
+            let out = attention::prompt_step(q, k, &v, shape, &self.rope, &mut self.cache, pos)?;
+            let out = Tensor::from_vec(out, (b, seq_len, self.n_head * self.head_dim), x.device())?;
+            return self.wo.forward(&out);
+        }
         let q = shape(q, self.n_head)?;
         let k = shape(k, self.n_kv_head)?;
         let v = shape(v, self.n_kv_head)?;

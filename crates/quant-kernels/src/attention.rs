@@ -1,7 +1,9 @@
-//! One new token's attention over a layer's cache, for the generator's decode step. In candle
-//! this is about twenty small ops per layer (biases, rotary embedding, cache append, grouped
-//! products, scale, softmax, transposes), whose fixed costs were a large part of decode time
-//! on small models; here it is one pass over plain slices.
+//! Attention over a layer's cache on plain slices: one new token's for the generator's decode
+//! step ([`attend_one`]), and a prompt chunk's, causal ([`attend_causal`]). In candle the
+//! decode step is about twenty small ops per layer (biases, rotary embedding, cache append,
+//! grouped products, scale, softmax, transposes), whose fixed costs were a large part of decode
+//! time on small models, and a prompt chunk materialises, masks and normalises a score matrix
+//! per head (megabytes per layer, half of it hidden by the mask); here each is one pass.
 
 use crate::activation::{dot, exp};
 use crate::{Claims, Executor, ShapeError, SharedOut};
@@ -93,7 +95,6 @@ pub fn attend_one(
     let work = |heads: std::ops::Range<usize>| {
         let mut scores = vec![0f32; len];
         for head in claims.take(heads) {
-            let g = head / groups;
             // SAFETY: `claims` gives each query head (`head < n_head`) to one worker only, and
             // the head owns the output range `head * head_dim..(head + 1) * head_dim`, inside
             // `out` because `out.len() == n_head * head_dim`; `out` is borrowed mutably for
@@ -102,28 +103,113 @@ pub fn attend_one(
                 std::slice::from_raw_parts_mut(out_ptr.get().add(head * head_dim), head_dim)
             };
             let qh = &q[head * head_dim..(head + 1) * head_dim];
-            let mut max = f32::NEG_INFINITY;
-            for (t, s) in scores.iter_mut().enumerate() {
-                let k = &keys[t * width + g * head_dim..][..head_dim];
-                *s = dot(qh, k) * scale;
-                max = max.max(*s);
-            }
-            // Apart from the sum, so this loop is vectorised.
-            for s in scores.iter_mut() {
-                *s = exp(*s - max);
-            }
-            let inv = 1.0 / scores.iter().sum::<f32>();
-            o.fill(0.0);
-            for (t, s) in scores.iter().enumerate() {
-                let p = s * inv;
-                let v = &values[t * width + g * head_dim..][..head_dim];
-                for (o, v) in o.iter_mut().zip(v) {
-                    *o = p.mul_add(*v, *o);
-                }
-            }
+            let kv = KvHead { keys, values, width, offset: head / groups * head_dim, head_dim };
+            attend_head(qh, kv, scale, &mut scores, o);
         }
     };
     executor.run(n_head, &work);
+    claims.check_all_done()
+}
+
+/// One key/value head in a position-major cache: position `t`'s values are at
+/// `t * width + offset..` (`head_dim` of them).
+#[derive(Clone, Copy)]
+struct KvHead<'a> {
+    keys: &'a [f32],
+    values: &'a [f32],
+    width: usize,
+    offset: usize,
+    head_dim: usize,
+}
+
+/// One query head `qh` over the first `scores.len()` positions of `kv`, into `o`.
+#[inline]
+fn attend_head(qh: &[f32], kv: KvHead<'_>, scale: f32, scores: &mut [f32], o: &mut [f32]) {
+    let KvHead { keys, values, width, offset, head_dim } = kv;
+    let mut max = f32::NEG_INFINITY;
+    for (t, s) in scores.iter_mut().enumerate() {
+        let k = &keys[t * width + offset..][..head_dim];
+        *s = dot(qh, k) * scale;
+        max = max.max(*s);
+    }
+    // Apart from the sum, so this loop is vectorised.
+    for s in scores.iter_mut() {
+        *s = exp(*s - max);
+    }
+    let inv = 1.0 / scores.iter().sum::<f32>();
+    o.fill(0.0);
+    for (t, s) in scores.iter().enumerate() {
+        let p = s * inv;
+        let v = &values[t * width + offset..][..head_dim];
+        for (o, v) in o.iter_mut().zip(v) {
+            *o = p.mul_add(*v, *o);
+        }
+    }
+}
+
+/// Causal softmax attention of a prompt chunk: `q` holds `seq` query positions (`seq ×
+/// n_head × head_dim`, position-major) sitting at positions `first..first + seq`, and the
+/// cache `keys`/`values` holds positions `0..first + seq` (position-major, `n_kv_head ×
+/// head_dim` each, the chunk's own already appended); each query sees the positions up to its
+/// own. Writes `seq × n_head × head_dim` values to `out`. Unlike a masked product of the whole
+/// chunk, nothing is computed for hidden positions and no score matrix is kept: each worker
+/// holds one row of scores. Work is handed out per query position and key/value head, the
+/// latest (longest) positions first.
+pub fn attend_causal(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    shape: AttentionShape,
+    scale: f32,
+    out: &mut [f32],
+    executor: &dyn Executor,
+) -> Result<(), ShapeError> {
+    let AttentionShape { n_head, n_kv_head, head_dim } = shape;
+    if n_kv_head == 0 || head_dim == 0 || !n_head.is_multiple_of(n_kv_head) {
+        return Err(ShapeError(format!("{n_head} query heads over {n_kv_head} key/value heads")));
+    }
+    let (q_width, width) = (n_head * head_dim, n_kv_head * head_dim);
+    let seq = q.len() / q_width;
+    let len = keys.len() / width;
+    if seq == 0
+        || q.len() != seq * q_width
+        || out.len() != q.len()
+        || keys.len() != len * width
+        || values.len() != keys.len()
+        || len < seq
+    {
+        return Err(ShapeError(format!(
+            "query {}, keys {}, values {}, output {} for {shape:?}",
+            q.len(),
+            keys.len(),
+            values.len(),
+            out.len()
+        )));
+    }
+    let first = len - seq;
+    let groups = n_head / n_kv_head;
+    let out_ptr = SharedOut(out.as_mut_ptr());
+    let items = seq * n_kv_head;
+    let claims = Claims::new(items);
+    let work = |range: std::ops::Range<usize>| {
+        let mut scores = vec![0f32; len];
+        for item in claims.take(range) {
+            let (i, g) = (seq - 1 - item / n_kv_head, item % n_kv_head);
+            let visible = first + i + 1;
+            let kv = KvHead { keys, values, width, offset: g * head_dim, head_dim };
+            for head in g * groups..(g + 1) * groups {
+                let at = i * q_width + head * head_dim;
+                // SAFETY: `claims` gives each item (`item < seq * n_kv_head`) to one worker
+                // only; the item owns query position `i`'s outputs for the heads of key/value
+                // head `g`, `at..at + head_dim` with `at + head_dim <= seq * q_width ==
+                // out.len()`, which no other item writes; `out` is borrowed mutably for this
+                // whole call.
+                let o = unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(at), head_dim) };
+                attend_head(&q[at..at + head_dim], kv, scale, &mut scores[..visible], o);
+            }
+        }
+    };
+    executor.run(items, &work);
     claims.check_all_done()
 }
 
@@ -170,6 +256,35 @@ mod tests {
         }
         let mut short = vec![0f32; 5];
         assert!(attend_one(&q, &keys, &vals, shape, scale, &mut short, &OneThread).is_err());
+    }
+
+    /// A chunk's causal attention equals, position by position, one token's attention over
+    /// the cache up to that position, also behind earlier positions and with item ranges
+    /// handed out twice.
+    #[test]
+    fn causal_attention_equals_one_token_at_a_time() {
+        let shape = AttentionShape { n_head: 6, n_kv_head: 2, head_dim: 16 };
+        let (first, seq) = (5, 9);
+        let len = first + seq;
+        let q = values(seq * 6 * 16, 7);
+        let keys = values(len * 2 * 16, 8);
+        let vals = values(len * 2 * 16, 9);
+        let scale = 0.25;
+        let mut out = vec![0f32; seq * 6 * 16];
+        attend_causal(&q, &keys, &vals, shape, scale, &mut out, &Overlapping).unwrap();
+        for i in 0..seq {
+            let visible = (first + i + 1) * 2 * 16;
+            let mut want = vec![0f32; 6 * 16];
+            let qi = &q[i * 96..(i + 1) * 96];
+            attend_one(qi, &keys[..visible], &vals[..visible], shape, scale, &mut want, &OneThread)
+                .unwrap();
+            assert_eq!(&out[i * 96..(i + 1) * 96], &want[..], "position {i}");
+        }
+        assert!(
+            attend_causal(&q, &keys[..32], &vals[..32], shape, scale, &mut out, &OneThread)
+                .is_err()
+        );
+        assert!(attend_causal(&q, &keys, &vals, shape, scale, &mut out, &Idle).is_err());
     }
 
     /// Hands out every head twice on two threads, and head indices past `n_head`.

@@ -86,7 +86,7 @@ impl Q8KActivations {
 }
 
 /// Sub-block `j`'s 6-bit scale and min of a Q4_K block (ggml's `get_scale_min_k4`).
-fn scale_min_k4(j: usize, s: &[u8]) -> (i32, i32) {
+pub(crate) fn scale_min_k4(j: usize, s: &[u8]) -> (i32, i32) {
     if j < 4 {
         (i32::from(s[j] & 63), i32::from(s[j + 4] & 63))
     } else {

@@ -16,6 +16,7 @@ use half::f16;
 pub mod activation;
 pub mod attention;
 pub mod k_quants;
+pub mod prompt_gemm;
 
 use k_quants::{Q4_K_BLOCK_BYTES, Q6_K_BLOCK_BYTES, Q8KActivations, QK_K};
 
@@ -471,7 +472,7 @@ fn dot_row(row: &[u8], scales: &[f32], quants: &[i8]) -> f32 {
     target_feature = "fma",
     target_feature = "f16c"
 ))]
-mod avx2 {
+pub(crate) mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{BLOCK, Q5_0_BLOCK_BYTES};
@@ -479,7 +480,7 @@ mod avx2 {
     /// 32 bytes, byte `i` all ones when bit `i` of `bits` is set.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn bytes_from_bits(bits: u32) -> __m256i {
+    pub(crate) fn bytes_from_bits(bits: u32) -> __m256i {
         let spread = _mm256_shuffle_epi8(
             _mm256_set1_epi32(bits as i32),
             _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0),

@@ -1,0 +1,771 @@
+//! Prompt chunks through quantized weights without expanding them to f32: a grounded answer's
+//! prompt is 1,000-1,500 tokens, and expanding every weight matrix to f32 for one GEMM per
+//! chunk (what the generator did) writes four bytes per weight and multiplies in f32. Here
+//! each group of weight rows is unpacked once per call into bytes with a scale and an offset
+//! per 16 values (exact for Q5_0, Q8_0, Q4_K and Q6_K), the prompt's activations are quantized
+//! to bytes per 64 values, and a tile of 4 weight rows × 4 tokens is multiplied with AVX-512
+//! VNNI byte dot products (`vpdpbusd`, 64 products per instruction), chosen at run time. Where
+//! the CPU lacks them the same arithmetic runs as plain Rust (correct, and what the tests check
+//! the vector path against), and [`fast`] tells the generator to keep its f32 path.
+//!
+//! The arithmetic: a weight is `scale[g] · u + offset[g]` with `u` an unsigned byte and `g`
+//! its group of 16; an activation is `ascale[k] · q` with `q` a signed byte and `k` its group
+//! of 64. So `w · x = Σ_k ascale[k] Σ_{i∈k} scale[g(i)] · u_i · q_i + Σ_g offset[g] · xsum[g]`,
+//! where `xsum[g]` is the sum of group `g`'s quantized activations: the first sum is byte
+//! products, the second a short f32 dot product per row and token.
+
+use half::f16;
+
+use crate::k_quants::{Q4_K_BLOCK_BYTES, Q6_K_BLOCK_BYTES, QK_K};
+use crate::{
+    BLOCK, Claims, Executor, Q5_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES, ShapeError, SharedOut,
+    WeightEncoding,
+};
+
+/// Values per activation scale (one 512-bit step of the kernel).
+pub const GROUP: usize = 64;
+/// Values per weight scale and offset: Q6_K's sub-blocks; the other encodings repeat theirs.
+const SUB: usize = 16;
+/// Weight rows per unit of work: unpacked together, then multiplied with every token.
+const ROWS_PER_ITEM: usize = 16;
+/// Weight rows and tokens of one tile of the kernel.
+const TILE_ROWS: usize = 4;
+const TILE_TOKENS: usize = 4;
+/// Tokens whose activations stay in the core's cache while an item's rows meet them.
+const TOKENS_PER_BLOCK: usize = 64;
+
+/// Whether this CPU runs the vector kernel (AVX-512 F/BW and VNNI); without it
+/// [`matmul_prompt`] is plain Rust and slower than expanding the weights for a float GEMM.
+pub fn fast() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// A prompt chunk's activations (tokens × width) as signed bytes with a scale per 64 values,
+/// and the scaled sum of each 16 (for the weights' offsets).
+#[derive(Debug, Clone)]
+pub struct PromptActivations {
+    width: usize,
+    tokens: usize,
+    quants: Vec<i8>,
+    scales: Vec<f32>,
+    sums: Vec<f32>,
+}
+
+impl PromptActivations {
+    /// Quantizes `x`, row-major (tokens × `width`); `width` must be a multiple of [`GROUP`].
+    pub fn quantize(x: &[f32], width: usize) -> Result<Self, ShapeError> {
+        if width == 0 || !width.is_multiple_of(GROUP) || !x.len().is_multiple_of(width) {
+            return Err(ShapeError(format!(
+                "activations of {} values cannot be rows of width {width} in groups of {GROUP}",
+                x.len()
+            )));
+        }
+        let mut quants = vec![0i8; x.len()];
+        let mut scales = Vec::with_capacity(x.len() / GROUP);
+        let mut sums = Vec::with_capacity(x.len() / SUB);
+        for (values, q) in x.chunks_exact(GROUP).zip(quants.chunks_exact_mut(GROUP)) {
+            let amax = values.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let scale = amax / 127.0;
+            let inverse = if amax > 0.0 { 127.0 / amax } else { 0.0 };
+            // 1.5 · 2^23 rounds half to even and leaves the integer, in [-127, 127], in the
+            // low bits (see `Q8_0Activations::quantize`).
+            for (q, v) in q.iter_mut().zip(values) {
+                *q = (v * inverse + 12_582_912.0).to_bits() as u8 as i8;
+            }
+            scales.push(scale);
+            sums.extend(
+                q.chunks_exact(SUB)
+                    .map(|g| scale * g.iter().map(|&v| i32::from(v)).sum::<i32>() as f32),
+            );
+        }
+        Ok(Self { width, tokens: x.len() / width, quants, scales, sums })
+    }
+
+    /// Number of token rows.
+    pub fn tokens(&self) -> usize {
+        self.tokens
+    }
+
+    fn quants(&self, t: usize) -> &[i8] {
+        &self.quants[t * self.width..(t + 1) * self.width]
+    }
+
+    fn scales(&self, t: usize) -> &[f32] {
+        let groups = self.width / GROUP;
+        &self.scales[t * groups..(t + 1) * groups]
+    }
+
+    fn sums(&self, t: usize) -> &[f32] {
+        let subs = self.width / SUB;
+        &self.sums[t * subs..(t + 1) * subs]
+    }
+}
+
+/// One weight matrix of [`matmul_prompt`] and the place for its products.
+#[derive(Debug)]
+pub struct PromptProduct<'a> {
+    /// How `weights` is encoded.
+    pub encoding: WeightEncoding,
+    /// `rows` rows of the activations' width, row-major.
+    pub weights: &'a [u8],
+    /// Rows of the matrix.
+    pub rows: usize,
+    /// `out[t * rows + r]` = activation row `t` · weight row `r` (the layer's output, token by
+    /// token).
+    pub out: &'a mut [f32],
+}
+
+/// Weight rows unpacked to one byte per value, with a scale and an offset per 16 values.
+#[derive(Default)]
+struct Unpacked {
+    cols: usize,
+    bytes: Vec<u8>,
+    scales: Vec<f32>,
+    offsets: Vec<f32>,
+}
+
+impl Unpacked {
+    fn reset(&mut self, rows: usize, cols: usize) {
+        self.cols = cols;
+        self.bytes.resize(rows * cols, 0);
+        self.scales.resize(rows * cols / SUB, 0.0);
+        self.offsets.resize(rows * cols / SUB, 0.0);
+    }
+
+    fn row(&self, r: usize) -> UnpackedRow<'_> {
+        let (c, s) = (self.cols, self.cols / SUB);
+        UnpackedRow {
+            bytes: &self.bytes[r * c..(r + 1) * c],
+            scales: &self.scales[r * s..(r + 1) * s],
+            offsets: &self.offsets[r * s..(r + 1) * s],
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct UnpackedRow<'a> {
+    bytes: &'a [u8],
+    scales: &'a [f32],
+    offsets: &'a [f32],
+}
+
+fn f16_at(bytes: &[u8], at: usize) -> f32 {
+    f16::from_le_bytes([bytes[at], bytes[at + 1]]).to_f32()
+}
+
+/// Unpacks one row in `encoding` into `bytes` (one per value), `scales` and `offsets` (one per
+/// 16 values): value `i` = `scales[i / 16] · bytes[i] + offsets[i / 16]`, exactly the file's.
+fn unpack_row(
+    encoding: WeightEncoding,
+    row: &[u8],
+    bytes: &mut [u8],
+    scales: &mut [f32],
+    offsets: &mut [f32],
+) {
+    match encoding {
+        WeightEncoding::Q5_0 => {
+            for (((block, u), s), o) in row
+                .chunks_exact(Q5_0_BLOCK_BYTES)
+                .zip(bytes.chunks_exact_mut(BLOCK))
+                .zip(scales.chunks_exact_mut(2))
+                .zip(offsets.chunks_exact_mut(2))
+            {
+                let d = f16_at(block, 0);
+                unpack_q5_0_block(block, u);
+                s.fill(d);
+                o.fill(-16.0 * d);
+            }
+        }
+        WeightEncoding::Q8_0 => {
+            for (((block, u), s), o) in row
+                .chunks_exact(Q8_0_BLOCK_BYTES)
+                .zip(bytes.chunks_exact_mut(BLOCK))
+                .zip(scales.chunks_exact_mut(2))
+                .zip(offsets.chunks_exact_mut(2))
+            {
+                let d = f16_at(block, 0);
+                // q + 128 as an unsigned byte: flipping the sign bit.
+                for (u, &q) in u.iter_mut().zip(&block[2..]) {
+                    *u = q ^ 0x80;
+                }
+                s.fill(d);
+                o.fill(-128.0 * d);
+            }
+        }
+        WeightEncoding::Q4K => {
+            for (((block, u), s), o) in row
+                .chunks_exact(Q4_K_BLOCK_BYTES)
+                .zip(bytes.chunks_exact_mut(QK_K))
+                .zip(scales.chunks_exact_mut(QK_K / SUB))
+                .zip(offsets.chunks_exact_mut(QK_K / SUB))
+            {
+                let (d, dmin) = (f16_at(block, 0), f16_at(block, 2));
+                let (sc, qs) = (&block[4..16], &block[16..]);
+                for j in 0..8 {
+                    let (scale, min) = crate::k_quants::scale_min_k4(j, sc);
+                    let nibbles = &qs[32 * (j / 2)..32 * (j / 2) + 32];
+                    let shift = 4 * (j % 2);
+                    for (u, &b) in u[32 * j..32 * j + 32].iter_mut().zip(nibbles) {
+                        *u = (b >> shift) & 0x0F;
+                    }
+                    s[2 * j..2 * j + 2].fill(d * scale as f32);
+                    o[2 * j..2 * j + 2].fill(-dmin * min as f32);
+                }
+            }
+        }
+        WeightEncoding::Q6K => {
+            for (((block, u), s), o) in row
+                .chunks_exact(Q6_K_BLOCK_BYTES)
+                .zip(bytes.chunks_exact_mut(QK_K))
+                .zip(scales.chunks_exact_mut(QK_K / SUB))
+                .zip(offsets.chunks_exact_mut(QK_K / SUB))
+            {
+                let (ql, qh, sc) = (&block[..128], &block[128..192], &block[192..208]);
+                let d = f16_at(block, 208);
+                for half in 0..2 {
+                    for quarter in 0..4 {
+                        let low = &ql[64 * half + 32 * (quarter % 2)..][..32];
+                        let high = &qh[32 * half..][..32];
+                        let shift = 4 * (quarter / 2);
+                        let first = 128 * half + 32 * quarter;
+                        for (l, u) in u[first..first + 32].iter_mut().enumerate() {
+                            let nibble = (low[l] >> shift) & 0x0F;
+                            *u = nibble | (((high[l] >> (2 * quarter)) & 3) << 4);
+                        }
+                    }
+                }
+                // Group g of 16 values has scale sc[g] (see `dot_row_q6k_scalar`).
+                for ((s, o), &scale) in s.iter_mut().zip(o.iter_mut()).zip(sc) {
+                    *s = d * f32::from(scale as i8);
+                    *o = -32.0 * *s;
+                }
+            }
+        }
+    }
+}
+
+/// A Q5_0 block's 32 values as bytes in [0, 31]: value `j` is the low nibble of byte `6 + j`
+/// with bit `j` of the fifth bits, value `j + 16` its high nibble with bit `j + 16`.
+fn unpack_q5_0_block(block: &[u8], u: &mut [u8]) {
+    let high = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    ))]
+    if block.len() >= Q5_0_BLOCK_BYTES && u.len() >= BLOCK {
+        use std::arch::x86_64::*;
+        // SAFETY: AVX2 is compiled in; 16 bytes are read from offset 6 of a 22-byte block and
+        // 32 written to `u`, both checked just above.
+        unsafe {
+            let packed = _mm_loadu_si128(block.as_ptr().add(6).cast());
+            let nibbles = _mm256_and_si256(
+                _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed),
+                _mm256_set1_epi8(0x0F),
+            );
+            let fifth =
+                _mm256_and_si256(crate::avx2::bytes_from_bits(high), _mm256_set1_epi8(0x10));
+            _mm256_storeu_si256(u.as_mut_ptr().cast(), _mm256_or_si256(nibbles, fifth));
+        }
+        return;
+    }
+    for j in 0..BLOCK / 2 {
+        let byte = block[6 + j];
+        u[j] = (byte & 0x0F) | ((((high >> j) & 1) as u8) << 4);
+        u[j + BLOCK / 2] = (byte >> 4) | ((((high >> (j + 16)) & 1) as u8) << 4);
+    }
+}
+
+/// Every product of several weight matrices with one prompt chunk's activations, in one
+/// hand-out of work to `executor` (groups of 16 rows of all the matrices).
+pub fn matmul_prompt(
+    products: &mut [PromptProduct<'_>],
+    acts: &PromptActivations,
+    executor: &dyn Executor,
+) -> Result<(), ShapeError> {
+    let cols = acts.width;
+    let tokens = acts.tokens;
+    let mut plans = Vec::with_capacity(products.len());
+    let mut items = 0;
+    for p in products.iter_mut() {
+        let block = match p.encoding {
+            WeightEncoding::Q5_0 | WeightEncoding::Q8_0 => BLOCK,
+            WeightEncoding::Q4K | WeightEncoding::Q6K => QK_K,
+        };
+        if !cols.is_multiple_of(block) || p.weights.len() != p.rows * p.encoding.row_bytes(cols) {
+            return Err(ShapeError(format!(
+                "{} bytes are not a {:?} matrix of {} rows of {cols} values",
+                p.weights.len(),
+                p.encoding,
+                p.rows
+            )));
+        }
+        if p.out.len() != p.rows * tokens {
+            return Err(ShapeError(format!(
+                "output of {} values for {tokens} × {}",
+                p.out.len(),
+                p.rows
+            )));
+        }
+        plans.push((items, p.encoding, p.weights, p.rows, SharedOut(p.out.as_mut_ptr())));
+        items += p.rows.div_ceil(ROWS_PER_ITEM);
+    }
+    let vector = use_vector();
+    let claims = Claims::new(items);
+    let work = |range: std::ops::Range<usize>| {
+        UNPACKED.with_borrow_mut(|unpacked| {
+            for item in claims.take(range) {
+                let idx = plans.partition_point(|plan| plan.0 <= item) - 1;
+                let (first_item, encoding, weights, rows, out_ptr) = plans[idx];
+                let first = (item - first_item) * ROWS_PER_ITEM;
+                let end = (first + ROWS_PER_ITEM).min(rows);
+                let row_bytes = encoding.row_bytes(cols);
+                unpacked.reset(end - first, cols);
+                for (r, row) in
+                    weights[first * row_bytes..end * row_bytes].chunks_exact(row_bytes).enumerate()
+                {
+                    let s = cols / SUB;
+                    unpack_row(
+                        encoding,
+                        row,
+                        &mut unpacked.bytes[r * cols..(r + 1) * cols],
+                        &mut unpacked.scales[r * s..(r + 1) * s],
+                        &mut unpacked.offsets[r * s..(r + 1) * s],
+                    );
+                }
+                // SAFETY: `claims` gives each item to one worker only; the item's outputs are
+                // `out[t * rows + r]` for its rows `first..end` and every token, which no other
+                // item writes, and they lie inside that matrix's output (`end <= rows`,
+                // `out.len() == rows * tokens`, checked above), borrowed mutably for this
+                // whole call (the executor cannot keep `work` past `run`).
+                let out = unsafe { OutRows::new(out_ptr, rows, first, end) };
+                multiply_item(unpacked, acts, out, vector);
+            }
+        })
+    };
+    executor.run(items, &work);
+    claims.check_all_done()
+}
+
+/// Whether [`matmul_prompt`] takes the vector path: where the CPU has it, unless a test asks
+/// for the plain path on this thread.
+fn use_vector() -> bool {
+    #[cfg(test)]
+    if FORCE_PLAIN.with(std::cell::Cell::get) {
+        return false;
+    }
+    fast()
+}
+
+#[cfg(test)]
+thread_local! {
+    static FORCE_PLAIN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+thread_local! {
+    /// Each worker's unpacked rows, kept between items and calls (a few hundred kilobytes).
+    static UNPACKED: std::cell::RefCell<Unpacked> = std::cell::RefCell::default();
+}
+
+/// The outputs of one item: rows `first..end` of a matrix of `rows` rows, for every token.
+struct OutRows {
+    ptr: SharedOut,
+    rows: usize,
+    first: usize,
+    end: usize,
+}
+
+impl OutRows {
+    /// # Safety
+    /// `ptr` points to `rows * tokens` values that only this item writes at rows `first..end`.
+    unsafe fn new(ptr: SharedOut, rows: usize, first: usize, end: usize) -> Self {
+        Self { ptr, rows, first, end }
+    }
+
+    fn set(&mut self, t: usize, r: usize, value: f32) {
+        assert!(r < self.end - self.first);
+        // SAFETY: `r` is one of this item's rows (asserted), and the caller of `new` vouched
+        // that the pointer holds `tokens` rows of `rows` values of which these are the item's.
+        // The token index comes from the activations, of which there are `tokens`.
+        unsafe { *self.ptr.get().add(t * self.rows + self.first + r) = value };
+    }
+}
+
+/// The item's unpacked rows times every token, tile by tile.
+fn multiply_item(unpacked: &Unpacked, acts: &PromptActivations, mut out: OutRows, vector: bool) {
+    let rows = out.end - out.first;
+    for token_block in (0..acts.tokens).step_by(TOKENS_PER_BLOCK) {
+        let token_end = (token_block + TOKENS_PER_BLOCK).min(acts.tokens);
+        let mut r = 0;
+        while r < rows {
+            let tile_rows = if rows - r >= TILE_ROWS { TILE_ROWS } else { 1 };
+            let mut t = token_block;
+            while t < token_end {
+                let tile_tokens = if token_end - t >= TILE_TOKENS { TILE_TOKENS } else { 1 };
+                match (tile_rows, tile_tokens) {
+                    (TILE_ROWS, TILE_TOKENS) => {
+                        tile::<TILE_ROWS, TILE_TOKENS>(unpacked, acts, r, t, &mut out, vector)
+                    }
+                    (TILE_ROWS, _) => tile::<TILE_ROWS, 1>(unpacked, acts, r, t, &mut out, vector),
+                    (_, TILE_TOKENS) => {
+                        tile::<1, TILE_TOKENS>(unpacked, acts, r, t, &mut out, vector)
+                    }
+                    _ => tile::<1, 1>(unpacked, acts, r, t, &mut out, vector),
+                }
+                t += tile_tokens;
+            }
+            r += tile_rows;
+        }
+    }
+}
+
+/// `R` unpacked rows from `r` times `C` tokens from `t`, written to `out`.
+#[inline(always)]
+fn tile<const R: usize, const C: usize>(
+    unpacked: &Unpacked,
+    acts: &PromptActivations,
+    r: usize,
+    t: usize,
+    out: &mut OutRows,
+    vector: bool,
+) {
+    let weights: [UnpackedRow<'_>; R] = std::array::from_fn(|i| unpacked.row(r + i));
+    let tokens: [TokenRow<'_>; C] = std::array::from_fn(|j| TokenRow {
+        quants: acts.quants(t + j),
+        scales: acts.scales(t + j),
+        sums: acts.sums(t + j),
+    });
+    let products = match vector {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `vector` is `fast()`: the CPU has AVX-512 F, BW and VNNI. Every row holds
+        // `cols` bytes and `cols / 16` scales and offsets, every token `cols` quants, `cols /
+        // 64` scales and `cols / 16` sums (`Unpacked::row`, `PromptActivations`), with `cols`
+        // a multiple of 64.
+        true => unsafe { avx512::tile::<R, C>(&weights, &tokens) },
+        _ => tile_scalar::<R, C>(&weights, &tokens),
+    };
+    for (i, row) in products.iter().enumerate() {
+        for (j, &value) in row.iter().enumerate() {
+            out.set(t + j, r + i, value);
+        }
+    }
+}
+
+/// One token's quantized activations.
+#[derive(Clone, Copy)]
+struct TokenRow<'a> {
+    quants: &'a [i8],
+    scales: &'a [f32],
+    sums: &'a [f32],
+}
+
+/// A tile in plain Rust: the reference for the vector kernel.
+fn tile_scalar<const R: usize, const C: usize>(
+    weights: &[UnpackedRow<'_>; R],
+    tokens: &[TokenRow<'_>; C],
+) -> [[f32; C]; R] {
+    let mut products = [[0f32; C]; R];
+    for (i, w) in weights.iter().enumerate() {
+        for (j, token) in tokens.iter().enumerate() {
+            let (quants, scales) = (token.quants, token.scales);
+            let mut total: f32 = w.offsets.iter().zip(token.sums).map(|(o, s)| o * s).sum();
+            for (k, &ascale) in scales.iter().enumerate() {
+                let mut group = 0f32;
+                for g in 0..GROUP / SUB {
+                    let at = k * GROUP + g * SUB;
+                    let dot: i32 = w.bytes[at..at + SUB]
+                        .iter()
+                        .zip(&quants[at..at + SUB])
+                        .map(|(&u, &q)| i32::from(u) * i32::from(q))
+                        .sum();
+                    group += w.scales[at / SUB] * dot as f32;
+                }
+                total += ascale * group;
+            }
+            products[i][j] = total;
+        }
+    }
+    products
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{GROUP, SUB, TokenRow, UnpackedRow};
+
+    /// A tile: per 64 values and per row, the 4 scales spread over the 16 lanes `vpdpbusd`
+    /// sums 4 products into; per token and row, one `vpdpbusd`, a conversion, and two
+    /// multiplications into the tile's accumulator; then the offsets, 16 groups a step.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F, BW and VNNI. Every row has as many bytes as the tokens have
+    /// quants (a multiple of 64) and a scale and an offset per 16 of them; every token a scale
+    /// per 64 and a sum per 16.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn tile<const R: usize, const C: usize>(
+        weights: &[UnpackedRow<'_>; R],
+        tokens: &[TokenRow<'_>; C],
+    ) -> [[f32; C]; R] {
+        let cols = tokens[0].quants.len();
+        let spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+        let zero = _mm512_setzero_si512();
+        let mut acc = [[_mm512_setzero_ps(); C]; R];
+        for k in 0..cols / GROUP {
+            let mut w = [zero; R];
+            let mut ws = [_mm512_setzero_ps(); R];
+            for i in 0..R {
+                // SAFETY: `k * 64 + 64 <= cols` bytes and `k * 4 + 4 <= cols / 16` scales
+                // lie in each row (the caller's contract).
+                unsafe {
+                    w[i] = _mm512_loadu_si512(weights[i].bytes.as_ptr().add(k * GROUP).cast());
+                    let four = _mm_loadu_ps(weights[i].scales.as_ptr().add(k * GROUP / SUB));
+                    ws[i] = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(four));
+                }
+            }
+            for j in 0..C {
+                // SAFETY: as above for the token's quants; `k < cols / 64` scales.
+                let (a, ascale) = unsafe {
+                    (
+                        _mm512_loadu_si512(tokens[j].quants.as_ptr().add(k * GROUP).cast()),
+                        _mm512_set1_ps(*tokens[j].scales.get_unchecked(k)),
+                    )
+                };
+                for i in 0..R {
+                    let dot = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, w[i], a));
+                    acc[i][j] = _mm512_fmadd_ps(_mm512_mul_ps(dot, ws[i]), ascale, acc[i][j]);
+                }
+            }
+        }
+        let groups = cols / SUB;
+        for g in (0..groups).step_by(16) {
+            // The last step reads only the groups that are left.
+            let mask: __mmask16 = if groups - g >= 16 { 0xFFFF } else { (1 << (groups - g)) - 1 };
+            for i in 0..R {
+                // SAFETY: the mask keeps the loads inside the `groups` offsets and sums.
+                let offsets =
+                    unsafe { _mm512_maskz_loadu_ps(mask, weights[i].offsets.as_ptr().add(g)) };
+                for j in 0..C {
+                    // SAFETY: as above.
+                    let sums =
+                        unsafe { _mm512_maskz_loadu_ps(mask, tokens[j].sums.as_ptr().add(g)) };
+                    acc[i][j] = _mm512_fmadd_ps(offsets, sums, acc[i][j]);
+                }
+            }
+        }
+        let mut products = [[0f32; C]; R];
+        for i in 0..R {
+            for j in 0..C {
+                products[i][j] = _mm512_reduce_add_ps(acc[i][j]);
+            }
+        }
+        products
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::OneThread;
+
+    /// Deterministic pseudo-random bytes and values.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn next(&mut self) -> u32 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (self.0 >> 33) as u32
+        }
+        fn value(&mut self) -> f32 {
+            (self.next() % 20_001) as f32 / 10_000.0 - 1.0
+        }
+    }
+
+    /// A random matrix in `encoding` with sensible scales (f16 scales of small magnitude).
+    fn random_weights(
+        encoding: WeightEncoding,
+        rows: usize,
+        cols: usize,
+        rng: &mut Lcg,
+    ) -> Vec<u8> {
+        let mut bytes: Vec<u8> =
+            (0..rows * encoding.row_bytes(cols)).map(|_| rng.next() as u8).collect();
+        let scale =
+            |rng: &mut Lcg| f16::from_f32(0.001 + (rng.next() % 1000) as f32 * 1e-5).to_le_bytes();
+        let (block_bytes, scale_at): (usize, &[usize]) = match encoding {
+            WeightEncoding::Q5_0 => (Q5_0_BLOCK_BYTES, &[0]),
+            WeightEncoding::Q8_0 => (Q8_0_BLOCK_BYTES, &[0]),
+            WeightEncoding::Q4K => (Q4_K_BLOCK_BYTES, &[0, 2]),
+            WeightEncoding::Q6K => (Q6_K_BLOCK_BYTES, &[208]),
+        };
+        for block in bytes.chunks_exact_mut(block_bytes) {
+            for &at in scale_at {
+                block[at..at + 2].copy_from_slice(&scale(rng));
+            }
+        }
+        bytes
+    }
+
+    /// Value `i` of a row as the file means it, from the unpacked form.
+    fn dequantized(encoding: WeightEncoding, row: &[u8], cols: usize) -> Vec<f32> {
+        let (mut u, mut s, mut o) =
+            (vec![0u8; cols], vec![0f32; cols / SUB], vec![0f32; cols / SUB]);
+        unpack_row(encoding, row, &mut u, &mut s, &mut o);
+        (0..cols).map(|i| s[i / SUB] * f32::from(u[i]) + o[i / SUB]).collect()
+    }
+
+    /// Unpacking gives the values the decode kernels multiply: each encoding's unpacked row,
+    /// dotted with one-hot activations quantized as the decode path does, matches the decode
+    /// kernel's product value by value.
+    #[test]
+    fn unpacked_rows_hold_the_files_values() {
+        let mut rng = Lcg(7);
+        let cols = 512;
+        for encoding in
+            [WeightEncoding::Q5_0, WeightEncoding::Q8_0, WeightEncoding::Q4K, WeightEncoding::Q6K]
+        {
+            let row = random_weights(encoding, 1, cols, &mut rng);
+            let values = dequantized(encoding, &row, cols);
+            for i in [0, 1, 15, 16, 31, 32, 100, 255, 256, 300, 511] {
+                let mut x = vec![0f32; cols];
+                x[i] = 1.0;
+                let acts = crate::Activations::quantize(&x, cols, &[encoding]).unwrap();
+                let mut out = [0f32];
+                let product = crate::Product { encoding, weights: &row, rows: 1, out: &mut out };
+                crate::matmul_many(&mut [product], &acts, &OneThread).unwrap();
+                assert!(
+                    (out[0] - values[i]).abs() <= 1e-6 + 1e-4 * values[i].abs(),
+                    "{encoding:?} value {i}: unpacked {} against the decode kernel's {}",
+                    values[i],
+                    out[0]
+                );
+            }
+        }
+    }
+
+    /// Both paths of the prompt kernel (the vector path where this CPU has it) against the
+    /// f32 product of the file's values and the prompt's values, for every encoding, with
+    /// tiles of 4 and odd rows and tokens left over, through several threads' items.
+    #[test]
+    fn prompt_products_match_the_float_product() {
+        let mut rng = Lcg(11);
+        let (cols, tokens, rows) = (512, 70, 37);
+        let x: Vec<f32> = (0..tokens * cols).map(|_| rng.value()).collect();
+        let acts = PromptActivations::quantize(&x, cols).unwrap();
+        for encoding in
+            [WeightEncoding::Q5_0, WeightEncoding::Q8_0, WeightEncoding::Q4K, WeightEncoding::Q6K]
+        {
+            let weights = random_weights(encoding, rows, cols, &mut rng);
+            let row_bytes = encoding.row_bytes(cols);
+            let dense: Vec<Vec<f32>> =
+                weights.chunks_exact(row_bytes).map(|r| dequantized(encoding, r, cols)).collect();
+            let mut want = vec![0f32; tokens * rows];
+            for t in 0..tokens {
+                for (r, w) in dense.iter().enumerate() {
+                    want[t * rows + r] =
+                        w.iter().zip(&x[t * cols..(t + 1) * cols]).map(|(a, b)| a * b).sum();
+                }
+            }
+            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+            for vector in [false, true] {
+                if vector && !fast() {
+                    println!("this CPU lacks AVX-512 VNNI: only the plain path is checked");
+                    continue;
+                }
+                let mut got = vec![0f32; tokens * rows];
+                let mut products =
+                    [PromptProduct { encoding, weights: &weights, rows, out: &mut got }];
+                run_with(&mut products, &acts, vector);
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    // Activations kept to 8 bits: about 1 % of the largest product.
+                    assert!(
+                        (g - w).abs() <= 0.01 * scale,
+                        "{encoding:?} (vector {vector}) token {} row {}: {g} against {w}",
+                        i / rows,
+                        i % rows
+                    );
+                }
+            }
+        }
+    }
+
+    /// The vector and plain paths agree closely (they differ only in the order of float sums).
+    #[test]
+    fn the_vector_path_matches_the_plain_path() {
+        if !fast() {
+            println!("this CPU lacks AVX-512 VNNI: nothing to compare");
+            return;
+        }
+        let mut rng = Lcg(3);
+        let (cols, tokens, rows) = (896, 9, 20);
+        let x: Vec<f32> = (0..tokens * cols).map(|_| rng.value()).collect();
+        let acts = PromptActivations::quantize(&x, cols).unwrap();
+        for encoding in [WeightEncoding::Q5_0, WeightEncoding::Q8_0] {
+            let weights = random_weights(encoding, rows, cols, &mut rng);
+            let mut plain = vec![0f32; tokens * rows];
+            let mut vector = vec![0f32; tokens * rows];
+            run_with(
+                &mut [PromptProduct { encoding, weights: &weights, rows, out: &mut plain }],
+                &acts,
+                false,
+            );
+            run_with(
+                &mut [PromptProduct { encoding, weights: &weights, rows, out: &mut vector }],
+                &acts,
+                true,
+            );
+            for (p, v) in plain.iter().zip(&vector) {
+                assert!((p - v).abs() <= 1e-4 * (1.0 + p.abs()), "{encoding:?}: {p} against {v}");
+            }
+        }
+    }
+
+    /// [`matmul_prompt`] with the path chosen, through an executor that hands out items in
+    /// uneven ranges as several threads would.
+    fn run_with(products: &mut [PromptProduct<'_>], acts: &PromptActivations, vector: bool) {
+        struct Uneven;
+        impl Executor for Uneven {
+            fn run(&self, items: usize, work: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
+                let mut at = 0;
+                let mut step = 1;
+                while at < items {
+                    work(at..(at + step).min(items));
+                    at += step;
+                    step = step % 3 + 1;
+                }
+            }
+        }
+        FORCE_PLAIN.with(|f| f.set(!vector));
+        let result = matmul_prompt(products, acts, &Uneven);
+        FORCE_PLAIN.with(|f| f.set(false));
+        result.unwrap();
+    }
+
+    #[test]
+    fn shapes_that_do_not_fit_are_refused() {
+        assert!(PromptActivations::quantize(&[0.0; 96], 96).is_err());
+        let acts = PromptActivations::quantize(&[0.5; 128], 64).unwrap();
+        let mut out = vec![0f32; 2];
+        let weights = vec![0u8; 10];
+        let mut products = [PromptProduct {
+            encoding: WeightEncoding::Q5_0,
+            weights: &weights,
+            rows: 1,
+            out: &mut out,
+        }];
+        assert!(matmul_prompt(&mut products, &acts, &OneThread).is_err());
+    }
+}
