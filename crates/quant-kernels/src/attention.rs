@@ -189,28 +189,165 @@ pub fn attend_causal(
     let first = len - seq;
     let groups = n_head / n_kv_head;
     let out_ptr = SharedOut(out.as_mut_ptr());
-    let items = seq * n_kv_head;
+    let blocks = seq.div_ceil(QUERY_BLOCK);
+    let items = blocks * n_kv_head;
     let claims = Claims::new(items);
     let work = |range: std::ops::Range<usize>| {
-        let mut scores = vec![0f32; len];
+        let mut buffers = CausalBuffers::default();
         for item in claims.take(range) {
-            let (i, g) = (seq - 1 - item / n_kv_head, item % n_kv_head);
-            let visible = first + i + 1;
-            let kv = KvHead { keys, values, width, offset: g * head_dim, head_dim };
-            for head in g * groups..(g + 1) * groups {
-                let at = i * q_width + head * head_dim;
-                // SAFETY: `claims` gives each item (`item < seq * n_kv_head`) to one worker
-                // only; the item owns query position `i`'s outputs for the heads of key/value
-                // head `g`, `at..at + head_dim` with `at + head_dim <= seq * q_width ==
-                // out.len()`, which no other item writes; `out` is borrowed mutably for this
-                // whole call.
-                let o = unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(at), head_dim) };
-                attend_head(&q[at..at + head_dim], kv, scale, &mut scores[..visible], o);
+            // The latest (longest) blocks first, so the last items handed out are short.
+            let (block, g) = (blocks - 1 - item / n_kv_head, item % n_kv_head);
+            let (start, end) = (block * QUERY_BLOCK, ((block + 1) * QUERY_BLOCK).min(seq));
+            let rows = (end - start) * groups;
+            let visible = first + end;
+            // Query rows (position, head of the group), gathered contiguous.
+            buffers.queries.clear();
+            for i in start..end {
+                let at = i * q_width + g * groups * head_dim;
+                buffers.queries.extend_from_slice(&q[at..at + groups * head_dim]);
+            }
+            // Scores: the rows times the visible keys of head `g` (key `t`, value `d` at
+            // `t * width + g * head_dim + d`).
+            buffers.scores.resize(rows * visible, 0.0);
+            let keys_g = &keys[g * head_dim..];
+            let scores = &mut buffers.scores[..rows * visible];
+            let product = Strided { values: &buffers.queries, row_step: head_dim, col_step: 1 };
+            let keys_t = Strided { values: keys_g, row_step: 1, col_step: width };
+            matmul_strided(rows, visible, head_dim, product, keys_t, scores)?;
+            for (r, row) in scores.chunks_exact_mut(visible).enumerate() {
+                let seen = first + start + r / groups + 1;
+                let (shown, hidden) = row.split_at_mut(seen);
+                softmax_scaled(shown, scale);
+                hidden.fill(0.0);
+            }
+            buffers.outputs.resize(rows * head_dim, 0.0);
+            let probs = Strided { values: scores, row_step: visible, col_step: 1 };
+            let values_g =
+                Strided { values: &values[g * head_dim..], row_step: width, col_step: 1 };
+            matmul_strided(rows, head_dim, visible, probs, values_g, &mut buffers.outputs)?;
+            for (r, o) in buffers.outputs.chunks_exact(head_dim).enumerate() {
+                let (i, h) = (start + r / groups, g * groups + r % groups);
+                let at = i * q_width + h * head_dim;
+                // SAFETY: `claims` gives each item (`item < blocks * n_kv_head`) to one worker
+                // only; the item owns the outputs of query positions `start..end` for the heads
+                // of key/value head `g`, `at..at + head_dim` with `at + head_dim <= seq *
+                // q_width == out.len()`, which no other item writes; `out` is borrowed mutably
+                // for this whole call.
+                let dst =
+                    unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(at), head_dim) };
+                dst.copy_from_slice(o);
             }
         }
+        Ok::<(), ShapeError>(())
     };
-    executor.run(items, &work);
+    let failed = std::sync::Mutex::new(None);
+    executor.run(items, &|range| {
+        if let Err(e) = work(range)
+            && let Ok(mut slot) = failed.lock()
+        {
+            *slot = Some(e);
+        }
+    });
+    if let Some(e) = failed.into_inner().ok().flatten() {
+        return Err(e);
+    }
     claims.check_all_done()
+}
+
+/// Query positions per unit of work of [`attend_causal`].
+const QUERY_BLOCK: usize = 16;
+
+/// A worker's buffers for [`attend_causal`], kept across its items.
+#[derive(Default)]
+struct CausalBuffers {
+    queries: Vec<f32>,
+    scores: Vec<f32>,
+    outputs: Vec<f32>,
+}
+
+/// `xs · scale`, then softmax, in place.
+fn softmax_scaled(xs: &mut [f32], scale: f32) {
+    let mut max = f32::NEG_INFINITY;
+    for x in xs.iter_mut() {
+        *x *= scale;
+        max = max.max(*x);
+    }
+    for x in xs.iter_mut() {
+        *x = exp(*x - max);
+    }
+    let inv = 1.0 / xs.iter().sum::<f32>();
+    for x in xs.iter_mut() {
+        *x *= inv;
+    }
+}
+
+/// A matrix read from a slice: element (i, j) at `i * row_step + j * col_step`.
+#[derive(Clone, Copy)]
+struct Strided<'a> {
+    values: &'a [f32],
+    row_step: usize,
+    col_step: usize,
+}
+
+impl Strided<'_> {
+    /// Whether a (rows × cols) matrix lies inside the slice.
+    fn holds(&self, rows: usize, cols: usize) -> bool {
+        rows == 0
+            || cols == 0
+            || (rows - 1) * self.row_step + (cols - 1) * self.col_step < self.values.len()
+    }
+}
+
+/// `out` (m × n, row-major) = `a` (m × k) · `b` (k × n), with gemm's f32 kernels.
+fn matmul_strided(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Strided<'_>,
+    b: Strided<'_>,
+    out: &mut [f32],
+) -> Result<(), ShapeError> {
+    if !a.holds(m, k) || !b.holds(k, n) || out.len() != m * n {
+        return Err(ShapeError(format!(
+            "a {m} × {k} by {k} × {n} product does not fit its slices"
+        )));
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 {
+        out.fill(0.0);
+        return Ok(());
+    }
+    // SAFETY: every element gemm reads, (i, j) at `i * row_step + j * col_step` for i < rows
+    // and j < cols, lies inside its slice (checked by `holds`), and it writes the m × n
+    // elements of `out` (row-major, `out.len() == m * n`), which is borrowed mutably here;
+    // `read_dst` is false, so `out`'s old values are not read. The steps fit in isize as
+    // offsets inside slices do.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.values.as_ptr(),
+            a.col_step as isize,
+            a.row_step as isize,
+            b.values.as_ptr(),
+            b.col_step as isize,
+            b.row_step as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -259,12 +396,12 @@ mod tests {
     }
 
     /// A chunk's causal attention equals, position by position, one token's attention over
-    /// the cache up to that position, also behind earlier positions and with item ranges
-    /// handed out twice.
+    /// the cache up to that position, also behind earlier positions, over more positions than
+    /// one block, and with item ranges handed out twice.
     #[test]
     fn causal_attention_equals_one_token_at_a_time() {
         let shape = AttentionShape { n_head: 6, n_kv_head: 2, head_dim: 16 };
-        let (first, seq) = (5, 9);
+        let (first, seq) = (5, QUERY_BLOCK + 9);
         let len = first + seq;
         let q = values(seq * 6 * 16, 7);
         let keys = values(len * 2 * 16, 8);
@@ -278,7 +415,9 @@ mod tests {
             let qi = &q[i * 96..(i + 1) * 96];
             attend_one(qi, &keys[..visible], &vals[..visible], shape, scale, &mut want, &OneThread)
                 .unwrap();
-            assert_eq!(&out[i * 96..(i + 1) * 96], &want[..], "position {i}");
+            for (j, (got, want)) in out[i * 96..(i + 1) * 96].iter().zip(&want).enumerate() {
+                assert!((got - want).abs() < 1e-5, "position {i} value {j}: {got} vs {want}");
+            }
         }
         assert!(
             attend_causal(&q, &keys[..32], &vals[..32], shape, scale, &mut out, &OneThread)
