@@ -19,6 +19,9 @@ cut to `--positions` tokens (default 256 here) and teacher-forced through both. 
 peaked distributions, so the bars are top-1 agreement >= 0.99 and cosine >= 0.999 at every
 position; the report adds max |Δlogit|, the positions whose top-1 differs (with llama.cpp's top-2
 margin there, to tell near-ties from real disagreement) and the cosine per quarter of the text.
+`prompt_path` checks the prompt path as well (the per-position run reads one token at a time):
+Quarry's logits after reading the first quarter, half and all of the tokens as one prompt
+(`quarry bench logits --after-prompt`), against llama.cpp's batched row at that position.
 Noise floors: llama.cpp with an f16 against an f32 attention cache, and llama.cpp one token per
 call (as `quarry bench logits` runs) against its batched run.
 `--f64-reference` also compares Quarry and llama.cpp (both caches) with a float64 forward pass
@@ -43,11 +46,12 @@ import time
 import numpy as np
 
 
-def quarry_logits(quarry, model, tokens, work):
+def quarry_logits(quarry, model, tokens, work, after_prompt=False):
     tok_file = work / "tokens.json"
     tok_file.write_text(json.dumps(tokens))
     out = work / "quarry.f32"
-    res = subprocess.run([quarry, "bench", "logits", "--model", model, "--tokens", tok_file, "--out", out],
+    extra = ["--after-prompt"] if after_prompt else []
+    res = subprocess.run([quarry, "bench", "logits", "--model", model, "--tokens", tok_file, "--out", out, *extra],
                          capture_output=True, text=True, check=True)
     info = json.loads(res.stdout.strip().splitlines()[-1])
     return np.fromfile(out, dtype="<f4").reshape(info["positions"], info["vocab"])
@@ -169,6 +173,14 @@ def run_real(args):
                        "llama_cpp_token_by_token_vs_batch": compare(r1, r)}
                 cos = (q * r).sum(1) / (np.linalg.norm(q, axis=1) * np.linalg.norm(r, axis=1))
                 row["pass"] = bool(cos.min() >= 0.999 and row["top1_agreement"] >= 0.99)
+                # The prompt path (chunked prefill, Quarry's prompt kernels): the logits after the
+                # first L tokens read as one prompt, against llama.cpp's batched run at L - 1 and
+                # against Quarry's own token-by-token row there.
+                row["prompt_path"] = []
+                for length in sorted({max(8, len(ids) // 4), max(8, len(ids) // 2), len(ids)}):
+                    p = quarry_logits(args.quarry, model, ids[:length], work, after_prompt=True)
+                    row["prompt_path"].append({"tokens": length, "vs_llama_cpp": compare(p, r[length - 1:length]),
+                                               "vs_quarry_token_by_token": compare(p, q[length - 1:length])})
                 row["detail"] = position_detail(q, r, r16)
                 if args.f64_reference:
                     import gguf_reference

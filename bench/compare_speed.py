@@ -7,6 +7,11 @@ machine noise hits both alike:
 
     /tmp/ref/bin/python bench/compare_speed.py --quarry ~/.cache/quarry/target/debug/quarry \
         --model /tmp/qwen2.5-0.5b-q4_k_m.gguf --threads 2 --prompt-tokens 512 --gen-tokens 128
+
+Build llama-cpp-python for this CPU (`CMAKE_ARGS="-DGGML_NATIVE=ON" pip install
+llama-cpp-python==0.3.36`): the portable build `make test` installs for the server test
+(`-DGGML_NATIVE=OFF`) has no AVX-512 and runs prompts at about two thirds of the native
+build's speed on an AVX-512 machine. The result records the build's feature list.
 """
 import argparse
 import json
@@ -87,7 +92,13 @@ def main():
         | {"ttft_ms": least(l_runs, "ttft_ms"), "peak_rss_mb": most(l_runs, "peak_rss_mb")},
     }
     res["rounds"] = [{"quarry_decode": q["decode_tokens_per_s"], "llama_cpp_decode": l["decode_tokens_per_s"],
-                      "decode_ratio": q["decode_tokens_per_s"] / l["decode_tokens_per_s"]} for q, l in zip(q_runs, l_runs)]
+                      "decode_ratio": q["decode_tokens_per_s"] / l["decode_tokens_per_s"],
+                      "quarry_prompt": q["prompt_tokens_per_s"], "llama_cpp_prompt": l["prompt_tokens_per_s"],
+                      "prompt_ratio": q["prompt_tokens_per_s"] / l["prompt_tokens_per_s"]}
+                     for q, l in zip(q_runs, l_runs)]
+    import llama_cpp
+    res["llama_cpp_build"] = {"version": llama_cpp.__version__,
+                              "system_info": llama_cpp.llama_print_system_info().decode().strip()}
     res["ratio"] = {
         "prompt_processing": res["quarry"]["prompt_tokens_per_s"] / res["llama_cpp"]["prompt_tokens_per_s"],
         "decode": res["quarry"]["decode_tokens_per_s"] / res["llama_cpp"]["decode_tokens_per_s"],
@@ -99,6 +110,7 @@ def main():
                                               / res["baseline"]["prompt_tokens_per_s"])
         for r, b in zip(res["rounds"], b_runs):
             r["baseline_decode"] = b["decode_tokens_per_s"]
+            r["baseline_prompt"] = b["prompt_tokens_per_s"]
     print(json.dumps(res, indent=2))
 
 

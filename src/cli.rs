@@ -552,6 +552,10 @@ enum BenchCommand {
         /// Output: little-endian f32, one row of vocabulary size per position
         #[arg(long)]
         out: PathBuf,
+        /// Read the ids as one prompt (in prefill chunks, the prompt path) and write only the
+        /// logits after the last of them
+        #[arg(long)]
+        after_prompt: bool,
     },
     /// Write a random-weight checkpoint in a real model's shape (tests and benchmarks): a GGUF
     /// file, or a Hugging Face folder with `--format safetensors`
@@ -1227,8 +1231,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 in_process,
             )?;
         }
-        Command::Bench { what: BenchCommand::Logits { model, tokens, out } } => {
-            generation::bench_logits(&model, &tokens, &out)?;
+        Command::Bench { what: BenchCommand::Logits { model, tokens, out, after_prompt } } => {
+            generation::bench_logits(&model, &tokens, &out, after_prompt)?;
         }
         Command::Bench {
             what:

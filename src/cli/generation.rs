@@ -277,14 +277,23 @@ pub(crate) fn per_thread_count(
 }
 
 /// `quarry bench logits`: teacher-forced logits at every position of the token ids in
-/// `tokens` (a JSON array), written as little-endian f32 rows to `out`.
-pub(crate) fn bench_logits(model: &Path, tokens: &Path, out: &Path) -> anyhow::Result<()> {
+/// `tokens` (a JSON array), written as little-endian f32 rows to `out`; with `after_prompt`
+/// the ids are read as one prompt and only the logits after the last are written.
+pub(crate) fn bench_logits(
+    model: &Path,
+    tokens: &Path,
+    out: &Path,
+    after_prompt: bool,
+) -> anyhow::Result<()> {
     let ids: Vec<u32> = serde_json::from_slice(
         &std::fs::read(tokens).with_context(|| tokens.display().to_string())?,
     )
     .with_context(|| format!("{}: expected a JSON array of token ids", tokens.display()))?;
     let mut generator = GgufGenerator::load(model).map_err(quarry::Error::from)?;
-    let rows = generator.logits_per_position(&ids).map_err(quarry::Error::from)?;
+    let rows = match after_prompt {
+        true => vec![generator.forward(&ids, 0).map_err(quarry::Error::from)?],
+        false => generator.logits_per_position(&ids).map_err(quarry::Error::from)?,
+    };
     let mut bytes = Vec::with_capacity(rows.len() * rows.first().map_or(0, Vec::len) * 4);
     for row in &rows {
         for v in row {

@@ -151,12 +151,9 @@ impl QLinear {
             Weight::Quantized(q) => q,
         };
         let tokens = x.elem_count() / x.dim(D::Minus1)?;
-        if let Some(encoding) = self.own_encoding
-            && tokens >= PROMPT_KERNEL_FROM_TOKENS
-            && prompt_gemm::fast()
-            && x.dim(D::Minus1)?.is_multiple_of(prompt_gemm::GROUP)
-        {
-            return Self::forward_prompt(weight, encoding, x, tokens);
+        if self.takes_prompt_kernel(tokens, x.dim(D::Minus1)?) {
+            let [out] = Self::forward_many([self], x)?;
+            return Ok(out);
         }
         if tokens < GEMM_FROM_TOKENS {
             return match (&self.quantized, self.own_encoding) {
@@ -198,27 +195,66 @@ impl QLinear {
         Tensor::cat(&outputs, D::Minus1)
     }
 
-    /// A prompt chunk through a weight `quarry-quant-kernels` multiplies, on a CPU with its
-    /// prompt kernel: activations quantized to bytes once, byte products tile by tile, the
-    /// output written token by token.
-    fn forward_prompt(
-        weight: &QTensor,
-        encoding: WeightEncoding,
+    /// Whether a chunk of `tokens` rows of `cols` values runs through the prompt kernel.
+    fn takes_prompt_kernel(&self, tokens: usize, cols: usize) -> bool {
+        self.own_encoding.is_some()
+            && matches!(self.weight, Weight::Quantized(_))
+            && tokens >= PROMPT_KERNEL_FROM_TOKENS
+            && cols.is_multiple_of(prompt_gemm::GROUP)
+            && prompt_gemm::fast()
+    }
+
+    /// A prompt chunk `x` through several layers that read it (q/k/v, gate/up): the outputs,
+    /// in the layers' order. Where every layer takes the prompt kernel, `x` is quantized once
+    /// and all the products are one hand-out of work; otherwise each layer runs on its own.
+    pub(crate) fn forward_many<const N: usize>(
+        layers: [&QLinear; N],
         x: &Tensor,
-        tokens: usize,
-    ) -> Result<Tensor> {
-        let (rows, cols) = weight.shape().dims2()?;
-        let bytes = weight.data()?;
+    ) -> Result<[Tensor; N]> {
+        let cols = x.dim(D::Minus1)?;
+        let tokens = x.elem_count() / cols.max(1);
+        if !layers.iter().all(|l| l.takes_prompt_kernel(tokens, cols)) {
+            let outputs = layers.iter().map(|l| l.forward(x)).collect::<Result<Vec<_>>>()?;
+            return outputs.try_into().map_err(|_| candle_core::Error::Msg("layer count".into()));
+        }
+        let mut weights = Vec::with_capacity(N);
+        for layer in layers {
+            if let (Weight::Quantized(q), Some(encoding)) = (&layer.weight, layer.own_encoding) {
+                let (rows, width) = q.shape().dims2()?;
+                if width != cols {
+                    candle_core::bail!("{cols} inputs for a layer of {width}");
+                }
+                weights.push((q.data()?, encoding, rows));
+            }
+        }
         let values: Vec<f32> = x.flatten_all()?.to_vec1()?;
         let acts = PromptActivations::quantize(&values, cols).map_err(kernel_error)?;
-        let mut out = vec![0f32; rows * tokens];
-        let product = PromptProduct { encoding, weights: &bytes, rows, out: &mut out };
-        matmul_prompt(&mut [product], &acts, &CandlePool).map_err(kernel_error)?;
-        let mut dims = x.dims().to_vec();
-        if let Some(last) = dims.last_mut() {
-            *last = rows;
-        }
-        Tensor::from_vec(out, dims, &Device::Cpu)
+        let mut outputs: Vec<Vec<f32>> =
+            weights.iter().map(|(_, _, rows)| vec![0f32; rows * tokens]).collect();
+        let mut products: Vec<PromptProduct<'_>> = weights
+            .iter()
+            .zip(outputs.iter_mut())
+            .map(|((bytes, encoding, rows), out)| PromptProduct {
+                encoding: *encoding,
+                weights: bytes,
+                rows: *rows,
+                out,
+            })
+            .collect();
+        matmul_prompt(&mut products, &acts, &CandlePool).map_err(kernel_error)?;
+        drop(products);
+        let tensors = outputs
+            .into_iter()
+            .zip(&weights)
+            .map(|(out, (_, _, rows))| {
+                let mut dims = x.dims().to_vec();
+                if let Some(last) = dims.last_mut() {
+                    *last = *rows;
+                }
+                Tensor::from_vec(out, dims, &Device::Cpu)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        tensors.try_into().map_err(|_| candle_core::Error::Msg("layer count".into()))
     }
 
     /// Few tokens through a weight `quarry-quant-kernels` multiplies: activations quantized
@@ -291,6 +327,13 @@ mod tests {
                 // The kernels quantize the activations to 8 bits; the f32 path is exact.
                 assert!(err <= scale * 0.01, "{dtype:?}, {tokens} tokens: error {err} of {scale}");
                 if tokens > 1 {
+                    let [a, b] = QLinear::forward_many([&layer, &layer], &x).unwrap();
+                    let one: Vec<f32> = got.flatten_all().unwrap().to_vec1().unwrap();
+                    for t in [a, b] {
+                        assert_eq!(t.dims(), got.dims());
+                        let t: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+                        assert_eq!(t, one, "{dtype:?}: forward_many");
+                    }
                     // The f32 path, which CPUs without the prompt kernel take.
                     let expanded_path = QLinear::forward_expanded(&q_arc(&layer), &x).unwrap();
                     let err: f32 = (&expanded_path - &want)

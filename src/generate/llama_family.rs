@@ -218,7 +218,7 @@ impl Layer {
         let shape = |t: Tensor, heads: usize| -> Result<Tensor> {
             t.reshape((b, seq_len, heads, self.head_dim))?.transpose(1, 2)?.contiguous()
         };
-        let (mut q, mut k, mut v) = (self.wq.forward(x)?, self.wk.forward(x)?, self.wv.forward(x)?);
+        let [mut q, mut k, mut v] = QLinear::forward_many([&self.wq, &self.wk, &self.wv], x)?;
         if let Some(bias) = &self.bias {
             let add = |t: Tensor, b: &[f32]| {
                 t.broadcast_add(&Tensor::from_slice(b, b.len(), x.device())?)
@@ -299,7 +299,8 @@ impl Layer {
         let h = self.attn_norm.forward(x)?;
         let x = (x + self.attention(&h, pos)?)?;
         let h = self.ffn_norm.forward(&x)?;
-        let h = (candle_nn::ops::silu(&self.gate.forward(&h)?)? * self.up.forward(&h)?)?;
+        let [gate, up] = QLinear::forward_many([&self.gate, &self.up], &h)?;
+        let h = (candle_nn::ops::silu(&gate)? * up)?;
         x + self.down.forward(&h)?
     }
 }

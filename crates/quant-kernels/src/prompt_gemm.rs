@@ -26,6 +26,8 @@ use crate::{
 pub const GROUP: usize = 64;
 /// Values per weight scale and offset: Q6_K's sub-blocks; the other encodings repeat theirs.
 const SUB: usize = 16;
+/// Values per lane of `vpdpbusd` (it sums 4 byte products into each 32-bit lane).
+const LANE: usize = 4;
 /// Weight rows per unit of work: unpacked together, then multiplied with every token.
 const ROWS_PER_ITEM: usize = 16;
 /// Weight rows and tokens of one tile of the kernel.
@@ -124,13 +126,15 @@ pub struct PromptProduct<'a> {
     pub out: &'a mut [f32],
 }
 
-/// Weight rows unpacked to one byte per value, with a scale and an offset per 16 values.
+/// Weight rows unpacked to one byte per value, with a scale and an offset per 16 values, and
+/// the scales repeated per 4 values as the vector kernel's lanes take them.
 #[derive(Default)]
 struct Unpacked {
     cols: usize,
     bytes: Vec<u8>,
     scales: Vec<f32>,
     offsets: Vec<f32>,
+    lanes: Vec<f32>,
 }
 
 impl Unpacked {
@@ -139,14 +143,23 @@ impl Unpacked {
         self.bytes.resize(rows * cols, 0);
         self.scales.resize(rows * cols / SUB, 0.0);
         self.offsets.resize(rows * cols / SUB, 0.0);
+        self.lanes.resize(rows * cols / LANE, 0.0);
+    }
+
+    /// Fills the lane scales from the scales of the rows unpacked.
+    fn spread_scales(&mut self) {
+        for (lanes, &scale) in self.lanes.chunks_exact_mut(SUB / LANE).zip(&self.scales) {
+            lanes.fill(scale);
+        }
     }
 
     fn row(&self, r: usize) -> UnpackedRow<'_> {
-        let (c, s) = (self.cols, self.cols / SUB);
+        let (c, s, l) = (self.cols, self.cols / SUB, self.cols / LANE);
         UnpackedRow {
             bytes: &self.bytes[r * c..(r + 1) * c],
             scales: &self.scales[r * s..(r + 1) * s],
             offsets: &self.offsets[r * s..(r + 1) * s],
+            lanes: &self.lanes[r * l..(r + 1) * l],
         }
     }
 }
@@ -156,6 +169,7 @@ struct UnpackedRow<'a> {
     bytes: &'a [u8],
     scales: &'a [f32],
     offsets: &'a [f32],
+    lanes: &'a [f32],
 }
 
 fn f16_at(bytes: &[u8], at: usize) -> f32 {
@@ -343,6 +357,7 @@ pub fn matmul_prompt(
                         &mut unpacked.offsets[r * s..(r + 1) * s],
                     );
                 }
+                unpacked.spread_scales();
                 // SAFETY: `claims` gives each item to one worker only; the item's outputs are
                 // `out[t * rows + r]` for its rows `first..end` and every token, which no other
                 // item writes, and they lie inside that matrix's output (`end <= rows`,
@@ -448,9 +463,9 @@ fn tile<const R: usize, const C: usize>(
     let products = match vector {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `vector` is `fast()`: the CPU has AVX-512 F, BW and VNNI. Every row holds
-        // `cols` bytes and `cols / 16` scales and offsets, every token `cols` quants, `cols /
-        // 64` scales and `cols / 16` sums (`Unpacked::row`, `PromptActivations`), with `cols`
-        // a multiple of 64.
+        // `cols` bytes, `cols / 16` scales and offsets and `cols / 4` lane scales, every token
+        // `cols` quants, `cols / 64` scales and `cols / 16` sums (`Unpacked::row`,
+        // `PromptActivations`), with `cols` a multiple of 64.
         true => unsafe { avx512::tile::<R, C>(&weights, &tokens) },
         _ => tile_scalar::<R, C>(&weights, &tokens),
     };
@@ -502,35 +517,33 @@ fn tile_scalar<const R: usize, const C: usize>(
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{GROUP, SUB, TokenRow, UnpackedRow};
+    use super::{GROUP, LANE, SUB, TokenRow, UnpackedRow};
 
-    /// A tile: per 64 values and per row, the 4 scales spread over the 16 lanes `vpdpbusd`
-    /// sums 4 products into; per token and row, one `vpdpbusd`, a conversion, and two
+    /// A tile: per 64 values and per row, the bytes and the 16 lane scales (`vpdpbusd` sums 4
+    /// products into each lane); per token and row, one `vpdpbusd`, a conversion, and two
     /// multiplications into the tile's accumulator; then the offsets, 16 groups a step.
     ///
     /// # Safety
     /// The CPU has AVX-512 F, BW and VNNI. Every row has as many bytes as the tokens have
-    /// quants (a multiple of 64) and a scale and an offset per 16 of them; every token a scale
-    /// per 64 and a sum per 16.
+    /// quants (a multiple of 64), an offset per 16 of them and a lane scale per 4; every token
+    /// a scale per 64 and a sum per 16.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub(super) unsafe fn tile<const R: usize, const C: usize>(
         weights: &[UnpackedRow<'_>; R],
         tokens: &[TokenRow<'_>; C],
     ) -> [[f32; C]; R] {
         let cols = tokens[0].quants.len();
-        let spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
         let zero = _mm512_setzero_si512();
         let mut acc = [[_mm512_setzero_ps(); C]; R];
         for k in 0..cols / GROUP {
             let mut w = [zero; R];
             let mut ws = [_mm512_setzero_ps(); R];
             for i in 0..R {
-                // SAFETY: `k * 64 + 64 <= cols` bytes and `k * 4 + 4 <= cols / 16` scales
-                // lie in each row (the caller's contract).
+                // SAFETY: `k * 64 + 64 <= cols` bytes and `k * 16 + 16 <= cols / 4` lane
+                // scales lie in each row (the caller's contract).
                 unsafe {
                     w[i] = _mm512_loadu_si512(weights[i].bytes.as_ptr().add(k * GROUP).cast());
-                    let four = _mm_loadu_ps(weights[i].scales.as_ptr().add(k * GROUP / SUB));
-                    ws[i] = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(four));
+                    ws[i] = _mm512_loadu_ps(weights[i].lanes.as_ptr().add(k * GROUP / LANE));
                 }
             }
             for j in 0..C {
@@ -752,6 +765,41 @@ mod tests {
         let result = matmul_prompt(products, acts, &Uneven);
         FORCE_PLAIN.with(|f| f.set(false));
         result.unwrap();
+    }
+
+    /// Items handed out twice, on two threads at once, and past the end change nothing;
+    /// items left undone are an error.
+    #[test]
+    fn a_misbehaving_executor_cannot_corrupt_or_skip_prompt_outputs() {
+        struct Overlapping;
+        impl Executor for Overlapping {
+            fn run(&self, items: usize, work: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
+                std::thread::scope(|s| {
+                    s.spawn(|| work(0..items * 3));
+                    work(items..items * 3);
+                    work(0..items);
+                });
+            }
+        }
+        struct Idle;
+        impl Executor for Idle {
+            fn run(&self, _: usize, _: &(dyn Fn(std::ops::Range<usize>) + Sync)) {}
+        }
+        let mut rng = Lcg(5);
+        let (cols, tokens, rows) = (256, 6, 40);
+        let x: Vec<f32> = (0..tokens * cols).map(|_| rng.value()).collect();
+        let acts = PromptActivations::quantize(&x, cols).unwrap();
+        let weights = random_weights(WeightEncoding::Q4K, rows, cols, &mut rng);
+        let encoding = WeightEncoding::Q4K;
+        let mut good = vec![0f32; tokens * rows];
+        let mut products = [PromptProduct { encoding, weights: &weights, rows, out: &mut good }];
+        matmul_prompt(&mut products, &acts, &OneThread).unwrap();
+        let mut out = vec![0f32; tokens * rows];
+        let mut products = [PromptProduct { encoding, weights: &weights, rows, out: &mut out }];
+        matmul_prompt(&mut products, &acts, &Overlapping).unwrap();
+        assert_eq!(out, good);
+        let mut products = [PromptProduct { encoding, weights: &weights, rows, out: &mut out }];
+        assert!(matmul_prompt(&mut products, &acts, &Idle).is_err());
     }
 
     #[test]
