@@ -255,7 +255,7 @@ pub fn attend_causal(
 }
 
 /// Query positions per unit of work of [`attend_causal`].
-const QUERY_BLOCK: usize = 16;
+const QUERY_BLOCK: usize = 32;
 
 /// A worker's buffers for [`attend_causal`], kept across its items.
 #[derive(Default)]
