@@ -177,10 +177,13 @@ def run_real(args):
                 # first L tokens read as one prompt, against llama.cpp's batched run at L - 1 and
                 # against Quarry's own token-by-token row there.
                 row["prompt_path"] = []
-                for length in sorted({max(8, len(ids) // 4), max(8, len(ids) // 2), len(ids)}):
+                for length in sorted({min(len(ids), max(8, len(ids) // k)) for k in (4, 2, 1)}):
                     p = quarry_logits(args.quarry, model, ids[:length], work, after_prompt=True)
                     row["prompt_path"].append({"tokens": length, "vs_llama_cpp": compare(p, r[length - 1:length]),
                                                "vs_quarry_token_by_token": compare(p, q[length - 1:length])})
+                row["prompt_path_pass"] = all(c["vs_llama_cpp"]["cosine_min"] >= 0.999
+                                              and c["vs_llama_cpp"]["top1_agreement"] == 1.0
+                                              for c in row["prompt_path"])
                 row["detail"] = position_detail(q, r, r16)
                 if args.f64_reference:
                     import gguf_reference

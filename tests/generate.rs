@@ -214,7 +214,9 @@ fn chunked_prefill_matches_token_by_token() {
     for shape in ["tiny-qwen2", "tiny-qwen3-k", "tiny-gemma3"] {
         let path = tiny_checkpoint(&data, dir.path(), shape, Quantization::Q4KM);
         let mut model = GgufGenerator::load(&path).unwrap();
-        let ids = model.encode(&"Rent is due on the third working day. ".repeat(20)).unwrap();
+        // Past one prefill chunk, so a second chunk reads the first one's cache.
+        let ids = model.encode(&"Rent is due on the third working day. ".repeat(70)).unwrap();
+        assert!(ids.len() > 600, "{}", ids.len());
         let at_once = model.forward(&ids, 0).unwrap();
         let stepwise = model.logits_per_position(&ids).unwrap();
         let cos = quarry::embed::cosine(&at_once, stepwise.last().unwrap());

@@ -1,10 +1,13 @@
 //! A quantized weight matrix that picks its kernel by the number of tokens and the encoding:
-//! decoding (few tokens) reads the compact weights once per token — candle's SIMD dot
-//! products, or for Q5_0, which candle runs scalar, `quarry-quant-kernels` — while a prompt
-//! chunk expands the weights to f32 and runs one GEMM, which is several times faster for many
-//! tokens than a quantized dot product per token (measured on Qwen2.5-0.5B-shaped Q4_K_M at 2
-//! threads: ~108 prompt tokens/s quantized, ~250 with every weight kept in f32). Expanding per
-//! call keeps memory at the compact size plus one f32 matrix at a time.
+//! decoding (few tokens) reads the compact weights once per token — `quarry-quant-kernels`' dot
+//! products for Q5_0, Q8_0, Q4_K and Q6_K, candle's for the other encodings — while a prompt
+//! chunk, on a CPU with AVX-512 VNNI, goes through the kernel crate's prompt kernel (weights
+//! unpacked to bytes per group of rows, byte products tile by tile; README for its speed
+//! against llama.cpp). Elsewhere, and for
+//! other encodings, a prompt chunk expands the weights to f32 and runs one GEMM, several times
+//! faster for many tokens than a quantized dot product per token (Qwen2.5-0.5B-shaped Q4_K_M at
+//! 2 threads: ~108 prompt tokens/s quantized, ~250 with every weight kept in f32); expanding
+//! per call keeps memory at the compact size plus one f32 matrix at a time.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -219,13 +222,14 @@ impl QLinear {
         }
         let mut weights = Vec::with_capacity(N);
         for layer in layers {
-            if let (Weight::Quantized(q), Some(encoding)) = (&layer.weight, layer.own_encoding) {
-                let (rows, width) = q.shape().dims2()?;
-                if width != cols {
-                    candle_core::bail!("{cols} inputs for a layer of {width}");
-                }
-                weights.push((q.data()?, encoding, rows));
+            let (Weight::Quantized(q), Some(encoding)) = (&layer.weight, layer.own_encoding) else {
+                candle_core::bail!("a layer without a prompt kernel among those that take it");
+            };
+            let (rows, width) = q.shape().dims2()?;
+            if width != cols {
+                candle_core::bail!("{cols} inputs for a layer of {width}");
             }
+            weights.push((q.data()?, encoding, rows));
         }
         let values: Vec<f32> = x.flatten_all()?.to_vec1()?;
         let acts = PromptActivations::quantize(&values, cols).map_err(kernel_error)?;
@@ -287,9 +291,6 @@ impl QLinear {
 mod tests {
     use super::*;
 
-    /// A layer in each encoding Quarry's kernels multiply (weights quantized by candle, so
-    /// the kernels read candle's and llama.cpp's block layout) gives the product of its
-    /// expanded weights, for one token, a few and a prompt chunk, and through `decode_many`.
     fn q_arc(layer: &QLinear) -> Arc<QTensor> {
         match &layer.weight {
             Weight::Quantized(q) => q.clone(),
@@ -297,6 +298,9 @@ mod tests {
         }
     }
 
+    /// A layer in each encoding Quarry's kernels multiply (weights quantized by candle, so
+    /// the kernels read candle's and llama.cpp's block layout) gives the product of its
+    /// expanded weights, for one token, a few and a prompt chunk, and through `decode_many`.
     #[test]
     fn own_kernel_layers_match_the_expanded_product() {
         let (rows, cols) = (48, 512);

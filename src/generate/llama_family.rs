@@ -17,7 +17,7 @@ use candle_core::{Device, IndexOp, Result, Tensor};
 use quarry_quant_kernels::activation::{add_in_place, rms_norm, silu_mul_in_place};
 use quarry_quant_kernels::attention::AttentionShape;
 
-use super::attention::{self, LayerCache, Rope, Shape, mask};
+use super::attention::{self, LayerCache, Rope, Shape};
 use super::linear::{QLinear, Weight};
 
 /// An embedding table as the checkpoint stores it (shared with the output layer when the
@@ -215,9 +215,9 @@ fn residual(x: &mut [f32], y: &[f32]) -> Result<()> {
 impl Layer {
     fn attention(&mut self, x: &Tensor, pos: usize) -> Result<Tensor> {
         let (b, seq_len, _) = x.dims3()?;
-        let shape = |t: Tensor, heads: usize| -> Result<Tensor> {
-            t.reshape((b, seq_len, heads, self.head_dim))?.transpose(1, 2)?.contiguous()
-        };
+        if b != 1 {
+            candle_core::bail!("the attention cache holds one sequence, not {b}");
+        }
         let [mut q, mut k, mut v] = QLinear::forward_many([&self.wq, &self.wk, &self.wv], x)?;
         if let Some(bias) = &self.bias {
             let add = |t: Tensor, b: &[f32]| {
@@ -230,27 +230,22 @@ impl Layer {
             q = q_norm.forward(&heads(q, self.n_head)?)?;
             k = k_norm.forward(&heads(k, self.n_kv_head)?)?;
         }
-        if b == 1 {
-            // One sequence (every prompt Quarry runs): one causal pass on plain slices.
-            let values = |t: Tensor| -> Result<Vec<f32>> { t.flatten_all()?.to_vec1() };
-            let shape = AttentionShape {
-                n_head: self.n_head,
-                n_kv_head: self.n_kv_head,
-                head_dim: self.head_dim,
-            };
-            let (q, k, v) = (values(q)?, values(k)?, values(v)?);
-            let out = attention::prompt_step(q, k, &v, shape, &self.rope, &mut self.cache, pos)?;
-            let out = Tensor::from_vec(out, (b, seq_len, self.n_head * self.head_dim), x.device())?;
-            return self.wo.forward(&out);
-        }
-        let q = shape(q, self.n_head)?;
-        let k = shape(k, self.n_kv_head)?;
-        let v = shape(v, self.n_kv_head)?;
-        let q = self.rope.apply(&q, pos)?;
-        let k = self.rope.apply(&k, pos)?;
-        let (k, v) = self.cache.append(k, v, pos)?;
-        let mask = if seq_len > 1 { Some(mask(seq_len, pos, None, x.device())?) } else { None };
-        let out = attention::grouped(&q, &k, &v, mask.as_ref())?;
+        let values = |t: Tensor| -> Result<Vec<f32>> { t.flatten_all()?.to_vec1() };
+        let shape = AttentionShape {
+            n_head: self.n_head,
+            n_kv_head: self.n_kv_head,
+            head_dim: self.head_dim,
+        };
+        let out = attention::prompt_step(
+            values(q)?,
+            values(k)?,
+            &values(v)?,
+            shape,
+            &self.rope,
+            &mut self.cache,
+            pos,
+        )?;
+        let out = Tensor::from_vec(out, (b, seq_len, self.n_head * self.head_dim), x.device())?;
         self.wo.forward(&out)
     }
 

@@ -151,10 +151,12 @@ fn attend_head(qh: &[f32], kv: KvHead<'_>, scale: f32, scores: &mut [f32], o: &m
 /// n_head × head_dim`, position-major) sitting at positions `first..first + seq`, and the
 /// cache `keys`/`values` holds positions `0..first + seq` (position-major, `n_kv_head ×
 /// head_dim` each, the chunk's own already appended); each query sees the positions up to its
-/// own. Writes `seq × n_head × head_dim` values to `out`. Unlike a masked product of the whole
-/// chunk, nothing is computed for hidden positions and no score matrix is kept: each worker
-/// holds one row of scores. Work is handed out per query position and key/value head, the
-/// latest (longest) positions first.
+/// own. Writes `seq × n_head × head_dim` values to `out`. Work is handed out in blocks of
+/// [`QUERY_BLOCK`] query positions per key/value head, the latest (longest) blocks first: a
+/// block's queries (all the heads that share the key/value head) times the keys its last
+/// position sees, then the softmax of each row over its own visible keys (the few hidden ones
+/// inside the block zeroed), then the values; unlike a masked product of the whole chunk, no
+/// scores are computed for keys after the block, and no mask or whole score matrix is kept.
 pub fn attend_causal(
     q: &[f32],
     keys: &[f32],
@@ -165,7 +167,7 @@ pub fn attend_causal(
     executor: &dyn Executor,
 ) -> Result<(), ShapeError> {
     let AttentionShape { n_head, n_kv_head, head_dim } = shape;
-    if n_kv_head == 0 || head_dim == 0 || !n_head.is_multiple_of(n_kv_head) {
+    if n_head == 0 || n_kv_head == 0 || head_dim == 0 || !n_head.is_multiple_of(n_kv_head) {
         return Err(ShapeError(format!("{n_head} query heads over {n_kv_head} key/value heads")));
     }
     let (q_width, width) = (n_head * head_dim, n_kv_head * head_dim);
@@ -292,9 +294,14 @@ struct Strided<'a> {
 impl Strided<'_> {
     /// Whether a (rows × cols) matrix lies inside the slice.
     fn holds(&self, rows: usize, cols: usize) -> bool {
-        rows == 0
-            || cols == 0
-            || (rows - 1) * self.row_step + (cols - 1) * self.col_step < self.values.len()
+        if rows == 0 || cols == 0 {
+            return true;
+        }
+        let last = (rows - 1)
+            .checked_mul(self.row_step)
+            .zip((cols - 1).checked_mul(self.col_step))
+            .and_then(|(a, b)| a.checked_add(b));
+        last.is_some_and(|last| last < self.values.len())
     }
 }
 
