@@ -361,6 +361,7 @@ fn matmul_strided(
 mod tests {
     use super::*;
     use crate::OneThread;
+    use crate::misbehaving::{Overlapping, SkipsOne};
 
     fn values(n: usize, seed: u32) -> Vec<f32> {
         (0..n)
@@ -430,27 +431,7 @@ mod tests {
             attend_causal(&q, &keys[..32], &vals[..32], shape, scale, &mut out, &OneThread)
                 .is_err()
         );
-        assert!(attend_causal(&q, &keys, &vals, shape, scale, &mut out, &Idle).is_err());
-    }
-
-    /// Hands out every head twice on two threads, and head indices past `n_head`.
-    struct Overlapping;
-
-    impl Executor for Overlapping {
-        fn run(&self, items: usize, work: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
-            std::thread::scope(|s| {
-                s.spawn(|| work(0..items * 3));
-                work(items..items * 3);
-                work(0..items);
-            });
-        }
-    }
-
-    /// Leaves every head undone.
-    struct Idle;
-
-    impl Executor for Idle {
-        fn run(&self, _: usize, _: &(dyn Fn(std::ops::Range<usize>) + Sync)) {}
+        assert!(attend_causal(&q, &keys, &vals, shape, scale, &mut out, &SkipsOne).is_err());
     }
 
     #[test]
@@ -465,7 +446,7 @@ mod tests {
         let mut out = vec![0f32; 4 * 8];
         attend_one(&q, &keys, &vals, shape, 0.3, &mut out, &Overlapping).unwrap();
         assert_eq!(out, good);
-        assert!(attend_one(&q, &keys, &vals, shape, 0.3, &mut out, &Idle).is_err());
+        assert!(attend_one(&q, &keys, &vals, shape, 0.3, &mut out, &SkipsOne).is_err());
     }
 
     #[test]

@@ -594,8 +594,36 @@ pub(crate) mod avx2 {
     }
 }
 
+/// Safe executors that misbehave, for the kernels' soundness tests.
+#[cfg(test)]
+pub(crate) mod misbehaving {
+    use super::Executor;
+
+    /// Every item twice, on two threads at once, plus items far beyond the count it was given.
+    pub(crate) struct Overlapping;
+
+    impl Executor for Overlapping {
+        fn run(&self, items: usize, work: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
+            std::thread::scope(|s| {
+                s.spawn(|| work(0..items + 1000));
+                work(0..items + 1000);
+            });
+        }
+    }
+
+    /// Forgets the last item.
+    pub(crate) struct SkipsOne;
+
+    impl Executor for SkipsOne {
+        fn run(&self, items: usize, work: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
+            work(0..items.saturating_sub(1));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::misbehaving::{Overlapping, SkipsOne};
     use super::*;
 
     /// Deterministic pseudo-random numbers in [-1, 1).
@@ -739,28 +767,6 @@ mod tests {
         let mut out = vec![0f32; r4k * tokens];
         let k = Product { encoding: WeightEncoding::Q4K, weights: &w4k, rows: r4k, out: &mut out };
         assert!(matmul_many(&mut [k], &only_q8_0, &OneThread).is_err(), "no Q8_K activations");
-    }
-
-    /// A safe executor that misbehaves: every item twice, on two threads at once, plus items
-    /// far beyond the count it was given.
-    struct Overlapping;
-
-    impl Executor for Overlapping {
-        fn run(&self, items: usize, work: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
-            std::thread::scope(|s| {
-                s.spawn(|| work(0..items + 1000));
-                work(0..items + 1000);
-            });
-        }
-    }
-
-    /// A safe executor that forgets the last item.
-    struct SkipsOne;
-
-    impl Executor for SkipsOne {
-        fn run(&self, items: usize, work: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
-            work(0..items.saturating_sub(1));
-        }
     }
 
     /// Handing items out twice or out of range cannot write an output twice or out of bounds:
