@@ -235,6 +235,34 @@ impl Claims {
 /// Weight rows per unit of work handed to the executor.
 const ROWS_PER_ITEM: usize = 16;
 
+/// Products' rows in groups of [`ROWS_PER_ITEM`], numbered one matrix after another: the
+/// items [`matmul_many`] and [`prompt_gemm::matmul_prompt`] hand out.
+struct RowGroups {
+    /// Each matrix's first item and row count.
+    matrices: Vec<(usize, usize)>,
+    items: usize,
+}
+
+impl RowGroups {
+    fn new(rows: impl Iterator<Item = usize>) -> Self {
+        let mut matrices = Vec::new();
+        let mut items = 0;
+        for rows in rows {
+            matrices.push((items, rows));
+            items += rows.div_ceil(ROWS_PER_ITEM);
+        }
+        Self { matrices, items }
+    }
+
+    /// The matrix `item < self.items` belongs to, and its rows.
+    fn locate(&self, item: usize) -> (usize, std::ops::Range<usize>) {
+        let m = self.matrices.partition_point(|&(first, _)| first <= item) - 1;
+        let (first_item, rows) = self.matrices[m];
+        let first = (item - first_item) * ROWS_PER_ITEM;
+        (m, first..(first + ROWS_PER_ITEM).min(rows))
+    }
+}
+
 /// Every product of several weight matrices with the same activations, in one hand-out of
 /// work: a decode step's query, key and value projections (or gate and up) cost one wait for
 /// the slowest thread instead of three (or two). Groups of rows of all the matrices are
@@ -255,9 +283,8 @@ pub fn matmul_many(
             return Err(ShapeError(format!("activations not quantized for {:?}", p.encoding)));
         }
     }
-    // Per product: its first item, encoding, bytes, rows, and output pointer.
+    // Per product: its encoding, bytes and output pointer.
     let mut plans = Vec::with_capacity(products.len());
-    let mut items = 0;
     for p in products.iter_mut() {
         if p.weights.len() != p.rows * p.encoding.row_bytes(cols) {
             return Err(ShapeError(format!(
@@ -274,16 +301,15 @@ pub fn matmul_many(
                 p.rows
             )));
         }
-        plans.push((items, p.encoding, p.weights, p.rows, SharedOut(p.out.as_mut_ptr())));
-        items += p.rows.div_ceil(ROWS_PER_ITEM);
+        plans.push((p.encoding, p.weights, SharedOut(p.out.as_mut_ptr())));
     }
+    let groups = RowGroups::new(products.iter().map(|p| p.rows));
+    let items = groups.items;
     let claims = Claims::new(items);
     let work = |range: std::ops::Range<usize>| {
         for item in claims.take(range) {
-            let idx = plans.partition_point(|plan| plan.0 <= item) - 1;
-            let (first_item, encoding, weights, rows, out_ptr) = plans[idx];
-            let first = (item - first_item) * ROWS_PER_ITEM;
-            let end = (first + ROWS_PER_ITEM).min(rows);
+            let (m, std::ops::Range { start: first, end }) = groups.locate(item);
+            let (encoding, weights, out_ptr) = plans[m];
             // SAFETY: `claims` gives each item to one worker only, so the row groups of one
             // matrix, and the output ranges `first * tokens..end * tokens` they own, are never
             // written by two workers; `item < items`, so they lie inside that matrix's output

@@ -19,7 +19,7 @@ use half::f16;
 
 use crate::k_quants::{Q4_K_BLOCK_BYTES, Q6_K_BLOCK_BYTES, QK_K};
 use crate::{
-    BLOCK, Claims, Executor, Q5_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES, ShapeError, SharedOut,
+    BLOCK, Claims, Executor, Q5_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES, RowGroups, ShapeError, SharedOut,
     WeightEncoding,
 };
 
@@ -32,8 +32,6 @@ const ACT_BLOCK: usize = 32;
 const SUB: usize = 16;
 /// Values per lane of `vpdpbusd` (it sums 4 byte products into each 32-bit lane).
 const LANE: usize = 4;
-/// Weight rows per unit of work: unpacked together, then multiplied with every token.
-const ROWS_PER_ITEM: usize = 16;
 /// Weight rows and tokens of one tile of the kernel.
 const TILE_ROWS: usize = 4;
 const TILE_TOKENS: usize = 4;
@@ -322,8 +320,8 @@ pub fn matmul_prompt(
 ) -> Result<(), ShapeError> {
     let cols = acts.width;
     let tokens = acts.tokens;
+    // Per product: its encoding, bytes, rows and output pointer.
     let mut plans = Vec::with_capacity(products.len());
-    let mut items = 0;
     for p in products.iter_mut() {
         let block = match p.encoding {
             WeightEncoding::Q5_0 | WeightEncoding::Q8_0 => BLOCK,
@@ -344,18 +342,17 @@ pub fn matmul_prompt(
                 p.rows
             )));
         }
-        plans.push((items, p.encoding, p.weights, p.rows, SharedOut(p.out.as_mut_ptr())));
-        items += p.rows.div_ceil(ROWS_PER_ITEM);
+        plans.push((p.encoding, p.weights, p.rows, SharedOut(p.out.as_mut_ptr())));
     }
+    let groups = RowGroups::new(products.iter().map(|p| p.rows));
+    let items = groups.items;
     let vector = use_vector();
     let claims = Claims::new(items);
     let work = |range: std::ops::Range<usize>| {
         UNPACKED.with_borrow_mut(|unpacked| {
             for item in claims.take(range) {
-                let idx = plans.partition_point(|plan| plan.0 <= item) - 1;
-                let (first_item, encoding, weights, rows, out_ptr) = plans[idx];
-                let first = (item - first_item) * ROWS_PER_ITEM;
-                let end = (first + ROWS_PER_ITEM).min(rows);
+                let (m, std::ops::Range { start: first, end }) = groups.locate(item);
+                let (encoding, weights, rows, out_ptr) = plans[m];
                 let row_bytes = encoding.row_bytes(cols);
                 unpacked.reset(end - first, cols);
                 for (r, row) in
