@@ -1,6 +1,7 @@
 //! What Quarry's own transformer modules (`llama_family.rs`, `gemma3.rs`) share: rotary tables, the
-//! attention cache of one layer, and grouped-query attention that never copies the cache per
-//! query head.
+//! attention cache of one layer, and the attention of a decode step and of a prompt chunk, one
+//! pass each on plain slices through `quarry-quant-kernels` (grouped-query, the cache never
+//! copied per query head, a sliding window where the model has one).
 
 use std::sync::Arc;
 
@@ -70,41 +71,6 @@ impl Rope {
         let (cos, sin) = self.rows(pos, 1, head_dim)?;
         rope_in_place(x, head_dim, cos, sin, self.neox).map_err(kernel_error)
     }
-
-    /// Rotates `x` (batch, heads, seq, head_dim) whose first token sits at `pos`.
-    pub(crate) fn apply(&self, x: &Tensor, pos: usize) -> Result<Tensor> {
-        let (seq_len, head_dim) = (x.dim(2)?, x.dim(3)?);
-        let (cos, sin) = self.rows(pos, seq_len, head_dim)?;
-        let cos = Tensor::from_slice(cos, (seq_len, head_dim / 2), x.device())?;
-        let sin = Tensor::from_slice(sin, (seq_len, head_dim / 2), x.device())?;
-        if self.neox {
-            candle_nn::rotary_emb::rope(&x.contiguous()?, &cos, &sin)
-        } else {
-            candle_nn::rotary_emb::rope_i(&x.contiguous()?, &cos, &sin)
-        }
-    }
-}
-
-/// Additive mask (0 or -inf) of shape (seq_len, pos + seq_len) for queries at `pos..`:
-/// causal, and within `window` positions when given (llama.cpp masks `p_query - p_key >=
-/// n_swa`).
-pub(crate) fn mask(
-    seq_len: usize,
-    pos: usize,
-    window: Option<usize>,
-    device: &Device,
-) -> Result<Tensor> {
-    let kv_len = pos + seq_len;
-    let values: Vec<f32> = (0..seq_len)
-        .flat_map(|i| {
-            let q = pos + i;
-            (0..kv_len).map(move |k| {
-                let hidden = k > q || window.is_some_and(|w| q - k >= w);
-                if hidden { f32::NEG_INFINITY } else { 0.0 }
-            })
-        })
-        .collect();
-    Tensor::from_vec(values, (seq_len, kv_len), device)
 }
 
 /// One layer's keys and values so far, position-major (positions × kv_heads × head_dim), in
@@ -137,32 +103,6 @@ impl LayerCache {
         self.keys.truncate(pos * width);
         self.values.truncate(pos * width);
         Ok(())
-    }
-
-    /// Adds the keys and values (batch 1, kv_heads, seq, head_dim) of the tokens at `pos..`
-    /// and returns all of them in that layout.
-    pub(crate) fn append(&mut self, k: Tensor, v: Tensor, pos: usize) -> Result<(Tensor, Tensor)> {
-        let (b, kv_heads, _, head_dim) = k.dims4()?;
-        if b != 1 {
-            candle_core::bail!("the attention cache holds one sequence, not {b}");
-        }
-        let width = kv_heads * head_dim;
-        self.rewind_to(pos, width)?;
-        let rows = |t: &Tensor| -> Result<Vec<f32>> { t.transpose(1, 2)?.flatten_all()?.to_vec1() };
-        self.keys.extend(rows(&k)?);
-        self.values.extend(rows(&v)?);
-        // One copy into head-major order, as `Tensor::cat` used to make.
-        let all = |buf: &[f32]| -> Result<Tensor> {
-            let positions = buf.len() / width;
-            let mut heads = Vec::with_capacity(buf.len());
-            for h in 0..kv_heads {
-                for p in 0..positions {
-                    heads.extend_from_slice(&buf[p * width + h * head_dim..][..head_dim]);
-                }
-            }
-            Tensor::from_vec(heads, (1, kv_heads, positions, head_dim), k.device())
-        };
-        Ok((all(&self.keys)?, all(&self.values)?))
     }
 
     /// Adds one position's keys and values (kv_heads × head_dim each) at `pos` and returns
@@ -213,14 +153,17 @@ pub(crate) fn decode_step(
 
 /// The attention of one layer for a prompt chunk of `seq` tokens at `pos..`: `q`, `k`, `v`
 /// are the projections (position-major, biases added), rotated here, the keys and values
-/// appended to `cache`, and the causal attention output (seq × n_head × head_dim) returned.
-/// Chunk counterpart of [`decode_step`].
+/// appended to `cache`, and the causal attention output (seq × n_head × head_dim) returned;
+/// with a `window`, a query at `p` sees keys after `p - window` only. Chunk counterpart of
+/// [`decode_step`].
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn prompt_step(
     mut q: Vec<f32>,
     mut k: Vec<f32>,
     v: &[f32],
     shape: AttentionShape,
     rope: &Rope,
+    window: Option<usize>,
     cache: &mut LayerCache,
     pos: usize,
 ) -> Result<Vec<f32>> {
@@ -239,32 +182,9 @@ pub(crate) fn prompt_step(
     let (keys, values) = cache.extend(&k, v, kv_width, pos)?;
     let mut out = vec![0f32; q.len()];
     let scale = 1.0 / (shape.head_dim as f32).sqrt();
-    attend_causal(&q, keys, values, shape, scale, &mut out, &CandlePool).map_err(kernel_error)?;
+    attend_causal(&q, keys, values, shape, scale, window, &mut out, &CandlePool)
+        .map_err(kernel_error)?;
     Ok(out)
-}
-
-/// Softmax attention of `q` (batch, heads, seq, head_dim) over `k`, `v` (batch, kv_heads,
-/// kv_len, head_dim), scaled by 1/sqrt(head_dim), with an optional additive `mask` (seq,
-/// kv_len). The query heads that share a key/value head are stacked as rows of one product.
-/// Returns (batch, seq, heads * head_dim).
-pub(crate) fn grouped(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-    let (b, n_head, seq_len, head_dim) = q.dims4()?;
-    let (_, n_kv_head, kv_len, _) = k.dims4()?;
-    let groups = n_head / n_kv_head;
-    let q = q.contiguous()?.reshape((b, n_kv_head, groups * seq_len, head_dim))?;
-    let mut scores = (q.matmul(&k.t()?)? * (1.0 / (head_dim as f64).sqrt()))?;
-    if let Some(mask) = mask {
-        let shape = (b, n_kv_head, groups, seq_len, kv_len);
-        scores = scores.reshape(shape)?.broadcast_add(mask)?.reshape((
-            b,
-            n_kv_head,
-            groups * seq_len,
-            kv_len,
-        ))?;
-    }
-    let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-    let out = probs.matmul(v)?.reshape((b, n_head, seq_len, head_dim))?;
-    out.transpose(1, 2)?.reshape((b, seq_len, n_head * head_dim))
 }
 
 /// The hyperparameters every decoder in GGUF declares under `<arch>.`.

@@ -9,7 +9,9 @@ use candle_core::quantized::gguf_file;
 use candle_core::{Device, IndexOp, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
-use super::attention::{self, LayerCache, Rope, Shape, mask};
+use quarry_quant_kernels::attention::AttentionShape;
+
+use super::attention::{self, LayerCache, Rope, Shape};
 use std::sync::Arc;
 
 use super::linear::{QLinear, Weight};
@@ -42,22 +44,31 @@ struct Layer {
 impl Layer {
     fn attention(&mut self, x: &Tensor, pos: usize) -> Result<Tensor> {
         let (b, seq_len, _) = x.dims3()?;
-        let shape = |t: Tensor, heads: usize| -> Result<Tensor> {
-            t.reshape((b, seq_len, heads, self.head_dim))?.transpose(1, 2)
+        if b != 1 {
+            candle_core::bail!("the attention cache holds one sequence, not {b}");
+        }
+        let heads = |t: Tensor, n: usize| t.reshape((b, seq_len, n, self.head_dim));
+        let [q, k, v] = QLinear::forward_many([&self.wq, &self.wk, &self.wv], x)?;
+        // Per-head norms, then position-major values for one causal pass on plain slices.
+        let values = |t: Tensor| -> Result<Vec<f32>> { t.flatten_all()?.to_vec1() };
+        let q = values(self.q_norm.forward(&heads(q, self.n_head)?)?)?;
+        let k = values(self.k_norm.forward(&heads(k, self.n_kv_head)?)?)?;
+        let shape = AttentionShape {
+            n_head: self.n_head,
+            n_kv_head: self.n_kv_head,
+            head_dim: self.head_dim,
         };
-        let q = shape(self.wq.forward(x)?, self.n_head)?;
-        let k = shape(self.wk.forward(x)?, self.n_kv_head)?;
-        let v = shape(self.wv.forward(x)?, self.n_kv_head)?;
-        let q = self.rope.apply(&self.q_norm.forward(&q.contiguous()?)?, pos)?;
-        let k = self.rope.apply(&self.k_norm.forward(&k.contiguous()?)?, pos)?;
-        let (k, v) = self.cache.append(k, v, pos)?;
-        let kv_len = k.dim(2)?;
-        let mask = if seq_len > 1 || self.window.is_some_and(|w| kv_len > w) {
-            Some(mask(seq_len, kv_len - seq_len, self.window, x.device())?)
-        } else {
-            None
-        };
-        let out = attention::grouped(&q, &k, &v, mask.as_ref())?;
+        let out = attention::prompt_step(
+            q,
+            k,
+            &values(v)?,
+            shape,
+            &self.rope,
+            self.window,
+            &mut self.cache,
+            pos,
+        )?;
+        let out = Tensor::from_vec(out, (b, seq_len, self.n_head * self.head_dim), x.device())?;
         self.wo.forward(&out)
     }
 
@@ -67,7 +78,8 @@ impl Layer {
         let h = self.post_attn_norm.forward(&attended)?;
         let x = (x + h)?;
         let h = self.ffn_norm.forward(&x)?;
-        let h = (self.gate.forward(&h)?.gelu()? * self.up.forward(&h)?)?;
+        let [gate, up] = QLinear::forward_many([&self.gate, &self.up], &h)?;
+        let h = (gate.gelu()? * up)?;
         let h = self.post_ffn_norm.forward(&self.down.forward(&h)?)?;
         x + h
     }

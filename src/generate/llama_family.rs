@@ -242,6 +242,7 @@ impl Layer {
             &values(v)?,
             shape,
             &self.rope,
+            None,
             &mut self.cache,
             pos,
         )?;

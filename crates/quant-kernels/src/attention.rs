@@ -151,18 +151,22 @@ fn attend_head(qh: &[f32], kv: KvHead<'_>, scale: f32, scores: &mut [f32], o: &m
 /// n_head × head_dim`, position-major) sitting at positions `first..first + seq`, and the
 /// cache `keys`/`values` holds positions `0..first + seq` (position-major, `n_kv_head ×
 /// head_dim` each, the chunk's own already appended); each query sees the positions up to its
-/// own. Writes `seq × n_head × head_dim` values to `out`. Work is handed out in blocks of
+/// own, and with a `window`, only the last `window` of them (keys at `p - window` and before
+/// are hidden from a query at `p`, as llama.cpp's sliding window). Writes `seq × n_head ×
+/// head_dim` values to `out`. Work is handed out in blocks of
 /// [`QUERY_BLOCK`] query positions per key/value head, the latest (longest) blocks first: a
 /// block's queries (all the heads that share the key/value head) times the keys its last
 /// position sees, then the softmax of each row over its own visible keys (the few hidden ones
 /// inside the block zeroed), then the values; unlike a masked product of the whole chunk, no
 /// scores are computed for keys after the block, and no mask or whole score matrix is kept.
+#[allow(clippy::too_many_arguments)]
 pub fn attend_causal(
     q: &[f32],
     keys: &[f32],
     values: &[f32],
     shape: AttentionShape,
     scale: f32,
+    window: Option<usize>,
     out: &mut [f32],
     executor: &dyn Executor,
 ) -> Result<(), ShapeError> {
@@ -179,6 +183,7 @@ pub fn attend_causal(
         || keys.len() != len * width
         || values.len() != keys.len()
         || len < seq
+        || window == Some(0)
     {
         return Err(ShapeError(format!(
             "query {}, keys {}, values {}, output {} for {shape:?}",
@@ -202,31 +207,41 @@ pub fn attend_causal(
             let (start, end) = (block * QUERY_BLOCK, ((block + 1) * QUERY_BLOCK).min(seq));
             let rows = (end - start) * groups;
             let visible = first + end;
+            // The earliest key a query at `p` sees, and so the block's first row.
+            let earliest = |p: usize| window.map_or(0, |w| (p + 1).saturating_sub(w));
+            let lo = earliest(first + start);
+            let span = visible - lo;
             // Query rows (position, head of the group), gathered contiguous.
             buffers.queries.clear();
             for i in start..end {
                 let at = i * q_width + g * groups * head_dim;
                 buffers.queries.extend_from_slice(&q[at..at + groups * head_dim]);
             }
-            // Scores: the rows times the visible keys of head `g` (key `t`, value `d` at
+            // Scores: the rows times keys `lo..visible` of head `g` (key `t`, value `d` at
             // `t * width + g * head_dim + d`).
-            buffers.scores.resize(rows * visible, 0.0);
-            let keys_g = &keys[g * head_dim..];
-            let scores = &mut buffers.scores[..rows * visible];
+            buffers.scores.resize(rows * span, 0.0);
+            let keys_g = &keys[lo * width + g * head_dim..];
+            let scores = &mut buffers.scores[..rows * span];
             let product = Strided { values: &buffers.queries, row_step: head_dim, col_step: 1 };
             let keys_t = Strided { values: keys_g, row_step: 1, col_step: width };
-            matmul_strided(rows, visible, head_dim, product, keys_t, scores)?;
-            for (r, row) in scores.chunks_exact_mut(visible).enumerate() {
-                let seen = first + start + r / groups + 1;
-                let (shown, hidden) = row.split_at_mut(seen);
+            matmul_strided(rows, span, head_dim, product, keys_t, scores)?;
+            for (r, row) in scores.chunks_exact_mut(span).enumerate() {
+                // Row `r` is a query at `p`: it sees keys `earliest(p)..=p`.
+                let p = first + start + r / groups;
+                let (before, rest) = row.split_at_mut(earliest(p) - lo);
+                let (shown, after) = rest.split_at_mut(p + 1 - earliest(p));
+                before.fill(0.0);
                 softmax_scaled(shown, scale);
-                hidden.fill(0.0);
+                after.fill(0.0);
             }
             buffers.outputs.resize(rows * head_dim, 0.0);
-            let probs = Strided { values: scores, row_step: visible, col_step: 1 };
-            let values_g =
-                Strided { values: &values[g * head_dim..], row_step: width, col_step: 1 };
-            matmul_strided(rows, head_dim, visible, probs, values_g, &mut buffers.outputs)?;
+            let probs = Strided { values: scores, row_step: span, col_step: 1 };
+            let values_g = Strided {
+                values: &values[lo * width + g * head_dim..],
+                row_step: width,
+                col_step: 1,
+            };
+            matmul_strided(rows, head_dim, span, probs, values_g, &mut buffers.outputs)?;
             for (r, o) in buffers.outputs.chunks_exact(head_dim).enumerate() {
                 let (i, h) = (start + r / groups, g * groups + r % groups);
                 let at = i * q_width + h * head_dim;
@@ -404,8 +419,9 @@ mod tests {
     }
 
     /// A chunk's causal attention equals, position by position, one token's attention over
-    /// the cache up to that position, also behind earlier positions, over more positions than
-    /// one block, and with item ranges handed out twice.
+    /// the cache up to that position (or over its last `window` positions), also behind
+    /// earlier positions, over more positions than one block, and with item ranges handed out
+    /// twice.
     #[test]
     fn causal_attention_equals_one_token_at_a_time() {
         let shape = AttentionShape { n_head: 6, n_kv_head: 2, head_dim: 16 };
@@ -415,23 +431,32 @@ mod tests {
         let keys = values(len * 2 * 16, 8);
         let vals = values(len * 2 * 16, 9);
         let scale = 0.25;
-        let mut out = vec![0f32; seq * 6 * 16];
-        attend_causal(&q, &keys, &vals, shape, scale, &mut out, &Overlapping).unwrap();
-        for i in 0..seq {
-            let visible = (first + i + 1) * 2 * 16;
-            let mut want = vec![0f32; 6 * 16];
-            let qi = &q[i * 96..(i + 1) * 96];
-            attend_one(qi, &keys[..visible], &vals[..visible], shape, scale, &mut want, &OneThread)
-                .unwrap();
-            for (j, (got, want)) in out[i * 96..(i + 1) * 96].iter().zip(&want).enumerate() {
-                assert!((got - want).abs() < 1e-5, "position {i} value {j}: {got} vs {want}");
+        for window in [None, Some(1), Some(7), Some(QUERY_BLOCK + 3)] {
+            let mut out = vec![0f32; seq * 6 * 16];
+            attend_causal(&q, &keys, &vals, shape, scale, window, &mut out, &Overlapping).unwrap();
+            for i in 0..seq {
+                let p = first + i;
+                let lo = window.map_or(0, |w| (p + 1).saturating_sub(w)) * 2 * 16;
+                let visible = (p + 1) * 2 * 16;
+                let mut want = vec![0f32; 6 * 16];
+                let qi = &q[i * 96..(i + 1) * 96];
+                let (k, v) = (&keys[lo..visible], &vals[lo..visible]);
+                attend_one(qi, k, v, shape, scale, &mut want, &OneThread).unwrap();
+                for (j, (got, want)) in out[i * 96..(i + 1) * 96].iter().zip(&want).enumerate() {
+                    assert!(
+                        (got - want).abs() < 1e-5,
+                        "window {window:?} position {i} value {j}: {got} vs {want}"
+                    );
+                }
             }
         }
+        let mut out = vec![0f32; seq * 6 * 16];
+        let (k, v) = (&keys[..32], &vals[..32]);
+        assert!(attend_causal(&q, k, v, shape, scale, None, &mut out, &OneThread).is_err());
         assert!(
-            attend_causal(&q, &keys[..32], &vals[..32], shape, scale, &mut out, &OneThread)
-                .is_err()
+            attend_causal(&q, &keys, &vals, shape, scale, Some(0), &mut out, &OneThread).is_err()
         );
-        assert!(attend_causal(&q, &keys, &vals, shape, scale, &mut out, &SkipsOne).is_err());
+        assert!(attend_causal(&q, &keys, &vals, shape, scale, None, &mut out, &SkipsOne).is_err());
     }
 
     #[test]
