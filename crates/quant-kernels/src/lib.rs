@@ -125,6 +125,36 @@ impl WeightEncoding {
         }
     }
 
+    /// Values per block of the encoding; rows are whole blocks.
+    fn block_len(self) -> usize {
+        match self {
+            Self::Q5_0 | Self::Q8_0 => BLOCK,
+            Self::Q4K | Self::Q6K => QK_K,
+        }
+    }
+
+    /// Checks that `weights` is a matrix of `rows` rows of `cols` values in this encoding and
+    /// that `out_len` holds one product per row and token.
+    fn check_product(
+        self,
+        weights: &[u8],
+        rows: usize,
+        cols: usize,
+        out_len: usize,
+        tokens: usize,
+    ) -> Result<(), ShapeError> {
+        if !cols.is_multiple_of(self.block_len()) || weights.len() != rows * self.row_bytes(cols) {
+            return Err(ShapeError(format!(
+                "{} bytes are not a {self:?} matrix of {rows} rows of {cols} values",
+                weights.len()
+            )));
+        }
+        if out_len != rows * tokens {
+            return Err(ShapeError(format!("output of {out_len} values for {rows} × {tokens}")));
+        }
+        Ok(())
+    }
+
     /// Whether the activations are quantized as Q8_K (else Q8_0).
     fn takes_q8_k(self) -> bool {
         matches!(self, Self::Q4K | Self::Q6K)
@@ -286,21 +316,7 @@ pub fn matmul_many(
     // Per product: its encoding, bytes and output pointer.
     let mut plans = Vec::with_capacity(products.len());
     for p in products.iter_mut() {
-        if p.weights.len() != p.rows * p.encoding.row_bytes(cols) {
-            return Err(ShapeError(format!(
-                "{} bytes are not a {:?} matrix of {} rows of {cols} values",
-                p.weights.len(),
-                p.encoding,
-                p.rows
-            )));
-        }
-        if p.out.len() != p.rows * tokens {
-            return Err(ShapeError(format!(
-                "output of {} values for {} × {tokens}",
-                p.out.len(),
-                p.rows
-            )));
-        }
+        p.encoding.check_product(p.weights, p.rows, cols, p.out.len(), tokens)?;
         plans.push((p.encoding, p.weights, SharedOut(p.out.as_mut_ptr())));
     }
     let groups = RowGroups::new(products.iter().map(|p| p.rows));

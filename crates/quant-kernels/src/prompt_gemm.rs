@@ -323,25 +323,7 @@ pub fn matmul_prompt(
     // Per product: its encoding, bytes, rows and output pointer.
     let mut plans = Vec::with_capacity(products.len());
     for p in products.iter_mut() {
-        let block = match p.encoding {
-            WeightEncoding::Q5_0 | WeightEncoding::Q8_0 => BLOCK,
-            WeightEncoding::Q4K | WeightEncoding::Q6K => QK_K,
-        };
-        if !cols.is_multiple_of(block) || p.weights.len() != p.rows * p.encoding.row_bytes(cols) {
-            return Err(ShapeError(format!(
-                "{} bytes are not a {:?} matrix of {} rows of {cols} values",
-                p.weights.len(),
-                p.encoding,
-                p.rows
-            )));
-        }
-        if p.out.len() != p.rows * tokens {
-            return Err(ShapeError(format!(
-                "output of {} values for {tokens} × {}",
-                p.out.len(),
-                p.rows
-            )));
-        }
+        p.encoding.check_product(p.weights, p.rows, cols, p.out.len(), tokens)?;
         plans.push((p.encoding, p.weights, p.rows, SharedOut(p.out.as_mut_ptr())));
     }
     let groups = RowGroups::new(products.iter().map(|p| p.rows));
