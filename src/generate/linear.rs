@@ -3,11 +3,11 @@
 //! products for Q5_0, Q8_0, Q4_K and Q6_K, candle's for the other encodings — while a prompt
 //! chunk, on a CPU with AVX-512 VNNI, goes through the kernel crate's prompt kernel (weights
 //! unpacked to bytes per group of rows, byte products tile by tile; README for its speed
-//! against llama.cpp). Elsewhere, and for
-//! other encodings, a prompt chunk expands the weights to f32 and runs one GEMM, several times
-//! faster for many tokens than a quantized dot product per token (Qwen2.5-0.5B-shaped Q4_K_M at
-//! 2 threads: ~108 prompt tokens/s quantized, ~250 with every weight kept in f32); expanding
-//! per call keeps memory at the compact size plus one f32 matrix at a time.
+//! against llama.cpp). Elsewhere, and for other encodings, a prompt chunk expands the weights
+//! to f32 and runs one GEMM, several times faster for many tokens than a quantized dot product
+//! per token (Qwen2.5-0.5B-shaped Q4_K_M at 2 threads: ~108 prompt tokens/s quantized, ~250
+//! with every weight kept in f32); expanding per call keeps memory at the compact size plus one
+//! f32 matrix at a time.
 
 use std::borrow::Cow;
 use std::sync::Arc;
