@@ -46,7 +46,8 @@ pub struct EmbedBench {
     pub rounds_s: Vec<f64>,
 }
 
-/// Builds `n` distinct chunks of exactly `tokens` word pieces (special tokens included).
+/// Builds `n` distinct chunks of whole words, each as close to `tokens` word pieces (special
+/// tokens included) as whole words allow.
 fn bench_chunks(
     embedder: &crate::embed::candle_bert::CandleEmbedder,
     n: usize,
@@ -63,11 +64,23 @@ fn bench_chunks(
             .take(words.len() * 3)
             .copied()
             .collect();
-        let text = rotated.join(" ");
-        // Three rotations of the prose are well over the budget; the embedder truncates at
-        // its limit, so each chunk is exactly `tokens` long as the model sees it.
+        // Three rotations of the prose are well over the budget: keep the most words that fit
+        // in `tokens`, so every model sees chunks of the same length whatever its own limit.
+        let fits = |words: usize| -> Result<bool> {
+            Ok(embedder.token_ids(&rotated[..words].join(" "))?.len() <= tokens)
+        };
+        let (mut lo, mut hi) = (0, rotated.len());
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            if fits(mid)? {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        let text = rotated[..lo].join(" ");
         let n_tokens = embedder.token_ids(&text)?.len();
-        if n_tokens < tokens {
+        if n_tokens + 4 < tokens {
             return Err(Error::invariant(format!("bench chunk has only {n_tokens} tokens")));
         }
         res.push(text);
@@ -105,6 +118,50 @@ pub fn embed(
         tokens_per_s: real_tokens as f64 / best,
         rounds_s,
     })
+}
+
+/// A grounded answer's time, stage by stage, over a run of questions (`quarry bench ask`).
+#[derive(Debug, Clone, Serialize)]
+pub struct AskBench {
+    /// The generator.
+    pub model: Option<String>,
+    /// Questions asked.
+    pub questions: usize,
+    /// Questions the model answered (the rest were refused by the gate before generation).
+    pub generated: usize,
+    /// Most passages given to the model.
+    pub max_passages: usize,
+    /// Stage times (p50/p95): retrieval and evidence over every question, the rest over the
+    /// generated answers.
+    pub stages: crate::eval::squad::StageTimes,
+    /// Prompt tokens read per second, at the p50 prompt.
+    pub prompt_tokens_per_s_p50: f64,
+    /// Answer tokens written per second after the first (p50 decode time, p50 answer).
+    pub decode_tokens_per_s_p50: f64,
+    /// The answers' quality on the same run, so a faster setting is not bought with worse
+    /// answers unseen.
+    pub metrics: crate::eval::squad::QaMetrics,
+}
+
+impl AskBench {
+    /// The figures of an evaluation run.
+    pub fn of(run: &crate::eval::squad::QaRun) -> Self {
+        let s = &run.stages;
+        let per_s = |n: f64, ms: f64| if ms > 0.0 { n * 1000.0 / ms } else { 0.0 };
+        Self {
+            model: run.model.clone(),
+            questions: run.counts.questions,
+            generated: run.counts.generated,
+            max_passages: run.max_passages,
+            stages: s.clone(),
+            prompt_tokens_per_s_p50: per_s(
+                s.prompt_tokens.p50 - s.cached_prompt_tokens.p50,
+                s.prompt_ms.p50,
+            ),
+            decode_tokens_per_s_p50: per_s((s.answer_tokens.p50 - 1.0).max(0.0), s.decode_ms.p50),
+            metrics: run.metrics.clone(),
+        }
+    }
 }
 
 /// Query latency at one library size.

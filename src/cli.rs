@@ -505,6 +505,29 @@ enum BenchCommand {
         #[arg(long, hide = true)]
         in_process: bool,
     },
+    /// Time of a grounded answer stage by stage (retrieval, evidence scoring, prompt, decode;
+    /// p50/p95) over SQuAD-layout questions asked of a real model; `bench/bench_ask.py` replays
+    /// the same prompts through llama.cpp
+    Ask {
+        /// Questions (JSON lines: id, title, question, is_impossible, answers)
+        #[arg(long)]
+        squad: PathBuf,
+        /// Paragraphs [default: beside the questions, "questions" → "paragraphs" in the name]
+        #[arg(long)]
+        paragraphs: Option<PathBuf>,
+        /// Generator [default: the first installed]
+        #[arg(long)]
+        model: Option<String>,
+        /// Ask only the first N questions
+        #[arg(long, default_value_t = 40)]
+        limit: usize,
+        /// Most passages given to the model [default: the engine's]
+        #[arg(long)]
+        passages: Option<usize>,
+        /// Write every question with its prompt and timings to this JSON lines file
+        #[arg(long)]
+        prompts: Option<PathBuf>,
+    },
     /// Hybrid query latency (query embedding excluded) over synthetic libraries
     Search {
         /// Library sizes in chunks
@@ -676,6 +699,7 @@ fn config_for(cli: &Cli) -> anyhow::Result<(EngineConfig, quarry::models::ModelF
                 | Command::Serve { .. }
                 | Command::Mcp
                 | Command::Eval { what: EvalCommand::Qa { evidence: false, model: None, .. } }
+                | Command::Bench { what: BenchCommand::Ask { model: None, .. } }
         );
     let mut config = models.engine_config(data_dir, generates);
     if let Some(url) = &cli.generator_url {
@@ -704,6 +728,7 @@ fn config_for(cli: &Cli) -> anyhow::Result<(EngineConfig, quarry::models::ModelF
         Command::Index { .. }
             | Command::Search { .. }
             | Command::Eval { what: EvalCommand::Qa { .. } | EvalCommand::Retrieval { .. } }
+            | Command::Bench { what: BenchCommand::Ask { .. } }
             | Command::Ask { .. }
             | Command::Serve { .. }
             | Command::Mcp
@@ -1142,7 +1167,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     cmd.arg("--data-dir")
                         .arg(&config.data_dir)
                         .arg("--models-dir")
-                        .arg(&models_dir);
+                        .arg(&models_dir)
+                        .args(["--embedder", &embedder.id]);
                     cmd.args(["bench", "embed", "--in-process", "--threads", &t.to_string()])
                         .args(["--chunks", &chunks.to_string(), "--rounds", &rounds.to_string()]);
                     Ok(cmd)
@@ -1152,6 +1178,33 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     serde_json::to_string_pretty(&serde_json::json!({ "embed": runs }))?
                 );
             }
+        }
+        Command::Bench {
+            what: BenchCommand::Ask { squad, paragraphs, model, limit, passages, prompts },
+        } => {
+            if let Some(name) = model {
+                config.generator = Some(generation::resolve_model(&models, &name)?);
+                config.generator_server = None;
+            }
+            if config.generator.is_none() && config.generator_server.is_none() {
+                anyhow::bail!("no generator installed in {}; pass --model", models_dir.display());
+            }
+            if let Some(n) = passages {
+                config.answer.max_passages = n.max(1);
+            }
+            config.validate()?;
+            let options = quarry::eval::squad::QaEvalOptions {
+                questions: squad,
+                paragraphs,
+                evidence: false,
+                limit: Some(limit),
+                calibrate: false,
+                dump: prompts,
+            };
+            let work = tempfile::tempdir().context("cannot create a temporary folder")?;
+            let run = quarry::eval::squad::evaluate(&options, config, work.path()).await?;
+            let report = quarry::bench::AskBench::of(&run);
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "ask": report }))?);
         }
         Command::Bench { what: BenchCommand::Search { sizes, queries, dims } } => {
             let mut runs = Vec::new();

@@ -496,6 +496,44 @@ fn cli_imports_lists_and_generates() {
     let vocab = checkpoint::preset("tiny-qwen3").unwrap().vocab as u64;
     assert_eq!(std::fs::metadata(&logits).unwrap().len(), 5 * vocab * 4);
 
+    // `bench ask`: stage times over SQuAD questions, and the prompts for a reference engine.
+    let prompts = home.path().join("prompts.jsonl");
+    let squad = data.join("squad2/squad2_dev_shared_questions.jsonl");
+    let out = quarry(&[
+        "bench",
+        "ask",
+        "--model",
+        "tiny-qwen3",
+        "--squad",
+        squad.to_str().unwrap(),
+        "--limit",
+        "6",
+        "--prompts",
+        prompts.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bench: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ask = &bench["ask"];
+    assert_eq!(ask["questions"].as_u64(), Some(6), "{ask}");
+    let generated = ask["generated"].as_u64().unwrap();
+    assert!(generated >= 1, "{ask}");
+    for stage in ["retrieve_ms", "first_token_ms", "prompt_ms", "prompt_tokens"] {
+        assert!(ask["stages"][stage]["p50"].as_f64().unwrap() > 0.0, "{stage}: {ask}");
+    }
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&prompts)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 6);
+    let replayable: Vec<_> = lines.iter().filter(|l| l["messages"].is_array()).collect();
+    assert_eq!(replayable.len() as u64, generated);
+    for line in replayable {
+        let user = line["messages"][1]["content"].as_str().unwrap();
+        assert!(user.contains(line["question"].as_str().unwrap()), "{user}");
+        assert!(line["timings"]["prompt_tokens"].as_u64().unwrap() > 0);
+    }
+
     let out = quarry(&["generate", "--model", "no-such-model", "Hi"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no generator model \"no-such-model\""));

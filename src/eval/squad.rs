@@ -173,6 +173,9 @@ pub struct StageTimes {
     pub prompt_tokens: Spread,
     /// Prompt tokens served from the attention cache.
     pub cached_prompt_tokens: Spread,
+    /// Tokens the model wrote.
+    #[serde(default)]
+    pub answer_tokens: Spread,
 }
 
 /// One evaluation run.
@@ -294,7 +297,7 @@ pub async fn evaluate(options: &QaEvalOptions, config: EngineConfig, work: &Path
     let mut latencies = Vec::new();
     let mut generated_latencies = Vec::new();
     let mut ttfts = Vec::new();
-    let mut stage: [Vec<f64>; 7] = Default::default();
+    let mut stage: [Vec<f64>; 8] = Default::default();
     let mut dump = match &options.dump {
         Some(path) => Some(std::io::BufWriter::new(
             std::fs::File::create(path).map_err(|e| Error::io(path, e))?,
@@ -325,6 +328,7 @@ pub async fn evaluate(options: &QaEvalOptions, config: EngineConfig, work: &Path
             stage[4].push(t.decode_ms);
             stage[5].push(t.prompt_tokens as f64);
             stage[6].push(t.cached_prompt_tokens as f64);
+            stage[7].push(t.tokens as f64);
         }
         let gold_paragraph = paragraph_text.get(q.pid.as_str()).copied();
         tally.add(category, &answer, &gold, gold_paragraph);
@@ -358,7 +362,10 @@ pub async fn evaluate(options: &QaEvalOptions, config: EngineConfig, work: &Path
                 "abstain_cause": answer.abstain_cause, "early_stop": answer.early_stop,
                 "fallback": answer.fallback, "sentences": answer.sentences, "gate": answer.gate.score,
                 "question_coverage": answer.question_coverage, "uncovered": answer.uncovered_terms,
-                "ms": ms,
+                "ms": ms, "timings": answer.timings,
+                // What the model was given, so a reference engine can replay the same prompts.
+                "messages": (t.ttft_ms > 0.0).then(|| crate::answer::prompt::grounded_messages_in(
+                    engine.config().answer.prompt_style, &answer.question, &answer.passages)),
             });
             writeln!(out, "{line}")
                 .map_err(|e| Error::io(options.dump.as_deref().unwrap_or(Path::new("")), e))?;
@@ -401,7 +408,7 @@ pub async fn evaluate(options: &QaEvalOptions, config: EngineConfig, work: &Path
         ttft_ms_p50: percentile(&mut ttfts, 0.5),
         ttft_ms_p95: percentile(&mut ttfts, 0.95),
         stages: {
-            let [retrieve, evidence, first, prompt, decode, tokens, cached] = &mut stage;
+            let [retrieve, evidence, first, prompt, decode, tokens, cached, written] = &mut stage;
             StageTimes {
                 retrieve_ms: Spread::of(retrieve),
                 evidence_ms: Spread::of(evidence),
@@ -410,6 +417,7 @@ pub async fn evaluate(options: &QaEvalOptions, config: EngineConfig, work: &Path
                 decode_ms: Spread::of(decode),
                 prompt_tokens: Spread::of(tokens),
                 cached_prompt_tokens: Spread::of(cached),
+                answer_tokens: Spread::of(written),
             }
         },
         model: match &engine.config().generator_server {
