@@ -1,15 +1,21 @@
 //! The BERT encoder under the sentence embedder: the weights and arithmetic of
-//! candle-transformers' `BertModel`, arranged for CPU throughput. candle's model evaluates GELU
-//! with libm's scalar `erff` and softmax with scalar `expf` (a fifth of embedding time at 2
-//! threads), runs three products for q, k and v, and builds one padded score matrix for the
-//! whole batch (100 MB at 32 inputs of 256 tokens, page-faulted afresh in every layer). Here
-//! q/k/v is one product, GELU and softmax are vectorised kernels, and attention runs one input
-//! at a time over its own length, so padding costs nothing there and no mask is needed.
+//! candle-transformers' `BertModel`, arranged for CPU throughput on plain slices. candle's
+//! model evaluates GELU and softmax with scalar libm calls, runs three products for q, k and
+//! v, builds one padded score matrix for the whole batch, and allocates a fresh tensor for
+//! every product, bias, residual sum and norm (page faults on tens of megabytes per layer, a
+//! seventh of embedding time at 2 threads). Here the batch's inputs are packed row after row
+//! without padding; q/k/v is one product; every product writes into buffers kept across
+//! layers and batches, with its bias; residual sum and layer norm are one pass; attention
+//! runs per input and head over the input's own length, all of them at once on the pool.
 
-use candle_core::{CpuStorage, Layout, Module, Result, Tensor};
-use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
+use std::sync::Mutex;
+
+use candle_core::{Result, Tensor};
+use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{Config, HiddenAct};
 use quarry_quant_kernels::activation;
+use quarry_quant_kernels::attention::attend_packed;
+use quarry_quant_kernels::{Executor, dense};
 use rayon::prelude::*;
 
 /// Values handed to one thread by the element-wise kernels.
@@ -17,37 +23,98 @@ const ELEMENTS_PER_TASK: usize = 16 * 1024;
 
 /// A BERT encoder (embeddings and transformer layers, no pooler).
 pub struct BertEncoder {
-    word: Embedding,
-    position: Tensor,
-    token_type: Tensor,
-    norm: LayerNorm,
+    /// Word embeddings, vocabulary × hidden.
+    word: Vec<f32>,
+    /// Position embeddings, positions × hidden.
+    position: Vec<f32>,
+    /// The embedding of token type 0.
+    token_type: Vec<f32>,
+    norm: Norm,
     layers: Vec<Layer>,
     heads: usize,
     head_dim: usize,
+    hidden: usize,
+    /// Buffers of the last batch, reused by the next one that finds them free.
+    workspace: Mutex<Workspace>,
+}
+
+/// A dense layer: weight (outputs × inputs, row-major) and bias.
+struct Dense {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl Dense {
+    fn forward(&self, x: &[f32], out: &mut Vec<f32>) -> Result<()> {
+        let rows = x.len() / (self.weight.len() / self.bias.len());
+        out.resize(rows * self.bias.len(), 0.0);
+        dense::linear(x, &self.weight, &self.bias, out, candle_core::utils::get_num_threads())
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))
+    }
+}
+
+/// Layer normalisation's scale, shift and epsilon.
+struct Norm {
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+    eps: f32,
+}
+
+impl Norm {
+    /// Each row of `x` plus the same row of `residual`, normalised, in place.
+    fn add_and_normalise(&self, x: &mut [f32], residual: &[f32]) {
+        let width = self.gamma.len();
+        let rows_per_task = (ELEMENTS_PER_TASK / width).max(1);
+        x.par_chunks_mut(rows_per_task * width)
+            .zip(residual.par_chunks(rows_per_task * width))
+            .for_each(|(x, residual)| {
+                for (row, add) in x.chunks_exact_mut(width).zip(residual.chunks_exact(width)) {
+                    activation::add_layer_norm(row, &[add], &self.gamma, &self.beta, self.eps);
+                }
+            });
+    }
+}
+
+/// The buffers one batch works in (rows × width each, resized per batch).
+#[derive(Default)]
+struct Workspace {
+    hidden: Vec<f32>,
+    qkv: Vec<f32>,
+    context: Vec<f32>,
+    projected: Vec<f32>,
+    inner: Vec<f32>,
 }
 
 struct Layer {
     /// q, k and v stacked into one product; the q rows carry attention's 1/√d.
-    qkv: Linear,
-    attention_out: Linear,
-    attention_norm: LayerNorm,
-    intermediate: Linear,
+    qkv: Dense,
+    attention_out: Dense,
+    attention_norm: Norm,
+    intermediate: Dense,
     activation: HiddenAct,
-    out: Linear,
-    out_norm: LayerNorm,
+    out: Dense,
+    out_norm: Norm,
 }
 
-fn layer_norm(size: usize, eps: f64, vb: VarBuilder) -> Result<LayerNorm> {
+fn values(t: Tensor) -> Result<Vec<f32>> {
+    t.flatten_all()?.to_vec1::<f32>()
+}
+
+fn layer_norm(size: usize, eps: f64, vb: VarBuilder) -> Result<Norm> {
     // Checkpoints name the parameters weight/bias or, in older exports, gamma/beta.
     let (weight, bias) = match (vb.get(size, "weight"), vb.get(size, "bias")) {
         (Ok(w), Ok(b)) => (w, b),
         _ => (vb.get(size, "gamma")?, vb.get(size, "beta")?),
     };
-    Ok(LayerNorm::new(weight, bias, eps))
+    Ok(Norm { gamma: values(weight)?, beta: values(bias)?, eps: eps as f32 })
 }
 
 fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<(Tensor, Tensor)> {
     Ok((vb.get((out_dim, in_dim), "weight")?, vb.get(out_dim, "bias")?))
+}
+
+fn dense(weight: Tensor, bias: Tensor) -> Result<Dense> {
+    Ok(Dense { weight: values(weight)?, bias: values(bias)? })
 }
 
 impl Layer {
@@ -65,52 +132,68 @@ impl Layer {
         let (iw, ib) = linear(hidden, config.intermediate_size, vb.pp("intermediate").pp("dense"))?;
         let (outw, outb) = linear(config.intermediate_size, hidden, vb.pp("output").pp("dense"))?;
         Ok(Self {
-            qkv: Linear::new(qkv_w, Some(qkv_b)),
-            attention_out: Linear::new(ow, Some(ob)),
+            qkv: dense(qkv_w, qkv_b)?,
+            attention_out: dense(ow, ob)?,
             attention_norm: layer_norm(hidden, eps, att.pp("output").pp("LayerNorm"))?,
-            intermediate: Linear::new(iw, Some(ib)),
+            intermediate: dense(iw, ib)?,
             activation: config.hidden_act,
-            out: Linear::new(outw, Some(outb)),
+            out: dense(outw, outb)?,
             out_norm: layer_norm(hidden, eps, vb.pp("output").pp("LayerNorm"))?,
         })
     }
 
+    /// One layer over the packed rows of `spans` (first row, length per input) in `ws.hidden`.
     fn forward(
         &self,
-        xs: &Tensor,
-        lengths: &[usize],
+        ws: &mut Workspace,
+        spans: &[(usize, usize)],
         heads: usize,
         head_dim: usize,
-    ) -> Result<Tensor> {
+    ) -> Result<()> {
         let _span = tracing::trace_span!("bert_layer").entered();
-        let (_, width, hidden) = xs.dims3()?;
-        let qkv = self.qkv.forward(xs)?;
-        let mut contexts = Vec::with_capacity(lengths.len());
-        for (i, &len) in lengths.iter().enumerate() {
-            let item = qkv.get(i)?.narrow(0, 0, len)?.reshape((len, 3, heads, head_dim))?;
-            let part = |j: usize| item.narrow(1, j, 1)?.squeeze(1)?.transpose(0, 1)?.contiguous();
-            let (q, k, v) = (part(0)?, part(1)?, part(2)?);
-            let scores = q.matmul(&k.t()?)?;
-            scores.inplace_op1(&Softmax)?;
-            let context = scores.matmul(&v)?.transpose(0, 1)?.reshape((len, hidden))?;
-            contexts.push(if len < width {
-                context.pad_with_zeros(0, 0, width - len)?
-            } else {
-                context
-            });
+        self.qkv.forward(&ws.hidden, &mut ws.qkv)?;
+        ws.context.resize(ws.hidden.len(), 0.0);
+        attend_packed(&ws.qkv, spans, heads, head_dim, &mut ws.context, &RayonPool)
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        self.attention_out.forward(&ws.context, &mut ws.projected)?;
+        // hidden = norm(projected + hidden), written into `projected`, then swapped back.
+        self.attention_norm.add_and_normalise(&mut ws.projected, &ws.hidden);
+        std::mem::swap(&mut ws.hidden, &mut ws.projected);
+        self.intermediate.forward(&ws.hidden, &mut ws.inner)?;
+        activate(&mut ws.inner, self.activation)?;
+        self.out.forward(&ws.inner, &mut ws.projected)?;
+        self.out_norm.add_and_normalise(&mut ws.projected, &ws.hidden);
+        std::mem::swap(&mut ws.hidden, &mut ws.projected);
+        Ok(())
+    }
+}
+
+/// The feed-forward activation in place.
+fn activate(values: &mut [f32], act: HiddenAct) -> Result<()> {
+    match act {
+        HiddenAct::Gelu => {
+            values.par_chunks_mut(ELEMENTS_PER_TASK).for_each(activation::gelu_erf_in_place);
         }
-        let context = Tensor::stack(&contexts, 0)?;
-        let xs = self.attention_norm.forward(&(self.attention_out.forward(&context)? + xs)?)?;
-        let inner = self.intermediate.forward(&xs)?;
-        let inner = match self.activation {
-            HiddenAct::Gelu => {
-                inner.inplace_op1(&GeluErf)?;
-                inner
-            }
-            HiddenAct::GeluApproximate => inner.gelu()?,
-            HiddenAct::Relu => inner.relu()?,
-        };
-        self.out_norm.forward(&(self.out.forward(&inner)? + xs)?)
+        // Rare in sentence embedders: candle's own kernels, through one tensor.
+        HiddenAct::GeluApproximate | HiddenAct::Relu => {
+            let t = Tensor::from_slice(values, values.len(), &candle_core::Device::Cpu)?;
+            let t = if act == HiddenAct::Relu { t.relu()? } else { t.gelu()? };
+            values.copy_from_slice(&t.to_vec1::<f32>()?);
+        }
+    }
+    Ok(())
+}
+
+/// The rayon pool as the kernels' executor: the items in a few ranges per thread (the dense
+/// products run on the same pool through gemm).
+struct RayonPool;
+
+impl Executor for RayonPool {
+    fn run(&self, items: usize, work: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
+        let per_range = items.div_ceil(4 * rayon::current_num_threads()).max(1);
+        (0..items.div_ceil(per_range))
+            .into_par_iter()
+            .for_each(|i| work(i * per_range..((i + 1) * per_range).min(items)));
     }
 }
 
@@ -141,101 +224,84 @@ impl BertEncoder {
         }
         let head_dim = hidden / heads;
         let emb = vb.pp("embeddings");
-        let word = Embedding::new(
-            emb.pp("word_embeddings").get((config.vocab_size, hidden), "weight")?,
-            hidden,
-        );
-        let position = emb
-            .pp("position_embeddings")
-            .get((config.max_position_embeddings, hidden), "weight")?;
-        let token_type = emb
-            .pp("token_type_embeddings")
-            .get((config.type_vocab_size, hidden), "weight")?
-            .get(0)?;
+        let word = values(emb.pp("word_embeddings").get((config.vocab_size, hidden), "weight")?)?;
+        let position = values(
+            emb.pp("position_embeddings")
+                .get((config.max_position_embeddings, hidden), "weight")?,
+        )?;
+        let token_type = values(
+            emb.pp("token_type_embeddings")
+                .get((config.type_vocab_size, hidden), "weight")?
+                .get(0)?,
+        )?;
         let norm = layer_norm(hidden, config.layer_norm_eps, emb.pp("LayerNorm"))?;
         let layers = (0..config.num_hidden_layers)
             .map(|i| Layer::load(vb.pp(format!("encoder.layer.{i}")), config, head_dim))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { word, position, token_type, norm, layers, heads, head_dim })
+        Ok(Self {
+            word,
+            position,
+            token_type,
+            norm,
+            layers,
+            heads,
+            head_dim,
+            hidden,
+            workspace: Mutex::new(Workspace::default()),
+        })
     }
 
-    /// Token vectors of a batch: `input_ids` is (batch, width), padded; `lengths` holds each
-    /// input's real length. Every input has token type 0. Rows past an input's length hold
-    /// values no real row depends on; pooling must mask them.
-    pub fn forward(&self, input_ids: &Tensor, lengths: &[usize]) -> Result<Tensor> {
+    /// Token vectors of a batch of inputs (token ids, special tokens included; every token of
+    /// type 0): the inputs' rows one after the other, `hidden` values each, as a (rows ×
+    /// hidden) tensor.
+    pub fn forward(&self, batch: &[&[u32]]) -> Result<Tensor> {
         let _span = tracing::trace_span!("bert_encoder").entered();
-        let (batch, width) = input_ids.dims2()?;
-        if lengths.len() != batch {
-            candle_core::bail!("{} lengths for a batch of {batch}", lengths.len());
+        let hidden = self.hidden;
+        let positions = self.position.len() / hidden;
+        let vocab = self.word.len() / hidden;
+        let mut spans = Vec::with_capacity(batch.len());
+        let mut rows = 0;
+        for ids in batch {
+            if ids.is_empty() || ids.len() > positions {
+                candle_core::bail!(
+                    "an input of {} tokens (the model takes 1 to {positions})",
+                    ids.len()
+                );
+            }
+            if let Some(id) = ids.iter().find(|&&id| id as usize >= vocab) {
+                candle_core::bail!("token id {id} outside the vocabulary of {vocab}");
+            }
+            spans.push((rows, ids.len()));
+            rows += ids.len();
         }
-        if let Some(len) = lengths.iter().find(|&&len| len == 0 || len > width) {
-            candle_core::bail!("an input of {len} tokens in a batch {width} wide");
-        }
-        if width > self.position.dim(0)? {
-            candle_core::bail!(
-                "{width} tokens exceed the model's {} positions",
-                self.position.dim(0)?
-            );
-        }
-        let positions = self.position.narrow(0, 0, width)?;
-        let xs = self
-            .word
-            .forward(input_ids)?
-            .broadcast_add(&positions)?
-            .broadcast_add(&self.token_type)?;
-        let mut xs = self.norm.forward(&xs)?;
+        // A batch that finds the buffers taken (another thread embedding) gets its own.
+        let mut own = Workspace::default();
+        let mut shared = self.workspace.try_lock().ok();
+        let ws = shared.as_deref_mut().unwrap_or(&mut own);
+        ws.hidden.resize(rows * hidden, 0.0);
+        let ids: Vec<(u32, usize)> =
+            batch.iter().flat_map(|ids| ids.iter().enumerate().map(|(t, &id)| (id, t))).collect();
+        let rows_per_task = (ELEMENTS_PER_TASK / hidden).max(1);
+        ws.hidden
+            .par_chunks_mut(rows_per_task * hidden)
+            .zip(ids.par_chunks(rows_per_task))
+            .for_each(|(out, ids)| {
+                for (row, &(id, t)) in out.chunks_exact_mut(hidden).zip(ids) {
+                    let id = id as usize;
+                    row.copy_from_slice(&self.word[id * hidden..(id + 1) * hidden]);
+                    let position = &self.position[t * hidden..(t + 1) * hidden];
+                    activation::add_layer_norm(
+                        row,
+                        &[position, &self.token_type],
+                        &self.norm.gamma,
+                        &self.norm.beta,
+                        self.norm.eps,
+                    );
+                }
+            });
         for layer in &self.layers {
-            xs = layer.forward(&xs, lengths, self.heads, self.head_dim)?;
+            layer.forward(ws, &spans, self.heads, self.head_dim)?;
         }
-        Ok(xs)
-    }
-}
-
-/// The f32 values of a contiguous CPU tensor, or an error naming the operation.
-fn contiguous_f32<'a>(
-    name: &str,
-    storage: &'a mut CpuStorage,
-    layout: &Layout,
-) -> Result<&'a mut [f32]> {
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("{name} needs a contiguous tensor");
-    };
-    match storage {
-        CpuStorage::F32(values) => Ok(&mut values[start..end]),
-        _ => candle_core::bail!("{name} needs f32 values"),
-    }
-}
-
-/// Exact (erf) GELU in place.
-struct GeluErf;
-
-impl candle_core::InplaceOp1 for GeluErf {
-    fn name(&self) -> &'static str {
-        "gelu-erf-vectorised"
-    }
-
-    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> Result<()> {
-        let values = contiguous_f32(self.name(), storage, layout)?;
-        values.par_chunks_mut(ELEMENTS_PER_TASK).for_each(activation::gelu_erf_in_place);
-        Ok(())
-    }
-}
-
-/// Softmax over the last dimension in place.
-struct Softmax;
-
-impl candle_core::InplaceOp1 for Softmax {
-    fn name(&self) -> &'static str {
-        "softmax-last-dim-vectorised"
-    }
-
-    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> Result<()> {
-        let row = layout.dims().last().copied().unwrap_or(1).max(1);
-        let values = contiguous_f32(self.name(), storage, layout)?;
-        let rows_per_task = (ELEMENTS_PER_TASK / row).max(1);
-        values
-            .par_chunks_mut(rows_per_task * row)
-            .for_each(|part| activation::softmax_rows_in_place(part, row));
-        Ok(())
+        Tensor::from_slice(&ws.hidden, (rows, hidden), &candle_core::Device::Cpu)
     }
 }

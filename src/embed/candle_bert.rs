@@ -45,7 +45,6 @@ pub struct CandleEmbedder {
     max_tokens: usize,
     dims: usize,
     prefixes: Prefixes,
-    device: Device,
 }
 
 impl std::fmt::Debug for CandleEmbedder {
@@ -98,7 +97,6 @@ impl CandleEmbedder {
             max_tokens,
             dims: config.hidden_size,
             prefixes,
-            device,
         })
     }
 
@@ -129,29 +127,19 @@ impl CandleEmbedder {
     }
 
     fn forward(&self, batch: &[&[u32]]) -> candle_core::Result<Vec<Embedding>> {
-        let width = batch.iter().map(|ids| ids.len()).max().unwrap_or(0).max(1);
-        let mut input = Vec::with_capacity(batch.len() * width);
-        let mut mask = Vec::with_capacity(batch.len() * width);
+        // The inputs' token vectors, packed one input after the other.
+        let hidden = self.model.forward(batch)?;
+        let mut first = 0;
+        let mut pooled = Vec::with_capacity(batch.len());
         for ids in batch {
-            input.extend_from_slice(ids);
-            input.extend(std::iter::repeat_n(0u32, width - ids.len()));
-            mask.extend(std::iter::repeat_n(1u32, ids.len()));
-            mask.extend(std::iter::repeat_n(0u32, width - ids.len()));
+            let rows = hidden.narrow(0, first, ids.len())?;
+            first += ids.len();
+            pooled.push(match self.pooling {
+                Pooling::Mean => rows.mean(0)?,
+                Pooling::Cls => rows.get(0)?,
+            });
         }
-        let shape = (batch.len(), width);
-        let input = Tensor::from_vec(input, shape, &self.device)?;
-        let mask = Tensor::from_vec(mask, shape, &self.device)?;
-        let lengths: Vec<usize> = batch.iter().map(|ids| ids.len()).collect();
-        let hidden = self.model.forward(&input, &lengths)?;
-        let pooled = match self.pooling {
-            Pooling::Mean => {
-                let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-                let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
-                let counts = mask.sum(1)?.clamp(1e-9, f64::MAX)?;
-                summed.broadcast_div(&counts)?
-            }
-            Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
-        };
+        let pooled = Tensor::stack(&pooled, 0)?;
         let pooled = if self.normalize {
             let norms = pooled.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
             pooled.broadcast_div(&norms)?

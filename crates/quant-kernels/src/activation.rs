@@ -162,17 +162,75 @@ pub fn softmax_rows_in_place(xs: &mut [f32], row_len: usize) {
         return;
     }
     for row in xs.chunks_mut(row_len) {
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let max = max_lanes(row);
         let max = if max.is_finite() { max } else { 0.0 };
-        let mut sum = 0.0f32;
+        // The exponentials apart from their sum, and the sum in lanes, so both loops are
+        // vectorised (a running float sum is not: its order of additions is fixed).
         for v in row.iter_mut() {
             *v = exp(*v - max);
-            sum += *v;
         }
-        let inv = 1.0 / sum;
+        let inv = 1.0 / sum_lanes(row);
         for v in row.iter_mut() {
             *v *= inv;
         }
+    }
+}
+
+/// The largest value (-inf for none), in eight lanes so the loop is vectorised.
+#[inline(always)]
+fn max_lanes(xs: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let mut chunks = xs.chunks_exact(8);
+    for c in &mut chunks {
+        for l in 0..8 {
+            lanes[l] = if c[l] > lanes[l] { c[l] } else { lanes[l] };
+        }
+    }
+    let tail = chunks.remainder().iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    lanes.iter().copied().fold(tail, f32::max)
+}
+
+/// The sum, in eight lanes so the loop is vectorised.
+#[inline(always)]
+fn sum_lanes(xs: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let mut chunks = xs.chunks_exact(8);
+    for c in &mut chunks {
+        for l in 0..8 {
+            lanes[l] += c[l];
+        }
+    }
+    lanes.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
+}
+
+/// `row` plus each of `addends` (each as long as `row`), then layer normalisation with
+/// `gamma`, `beta` and `eps`, in place: BERT's residual sum and LayerNorm in one pass over
+/// the row (mean and variance in lanes, variance about the mean, as candle computes it).
+pub fn add_layer_norm(row: &mut [f32], addends: &[&[f32]], gamma: &[f32], beta: &[f32], eps: f32) {
+    let n = row.len();
+    for add in addends {
+        for (x, a) in row.iter_mut().zip(&add[..n]) {
+            *x += a;
+        }
+    }
+    if n == 0 {
+        return;
+    }
+    let mean = sum_lanes(row) / n as f32;
+    for x in row.iter_mut() {
+        *x -= mean;
+    }
+    let mut lanes = [0f32; 8];
+    let mut chunks = row.chunks_exact(8);
+    for c in &mut chunks {
+        for l in 0..8 {
+            lanes[l] = c[l].mul_add(c[l], lanes[l]);
+        }
+    }
+    let squares = lanes.iter().sum::<f32>() + chunks.remainder().iter().map(|x| x * x).sum::<f32>();
+    let inv = 1.0 / (squares / n as f32 + eps).sqrt();
+    for ((x, g), b) in row.iter_mut().zip(&gamma[..n]).zip(&beta[..n]) {
+        *x = (*x * inv).mul_add(*g, *b);
     }
 }
 
@@ -284,5 +342,39 @@ mod tests {
         }
         assert!(rows[3] < 1e-30);
         assert_eq!(&rows[4..], &[0.5, 0.5]);
+
+        // Rows long enough for the lanes and a tail: against a plain f64 softmax.
+        let values: Vec<f32> = (0..2 * 45).map(|i| ((i * 37 % 19) as f32 - 9.0) / 3.0).collect();
+        let mut rows = values.clone();
+        softmax_rows_in_place(&mut rows, 45);
+        for (got, row) in rows.chunks(45).zip(values.chunks(45)) {
+            let max = row.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(f64::from(x)));
+            let total: f64 = row.iter().map(|&x| (f64::from(x) - max).exp()).sum();
+            for (g, &x) in got.iter().zip(row) {
+                let want = (f64::from(x) - max).exp() / total;
+                assert!((f64::from(*g) - want).abs() < 1e-7, "{g} vs {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn add_layer_norm_is_the_residual_sum_normalised() {
+        let n = 45;
+        let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin() * 3.0 + 1.0).collect();
+        let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
+        let b: Vec<f32> = (0..n).map(|i| i as f32 / 100.0).collect();
+        let gamma: Vec<f32> = (0..n).map(|i| 1.0 + i as f32 / 50.0).collect();
+        let beta: Vec<f32> = (0..n).map(|i| -(i as f32) / 70.0).collect();
+        let sum: Vec<f64> =
+            (0..n).map(|i| f64::from(x[i]) + f64::from(a[i]) + f64::from(b[i])).collect();
+        let mean = sum.iter().sum::<f64>() / n as f64;
+        let var = sum.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64;
+        let mut row = x.clone();
+        add_layer_norm(&mut row, &[&a, &b], &gamma, &beta, 1e-12);
+        for i in 0..n {
+            let want =
+                (sum[i] - mean) / (var + 1e-12).sqrt() * f64::from(gamma[i]) + f64::from(beta[i]);
+            assert!((f64::from(row[i]) - want).abs() < 1e-5, "{i}: {} vs {want}", row[i]);
+        }
     }
 }

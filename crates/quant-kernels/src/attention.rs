@@ -271,6 +271,91 @@ pub fn attend_causal(
     claims.check_all_done()
 }
 
+/// Bidirectional softmax attention of several inputs packed row after row, as a sentence
+/// encoder runs it: `qkv` holds each row's queries, keys and values of all `n_head` heads
+/// (`3 × n_head × head_dim` values per row, queries already scaled), `spans` each input's
+/// first row and length; every input's rows attend over that input's rows only, so inputs of
+/// different lengths need neither padding nor a mask. Writes `n_head × head_dim` values per row
+/// of the spans into `out` (rows × `n_head × head_dim`); rows outside every span are left as
+/// they are. One work item per input and head.
+pub fn attend_packed(
+    qkv: &[f32],
+    spans: &[(usize, usize)],
+    n_head: usize,
+    head_dim: usize,
+    out: &mut [f32],
+    executor: &dyn Executor,
+) -> Result<(), ShapeError> {
+    let hidden = n_head * head_dim;
+    let width = 3 * hidden;
+    if hidden == 0 || !qkv.len().is_multiple_of(width) {
+        return Err(ShapeError(format!(
+            "{} values are not rows of {n_head} heads of q, k, v",
+            qkv.len()
+        )));
+    }
+    let rows = qkv.len() / width;
+    if out.len() != rows * hidden {
+        return Err(ShapeError(format!("an output of {} values for {rows} rows", out.len())));
+    }
+    // Spans must lie inside the rows and not overlap, so no two items write one output row.
+    let mut sorted: Vec<(usize, usize)> = spans.to_vec();
+    sorted.sort_unstable();
+    let mut next_free = 0;
+    for &(start, len) in &sorted {
+        if len == 0 || start < next_free || start.checked_add(len).is_none_or(|end| end > rows) {
+            return Err(ShapeError(format!(
+                "input rows {start}+{len} overlap or pass {rows} rows"
+            )));
+        }
+        next_free = start + len;
+    }
+    let items = spans.len() * n_head;
+    let claims = Claims::new(items);
+    let out_ptr = SharedOut(out.as_mut_ptr());
+    let work = |range: std::ops::Range<usize>| {
+        let (mut scores, mut result) = (Vec::new(), Vec::new());
+        for item in claims.take(range) {
+            let ((start, len), head) = (spans[item / n_head], item % n_head);
+            let base = start * width + head * head_dim;
+            let q = Strided { values: &qkv[base..], row_step: width, col_step: 1 };
+            let keys = Strided { values: &qkv[base + hidden..], row_step: 1, col_step: width };
+            scores.resize(len * len, 0.0);
+            matmul_strided(len, len, head_dim, q, keys, &mut scores)?;
+            crate::activation::softmax_rows_in_place(&mut scores, len);
+            let probs = Strided { values: &scores, row_step: len, col_step: 1 };
+            let v = Strided { values: &qkv[base + 2 * hidden..], row_step: width, col_step: 1 };
+            result.resize(len * head_dim, 0.0);
+            matmul_strided(len, head_dim, len, probs, v, &mut result)?;
+            for (r, row) in result.chunks_exact(head_dim).enumerate() {
+                let at = (start + r) * hidden + head * head_dim;
+                // SAFETY: `claims` gives each item (input, head) to one worker only; the item
+                // owns values `head * head_dim..(head + 1) * head_dim` of its input's rows
+                // `start..start + len`, which lie inside `out` (`start + len <= rows` and
+                // `out.len() == rows * hidden`, checked above) and which no other item writes
+                // (spans do not overlap, checked above); `out` is borrowed mutably for this
+                // whole call.
+                let dst =
+                    unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(at), head_dim) };
+                dst.copy_from_slice(row);
+            }
+        }
+        Ok::<(), ShapeError>(())
+    };
+    let failed = std::sync::Mutex::new(None);
+    executor.run(items, &|range| {
+        if let Err(e) = work(range)
+            && let Ok(mut slot) = failed.lock()
+        {
+            *slot = Some(e);
+        }
+    });
+    if let Some(e) = failed.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    claims.check_all_done()
+}
+
 /// Query positions per unit of work of [`attend_causal`].
 const QUERY_BLOCK: usize = 32;
 
@@ -299,11 +384,14 @@ fn softmax_scaled(xs: &mut [f32], scale: f32) {
 }
 
 /// A matrix read from a slice: element (i, j) at `i * row_step + j * col_step`.
-#[derive(Clone, Copy)]
-struct Strided<'a> {
-    values: &'a [f32],
-    row_step: usize,
-    col_step: usize,
+#[derive(Debug, Clone, Copy)]
+pub struct Strided<'a> {
+    /// The slice holding the elements.
+    pub values: &'a [f32],
+    /// Distance between rows.
+    pub row_step: usize,
+    /// Distance between columns.
+    pub col_step: usize,
 }
 
 impl Strided<'_> {
@@ -320,8 +408,9 @@ impl Strided<'_> {
     }
 }
 
-/// `out` (m × n, row-major) = `a` (m × k) · `b` (k × n), with gemm's f32 kernels.
-fn matmul_strided(
+/// `out` (m × n, row-major) = `a` (m × k) · `b` (k × n), with gemm's f32 kernels on the
+/// calling thread.
+pub fn matmul_strided(
     m: usize,
     n: usize,
     k: usize,
@@ -457,6 +546,45 @@ mod tests {
             attend_causal(&q, &keys, &vals, shape, scale, Some(0), &mut out, &OneThread).is_err()
         );
         assert!(attend_causal(&q, &keys, &vals, shape, scale, None, &mut out, &SkipsOne).is_err());
+    }
+
+    /// Packed inputs attend over their own rows only: each row equals one token's attention
+    /// over its input's keys and values, whatever the other inputs hold; rows outside the
+    /// spans stay untouched.
+    #[test]
+    fn packed_attention_keeps_inputs_apart() {
+        let (n_head, head_dim) = (3, 8);
+        let (hidden, width) = (n_head * head_dim, 3 * n_head * head_dim);
+        let spans = [(0, 5), (7, 1), (5, 2), (8, 40)];
+        let rows = 50;
+        let qkv = values(rows * width, 11);
+        let mut out = vec![7f32; rows * hidden];
+        attend_packed(&qkv, &spans, n_head, head_dim, &mut out, &Overlapping).unwrap();
+        let shape = AttentionShape { n_head, n_kv_head: n_head, head_dim };
+        for &(start, len) in &spans {
+            let part = |offset: usize| -> Vec<f32> {
+                (start..start + len)
+                    .flat_map(|r| qkv[r * width + offset..r * width + offset + hidden].to_vec())
+                    .collect()
+            };
+            let (keys, vals) = (part(hidden), part(2 * hidden));
+            for r in start..start + len {
+                let mut want = vec![0f32; hidden];
+                let q = &qkv[r * width..r * width + hidden];
+                attend_one(q, &keys, &vals, shape, 1.0, &mut want, &OneThread).unwrap();
+                for (j, (got, want)) in
+                    out[r * hidden..(r + 1) * hidden].iter().zip(&want).enumerate()
+                {
+                    assert!((got - want).abs() < 1e-5, "row {r} value {j}: {got} vs {want}");
+                }
+            }
+        }
+        assert!(out[48 * hidden..].iter().all(|&v| v == 7.0), "rows outside the spans");
+        for bad in [&[(0, 5), (4, 2)][..], &[(45, 6)][..], &[(3, 0)][..]] {
+            assert!(attend_packed(&qkv, bad, n_head, head_dim, &mut out, &OneThread).is_err());
+        }
+        assert!(attend_packed(&qkv, &spans, n_head, head_dim, &mut out, &SkipsOne).is_err());
+        assert!(attend_packed(&qkv, &spans, n_head, head_dim, &mut out[1..], &OneThread).is_err());
     }
 
     #[test]

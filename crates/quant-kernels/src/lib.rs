@@ -15,6 +15,7 @@ use half::f16;
 
 pub mod activation;
 pub mod attention;
+pub mod dense;
 pub mod k_quants;
 pub mod prompt_gemm;
 
