@@ -1,7 +1,7 @@
 //! A quantized weight matrix that picks its kernel by the number of tokens and the encoding:
 //! decoding (few tokens) reads the compact weights once per token — `quarry-quant-kernels`' dot
 //! products for Q5_0, Q8_0, Q4_K and Q6_K, candle's for the other encodings — while a prompt
-//! chunk, on a CPU with AVX-512 VNNI, goes through the kernel crate's prompt kernel (weights
+//! chunk, on a CPU with AVX-512 VNNI or AVX-VNNI, goes through the kernel crate's prompt kernel (weights
 //! unpacked to bytes per group of rows, byte products tile by tile; README for its speed
 //! against llama.cpp). Elsewhere, and for other encodings, a prompt chunk expands the weights
 //! to f32 and runs one GEMM, several times faster for many tokens than a quantized dot product

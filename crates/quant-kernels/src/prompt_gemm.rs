@@ -5,9 +5,14 @@
 //! per 16 values (exact for Q5_0, Q8_0, Q4_K and Q6_K), the prompt's activations are quantized
 //! to bytes with a scale per 32 values (as llama.cpp's Q8_0), and a tile of 4 weight rows × 4
 //! tokens is multiplied with AVX-512
-//! VNNI byte dot products (`vpdpbusd`, 64 products per instruction), chosen at run time. Where
-//! the CPU lacks them the same arithmetic runs as plain Rust (correct, and what the tests check
-//! the vector path against), and [`fast`] tells the generator to keep its f32 path.
+//! VNNI byte dot products (`vpdpbusd`, 64 products per instruction) or, on CPUs with AVX-VNNI
+//! but no AVX-512 (Intel's from Alder Lake on), its 256-bit form, chosen at run time
+//! ([`TilePath`]). Where the CPU has neither the same arithmetic runs as plain Rust (correct,
+//! and what the tests check the vector paths against), and [`fast`] tells the generator to
+//! keep its f32 path. One thread, a 4864 × 1024 matrix times 512 tokens on the AVX-512 build
+//! machine (`prompt_paths_speed`): AVX-512 VNNI 40 GMAC/s, AVX-VNNI 30, plain Rust 4, and f32
+//! GEMM on weights expanded beforehand 70 (the generator's f32 path also pays the expansion,
+//! per chunk, which made it 0.7x llama.cpp where the byte kernel is 1.3x).
 //!
 //! The arithmetic: a weight is `scale[g] · u + offset[g]` with `u` an unsigned byte and `g`
 //! its group of 16; an activation is `ascale[k] · q` with `q` a signed byte and `k` its block
@@ -38,19 +43,63 @@ const TILE_TOKENS: usize = 4;
 /// Tokens whose activations stay in the core's cache while an item's rows meet them.
 const TOKENS_PER_BLOCK: usize = 64;
 
-/// Whether this CPU runs the vector kernel (AVX-512 F/BW and VNNI); without it
+/// How a tile is multiplied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TilePath {
+    /// AVX-512 F/BW and VNNI: 64 values a step (server CPUs, AMD Zen 4 and later).
+    Avx512Vnni,
+    /// AVX-VNNI, the 256-bit VEX form of `vpdpbusd` with AVX2 and FMA: 32 values a step
+    /// (Intel's laptop and desktop CPUs from Alder Lake on, which lack AVX-512).
+    AvxVnni,
+    /// Plain Rust, the reference the vector paths are checked against.
+    Plain,
+}
+
+impl TilePath {
+    /// The fastest path this CPU has.
+    pub fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vnni")
+            {
+                return Self::Avx512Vnni;
+            }
+            if std::arch::is_x86_feature_detected!("avxvnni")
+                && std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Self::AvxVnni;
+            }
+        }
+        Self::Plain
+    }
+
+    /// Every path this CPU can run, fastest first (for tests and benchmarks).
+    pub fn available() -> Vec<Self> {
+        let mut paths = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if Self::detect() == Self::Avx512Vnni {
+                paths.push(Self::Avx512Vnni);
+            }
+            if std::arch::is_x86_feature_detected!("avxvnni")
+                && std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                paths.push(Self::AvxVnni);
+            }
+        }
+        paths.push(Self::Plain);
+        paths
+    }
+}
+
+/// Whether this CPU runs a vector kernel (AVX-512 VNNI or AVX-VNNI); without one
 /// [`matmul_prompt`] is plain Rust and slower than expanding the weights for a float GEMM.
 pub fn fast() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-            && std::arch::is_x86_feature_detected!("avx512vnni")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    TilePath::detect() != TilePath::Plain
 }
 
 /// A prompt chunk's activations (tokens × width) as signed bytes with a scale per 32 values
@@ -318,6 +367,17 @@ pub fn matmul_prompt(
     acts: &PromptActivations,
     executor: &dyn Executor,
 ) -> Result<(), ShapeError> {
+    matmul_prompt_on(products, acts, executor, use_path())
+}
+
+/// [`matmul_prompt`] on a chosen path; a path the CPU lacks runs as [`TilePath::Plain`].
+pub fn matmul_prompt_on(
+    products: &mut [PromptProduct<'_>],
+    acts: &PromptActivations,
+    executor: &dyn Executor,
+    path: TilePath,
+) -> Result<(), ShapeError> {
+    let vector = if TilePath::available().contains(&path) { path } else { TilePath::Plain };
     let cols = acts.width;
     let tokens = acts.tokens;
     // Per product: its encoding, bytes, rows and output pointer.
@@ -328,7 +388,6 @@ pub fn matmul_prompt(
     }
     let groups = RowGroups::new(products.iter().map(|p| p.rows));
     let items = groups.items;
-    let vector = use_vector();
     let claims = Claims::new(items);
     let work = |range: std::ops::Range<usize>| {
         UNPACKED.with_borrow_mut(|unpacked| {
@@ -364,19 +423,10 @@ pub fn matmul_prompt(
     claims.check_all_done()
 }
 
-/// Whether [`matmul_prompt`] takes the vector path: where the CPU has it, unless a test asks
-/// for the plain path on this thread.
-fn use_vector() -> bool {
-    #[cfg(test)]
-    if FORCE_PLAIN.with(std::cell::Cell::get) {
-        return false;
-    }
-    fast()
-}
-
-#[cfg(test)]
-thread_local! {
-    static FORCE_PLAIN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+/// The path [`matmul_prompt`] takes: the fastest the CPU has (detected once).
+fn use_path() -> TilePath {
+    static PATH: std::sync::OnceLock<TilePath> = std::sync::OnceLock::new();
+    *PATH.get_or_init(TilePath::detect)
 }
 
 thread_local! {
@@ -410,7 +460,12 @@ impl OutRows {
 }
 
 /// The item's unpacked rows times every token, tile by tile.
-fn multiply_item(unpacked: &Unpacked, acts: &PromptActivations, mut out: OutRows, vector: bool) {
+fn multiply_item(
+    unpacked: &Unpacked,
+    acts: &PromptActivations,
+    mut out: OutRows,
+    vector: TilePath,
+) {
     let rows = out.end - out.first;
     for token_block in (0..acts.tokens).step_by(TOKENS_PER_BLOCK) {
         let token_end = (token_block + TOKENS_PER_BLOCK).min(acts.tokens);
@@ -445,7 +500,7 @@ fn tile<const R: usize, const C: usize>(
     r: usize,
     t: usize,
     out: &mut OutRows,
-    vector: bool,
+    vector: TilePath,
 ) {
     let weights: [UnpackedRow<'_>; R] = std::array::from_fn(|i| unpacked.row(r + i));
     let tokens: [TokenRow<'_>; C] = std::array::from_fn(|j| TokenRow {
@@ -467,11 +522,15 @@ fn tile<const R: usize, const C: usize>(
     );
     let products = match vector {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `vector` is `fast()`: the CPU has AVX-512 F, BW and VNNI. Every row holds
-        // `cols` bytes, `cols / 16` scales and offsets and `cols / 4` lane scales, every token
-        // `cols` quants, `cols / 4` lane scales and `cols / 16` sums (`Unpacked::row`,
-        // `PromptActivations`, asserted just above), with `cols` a multiple of 64.
-        true => unsafe { avx512::tile::<R, C>(&weights, &tokens) },
+        // SAFETY: `matmul_prompt_on` takes this path only where `TilePath::available` lists
+        // it: the CPU has AVX-512 F, BW and VNNI. Every row holds `cols` bytes, `cols / 16`
+        // scales and offsets and `cols / 4` lane scales, every token `cols` quants, `cols / 4`
+        // lane scales and `cols / 16` sums (`Unpacked::row`, `PromptActivations`, asserted
+        // just above), with `cols` a multiple of 64.
+        TilePath::Avx512Vnni => unsafe { avx512::tile::<R, C>(&weights, &tokens) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above, for a CPU with AVX-VNNI, AVX2 and FMA.
+        TilePath::AvxVnni => unsafe { avx_vnni::tile::<R, C>(&weights, &tokens) },
         _ => tile_scalar::<R, C>(&weights, &tokens),
     };
     for (i, row) in products.iter().enumerate() {
@@ -593,6 +652,135 @@ mod avx512 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx_vnni {
+    use std::arch::x86_64::*;
+
+    use super::{LANE, SUB, TokenRow, UnpackedRow};
+
+    /// Values per step: one 256-bit register of bytes.
+    const STEP: usize = 32;
+
+    /// A tile as [`super::avx512::tile`] computes it, 32 values a step with the 256-bit
+    /// `vpdpbusd`, two rows at a time: with sixteen vector registers, four rows' accumulators
+    /// for four tokens would leave none for the operands.
+    ///
+    /// # Safety
+    /// The CPU has AVX-VNNI, AVX2 and FMA. Every row has as many bytes as the tokens have
+    /// quants (a multiple of 64), an offset per 16 of them and a lane scale per 4; every token
+    /// a lane scale per 4 and a sum per 16.
+    #[target_feature(enable = "avx2,fma,avxvnni")]
+    pub(super) unsafe fn tile<const R: usize, const C: usize>(
+        weights: &[UnpackedRow<'_>; R],
+        tokens: &[TokenRow<'_>; C],
+    ) -> [[f32; C]; R] {
+        let mut products = [[0f32; C]; R];
+        let mut i = 0;
+        while i + 2 <= R {
+            // SAFETY: the caller's contract, for two of its rows.
+            let pair = unsafe { rows::<2, C>(&[weights[i], weights[i + 1]], tokens) };
+            products[i] = pair[0];
+            products[i + 1] = pair[1];
+            i += 2;
+        }
+        if i < R {
+            // SAFETY: the caller's contract, for its last row.
+            products[i] = unsafe { rows::<1, C>(&[weights[i]], tokens) }[0];
+        }
+        products
+    }
+
+    /// `R` (1 or 2) rows of a tile.
+    ///
+    /// # Safety
+    /// As [`tile`].
+    #[target_feature(enable = "avx2,fma,avxvnni")]
+    #[inline]
+    unsafe fn rows<const R: usize, const C: usize>(
+        weights: &[UnpackedRow<'_>; R],
+        tokens: &[TokenRow<'_>; C],
+    ) -> [[f32; C]; R] {
+        let cols = tokens[0].quants.len();
+        let zero = _mm256_setzero_si256();
+        let mut acc = [[_mm256_setzero_ps(); C]; R];
+        for k in 0..cols / STEP {
+            let mut w = [zero; R];
+            let mut ws = [_mm256_setzero_ps(); R];
+            for i in 0..R {
+                // SAFETY: `k * 32 + 32 <= cols` bytes and `k * 8 + 8 <= cols / 4` lane
+                // scales lie in each row (the caller's contract).
+                unsafe {
+                    w[i] = _mm256_loadu_si256(weights[i].bytes.as_ptr().add(k * STEP).cast());
+                    ws[i] = _mm256_loadu_ps(weights[i].lanes.as_ptr().add(k * STEP / LANE));
+                }
+            }
+            for j in 0..C {
+                // SAFETY: as above for the token's quants and lane scales.
+                let (a, ascale) = unsafe {
+                    (
+                        _mm256_loadu_si256(tokens[j].quants.as_ptr().add(k * STEP).cast()),
+                        _mm256_loadu_ps(tokens[j].lanes.as_ptr().add(k * STEP / LANE)),
+                    )
+                };
+                for i in 0..R {
+                    let dot = _mm256_cvtepi32_ps(_mm256_dpbusd_avx_epi32(zero, w[i], a));
+                    acc[i][j] = _mm256_fmadd_ps(_mm256_mul_ps(dot, ws[i]), ascale, acc[i][j]);
+                }
+            }
+        }
+        // The offsets, 8 groups of 16 values a step; `cols` is a multiple of 64, so what is
+        // left after the steps of 8 is 0 or 4 groups.
+        let groups = cols / SUB;
+        let mut g = 0;
+        while g < groups {
+            let four = groups - g < 8;
+            for i in 0..R {
+                // SAFETY: 8 offsets and sums from `g` lie inside the `groups` of each, or 4
+                // where only 4 are left (then the upper half is zero).
+                let offsets = unsafe { load_upto8(weights[i].offsets.as_ptr().add(g), four) };
+                for j in 0..C {
+                    // SAFETY: as above.
+                    let sums = unsafe { load_upto8(tokens[j].sums.as_ptr().add(g), four) };
+                    acc[i][j] = _mm256_fmadd_ps(offsets, sums, acc[i][j]);
+                }
+            }
+            g += if four { 4 } else { 8 };
+        }
+        let mut products = [[0f32; C]; R];
+        for i in 0..R {
+            for j in 0..C {
+                products[i][j] = sum8(acc[i][j]);
+            }
+        }
+        products
+    }
+
+    /// 8 floats at `p`, or 4 and zeros.
+    ///
+    /// # Safety
+    /// `p` points to 8 readable floats, or 4 when `four`.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn load_upto8(p: *const f32, four: bool) -> __m256 {
+        if four {
+            // SAFETY: 4 floats at `p` (the caller's contract).
+            _mm256_set_m128(_mm_setzero_ps(), unsafe { _mm_loadu_ps(p) })
+        } else {
+            // SAFETY: 8 floats at `p` (the caller's contract).
+            unsafe { _mm256_loadu_ps(p) }
+        }
+    }
+
+    /// The sum of the 8 lanes.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn sum8(v: __m256) -> f32 {
+        let pairs = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let twos = _mm_add_ps(pairs, _mm_movehl_ps(pairs, pairs));
+        _mm_cvtss_f32(_mm_add_ss(twos, _mm_shuffle_ps::<1>(twos, twos)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -701,20 +889,16 @@ mod tests {
                 }
             }
             let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-            for vector in [false, true] {
-                if vector && !fast() {
-                    println!("this CPU lacks AVX-512 VNNI: only the plain path is checked");
-                    continue;
-                }
+            for path in TilePath::available() {
                 let mut got = vec![0f32; tokens * rows];
                 let mut products =
                     [PromptProduct { encoding, weights: &weights, rows, out: &mut got }];
-                run_with(&mut products, &acts, vector);
+                run_with(&mut products, &acts, path);
                 for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                     // Activations kept to 8 bits: about 1 % of the largest product.
                     assert!(
                         (g - w).abs() <= 0.01 * scale,
-                        "{encoding:?} (vector {vector}) token {} row {}: {g} against {w}",
+                        "{encoding:?} ({path:?}) token {} row {}: {g} against {w}",
                         i / rows,
                         i % rows
                     );
@@ -723,40 +907,103 @@ mod tests {
         }
     }
 
-    /// The vector and plain paths agree closely (they differ only in the order of float sums).
+    /// The vector paths the CPU has agree closely with the plain one (they differ only in the
+    /// order of float sums), on widths whose offsets end in a step of 4 groups (896) or 8
+    /// (1024), with odd rows and tokens left over.
     #[test]
-    fn the_vector_path_matches_the_plain_path() {
-        if !fast() {
-            println!("this CPU lacks AVX-512 VNNI: nothing to compare");
-            return;
-        }
+    fn the_vector_paths_match_the_plain_path() {
+        let paths = TilePath::available();
+        println!("paths on this CPU: {paths:?}");
         let mut rng = Lcg(3);
-        let (cols, tokens, rows) = (896, 9, 20);
-        let x: Vec<f32> = (0..tokens * cols).map(|_| rng.value()).collect();
-        let acts = PromptActivations::quantize(&x, cols).unwrap();
-        for encoding in [WeightEncoding::Q5_0, WeightEncoding::Q8_0] {
-            let weights = random_weights(encoding, rows, cols, &mut rng);
-            let mut plain = vec![0f32; tokens * rows];
-            let mut vector = vec![0f32; tokens * rows];
-            run_with(
-                &mut [PromptProduct { encoding, weights: &weights, rows, out: &mut plain }],
-                &acts,
-                false,
-            );
-            run_with(
-                &mut [PromptProduct { encoding, weights: &weights, rows, out: &mut vector }],
-                &acts,
-                true,
-            );
-            for (p, v) in plain.iter().zip(&vector) {
-                assert!((p - v).abs() <= 1e-4 * (1.0 + p.abs()), "{encoding:?}: {p} against {v}");
+        for (cols, tokens, rows) in [(896, 9, 21), (1024, 6, 7)] {
+            let x: Vec<f32> = (0..tokens * cols).map(|_| rng.value()).collect();
+            let acts = PromptActivations::quantize(&x, cols).unwrap();
+            for encoding in [WeightEncoding::Q5_0, WeightEncoding::Q8_0, WeightEncoding::Q6K] {
+                if !cols.is_multiple_of(encoding.block_len()) {
+                    continue;
+                }
+                let weights = random_weights(encoding, rows, cols, &mut rng);
+                let mut plain = vec![0f32; tokens * rows];
+                run_with(
+                    &mut [PromptProduct { encoding, weights: &weights, rows, out: &mut plain }],
+                    &acts,
+                    TilePath::Plain,
+                );
+                for &path in &paths {
+                    let mut vector = vec![0f32; tokens * rows];
+                    run_with(
+                        &mut [PromptProduct {
+                            encoding,
+                            weights: &weights,
+                            rows,
+                            out: &mut vector,
+                        }],
+                        &acts,
+                        path,
+                    );
+                    for (p, v) in plain.iter().zip(&vector) {
+                        assert!(
+                            (p - v).abs() <= 1e-4 * (1.0 + p.abs()),
+                            "{encoding:?} {path:?} width {cols}: {p} against {v}"
+                        );
+                    }
+                }
             }
         }
     }
 
-    /// [`matmul_prompt`] with the path chosen, through an executor that hands out items in
-    /// uneven ranges as several threads would.
-    fn run_with(products: &mut [PromptProduct<'_>], acts: &PromptActivations, vector: bool) {
+    /// Each path's speed on a Qwen2.5-0.5B-shaped product (896 → 4864, Q5_0 and Q4_K, a
+    /// 512-token chunk, one thread): `cargo test --release -p quarry-quant-kernels --
+    /// --ignored prompt_paths_speed --nocapture`. A figure to compare paths on one CPU, never
+    /// an assertion.
+    #[test]
+    #[ignore]
+    fn prompt_paths_speed() {
+        let mut rng = Lcg(9);
+        let (cols, tokens, rows) = (1024, 512, 4864);
+        let x: Vec<f32> = (0..tokens * cols).map(|_| rng.value()).collect();
+        let acts = PromptActivations::quantize(&x, cols).unwrap();
+        for encoding in [WeightEncoding::Q5_0, WeightEncoding::Q4K] {
+            let weights = random_weights(encoding, rows, cols, &mut rng);
+            let mut out = vec![0f32; tokens * rows];
+            for path in TilePath::available() {
+                let mut best = f64::INFINITY;
+                for _ in 0..3 {
+                    let started = std::time::Instant::now();
+                    let mut products =
+                        [PromptProduct { encoding, weights: &weights, rows, out: &mut out }];
+                    matmul_prompt_on(&mut products, &acts, &OneThread, path).unwrap();
+                    best = best.min(started.elapsed().as_secs_f64());
+                }
+                let gmacs = (cols * tokens * rows) as f64 / best / 1e9;
+                println!("{encoding:?} {path:?}: {:.1} ms, {gmacs:.1} GMAC/s", best * 1e3);
+            }
+            // The float alternative: the same product on weights expanded beforehand (the
+            // expansion itself not timed), through gemm's f32 kernels as the fallback runs it.
+            let row_bytes = encoding.row_bytes(cols);
+            let dense: Vec<f32> = weights
+                .chunks_exact(row_bytes)
+                .flat_map(|r| dequantized(encoding, r, cols))
+                .collect();
+            let mut best = f64::INFINITY;
+            for _ in 0..3 {
+                let started = std::time::Instant::now();
+                let a = crate::attention::Strided { values: &x, row_step: cols, col_step: 1 };
+                let b = crate::attention::Strided { values: &dense, row_step: 1, col_step: cols };
+                crate::attention::matmul_strided(tokens, rows, cols, a, b, &mut out).unwrap();
+                best = best.min(started.elapsed().as_secs_f64());
+            }
+            let gmacs = (cols * tokens * rows) as f64 / best / 1e9;
+            println!(
+                "{encoding:?} f32 gemm (widest SIMD): {:.1} ms, {gmacs:.1} GMAC/s",
+                best * 1e3
+            );
+        }
+    }
+
+    /// [`matmul_prompt`] on `path`, through an executor that hands out items in uneven ranges
+    /// as several threads would.
+    fn run_with(products: &mut [PromptProduct<'_>], acts: &PromptActivations, path: TilePath) {
         struct Uneven;
         impl Executor for Uneven {
             fn run(&self, items: usize, work: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
@@ -769,10 +1016,7 @@ mod tests {
                 }
             }
         }
-        FORCE_PLAIN.with(|f| f.set(!vector));
-        let result = matmul_prompt(products, acts, &Uneven);
-        FORCE_PLAIN.with(|f| f.set(false));
-        result.unwrap();
+        matmul_prompt_on(products, acts, &Uneven, path).unwrap();
     }
 
     /// Items handed out twice, on two threads at once, and past the end change nothing;
