@@ -20,6 +20,8 @@ use rayon::prelude::*;
 
 /// Values handed to one thread by the element-wise kernels.
 const ELEMENTS_PER_TASK: usize = 16 * 1024;
+/// Fewest rows a thread multiplies on its own (fewer are not worth a task).
+const MIN_ROWS_PER_TASK: usize = 64;
 
 /// A BERT encoder (embeddings and transformer layers, no pooler).
 pub struct BertEncoder {
@@ -45,10 +47,17 @@ struct Dense {
 }
 
 impl Dense {
+    /// `x · Wᵀ + b` into `out`, the rows shared out over the pool in two tasks per thread:
+    /// each thread runs gemm alone on its rows (8 % more chunks per second at 2 threads than
+    /// gemm's own split of one product, which synchronises its threads inside it).
     fn forward(&self, x: &[f32], out: &mut Vec<f32>) -> Result<()> {
-        let rows = x.len() / (self.weight.len() / self.bias.len());
-        out.resize(rows * self.bias.len(), 0.0);
-        dense::linear(x, &self.weight, &self.bias, out, candle_core::utils::get_num_threads())
+        let (inputs, outputs) = (self.weight.len() / self.bias.len(), self.bias.len());
+        let rows = x.len() / inputs;
+        out.resize(rows * outputs, 0.0);
+        let rows_per_task = rows.div_ceil(2 * rayon::current_num_threads()).max(MIN_ROWS_PER_TASK);
+        x.par_chunks(rows_per_task * inputs)
+            .zip(out.par_chunks_mut(rows_per_task * outputs))
+            .try_for_each(|(x, out)| dense::linear(x, &self.weight, &self.bias, out, 1))
             .map_err(|e| candle_core::Error::Msg(e.to_string()))
     }
 }

@@ -1,5 +1,6 @@
 //! Attention over a layer's cache on plain slices: one new token's for the generator's decode
-//! step ([`attend_one`]), and a prompt chunk's, causal ([`attend_causal`]). In candle the
+//! step ([`attend_one`]), a prompt chunk's, causal ([`attend_causal`]), and the sentence
+//! embedder's, bidirectional over inputs packed row after row ([`attend_packed`]). In candle the
 //! decode step is about twenty small ops per layer (biases, rotary embedding, cache append,
 //! grouped products, scale, softmax, transposes), whose fixed costs were a large part of decode
 //! time on small models, and a prompt chunk materialises, masks and normalises a score matrix

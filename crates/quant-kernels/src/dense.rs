@@ -1,5 +1,5 @@
 //! Dense f32 layers of the sentence embedder: `x · Wᵀ + b` straight into a caller's buffer on
-//! gemm's kernels, with gemm's own split of the work over the rayon pool. candle's `Linear`
+//! gemm's kernels (on the calling thread, or split by gemm over the rayon pool). candle's `Linear`
 //! computes the same product into a fresh tensor, then adds the bias into another one, and a
 //! BERT layer's tensors are megabytes each: on fresh memory every time, page faults and the
 //! extra passes took a sixth of embedding time at 2 threads.

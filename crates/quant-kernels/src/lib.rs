@@ -8,8 +8,8 @@
 //! quantizers, so the sums are those llama.cpp computes; [`matmul_many`] runs several matrices
 //! that read one input in one hand-out of work. A crate of its own so it is compiled optimised
 //! in every profile, like candle. [`activation`] holds the element-wise functions of the
-//! embedder and of the decode step, and [`attention`] the decode step's attention, for the
-//! same reason.
+//! embedder and of the decode step, [`attention`] the generator's and the embedder's attention,
+//! and [`dense`] the embedder's dense layers, for the same reason.
 
 use half::f16;
 
