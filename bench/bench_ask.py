@@ -38,8 +38,13 @@ def spread(values):
 
 
 def run_quarry(args, prompts_path):
-    cmd = [args.quarry, "--models-dir", args.models_dir, "bench", "ask", "--model", args.model,
-           "--squad", args.squad, "--limit", str(args.limit), "--prompts", prompts_path]
+    # A data folder of its own, so no library settings of the user's choose the embedder.
+    data_dir = os.path.join(os.path.dirname(prompts_path), "data")
+    cmd = [args.quarry, "--data-dir", data_dir, "--models-dir", args.models_dir]
+    if args.embedder:
+        cmd += ["--embedder", args.embedder]
+    cmd += ["bench", "ask", "--model", args.model, "--squad", args.squad, "--limit", str(args.limit),
+            "--prompts", prompts_path]
     if args.passages:
         cmd += ["--passages", str(args.passages)]
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
@@ -50,31 +55,46 @@ def run_quarry(args, prompts_path):
 
 
 def replay_llama(args, records):
-    from llama_cpp import Llama, llama_print_system_info
+    from llama_cpp import Llama, StoppingCriteriaList, llama_print_system_info
+
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
     llm = Llama(model_path=args.model, n_ctx=4096, n_threads=args.threads, n_threads_batch=args.threads,
                 n_batch=512, verbose=False)
+    # The file's own chat template, as llama-cpp-python's chat completion renders it (that call
+    # takes no stopping criteria, which tell the prompt's length and the time it was read).
+    token_text = lambda t: llm.detokenize([t]).decode("utf-8", errors="ignore") if t >= 0 else ""
+    formatter = Jinja2ChatFormatter(template=llm.metadata["tokenizer.chat_template"],
+                                    eos_token=token_text(llm.token_eos()), bos_token=token_text(llm.token_bos()),
+                                    add_generation_prompt=True)
+    render = lambda messages: formatter(messages=messages).prompt
     prompt_ms, decode_ms, prompt_tokens, cached, written = [], [], [], [], []
     for rec in records:
         want = max(int(rec["timings"]["tokens"]), 1)
         before = llm.n_tokens
         history = list(llm._input_ids[:before])
+        # llama.cpp asks the stopping criteria once per sampled token, with every token so far:
+        # the first call sees the prompt (its length and the time it was read), the count of
+        # calls is the number of tokens written.
+        seen = []
+
+        def watch(input_ids, _logits):
+            if not seen:
+                seen.append((len(input_ids), list(input_ids), time.perf_counter()))
+            else:
+                seen.append(None)
+            return False
+
+        prompt = render(rec["messages"])
         started = time.perf_counter()
-        first = None
-        n = 0
-        for chunk in llm.create_chat_completion(messages=rec["messages"], max_tokens=want, temperature=0.0,
-                                                top_k=1, repeat_penalty=1.0, stream=True):
-            delta = chunk["choices"][0].get("delta", {})
-            if delta.get("content"):
-                if first is None:
-                    first = time.perf_counter()
-                n += 1
+        for _ in llm.create_completion(prompt, max_tokens=want, temperature=0.0, top_k=1, repeat_penalty=1.0,
+                                       stream=True, stopping_criteria=StoppingCriteriaList([watch])):
+            pass
         done = time.perf_counter()
-        if first is None:
+        if not seen:
             continue
-        total_tokens = llm.n_tokens
-        prompt_len = max(total_tokens - n, 0)
-        tokens = list(llm._input_ids[:prompt_len])
+        prompt_len, tokens, first = seen[0]
+        n = len(seen)
         reused = 0
         for a, b in zip(history, tokens):
             if a != b:
@@ -89,7 +109,7 @@ def replay_llama(args, records):
     return {
         "stages": {"first_token_ms": spread(prompt_ms), "decode_ms": spread(decode_ms),
                    "prompt_tokens": spread(prompt_tokens), "cached_prompt_tokens": spread(cached),
-                   "answer_chunks": spread(written)},
+                   "answer_tokens": spread(written)},
         "prompt_tokens_per_s_p50": (percentile(prompt_tokens, 0.5) - percentile(cached, 0.5)) * 1000.0
         / max(percentile(prompt_ms, 0.5), 1e-9),
         "decode_tokens_per_s_p50": max(percentile(written, 0.5) - 1, 0) * 1000.0 / max(percentile(decode_ms, 0.5), 1e-9),
@@ -104,6 +124,7 @@ def main():
     ap.add_argument("--model", required=True, help="the GGUF file both engines run")
     ap.add_argument("--squad", required=True)
     ap.add_argument("--models-dir", default="../shared/data/models", help="where the embedder is")
+    ap.add_argument("--embedder", help="the embedder's id in --models-dir [default: Quarry's choice]")
     ap.add_argument("--limit", type=int, default=40)
     ap.add_argument("--passages", type=int)
     ap.add_argument("--threads", type=int, default=2)

@@ -66,8 +66,11 @@ fn bench_chunks(
             .collect();
         // Three rotations of the prose are well over the budget: keep the most words that fit
         // in `tokens`, so every model sees chunks of the same length whatever its own limit.
+        // `token_ids` truncates at the model's limit, so a count at that limit may hide more.
+        let limit = embedder.max_input_tokens();
         let fits = |words: usize| -> Result<bool> {
-            Ok(embedder.token_ids(&rotated[..words].join(" "))?.len() <= tokens)
+            let n = embedder.token_ids(&rotated[..words].join(" "))?.len();
+            Ok(n <= tokens && n < limit)
         };
         let (mut lo, mut hi) = (0, rotated.len());
         while lo < hi {

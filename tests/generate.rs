@@ -517,7 +517,7 @@ fn cli_imports_lists_and_generates() {
     assert_eq!(ask["questions"].as_u64(), Some(6), "{ask}");
     let generated = ask["generated"].as_u64().unwrap();
     assert!(generated >= 1, "{ask}");
-    for stage in ["retrieve_ms", "first_token_ms", "prompt_ms", "prompt_tokens"] {
+    for stage in ["retrieve_ms", "first_token_ms", "prompt_ms", "prompt_tokens", "answer_tokens"] {
         assert!(ask["stages"][stage]["p50"].as_f64().unwrap() > 0.0, "{stage}: {ask}");
     }
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&prompts)

@@ -4,11 +4,10 @@
 //! v, builds one padded score matrix for the whole batch, and allocates a fresh tensor for
 //! every product, bias, residual sum and norm (page faults on tens of megabytes per layer, a
 //! seventh of embedding time at 2 threads). Here the batch's inputs are packed row after row
-//! without padding; q/k/v is one product; every product writes into buffers kept across
-//! layers and batches, with its bias; residual sum and layer norm are one pass; attention
-//! runs per input and head over the input's own length, all of them at once on the pool.
-
-use std::sync::Mutex;
+//! without padding; q/k/v is one product; every product writes into buffers the caller keeps
+//! across layers, batches and calls ([`Workspace`]), with its bias, each thread on its own rows;
+//! residual sum and layer norm are one pass; attention runs per input and head over the
+//! input's own length, all of them at once on the pool.
 
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
@@ -36,8 +35,6 @@ pub struct BertEncoder {
     heads: usize,
     head_dim: usize,
     hidden: usize,
-    /// Buffers of the last batch, reused by the next one that finds them free.
-    workspace: Mutex<Workspace>,
 }
 
 /// A dense layer: weight (outputs × inputs, row-major) and bias.
@@ -84,9 +81,12 @@ impl Norm {
     }
 }
 
-/// The buffers one batch works in (rows × width each, resized per batch).
+/// The buffers a batch works in (rows × width each, resized per batch), kept by the caller
+/// between batches and calls so their pages are faulted in once, not per layer and batch
+/// (giving them back after each call of 64 chunks cost 8-10 % of throughput); the caller
+/// bounds their size by the rows it puts in a batch.
 #[derive(Default)]
-struct Workspace {
+pub struct Workspace {
     hidden: Vec<f32>,
     qkv: Vec<f32>,
     context: Vec<f32>,
@@ -194,7 +194,7 @@ fn activate(values: &mut [f32], act: HiddenAct) -> Result<()> {
 }
 
 /// The rayon pool as the kernels' executor: the items in a few ranges per thread (the dense
-/// products run on the same pool through gemm).
+/// products and element-wise passes run on the same pool).
 struct RayonPool;
 
 impl Executor for RayonPool {
@@ -228,10 +228,13 @@ impl BertEncoder {
     fn load_at(vb: VarBuilder, config: &Config) -> Result<Self> {
         let hidden = config.hidden_size;
         let heads = config.num_attention_heads;
-        if heads == 0 || !hidden.is_multiple_of(heads) {
+        if heads == 0 || hidden == 0 || !hidden.is_multiple_of(heads) {
             candle_core::bail!("hidden size {hidden} is not a multiple of {heads} heads");
         }
         let head_dim = hidden / heads;
+        if config.intermediate_size == 0 {
+            candle_core::bail!("an intermediate size of 0");
+        }
         let emb = vb.pp("embeddings");
         let word = values(emb.pp("word_embeddings").get((config.vocab_size, hidden), "weight")?)?;
         let position = values(
@@ -247,23 +250,13 @@ impl BertEncoder {
         let layers = (0..config.num_hidden_layers)
             .map(|i| Layer::load(vb.pp(format!("encoder.layer.{i}")), config, head_dim))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self {
-            word,
-            position,
-            token_type,
-            norm,
-            layers,
-            heads,
-            head_dim,
-            hidden,
-            workspace: Mutex::new(Workspace::default()),
-        })
+        Ok(Self { word, position, token_type, norm, layers, heads, head_dim, hidden })
     }
 
     /// Token vectors of a batch of inputs (token ids, special tokens included; every token of
     /// type 0): the inputs' rows one after the other, `hidden` values each, as a (rows ×
-    /// hidden) tensor.
-    pub fn forward(&self, batch: &[&[u32]]) -> Result<Tensor> {
+    /// hidden) tensor. `ws` holds the buffers, kept by the caller between batches.
+    pub fn forward(&self, batch: &[&[u32]], ws: &mut Workspace) -> Result<Tensor> {
         let _span = tracing::trace_span!("bert_encoder").entered();
         let hidden = self.hidden;
         let positions = self.position.len() / hidden;
@@ -283,10 +276,6 @@ impl BertEncoder {
             spans.push((rows, ids.len()));
             rows += ids.len();
         }
-        // A batch that finds the buffers taken (another thread embedding) gets its own.
-        let mut own = Workspace::default();
-        let mut shared = self.workspace.try_lock().ok();
-        let ws = shared.as_deref_mut().unwrap_or(&mut own);
         ws.hidden.resize(rows * hidden, 0.0);
         let ids: Vec<(u32, usize)> =
             batch.iter().flat_map(|ids| ids.iter().enumerate().map(|(t, &id)| (id, t))).collect();

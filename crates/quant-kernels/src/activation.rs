@@ -205,7 +205,8 @@ fn sum_lanes(xs: &[f32]) -> f32 {
 
 /// `row` plus each of `addends` (each as long as `row`), then layer normalisation with
 /// `gamma`, `beta` and `eps`, in place: BERT's residual sum and LayerNorm in one pass over
-/// the row (mean and variance in lanes, variance about the mean, as candle computes it).
+/// the row (mean, then the variance about it, each summed in lanes; candle sums x and x² in
+/// one pass, which differs from this in the last bits).
 pub fn add_layer_norm(row: &mut [f32], addends: &[&[f32]], gamma: &[f32], beta: &[f32], eps: f32) {
     let n = row.len();
     for add in addends {

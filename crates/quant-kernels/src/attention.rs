@@ -287,8 +287,11 @@ pub fn attend_packed(
     out: &mut [f32],
     executor: &dyn Executor,
 ) -> Result<(), ShapeError> {
-    let hidden = n_head * head_dim;
-    let width = 3 * hidden;
+    let Some((hidden, width)) =
+        n_head.checked_mul(head_dim).and_then(|h| Some((h, h.checked_mul(3)?)))
+    else {
+        return Err(ShapeError(format!("{n_head} heads of {head_dim} values overflow")));
+    };
     if hidden == 0 || !qkv.len().is_multiple_of(width) {
         return Err(ShapeError(format!(
             "{} values are not rows of {n_head} heads of q, k, v",
@@ -330,6 +333,7 @@ pub fn attend_packed(
             matmul_strided(len, head_dim, len, probs, v, &mut result)?;
             for (r, row) in result.chunks_exact(head_dim).enumerate() {
                 let at = (start + r) * hidden + head * head_dim;
+                assert!(at + head_dim <= rows * hidden, "an output row outside the output");
                 // SAFETY: `claims` gives each item (input, head) to one worker only; the item
                 // owns values `head * head_dim..(head + 1) * head_dim` of its input's rows
                 // `start..start + len`, which lie inside `out` (`start + len <= rows` and
@@ -386,13 +390,13 @@ fn softmax_scaled(xs: &mut [f32], scale: f32) {
 
 /// A matrix read from a slice: element (i, j) at `i * row_step + j * col_step`.
 #[derive(Debug, Clone, Copy)]
-pub struct Strided<'a> {
+pub(crate) struct Strided<'a> {
     /// The slice holding the elements.
-    pub values: &'a [f32],
+    pub(crate) values: &'a [f32],
     /// Distance between rows.
-    pub row_step: usize,
+    pub(crate) row_step: usize,
     /// Distance between columns.
-    pub col_step: usize,
+    pub(crate) col_step: usize,
 }
 
 impl Strided<'_> {
@@ -411,7 +415,7 @@ impl Strided<'_> {
 
 /// `out` (m × n, row-major) = `a` (m × k) · `b` (k × n), with gemm's f32 kernels on the
 /// calling thread.
-pub fn matmul_strided(
+pub(crate) fn matmul_strided(
     m: usize,
     n: usize,
     k: usize,
@@ -419,7 +423,7 @@ pub fn matmul_strided(
     b: Strided<'_>,
     out: &mut [f32],
 ) -> Result<(), ShapeError> {
-    if !a.holds(m, k) || !b.holds(k, n) || out.len() != m * n {
+    if !a.holds(m, k) || !b.holds(k, n) || m.checked_mul(n) != Some(out.len()) {
         return Err(ShapeError(format!(
             "a {m} × {k} by {k} × {n} product does not fit its slices"
         )));
@@ -585,6 +589,10 @@ mod tests {
             assert!(attend_packed(&qkv, bad, n_head, head_dim, &mut out, &OneThread).is_err());
         }
         assert!(attend_packed(&qkv, &spans, n_head, head_dim, &mut out, &SkipsOne).is_err());
+        // Head counts whose products wrap are refused, not written past the output.
+        let (wrapping, mut small) = ((1usize << 62) + 1, vec![0f32; 20]);
+        let four = [(3, 1), (0, 1), (1, 1), (2, 1)];
+        assert!(attend_packed(&[0.0; 60], &four, wrapping, 4, &mut small, &OneThread).is_err());
         assert!(attend_packed(&qkv, &spans, n_head, head_dim, &mut out[1..], &OneThread).is_err());
     }
 

@@ -25,7 +25,7 @@ pub fn linear(
         return Err(ShapeError(format!("{} values are not rows of {inputs}", x.len())));
     }
     let rows = x.len() / inputs;
-    if out.len() != rows * outputs {
+    if rows.checked_mul(outputs) != Some(out.len()) {
         return Err(ShapeError(format!(
             "an output of {} values for {rows} rows of {outputs}",
             out.len()

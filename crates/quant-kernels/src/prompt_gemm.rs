@@ -520,6 +520,10 @@ fn tile<const R: usize, const C: usize>(
                 && t.sums.len() == cols / SUB),
         "a tile's rows and tokens have one width"
     );
+    assert!(
+        cols.is_multiple_of(GROUP),
+        "the vector paths step through rows {GROUP} values at a time"
+    );
     let products = match vector {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `matmul_prompt_on` takes this path only where `TilePath::available` lists
@@ -908,14 +912,14 @@ mod tests {
     }
 
     /// The vector paths the CPU has agree closely with the plain one (they differ only in the
-    /// order of float sums), on widths whose offsets end in a step of 4 groups (896) or 8
-    /// (1024), with odd rows and tokens left over.
+    /// order of float sums), on widths whose offsets end in a step of 4 groups of 16 (960, for
+    /// the AVX-VNNI path's half step) or 8 (1024), with odd rows and tokens left over.
     #[test]
     fn the_vector_paths_match_the_plain_path() {
         let paths = TilePath::available();
         println!("paths on this CPU: {paths:?}");
         let mut rng = Lcg(3);
-        for (cols, tokens, rows) in [(896, 9, 21), (1024, 6, 7)] {
+        for (cols, tokens, rows) in [(960, 9, 21), (1024, 6, 7)] {
             let x: Vec<f32> = (0..tokens * cols).map(|_| rng.value()).collect();
             let acts = PromptActivations::quantize(&x, cols).unwrap();
             for encoding in [WeightEncoding::Q5_0, WeightEncoding::Q8_0, WeightEncoding::Q6K] {
@@ -952,8 +956,8 @@ mod tests {
         }
     }
 
-    /// Each path's speed on a Qwen2.5-0.5B-shaped product (896 → 4864, Q5_0 and Q4_K, a
-    /// 512-token chunk, one thread): `cargo test --release -p quarry-quant-kernels --
+    /// Each path's speed on a product the size of a Qwen2.5-0.5B feed-forward layer (1024 →
+    /// 4864, Q5_0 and Q4_K, a 512-token chunk, one thread): `cargo test --release -p quarry-quant-kernels --
     /// --ignored prompt_paths_speed --nocapture`. A figure to compare paths on one CPU, never
     /// an assertion.
     #[test]
