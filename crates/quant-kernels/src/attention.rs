@@ -258,17 +258,7 @@ pub fn attend_causal(
         }
         Ok::<(), ShapeError>(())
     };
-    let failed = std::sync::Mutex::new(None);
-    executor.run(items, &|range| {
-        if let Err(e) = work(range)
-            && let Ok(mut slot) = failed.lock()
-        {
-            *slot = Some(e);
-        }
-    });
-    if let Some(e) = failed.into_inner().ok().flatten() {
-        return Err(e);
-    }
+    run_fallible(executor, items, &work)?;
     claims.check_all_done()
 }
 
@@ -347,6 +337,16 @@ pub fn attend_packed(
         }
         Ok::<(), ShapeError>(())
     };
+    run_fallible(executor, items, &work)?;
+    claims.check_all_done()
+}
+
+/// Runs `work` over `items` on `executor` and returns the first error any range met.
+fn run_fallible(
+    executor: &dyn Executor,
+    items: usize,
+    work: &(dyn Fn(std::ops::Range<usize>) -> Result<(), ShapeError> + Sync),
+) -> Result<(), ShapeError> {
     let failed = std::sync::Mutex::new(None);
     executor.run(items, &|range| {
         if let Err(e) = work(range)
@@ -355,10 +355,10 @@ pub fn attend_packed(
             *slot = Some(e);
         }
     });
-    if let Some(e) = failed.into_inner().ok().flatten() {
-        return Err(e);
+    match failed.into_inner().ok().flatten() {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
-    claims.check_all_done()
 }
 
 /// Query positions per unit of work of [`attend_causal`].
