@@ -479,6 +479,9 @@ enum EvalCommand {
         /// Most passages given to the model [default: the engine's]
         #[arg(long)]
         passages: Option<usize>,
+        /// Give the model only each passage's best sentence and N on either side
+        #[arg(long)]
+        sentence_window: Option<usize>,
         /// Write every question with its answer to this JSON lines file
         #[arg(long)]
         dump: Option<PathBuf>,
@@ -1044,10 +1047,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     prompt_style,
                     repeat_penalty,
                     passages,
+                    sentence_window,
                     dump,
                     json,
                 },
         } => {
+            if sentence_window.is_some() {
+                config.answer.prompt_sentence_window = sentence_window;
+            }
             if let Some(name) = model {
                 config.generator = Some(generation::resolve_model(&models, &name)?);
                 config.generator_server = None;

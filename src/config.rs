@@ -256,6 +256,10 @@ pub struct AnswerConfig {
     pub prompt_style: crate::answer::prompt::PromptStyle,
     /// Repetition penalty for generated answers (1.0 = off).
     pub repeat_penalty: f32,
+    /// Give the model, of each passage, only its best sentence for the question and this many
+    /// sentences on either side (`None`: whole passages). Citations, verification and the
+    /// viewer keep the whole passage.
+    pub prompt_sentence_window: Option<usize>,
     /// Answers written at the same time; more are refused as busy (HTTP 429), so answers
     /// cannot starve listing, search and indexing.
     pub max_concurrent_answers: usize,
@@ -285,6 +289,7 @@ impl Default for AnswerConfig {
             evidence_relative: 0.85,
             prompt_style: crate::answer::prompt::PromptStyle::default(),
             repeat_penalty: 1.0,
+            prompt_sentence_window: None,
             max_concurrent_answers: 4,
         }
     }

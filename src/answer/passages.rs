@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use super::evidence::ScoredSentence;
+use super::sentences::SentenceSpan;
 use crate::api::{Passage, SearchHit};
 
 /// Share of the shorter of two passages of one document that may overlap the other before the
@@ -55,6 +57,34 @@ pub fn select_passages(
         });
     }
     chosen
+}
+
+/// `passages` cut for the prompt: each to its best sentence for the question (the first of
+/// `scored`, which is best first, for that passage) and `window` sentences on either side of
+/// it; `spans` holds each passage's sentences. A passage without a scored sentence stays whole.
+pub fn sentence_windows(
+    passages: &[Passage],
+    spans: &[Vec<SentenceSpan>],
+    scored: &[ScoredSentence],
+    window: usize,
+) -> Vec<Passage> {
+    passages
+        .iter()
+        .enumerate()
+        .map(|(i, passage)| {
+            let spans = spans.get(i).map(Vec::as_slice).unwrap_or_default();
+            let best = scored
+                .iter()
+                .find(|s| s.passage == i)
+                .and_then(|s| spans.iter().position(|span| *span == s.span));
+            let Some(best) = best else { return passage.clone() };
+            let (lo, hi) = (best.saturating_sub(window), (best + window).min(spans.len() - 1));
+            match passage.text.get(spans[lo].start..spans[hi].end) {
+                Some(text) => Passage { text: text.to_owned(), ..passage.clone() },
+                None => passage.clone(),
+            }
+        })
+        .collect()
 }
 
 /// Whether `hit` mostly repeats `kept` (same document, spans overlapping by more than
@@ -122,5 +152,45 @@ mod tests {
         let hits = vec![hit("big", "/d", 0, 4000)];
         let chosen = select_passages(hits, &HashMap::new(), 5, 10, &mut approximate_tokens);
         assert_eq!(chosen.len(), 1);
+    }
+
+    #[test]
+    fn sentence_windows_keep_the_best_sentence_and_its_neighbours() {
+        let text = "The lease begins on the first of March in Ulm. The tenant pays the rent on the \
+                    third working day. The deposit amounts to three months of rent in total. The \
+                    landlord may inspect the flat once a year. Pets need the landlord's written consent.";
+        let spans = crate::answer::sentences::split_sentences(text);
+        assert_eq!(spans.len(), 5);
+        let mut chosen = select_passages(
+            vec![hit("a", "a.txt", 0, 80), hit("b", "b.txt", 0, 80)],
+            &HashMap::new(),
+            2,
+            1000,
+            &mut approximate_tokens,
+        );
+        chosen[0].text = text.to_owned();
+        let scored = |passage: usize, span: SentenceSpan| ScoredSentence {
+            passage,
+            span,
+            coverage: 0.5,
+            passage_coverage: 0.5,
+            cosine: None,
+            score: 0.5,
+        };
+        // The best sentence of passage 0 is the third; passage 1 has none scored.
+        let best = [scored(0, spans[2]), scored(0, spans[4])];
+        let all = vec![spans.clone(), Vec::new()];
+        let windows = sentence_windows(&chosen, &all, &best, 1);
+        assert_eq!(
+            windows[0].text,
+            "The tenant pays the rent on the third working day. The deposit amounts to three months \
+             of rent in total. The landlord may inspect the flat once a year."
+        );
+        assert_eq!(windows[1], chosen[1], "a passage without scored sentences stays whole");
+        assert_eq!(windows[0].chunk_id, chosen[0].chunk_id, "only the text is cut");
+        let tight = sentence_windows(&chosen, &all, &best, 0);
+        assert_eq!(tight[0].text, "The deposit amounts to three months of rent in total.");
+        let wide = sentence_windows(&chosen, &all, &best, 9);
+        assert_eq!(wide[0].text, text);
     }
 }

@@ -223,6 +223,20 @@ impl TermStats for StoreTerms<'_> {
     }
 }
 
+impl Evidence {
+    /// The passages as the model sees them with a sentence window: each cut to its best
+    /// sentence for the question and `window` sentences on either side (a passage without
+    /// scored sentences stays whole).
+    pub fn windowed_passages(&self, window: usize) -> Vec<Passage> {
+        crate::answer::passages::sentence_windows(
+            &self.passages,
+            &self.sentences.spans,
+            &self.scored,
+            window,
+        )
+    }
+}
+
 /// What retrieval found for a question, scored for the gate and for quoting.
 pub struct Evidence {
     /// The passages selected for the prompt, numbered.
@@ -504,8 +518,11 @@ impl Engine {
         asked: Instant,
     ) -> Result<()> {
         let cfg = &self.config.answer;
-        let messages =
-            prompt::grounded_messages_in(cfg.prompt_style, &answer.question, &evidence.passages);
+        let passages = match cfg.prompt_sentence_window {
+            Some(window) => evidence.windowed_passages(window),
+            None => evidence.passages.clone(),
+        };
+        let messages = prompt::grounded_messages_in(cfg.prompt_style, &answer.question, &passages);
         let params = GenerationParams {
             max_tokens: options.max_tokens,
             repeat_penalty: cfg.repeat_penalty,

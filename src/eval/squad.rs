@@ -363,9 +363,11 @@ pub async fn evaluate(options: &QaEvalOptions, config: EngineConfig, work: &Path
                 "fallback": answer.fallback, "sentences": answer.sentences, "gate": answer.gate.score,
                 "question_coverage": answer.question_coverage, "uncovered": answer.uncovered_terms,
                 "ms": ms, "timings": answer.timings,
-                // What the model was given, so a reference engine can replay the same prompts.
-                "messages": (t.ttft_ms > 0.0).then(|| crate::answer::prompt::grounded_messages_in(
-                    engine.config().answer.prompt_style, &answer.question, &answer.passages)),
+                // What the model was given, so a reference engine can replay the same prompts
+                // (not rebuilt when the model saw only sentence windows of the passages).
+                "messages": (t.ttft_ms > 0.0 && engine.config().answer.prompt_sentence_window.is_none())
+                    .then(|| crate::answer::prompt::grounded_messages_in(
+                        engine.config().answer.prompt_style, &answer.question, &answer.passages)),
             });
             writeln!(out, "{line}")
                 .map_err(|e| Error::io(options.dump.as_deref().unwrap_or(Path::new("")), e))?;
