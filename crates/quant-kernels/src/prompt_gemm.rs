@@ -10,9 +10,10 @@
 //! ([`TilePath`]). Where the CPU has neither the same arithmetic runs as plain Rust (correct,
 //! and what the tests check the vector paths against), and [`fast`] tells the generator to
 //! keep its f32 path. One thread, a 4864 × 1024 matrix times 512 tokens on the AVX-512 build
-//! machine (`prompt_paths_speed`): AVX-512 VNNI 40 GMAC/s, AVX-VNNI 30, plain Rust 4, and f32
-//! GEMM on weights expanded beforehand 70 (the generator's f32 path also pays the expansion,
-//! per chunk, which made it 0.7x llama.cpp where the byte kernel is 1.3x).
+//! machine (`cargo run --release -p quarry-quant-kernels --example prompt_paths`): AVX-512
+//! VNNI 40 GMAC/s, AVX-VNNI 30, plain Rust 4, and f32 GEMM on weights expanded beforehand 70
+//! (the generator's f32 path also pays the expansion, per chunk, which made it 0.7x llama.cpp
+//! where the byte kernel is 1.3x).
 //!
 //! The arithmetic: a weight is `scale[g] · u + offset[g]` with `u` an unsigned byte and `g`
 //! its group of 16; an activation is `ascale[k] · q` with `q` a signed byte and `k` its block
@@ -953,55 +954,6 @@ mod tests {
                     }
                 }
             }
-        }
-    }
-
-    /// Each path's speed on a product the size of a Qwen2.5-0.5B feed-forward layer (1024 →
-    /// 4864, Q5_0 and Q4_K, a 512-token chunk, one thread): `cargo test --release -p quarry-quant-kernels --
-    /// --ignored prompt_paths_speed --nocapture`. A figure to compare paths on one CPU, never
-    /// an assertion.
-    #[test]
-    #[ignore]
-    fn prompt_paths_speed() {
-        let mut rng = Lcg(9);
-        let (cols, tokens, rows) = (1024, 512, 4864);
-        let x: Vec<f32> = (0..tokens * cols).map(|_| rng.value()).collect();
-        let acts = PromptActivations::quantize(&x, cols).unwrap();
-        for encoding in [WeightEncoding::Q5_0, WeightEncoding::Q4K] {
-            let weights = random_weights(encoding, rows, cols, &mut rng);
-            let mut out = vec![0f32; tokens * rows];
-            for path in TilePath::available() {
-                let mut best = f64::INFINITY;
-                for _ in 0..3 {
-                    let started = std::time::Instant::now();
-                    let mut products =
-                        [PromptProduct { encoding, weights: &weights, rows, out: &mut out }];
-                    matmul_prompt_on(&mut products, &acts, &OneThread, path).unwrap();
-                    best = best.min(started.elapsed().as_secs_f64());
-                }
-                let gmacs = (cols * tokens * rows) as f64 / best / 1e9;
-                println!("{encoding:?} {path:?}: {:.1} ms, {gmacs:.1} GMAC/s", best * 1e3);
-            }
-            // The float alternative: the same product on weights expanded beforehand (the
-            // expansion itself not timed), through gemm's f32 kernels as the fallback runs it.
-            let row_bytes = encoding.row_bytes(cols);
-            let dense: Vec<f32> = weights
-                .chunks_exact(row_bytes)
-                .flat_map(|r| dequantized(encoding, r, cols))
-                .collect();
-            let mut best = f64::INFINITY;
-            for _ in 0..3 {
-                let started = std::time::Instant::now();
-                let a = crate::attention::Strided { values: &x, row_step: cols, col_step: 1 };
-                let b = crate::attention::Strided { values: &dense, row_step: 1, col_step: cols };
-                crate::attention::matmul_strided(tokens, rows, cols, a, b, &mut out).unwrap();
-                best = best.min(started.elapsed().as_secs_f64());
-            }
-            let gmacs = (cols * tokens * rows) as f64 / best / 1e9;
-            println!(
-                "{encoding:?} f32 gemm (widest SIMD): {:.1} ms, {gmacs:.1} GMAC/s",
-                best * 1e3
-            );
         }
     }
 
