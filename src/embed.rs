@@ -4,6 +4,7 @@
 pub mod bert_encoder;
 pub mod candle_bert;
 pub mod sentence_cache;
+pub mod weights;
 
 /// A unit-length embedding vector.
 pub type Embedding = Vec<f32>;

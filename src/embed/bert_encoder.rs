@@ -10,12 +10,13 @@
 //! input's own length, all of them at once on the pool.
 
 use candle_core::{Result, Tensor};
-use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{Config, HiddenAct};
 use quarry_quant_kernels::activation;
 use quarry_quant_kernels::attention::attend_packed;
 use quarry_quant_kernels::{Executor, dense};
 use rayon::prelude::*;
+
+use super::weights::{SafetensorsFile, Scope};
 
 /// Values handed to one thread by the element-wise kernels.
 const ELEMENTS_PER_TASK: usize = 16 * 1024;
@@ -105,49 +106,55 @@ struct Layer {
     out_norm: Norm,
 }
 
-fn values(t: Tensor) -> Result<Vec<f32>> {
-    t.flatten_all()?.to_vec1::<f32>()
+/// A weight-loading error as candle's error type (the encoder's errors are candle's).
+fn load_error(e: super::weights::WeightsError) -> candle_core::Error {
+    candle_core::Error::Msg(e.to_string())
 }
 
-fn layer_norm(size: usize, eps: f64, vb: VarBuilder) -> Result<Norm> {
+fn layer_norm(size: usize, eps: f64, at: &Scope<'_>) -> Result<Norm> {
     // Checkpoints name the parameters weight/bias or, in older exports, gamma/beta.
-    let (weight, bias) = match (vb.get(size, "weight"), vb.get(size, "bias")) {
-        (Ok(w), Ok(b)) => (w, b),
-        _ => (vb.get(size, "gamma")?, vb.get(size, "beta")?),
-    };
-    Ok(Norm { gamma: values(weight)?, beta: values(bias)?, eps: eps as f32 })
+    let (weight, bias) = if at.contains("weight") { ("weight", "bias") } else { ("gamma", "beta") };
+    Ok(Norm {
+        gamma: at.get(weight, &[size]).map_err(load_error)?,
+        beta: at.get(bias, &[size]).map_err(load_error)?,
+        eps: eps as f32,
+    })
 }
 
-fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<(Tensor, Tensor)> {
-    Ok((vb.get((out_dim, in_dim), "weight")?, vb.get(out_dim, "bias")?))
-}
-
-fn dense(weight: Tensor, bias: Tensor) -> Result<Dense> {
-    Ok(Dense { weight: values(weight)?, bias: values(bias)? })
+fn linear(in_dim: usize, out_dim: usize, at: &Scope<'_>) -> Result<Dense> {
+    Ok(Dense {
+        weight: at.get("weight", &[out_dim, in_dim]).map_err(load_error)?,
+        bias: at.get("bias", &[out_dim]).map_err(load_error)?,
+    })
 }
 
 impl Layer {
-    fn load(vb: VarBuilder, config: &Config, head_dim: usize) -> Result<Self> {
+    fn load(at: &Scope<'_>, config: &Config, head_dim: usize) -> Result<Self> {
         let hidden = config.hidden_size;
         let eps = config.layer_norm_eps;
-        let att = vb.pp("attention");
-        let (qw, qb) = linear(hidden, hidden, att.pp("self").pp("query"))?;
-        let (kw, kb) = linear(hidden, hidden, att.pp("self").pp("key"))?;
-        let (vw, vbias) = linear(hidden, hidden, att.pp("self").pp("value"))?;
-        let scale = 1.0 / (head_dim as f64).sqrt();
-        let qkv_w = Tensor::cat(&[(qw * scale)?, kw, vw], 0)?;
-        let qkv_b = Tensor::cat(&[(qb * scale)?, kb, vbias], 0)?;
-        let (ow, ob) = linear(hidden, hidden, att.pp("output").pp("dense"))?;
-        let (iw, ib) = linear(hidden, config.intermediate_size, vb.pp("intermediate").pp("dense"))?;
-        let (outw, outb) = linear(config.intermediate_size, hidden, vb.pp("output").pp("dense"))?;
+        let att = at.pp("attention");
+        let q = linear(hidden, hidden, &att.pp("self").pp("query"))?;
+        let k = linear(hidden, hidden, &att.pp("self").pp("key"))?;
+        let v = linear(hidden, hidden, &att.pp("self").pp("value"))?;
+        // q, k and v stacked into one product, the q rows scaled by attention's 1/√d.
+        let scale = 1.0 / (head_dim as f32).sqrt();
+        let scaled = |values: Vec<f32>| values.into_iter().map(|w| w * scale);
+        let qkv = Dense {
+            weight: scaled(q.weight).chain(k.weight).chain(v.weight).collect(),
+            bias: scaled(q.bias).chain(k.bias).chain(v.bias).collect(),
+        };
         Ok(Self {
-            qkv: dense(qkv_w, qkv_b)?,
-            attention_out: dense(ow, ob)?,
-            attention_norm: layer_norm(hidden, eps, att.pp("output").pp("LayerNorm"))?,
-            intermediate: dense(iw, ib)?,
+            qkv,
+            attention_out: linear(hidden, hidden, &att.pp("output").pp("dense"))?,
+            attention_norm: layer_norm(hidden, eps, &att.pp("output").pp("LayerNorm"))?,
+            intermediate: linear(
+                hidden,
+                config.intermediate_size,
+                &at.pp("intermediate").pp("dense"),
+            )?,
             activation: config.hidden_act,
-            out: dense(outw, outb)?,
-            out_norm: layer_norm(hidden, eps, vb.pp("output").pp("LayerNorm"))?,
+            out: linear(config.intermediate_size, hidden, &at.pp("output").pp("dense"))?,
+            out_norm: layer_norm(hidden, eps, &at.pp("output").pp("LayerNorm"))?,
         })
     }
 
@@ -209,23 +216,20 @@ impl Executor for RayonPool {
 impl BertEncoder {
     /// Loads the encoder from a checkpoint whose tensors sit at the root, under `bert.`, or
     /// under the config's `model_type`.
-    pub fn load(vb: VarBuilder, config: &Config) -> Result<Self> {
+    pub fn load(file: &SafetensorsFile, config: &Config) -> Result<Self> {
+        let root = Scope::root(file);
         let mut prefixes = vec![String::new(), "bert".to_owned()];
         prefixes.extend(config.model_type.clone());
-        let mut first_error = None;
-        for prefix in prefixes {
-            let at = if prefix.is_empty() { vb.clone() } else { vb.pp(prefix) };
-            match Self::load_at(at, config) {
-                Ok(model) => return Ok(model),
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        Err(first_error.unwrap_or_else(|| candle_core::Error::Msg("no BERT weights".into())))
+        // The first prefix under which the embeddings exist; else the root, for its error.
+        let at = prefixes
+            .iter()
+            .map(|p| if p.is_empty() { root.clone() } else { root.pp(p) })
+            .find(|at| at.contains("embeddings.word_embeddings.weight"))
+            .unwrap_or(root);
+        Self::load_at(&at, config)
     }
 
-    fn load_at(vb: VarBuilder, config: &Config) -> Result<Self> {
+    fn load_at(at: &Scope<'_>, config: &Config) -> Result<Self> {
         let hidden = config.hidden_size;
         let heads = config.num_attention_heads;
         if heads == 0 || hidden == 0 || !hidden.is_multiple_of(heads) {
@@ -235,20 +239,26 @@ impl BertEncoder {
         if config.intermediate_size == 0 {
             candle_core::bail!("an intermediate size of 0");
         }
-        let emb = vb.pp("embeddings");
-        let word = values(emb.pp("word_embeddings").get((config.vocab_size, hidden), "weight")?)?;
-        let position = values(
-            emb.pp("position_embeddings")
-                .get((config.max_position_embeddings, hidden), "weight")?,
-        )?;
-        let token_type = values(
-            emb.pp("token_type_embeddings")
-                .get((config.type_vocab_size, hidden), "weight")?
-                .get(0)?,
-        )?;
-        let norm = layer_norm(hidden, config.layer_norm_eps, emb.pp("LayerNorm"))?;
+        let emb = at.pp("embeddings");
+        let word = emb
+            .pp("word_embeddings")
+            .get("weight", &[config.vocab_size, hidden])
+            .map_err(load_error)?;
+        let position = emb
+            .pp("position_embeddings")
+            .get("weight", &[config.max_position_embeddings, hidden])
+            .map_err(load_error)?;
+        let mut token_type = emb
+            .pp("token_type_embeddings")
+            .get("weight", &[config.type_vocab_size, hidden])
+            .map_err(load_error)?;
+        if token_type.len() < hidden {
+            candle_core::bail!("no embedding for token type 0");
+        }
+        token_type.truncate(hidden);
+        let norm = layer_norm(hidden, config.layer_norm_eps, &emb.pp("LayerNorm"))?;
         let layers = (0..config.num_hidden_layers)
-            .map(|i| Layer::load(vb.pp(format!("encoder.layer.{i}")), config, head_dim))
+            .map(|i| Layer::load(&at.pp(&format!("encoder.layer.{i}")), config, head_dim))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self { word, position, token_type, norm, layers, heads, head_dim, hidden })
     }

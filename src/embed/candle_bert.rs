@@ -6,12 +6,12 @@
 
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
+use candle_core::Tensor;
 use candle_transformers::models::bert::Config;
 use tokenizers::{Tokenizer, TruncationParams};
 
 use super::bert_encoder::{BertEncoder, Workspace};
+use super::weights::SafetensorsFile;
 use super::{EmbedError, Embedder, Embedding};
 
 /// How token vectors become one sentence vector.
@@ -88,11 +88,9 @@ impl CandleEmbedder {
             }))
             .map_err(|e| load_err(&tokenizer_path, e))?;
         let weights_path = dir.join("model.safetensors");
-        let weights = std::fs::read(&weights_path).map_err(|e| load_err(&weights_path, e))?;
-        let device = Device::Cpu;
-        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)
-            .map_err(|e| load_err(&weights_path, e))?;
-        let model = BertEncoder::load(vb, &config).map_err(|e| load_err(&weights_path, e))?;
+        let weights =
+            SafetensorsFile::open(&weights_path).map_err(|e| load_err(&weights_path, e))?;
+        let model = BertEncoder::load(&weights, &config).map_err(|e| load_err(&weights_path, e))?;
         Ok(Self {
             id: id.to_owned(),
             model,
