@@ -753,6 +753,24 @@ fn config_for(cli: &Cli) -> anyhow::Result<(EngineConfig, quarry::models::ModelF
     Ok((config, models))
 }
 
+/// `--model` and `--passages` of `eval qa` and `bench ask`: the generator to answer with (a
+/// local model instead of any server) and the most passages it is given.
+fn choose_generator_and_passages(
+    config: &mut EngineConfig,
+    models: &quarry::models::ModelFolder,
+    model: Option<String>,
+    passages: Option<usize>,
+) -> anyhow::Result<()> {
+    if let Some(name) = model {
+        config.generator = Some(generation::resolve_model(models, &name)?);
+        config.generator_server = None;
+    }
+    if let Some(n) = passages {
+        config.answer.max_passages = n.max(1);
+    }
+    Ok(())
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let (mut config, models) = config_for(&cli)?;
     let models_dir = models.dir().to_owned();
@@ -1055,10 +1073,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if sentence_window.is_some() {
                 config.answer.prompt_sentence_window = sentence_window;
             }
-            if let Some(name) = model {
-                config.generator = Some(generation::resolve_model(&models, &name)?);
-                config.generator_server = None;
-            }
+            choose_generator_and_passages(&mut config, &models, model, passages)?;
             if let Some(name) = prompt_style {
                 config.answer.prompt_style = quarry::answer::prompt::PromptStyle::parse(&name)
                     .ok_or_else(|| {
@@ -1069,9 +1084,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             if let Some(penalty) = repeat_penalty {
                 config.answer.repeat_penalty = penalty;
-            }
-            if let Some(n) = passages {
-                config.answer.max_passages = n.max(1);
             }
             config.validate()?;
             let options = quarry::eval::squad::QaEvalOptions {
@@ -1189,15 +1201,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench {
             what: BenchCommand::Ask { squad, paragraphs, model, limit, passages, prompts },
         } => {
-            if let Some(name) = model {
-                config.generator = Some(generation::resolve_model(&models, &name)?);
-                config.generator_server = None;
-            }
+            choose_generator_and_passages(&mut config, &models, model, passages)?;
             if config.generator.is_none() && config.generator_server.is_none() {
                 anyhow::bail!("no generator installed in {}; pass --model", models_dir.display());
-            }
-            if let Some(n) = passages {
-                config.answer.max_passages = n.max(1);
             }
             config.validate()?;
             let options = quarry::eval::squad::QaEvalOptions {

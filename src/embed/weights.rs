@@ -4,22 +4,12 @@
 //! multilingual-e5-small folder took 6 s and 1.7 GB at its peak, nearly all of it the kernel
 //! clearing fresh pages.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use half::{bf16, f16};
-
-/// A tensor's place in the file.
-#[derive(Debug, Clone)]
-struct Entry {
-    dtype: String,
-    shape: Vec<usize>,
-    /// Byte range in the data section.
-    start: u64,
-    end: u64,
-}
+use safetensors::tensor::{Dtype, Metadata};
 
 /// An open safetensors file and its header.
 pub struct SafetensorsFile {
@@ -27,7 +17,9 @@ pub struct SafetensorsFile {
     file: std::sync::Mutex<File>,
     /// Where the data section starts.
     data_start: u64,
-    entries: HashMap<String, Entry>,
+    /// The header, parsed and checked by the `safetensors` crate (offsets contiguous, each
+    /// tensor's bytes matching its shape and type).
+    header: Metadata,
 }
 
 /// Why a tensor could not be read.
@@ -53,35 +45,13 @@ impl SafetensorsFile {
         }
         let mut header = vec![0u8; header_len as usize];
         file.read_exact(&mut header).map_err(|e| err(format!("the header: {e}")))?;
-        let header: serde_json::Map<String, serde_json::Value> =
+        let header: Metadata =
             serde_json::from_slice(&header).map_err(|e| err(format!("the header: {e}")))?;
         let data_start = 8 + header_len;
-        let mut entries = HashMap::new();
-        for (name, value) in header {
-            if name == "__metadata__" {
-                continue;
-            }
-            let bad = || err(format!("tensor {name}: a malformed header entry"));
-            let dtype = value["dtype"].as_str().ok_or_else(bad)?.to_owned();
-            let shape = value["shape"]
-                .as_array()
-                .ok_or_else(bad)?
-                .iter()
-                .map(|d| d.as_u64().map(|d| d as usize))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(bad)?;
-            let offsets = value["data_offsets"].as_array().ok_or_else(bad)?;
-            let (Some(start), Some(end)) =
-                (offsets.first().and_then(|v| v.as_u64()), offsets.get(1).and_then(|v| v.as_u64()))
-            else {
-                return Err(bad());
-            };
-            if start > end || data_start + end > len {
-                return Err(err(format!("tensor {name} lies past the end of the file")));
-            }
-            entries.insert(name, Entry { dtype, shape, start, end });
+        if data_start + header.data_len() as u64 > len {
+            return Err(err(format!("the tensors run past the end of the file ({len} bytes)")));
         }
-        Ok(Self { path: path.to_owned(), file: std::sync::Mutex::new(file), data_start, entries })
+        Ok(Self { path: path.to_owned(), file: std::sync::Mutex::new(file), data_start, header })
     }
 
     fn err(&self, message: String) -> WeightsError {
@@ -90,39 +60,35 @@ impl SafetensorsFile {
 
     /// Whether the file holds a tensor named `name`.
     pub fn contains(&self, name: &str) -> bool {
-        self.entries.contains_key(name)
+        self.header.info(name).is_some()
     }
 
     /// The tensor `name`, which must have `shape`, as f32 values (row-major); F32, F16 and
     /// BF16 tensors are read, the others refused.
     pub fn get(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, WeightsError> {
-        let entry =
-            self.entries.get(name).ok_or_else(|| self.err(format!("no tensor named {name}")))?;
-        if entry.shape != shape {
+        let info =
+            self.header.info(name).ok_or_else(|| self.err(format!("no tensor named {name}")))?;
+        if info.shape != shape {
             return Err(
-                self.err(format!("tensor {name} has shape {:?}, expected {shape:?}", entry.shape))
+                self.err(format!("tensor {name} has shape {:?}, expected {shape:?}", info.shape))
             );
         }
-        let count: usize = shape.iter().product();
-        let width = match entry.dtype.as_str() {
-            "F32" => 4,
-            "F16" | "BF16" => 2,
-            other => return Err(self.err(format!("tensor {name} is {other}, not a float type"))),
-        };
-        if entry.end - entry.start != (count * width) as u64 {
-            return Err(self.err(format!("tensor {name}: its bytes do not match its shape")));
+        if !matches!(info.dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16) {
+            return Err(self.err(format!("tensor {name} is {:?}, not a float type", info.dtype)));
         }
+        let count: usize = shape.iter().product();
         let mut file = self.file.lock().map_err(|_| self.err("the file is unusable".into()))?;
-        file.seek(SeekFrom::Start(self.data_start + entry.start))
+        file.seek(SeekFrom::Start(self.data_start + info.data_offsets.0 as u64))
             .map_err(|e| self.err(format!("tensor {name}: {e}")))?;
         let read = |file: &mut File, bytes: &mut [u8]| {
             file.read_exact(bytes).map_err(|e| self.err(format!("tensor {name}: {e}")))
         };
-        // The file stores little-endian values, as the CPUs Quarry runs on do.
+        // The file stores little-endian values, as the CPUs Quarry runs on do; the header
+        // check made sure the bytes are exactly `count` values of the type.
         let mut values = vec![0f32; count];
-        match entry.dtype.as_str() {
-            "F32" => read(&mut file, bytemuck::cast_slice_mut(&mut values))?,
-            "F16" => {
+        match info.dtype {
+            Dtype::F32 => read(&mut file, bytemuck::cast_slice_mut(&mut values))?,
+            Dtype::F16 => {
                 let mut halves = vec![f16::ZERO; count];
                 read(&mut file, bytemuck::cast_slice_mut(&mut halves))?;
                 half::slice::HalfFloatSliceExt::convert_to_f32_slice(&halves[..], &mut values);
@@ -175,7 +141,7 @@ impl<'a> Scope<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use safetensors::tensor::{Dtype, TensorView};
+    use safetensors::tensor::TensorView;
 
     fn write(path: &Path) {
         let floats: Vec<u8> =

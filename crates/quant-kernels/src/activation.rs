@@ -221,15 +221,7 @@ pub fn add_layer_norm(row: &mut [f32], addends: &[&[f32]], gamma: &[f32], beta: 
     for x in row.iter_mut() {
         *x -= mean;
     }
-    let mut lanes = [0f32; 8];
-    let mut chunks = row.chunks_exact(8);
-    for c in &mut chunks {
-        for l in 0..8 {
-            lanes[l] = c[l].mul_add(c[l], lanes[l]);
-        }
-    }
-    let squares = lanes.iter().sum::<f32>() + chunks.remainder().iter().map(|x| x * x).sum::<f32>();
-    let inv = 1.0 / (squares / n as f32 + eps).sqrt();
+    let inv = 1.0 / (dot(row, row) / n as f32 + eps).sqrt();
     for ((x, g), b) in row.iter_mut().zip(&gamma[..n]).zip(&beta[..n]) {
         *x = (*x * inv).mul_add(*g, *b);
     }
