@@ -13,7 +13,9 @@ cd "$(dirname "$0")/.."
 # llama-cpp-python's OpenAI-compatible server (tests/answer_server.rs; cmake builds llama.cpp);
 # tesseract-ocr (English and German models), poppler-utils and poppler-data: OCR of scanned
 # pages and images (pdftoppm renders, Tesseract reads); fonts-dejavu-core: the OCR test's page;
-# qpdf: repairs damaged PDFs and decrypts locked ones with the user's password.
+# qpdf: repairs damaged PDFs and decrypts locked ones with the user's password;
+# libreoffice-{writer,calc,impress}-nogui: the test that indexes real files LibreOffice saves
+# (tests/libreoffice.rs; about 100 MB, no GUI, not needed by Quarry itself).
 APT_PACKAGES=(
   build-essential pkg-config curl file
   protobuf-compiler libprotobuf-dev
@@ -26,6 +28,7 @@ APT_PACKAGES=(
   python3-venv cmake
   tesseract-ocr tesseract-ocr-eng tesseract-ocr-deu poppler-utils poppler-data fonts-dejavu-core
   qpdf
+  libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui
 )
 
 missing=()

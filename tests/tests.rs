@@ -20,6 +20,8 @@ mod embed;
 mod ingest;
 // Office, OpenDocument, e-book, e-mail and table formats, and bombs in them.
 mod formats;
+// Real files saved by LibreOffice in every office format Quarry reads.
+mod libreoffice;
 // Scanned pages and images read by Tesseract.
 mod ocr;
 // The shared corpus of real-world PDFs, broken ones included.

@@ -50,6 +50,7 @@ fn parse_document(xml: &str) -> Result<Extracted, ExtractError> {
     let mut paragraph_heading: Option<usize> = None;
     let mut in_text = false;
     let mut pending_page_break = false;
+    let mut break_after_paragraph = false;
 
     let flush = |res: &mut Extracted, section: &mut String, page: u32, heading: &[String]| {
         if !section.trim().is_empty() {
@@ -73,14 +74,30 @@ fn parse_document(xml: &str) -> Result<Extracted, ExtractError> {
                 b"pStyle" => paragraph_heading = heading_style(&e),
                 b"t" => in_text = true,
                 b"tab" => paragraph.push('\t'),
-                b"br" | b"cr" => {
-                    if attr(&e, b"type").as_deref() == Some("page") {
+                // A page break before the paragraph's text starts the page with this
+                // paragraph (Word); one after its text ends the page with it (LibreOffice
+                // writes a heading that starts a page this way, as a break closing the
+                // paragraph before).
+                b"br" | b"cr" if attr(&e, b"type").as_deref() == Some("page") => {
+                    if paragraph.trim().is_empty() {
                         pending_page_break = true;
                     } else {
-                        paragraph.push('\n');
+                        break_after_paragraph = true;
                     }
                 }
-                b"lastRenderedPageBreak" => pending_page_break = true,
+                b"br" | b"cr" => paragraph.push('\n'),
+                b"lastRenderedPageBreak" => {
+                    if paragraph.trim().is_empty() {
+                        pending_page_break = true;
+                    } else {
+                        break_after_paragraph = true;
+                    }
+                }
+                b"pageBreakBefore"
+                    if !matches!(attr(&e, b"val").as_deref(), Some("0" | "false" | "off")) =>
+                {
+                    pending_page_break = true;
+                }
                 _ => {}
             },
             Event::Text(t) if in_text => {
@@ -112,6 +129,8 @@ fn parse_document(xml: &str) -> Result<Extracted, ExtractError> {
                         }
                         section.push_str(paragraph.trim_end());
                     }
+                    // The next paragraph starts the page (none when the document ends here).
+                    pending_page_break |= std::mem::take(&mut break_after_paragraph);
                     paragraph.clear();
                 }
                 _ => {}
@@ -185,6 +204,36 @@ mod tests {
                 (1, "Lease".into(), "Lease\nRent is due & payable."),
                 (2, "Lease".into(), "Notice period is three months."),
                 (2, "Lease > Exceptions".into(), "Exceptions\nNone\tapply."),
+            ]
+        );
+    }
+
+    #[test]
+    fn page_breaks_after_a_paragraph_and_before_one_by_its_properties() {
+        // LibreOffice ends the page with a break after the paragraph's text; Word can also ask
+        // for a break before a paragraph in its properties. A break closing the last paragraph
+        // adds no page.
+        let xml = r#"<w:document xmlns:w="w"><w:body>
+          <w:p><w:pPr><w:pStyle w:val="Heading1"/></w:pPr><w:r><w:t>Bericht</w:t></w:r></w:p>
+          <w:p><w:r><w:t>Erste Seite.</w:t></w:r><w:r><w:br w:type="page"/></w:r></w:p>
+          <w:p><w:pPr><w:pStyle w:val="Heading1"/></w:pPr><w:r><w:t>Finanzen</w:t></w:r></w:p>
+          <w:p><w:r><w:t>Zweite Seite.</w:t></w:r></w:p>
+          <w:p><w:pPr><w:pageBreakBefore/></w:pPr><w:r><w:t>Dritte Seite.</w:t></w:r></w:p>
+          <w:p><w:pPr><w:pageBreakBefore w:val="false"/></w:pPr><w:r><w:t>Noch die dritte.</w:t><w:br w:type="page"/></w:r></w:p>
+        </w:body></w:document>"#;
+        let doc = parse_document(xml).unwrap();
+        assert_eq!(doc.pages, 3);
+        let got: Vec<(u32, String, &str)> = doc
+            .sections
+            .iter()
+            .map(|s| (s.page, s.heading.join(" > "), doc.text[s.start..s.end].trim()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, "Bericht".into(), "Bericht\nErste Seite."),
+                (2, "Finanzen".into(), "Finanzen\nZweite Seite."),
+                (3, "Finanzen".into(), "Dritte Seite.\nNoch die dritte."),
             ]
         );
     }

@@ -1,6 +1,7 @@
 //! E-books (`.epub`): the chapters in reading order (the package's spine), one page per
-//! chapter, each chapter's headings as its sections' headings (its `<title>` when it has none),
-//! and the book's title from the package metadata.
+//! chapter, each chapter's headings as its sections' headings (its `<title>` when it has none,
+//! else its entry in the book's table of contents), and the book's title from the package
+//! metadata.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -49,6 +50,18 @@ impl DocumentExtractor for EpubExtractor {
         let book =
             read_package(&opf).map_err(|e| ExtractError::Malformed(format!("{opf_path}: {e}")))?;
         let base = opf_path.rsplit_once('/').map(|(dir, _)| format!("{dir}/")).unwrap_or_default();
+        // Chapter titles from the table of contents, for chapters whose headings are styled
+        // paragraphs (LibreOffice's export) and whose <title> is empty.
+        let toc = match &book.toc {
+            Some((href, kind)) => {
+                let path = join_path(&base, &percent_decode(href));
+                match package.read(&path)? {
+                    Some(bytes) => toc_labels(&decode_text(&bytes, &mut Vec::new()), *kind, &path),
+                    None => HashMap::new(),
+                }
+            }
+            None => HashMap::new(),
+        };
         let mut res = Extracted { title: book.title.clone(), ..Extracted::default() };
         let mut chapter = 0u32;
         for href in &book.spine {
@@ -64,9 +77,11 @@ impl DocumentExtractor for EpubExtractor {
             }
             chapter += 1;
             res.warnings.extend(page.hidden_warning().map(|w| format!("chapter {chapter}: {w}")));
+            let chapter_title =
+                page.title.clone().or_else(|| toc.get(&join_path("", &name)).cloned());
             for (heading, text) in &page.sections {
                 let heading = if heading.is_empty() {
-                    page.title.iter().cloned().collect()
+                    chapter_title.iter().cloned().collect()
                 } else {
                     heading.clone()
                 };
@@ -97,10 +112,12 @@ fn rootfile(xml: &str) -> Option<String> {
     }
 }
 
-/// What the package file says: the title and the chapter files in reading order.
+/// What the package file says: the title, the chapter files in reading order and where the
+/// table of contents is.
 struct Book {
     title: Option<String>,
     spine: Vec<String>,
+    toc: Option<(String, TocKind)>,
 }
 
 fn read_package(xml: &str) -> Result<Book, quick_xml::Error> {
@@ -109,11 +126,21 @@ fn read_package(xml: &str) -> Result<Book, quick_xml::Error> {
     let mut order: Vec<String> = Vec::new();
     let mut title = None;
     let mut in_title = false;
+    let mut toc = None;
     loop {
         match reader.read_event()? {
             Event::Start(e) | Event::Empty(e) => match e.local_name().as_ref() {
                 b"item" => {
                     if let (Some(id), Some(href)) = (attr(&e, b"id"), attr(&e, b"href")) {
+                        let is_nav = attr(&e, b"properties")
+                            .is_some_and(|p| p.split_whitespace().any(|p| p == "nav"));
+                        let is_ncx =
+                            attr(&e, b"media-type").as_deref() == Some("application/x-dtbncx+xml");
+                        if is_nav {
+                            toc = Some((href.clone(), TocKind::Nav));
+                        } else if is_ncx && toc.is_none() {
+                            toc = Some((href.clone(), TocKind::Ncx));
+                        }
                         manifest.insert(id, href);
                     }
                 }
@@ -139,7 +166,87 @@ fn read_package(xml: &str) -> Result<Book, quick_xml::Error> {
         }
     }
     let spine = order.iter().filter_map(|id| manifest.get(id).cloned()).collect();
-    Ok(Book { title, spine })
+    Ok(Book { title, spine, toc })
+}
+
+/// How the book's table of contents is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TocKind {
+    /// EPUB 3's navigation document (`<nav>` of `<a href>` links).
+    Nav,
+    /// EPUB 2's NCX (`navPoint`s with a `navLabel` and a `content src`).
+    Ncx,
+}
+
+/// The table of contents' first entry for each file, keyed by the file's path inside the
+/// package (`toc_path` is the contents file's own path; its links are relative to it).
+fn toc_labels(xml: &str, kind: TocKind, toc_path: &str) -> HashMap<String, String> {
+    let dir = toc_path.rsplit_once('/').map(|(dir, _)| format!("{dir}/")).unwrap_or_default();
+    let mut labels = HashMap::new();
+    let mut reader = Reader::from_str(xml);
+    let mut label = String::new();
+    let mut target: Option<String> = None;
+    let mut in_label = false;
+    let add = |labels: &mut HashMap<String, String>, target: &str, label: &str| {
+        let label = label.split_whitespace().collect::<Vec<_>>().join(" ");
+        let file = target.split('#').next().unwrap_or(target);
+        if !label.is_empty() && !file.is_empty() {
+            labels.entry(join_path(&dir, &percent_decode(file))).or_insert(label);
+        }
+    };
+    while let Ok(event) = reader.read_event() {
+        match (kind, event) {
+            (TocKind::Nav, Event::Start(e)) if e.local_name().as_ref() == b"a" => {
+                target = attr(&e, b"href");
+                label.clear();
+                in_label = true;
+            }
+            (TocKind::Nav, Event::End(e)) if e.local_name().as_ref() == b"a" => {
+                if let Some(target) = target.take() {
+                    add(&mut labels, &target, &label);
+                }
+                in_label = false;
+            }
+            (TocKind::Ncx, Event::Start(e)) if e.local_name().as_ref() == b"navLabel" => {
+                label.clear();
+                in_label = true;
+            }
+            (TocKind::Ncx, Event::End(e)) if e.local_name().as_ref() == b"navLabel" => {
+                in_label = false;
+            }
+            (TocKind::Ncx, Event::Start(e) | Event::Empty(e))
+                if e.local_name().as_ref() == b"content" =>
+            {
+                if let Some(src) = attr(&e, b"src") {
+                    add(&mut labels, &src, &label);
+                }
+            }
+            (_, Event::Text(t)) if in_label => {
+                if let Ok(text) = t.unescape() {
+                    label.push_str(&text);
+                }
+            }
+            (_, Event::Eof) => break,
+            _ => {}
+        }
+    }
+    labels
+}
+
+/// `relative` resolved against the folder `dir` (which ends in `/` or is empty), `..` and `.`
+/// segments folded.
+fn join_path(dir: &str, relative: &str) -> String {
+    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+    for part in relative.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    parts.join("/")
 }
 
 /// Undoes `%xx` escapes in a package-relative URL.
@@ -177,5 +284,25 @@ mod tests {
         assert_eq!(percent_decode("text/ch%202.xhtml"), "text/ch 2.xhtml");
         let container = r#"<container><rootfiles><rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/></rootfiles></container>"#;
         assert_eq!(rootfile(container).as_deref(), Some("OEBPS/content.opf"));
+    }
+
+    #[test]
+    fn chapter_titles_from_the_navigation_document_and_the_ncx() {
+        let nav = r#"<html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops"><body><nav epub:type="toc"><ol>
+          <li><a href="sections/section0001.xhtml">Jahres<b>bericht</b></a></li>
+          <li><a href="sections/section0001.xhtml#later">Not the first entry</a></li>
+          <li><a href="../text/Kapitel%202.xhtml#top">Finanzen</a></li></ol></nav></body></html>"#;
+        let labels = toc_labels(nav, TocKind::Nav, "OEBPS/toc.xhtml");
+        assert_eq!(labels.get("OEBPS/sections/section0001.xhtml").unwrap(), "Jahresbericht");
+        assert_eq!(labels.get("text/Kapitel 2.xhtml").unwrap(), "Finanzen");
+        assert_eq!(labels.len(), 2);
+        let ncx = r#"<ncx xmlns="http://www.daisy.org/z3986/2005/ncx/"><navMap>
+          <navPoint id="n1"><navLabel><text>The Calm</text></navLabel><content src="ch1.xhtml"/></navPoint>
+          <navPoint id="n2"><navLabel><text>The Storm</text></navLabel><content src="ch2.xhtml#s"/></navPoint>
+        </navMap></ncx>"#;
+        let labels = toc_labels(ncx, TocKind::Ncx, "toc.ncx");
+        assert_eq!(labels.get("ch1.xhtml").unwrap(), "The Calm");
+        assert_eq!(labels.get("ch2.xhtml").unwrap(), "The Storm");
+        assert_eq!(join_path("a/b/", "./../c/d.xhtml"), "a/c/d.xhtml");
     }
 }

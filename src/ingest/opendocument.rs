@@ -1,5 +1,6 @@
 //! OpenDocument files (LibreOffice, and what many public offices exchange): text documents
-//! (`.odt`: headings from `text:h`, pages from LibreOffice's recorded page breaks) and
+//! (`.odt`: headings from `text:h`, pages from LibreOffice's recorded page breaks and from
+//! paragraph styles that break the page before or after) and
 //! presentations (`.odp`: one page per slide, the title frame as heading, the notes as their own
 //! section). Spreadsheets (`.ods`) are read with the other workbooks in `spreadsheet.rs`.
 
@@ -136,8 +137,42 @@ fn text_document(xml: &str) -> Result<Extracted, quick_xml::Error> {
         res.push_block(page, heading.to_vec(), section);
         section.clear();
     };
+    // Paragraph styles that break the page before or after their paragraph (a heading that
+    // starts a page), read from the automatic styles ahead of the body.
+    let mut breaks = PageBreakStyles::default();
+    let mut style: Option<String> = None;
+    // Whether anything was written on the current page (a break on an empty page adds none:
+    // LibreOffice may record a laid-out break and the style's break for the same page).
+    let mut page_used = false;
+    let mut break_after = false;
     loop {
-        match reader.read_event()? {
+        let event = reader.read_event()?;
+        if let Event::Start(e) | Event::Empty(e) = &event {
+            match e.local_name().as_ref() {
+                b"style" => {
+                    style = (attr(e, b"family").as_deref() == Some("paragraph"))
+                        .then(|| attr(e, b"name"))
+                        .flatten();
+                }
+                b"paragraph-properties" => {
+                    if let Some(name) = &style {
+                        breaks.note(name, e);
+                    }
+                }
+                b"p" | b"h" if paragraphs.depth == 0 => {
+                    let name = attr(e, b"style-name").unwrap_or_default();
+                    if (break_after || breaks.before.contains(&name)) && page_used {
+                        flush(&mut res, &mut section, section_page, &heading);
+                        page += 1;
+                        section_page = page;
+                        page_used = false;
+                    }
+                    break_after = breaks.after.contains(&name);
+                }
+                _ => {}
+            }
+        }
+        match event {
             Event::Start(e) => {
                 paragraphs.start(&e, false);
             }
@@ -148,10 +183,12 @@ fn text_document(xml: &str) -> Result<Extracted, quick_xml::Error> {
                 flush(&mut res, &mut section, section_page, &heading);
                 page += 1;
                 section_page = page;
+                page_used = false;
             }
             Event::Text(t) => paragraphs.text(&t.unescape()?),
             Event::End(e) => {
                 if let Some((text, level)) = paragraphs.end(e.local_name().as_ref()) {
+                    page_used |= !text.is_empty();
                     if let Some(level) = level {
                         flush(&mut res, &mut section, section_page, &heading);
                         section_page = page;
@@ -174,6 +211,26 @@ fn text_document(xml: &str) -> Result<Extracted, quick_xml::Error> {
     flush(&mut res, &mut section, section_page, &heading);
     res.pages = page;
     Ok(res)
+}
+
+/// The paragraph styles that put a page break before or after their paragraph
+/// (`fo:break-before="page"` / `fo:break-after="page"`).
+#[derive(Default)]
+struct PageBreakStyles {
+    before: std::collections::HashSet<String>,
+    after: std::collections::HashSet<String>,
+}
+
+impl PageBreakStyles {
+    /// Notes the breaks in style `name`'s paragraph properties `e`.
+    fn note(&mut self, name: &str, e: &BytesStart<'_>) {
+        if attr(e, b"break-before").as_deref() == Some("page") {
+            self.before.insert(name.to_owned());
+        }
+        if attr(e, b"break-after").as_deref() == Some("page") {
+            self.after.insert(name.to_owned());
+        }
+    }
 }
 
 /// A presentation: one page per `draw:page`.
@@ -276,6 +333,42 @@ mod tests {
             [
                 (1, "Mietvertrag".into(), "Mietvertrag\nDie Miete beträgt 900  Euro."),
                 (2, "Mietvertrag > Kündigung".into(), "Kündigung\nDrei Monate\nzum Monatsende."),
+            ]
+        );
+    }
+
+    #[test]
+    fn paragraph_styles_that_break_the_page_start_pages() {
+        // As LibreOffice writes a heading that starts a page when the document was never laid
+        // out (converted headless): the break is in the heading's automatic style. A laid-out
+        // break right before it counts once, and a break after a paragraph starts the next.
+        let xml = r#"<office:document-content xmlns:office="o" xmlns:style="s" xmlns:fo="f" xmlns:text="t">
+          <office:automatic-styles>
+            <style:style style:name="P2" style:family="paragraph" style:parent-style-name="Heading_20_1"><style:paragraph-properties fo:break-before="page"/></style:style>
+            <style:style style:name="P3" style:family="paragraph"><style:paragraph-properties fo:break-after="page"/></style:style>
+            <style:style style:name="T1" style:family="text"><style:paragraph-properties fo:break-before="page"/></style:style>
+          </office:automatic-styles>
+          <office:body><office:text>
+          <text:h text:style-name="P2" text:outline-level="1">Bericht</text:h>
+          <text:p>Erste Seite.</text:p>
+          <text:h text:style-name="P2" text:outline-level="1">Finanzen</text:h>
+          <text:p text:style-name="P3">Zweite Seite.</text:p>
+          <text:p text:style-name="T1">Dritte Seite.</text:p>
+          <text:soft-page-break/>
+          <text:h text:style-name="P2" text:outline-level="1">Anhang</text:h>
+          <text:p>Vierte Seite.</text:p>
+        </office:text></office:body></office:document-content>"#;
+        let doc = text_document(xml).unwrap();
+        assert_eq!(doc.pages, 4);
+        let got: Vec<(u32, &str)> =
+            doc.sections.iter().map(|s| (s.page, doc.text[s.start..s.end].trim())).collect();
+        assert_eq!(
+            got,
+            [
+                (1, "Bericht\nErste Seite."),
+                (2, "Finanzen\nZweite Seite."),
+                (3, "Dritte Seite."),
+                (4, "Anhang\nVierte Seite."),
             ]
         );
     }

@@ -1,5 +1,5 @@
 //! Rich Text Format (`.rtf`: WordPad, many exports and old office files): the visible text
-//! with its paragraphs and page breaks (`\page`), `\'hh` bytes decoded in the document's code
+//! with its paragraphs and page breaks (`\page`, and `\pagebb` before a paragraph), `\'hh` bytes decoded in the document's code
 //! page (`\ansicpg`, Windows-1252 by default) and `\uN` characters; font, colour and style
 //! tables, pictures, field instructions and other destinations left out; the title from
 //! `\info`. Written here rather than taken from a crate: the few RTF crates found either keep
@@ -263,6 +263,14 @@ fn control_word(
             out.flush(group.title);
             out.pages.push(String::new());
         }
+        // "Page break before" this paragraph, as LibreOffice and Word write a heading that
+        // starts a page: a new page unless the current one is still empty.
+        "pagebb" if !group.title => {
+            out.flush(false);
+            if out.pages.last().is_some_and(|page| !page.trim().is_empty()) {
+                out.pages.push(String::new());
+            }
+        }
         "emdash" => out.push(group.title, '—'),
         "endash" => out.push(group.title, '–'),
         "bullet" => out.push(group.title, '•'),
@@ -310,5 +318,13 @@ mod tests {
         );
         let err = RtfExtractor.extract(Path::new("a.rtf"), b"plain").unwrap_err();
         assert!(err.to_string().contains("not RTF"));
+    }
+
+    #[test]
+    fn a_page_break_before_a_paragraph_starts_a_page_unless_the_page_is_empty() {
+        // As LibreOffice writes a heading that starts a page; the style sheet's own \pagebb
+        // is not a break.
+        let rtf = br"{\rtf1\ansi{\stylesheet{\s1\pagebb Heading 1;}}\pard\plain\s1\pagebb Eins\par\pard Erste Seite.\par\pard\plain\s1\pagebb Zwei\par\pard Zweite Seite.\par}";
+        assert_eq!(parse(rtf).pages, ["Eins\nErste Seite.", "Zwei\nZweite Seite."]);
     }
 }

@@ -41,9 +41,18 @@ impl DocumentExtractor for SpreadsheetExtractor {
 
 /// A workbook, one page per sheet.
 fn workbook(bytes: &[u8]) -> Result<Extracted, ExtractError> {
+    let mut title = None;
     if bytes.starts_with(b"PK") {
         // calamine inflates the parts itself: the sizes the archive declares are checked first.
-        super::package::Package::open(bytes, "a workbook")?.check_declared_sizes()?;
+        let mut package = super::package::Package::open(bytes, "a workbook")?;
+        package.check_declared_sizes()?;
+        // The title the office suite recorded (Office: docProps/core.xml, OpenDocument:
+        // meta.xml).
+        for part in ["docProps/core.xml", "meta.xml"] {
+            if title.is_none() {
+                title = package.read_text(part)?.and_then(|xml| super::docx::core_title(&xml));
+            }
+        }
     }
     let mut book =
         calamine::open_workbook_auto_from_rs(Cursor::new(bytes)).map_err(|e| match e {
@@ -55,7 +64,7 @@ fn workbook(bytes: &[u8]) -> Result<Extracted, ExtractError> {
             other => ExtractError::Malformed(format!("not a readable workbook: {other}")),
         })?;
     let names = book.sheet_names();
-    let mut res = Extracted { pages: names.len() as u32, ..Extracted::default() };
+    let mut res = Extracted { pages: names.len() as u32, title, ..Extracted::default() };
     for (index, name) in names.iter().enumerate() {
         let page = index as u32 + 1;
         let rows = match &mut book {
