@@ -132,6 +132,92 @@ pub trait DocumentExtractor: Send + Sync {
     fn accepts(&self, kind: FileKind) -> bool;
     /// Text per page/section plus warnings; `Err` only when nothing is usable.
     fn extract(&self, path: &Path, bytes: &[u8]) -> Result<Extracted, ExtractError>;
+
+    /// As [`DocumentExtractor::extract`], with OCR for what the file holds inside it: files
+    /// that contain others (archives, e-mail) read their images and scanned PDF pages with it.
+    fn extract_with_ocr(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        _ocr: Option<&NestedOcr>,
+    ) -> Result<Extracted, ExtractError> {
+        self.extract(path, bytes)
+    }
+}
+
+/// OCR for files inside a file (archive entries, attachments), within the outer file's time.
+#[derive(Debug, Clone)]
+pub struct NestedOcr {
+    /// Languages and budget, as for the outer file.
+    pub options: ocr::OcrOptions,
+    /// When all OCR of the outer file must be done.
+    pub deadline: std::time::Instant,
+}
+
+impl NestedOcr {
+    /// OCR options for the outer file `source`, its budget starting now.
+    fn for_source(source: &Source) -> Option<Self> {
+        let options = source.ocr.clone()?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(options.budget_secs.max(1));
+        Some(Self { options, deadline })
+    }
+
+    /// The options with what is left of the budget.
+    fn remaining(&self) -> ocr::OcrOptions {
+        let left = self.deadline.saturating_duration_since(std::time::Instant::now());
+        ocr::OcrOptions { budget_secs: left.as_secs(), ..self.options.clone() }
+    }
+}
+
+/// Extracts `bytes`, a file named `name` of `kind` found inside another file, with the parser of
+/// its kind; with `ocr`, an image is read by OCR and a PDF's pages without a text layer too.
+/// `None` when Quarry reads no such file (an image with OCR off).
+pub(crate) fn extract_nested(
+    kind: FileKind,
+    name: &str,
+    bytes: &[u8],
+    ocr: Option<&NestedOcr>,
+) -> Option<Result<Extracted, ExtractError>> {
+    if kind == FileKind::Image {
+        let ocr = ocr?;
+        if std::time::Instant::now() >= ocr.deadline {
+            return Some(Err(ExtractError::Malformed(
+                "not read: the file's OCR time budget is spent".into(),
+            )));
+        }
+        let source_like = ocr.remaining();
+        return Some(read_image_bytes(bytes, &source_like, ocr.deadline));
+    }
+    let extractor = extractor_for(kind)?;
+    let mut res = match extractor.extract_with_ocr(Path::new(name), bytes, ocr) {
+        Ok(res) => res,
+        Err(e) => return Some(Err(e)),
+    };
+    if let Some(ocr) = ocr
+        && kind == FileKind::Pdf
+        && !res.pages_without_text.is_empty()
+    {
+        // pdftoppm renders from a file: the PDF goes to a private temporary one.
+        match tempfile::Builder::new().prefix("quarry-nested-").suffix(".pdf").tempfile() {
+            Ok(mut file) => {
+                use std::io::Write as _;
+                if file.write_all(bytes).and_then(|()| file.flush()).is_ok() {
+                    ocr_pages(file.path(), &mut res, &ocr.remaining());
+                }
+            }
+            Err(e) => res.warnings.push(format!("OCR not run: no temporary file ({e})")),
+        }
+    }
+    tidy_sections(&mut res);
+    if !res.pages_without_text.is_empty() {
+        let pages = &res.pages_without_text;
+        res.warnings.push(format!(
+            "no extractable text on {} ({})",
+            pages_phrase(pages),
+            if ocr.is_some() { "OCR found none" } else { "OCR is switched off" }
+        ));
+    }
+    Some(Ok(res))
 }
 
 /// Every extractor the engine knows, in the order they are asked.
@@ -180,7 +266,8 @@ pub fn extract_source(source: &Source) -> Result<Extracted, ExtractError> {
     }
     let extractor = extractor_for(source.kind)
         .ok_or_else(|| ExtractError::Unsupported(source.kind.as_str().to_owned()))?;
-    let mut res = match extractor.extract(&source.path, &bytes) {
+    let nested_ocr = NestedOcr::for_source(source);
+    let mut res = match extractor.extract_with_ocr(&source.path, &bytes, nested_ocr.as_ref()) {
         Ok(res) => res,
         Err(err) if source.kind == FileKind::Pdf => {
             pdf::recover(&source.path, err, &source.passwords, extractor.as_ref())?
@@ -214,6 +301,15 @@ fn read_image(source: &Source, bytes: &[u8]) -> Result<Extracted, ExtractError> 
         ExtractError::Unsupported("image (reading images needs OCR, which is switched off)".into())
     })?;
     let deadline = std::time::Instant::now() + Duration::from_secs(options.budget_secs.max(1));
+    read_image_bytes(bytes, options, deadline)
+}
+
+/// An image, read by OCR as one page before `deadline`.
+fn read_image_bytes(
+    bytes: &[u8],
+    options: &ocr::OcrOptions,
+    deadline: std::time::Instant,
+) -> Result<Extracted, ExtractError> {
     let page = ocr::image_bytes(bytes, options, deadline)
         .map_err(|e| ExtractError::Malformed(format!("OCR failed: {e}")))?;
     let mut res = Extracted { pages: 1, extractor: "ocr".into(), ..Extracted::default() };

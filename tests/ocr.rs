@@ -168,6 +168,121 @@ fn scanned_pages_and_images_are_read_by_ocr_and_found_by_a_german_query() {
     );
 }
 
+/// A scan attached to an e-mail and a scan and a photo of a note inside a zip archive are read
+/// by OCR like files of their own, cited at the attachment or entry; with OCR off they are
+/// named as unread.
+#[test]
+fn scans_and_images_inside_archives_and_e_mails_are_read_by_ocr() {
+    let lib = TempLibrary::new();
+    let docs = lib.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    let image = render(
+        &["Die Nebenkosten für das Jahr 2026", "werden im März abgerechnet."],
+        &lib.path().join("page.pgm"),
+    );
+    let scanned = lib.path().join("abrechnung.pdf");
+    write_scanned_pdf(&scanned, "Hausverwaltung Lindenhof.", image);
+    let photo = lib.path().join("aushang.png");
+    let status = Command::new("convert")
+        .args(["-size", "1600x200", "xc:white", "-font", "DejaVu-Sans", "-pointsize", "44"])
+        .args(["-fill", "black", "-annotate", "+40+110", "Der Fahrstuhl wird am Freitag gewartet."])
+        .arg(&photo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (pdf_bytes, png_bytes) = (std::fs::read(&scanned).unwrap(), std::fs::read(&photo).unwrap());
+
+    let archive = std::fs::File::create(docs.join("hausakte.zip")).unwrap();
+    let mut zip = zip::ZipWriter::new(archive);
+    let options = zip::write::SimpleFileOptions::default();
+    zip.start_file("2026/abrechnung.pdf", options).unwrap();
+    std::io::Write::write_all(&mut zip, &pdf_bytes).unwrap();
+    zip.start_file("2026/aushang.png", options).unwrap();
+    std::io::Write::write_all(&mut zip, &png_bytes).unwrap();
+    zip.finish().unwrap();
+
+    // Base64 in lines of 76, as mail programs send attachments.
+    let base64 = |bytes: &[u8]| {
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut text = String::new();
+        for group in bytes.chunks(3) {
+            let n =
+                group.iter().enumerate().fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+            for i in 0..4 {
+                let sextet = (n >> (18 - 6 * i)) & 63;
+                text.push(if i <= group.len() { ALPHABET[sextet as usize] as char } else { '=' });
+            }
+        }
+        text.as_bytes()
+            .chunks(76)
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect::<Vec<_>>()
+            .join("\r\n")
+    };
+    let eml = format!(
+        "From: Hausmeister <hausmeister@example.org>\r\nTo: mieter@example.org\r\n\
+         Subject: Aushang\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSiehe Anhang.\r\n\
+         --b\r\nContent-Type: image/png; name=\"aushang.png\"\r\n\
+         Content-Disposition: attachment; filename=\"aushang.png\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n",
+        base64(&png_bytes)
+    );
+    std::fs::write(docs.join("aushang.eml"), eml).unwrap();
+
+    let report = json_of(&lib.run(&["index", "--json", docs.to_str().unwrap()]));
+    assert_eq!(
+        (report["added"].as_u64(), report["failed"].as_u64()),
+        (Some(2), Some(0)),
+        "{report:#}"
+    );
+    // The scanned page inside the archive, under its entry and page.
+    let hits = search(&lib, "Nebenkosten März abgerechnet");
+    assert!(!hits.is_empty(), "the scan inside the archive was not read");
+    assert!(hits[0]["doc_path"].as_str().unwrap().ends_with("hausakte.zip"), "{hits:#?}");
+    assert_eq!(hits[0]["heading"], "2026/abrechnung.pdf > page 2", "{hits:#?}");
+    // The photo, in the archive and attached to the message.
+    let hits = search(&lib, "Fahrstuhl Freitag gewartet");
+    let found: Vec<(String, String)> = hits
+        .iter()
+        .map(|h| {
+            let path = h["doc_path"].as_str().unwrap();
+            (
+                path.rsplit('/').next().unwrap().to_owned(),
+                h["heading"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert!(found.contains(&("hausakte.zip".into(), "2026/aushang.png".into())), "{found:?}");
+    assert!(found.contains(&("aushang.eml".into(), "Aushang > aushang.png".into())), "{found:?}");
+    let warnings = warnings_of(&lib, "hausakte.zip");
+    assert!(
+        warnings.contains(&"2026/abrechnung.pdf: page 2 read by OCR (deu+eng)".to_owned()),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings.contains(&"2026/aushang.png: read by OCR (deu+eng)".to_owned()),
+        "{warnings:?}"
+    );
+
+    // Switched off: the photo is unread and the scanned page says why.
+    let off = TempLibrary::new();
+    let report = json_of(&off.run(&["--no-ocr", "index", "--json", docs.to_str().unwrap()]));
+    assert_eq!(report["failed"], 0, "{report:#}");
+    assert!(search(&off, "Fahrstuhl Freitag gewartet").is_empty());
+    let warnings = warnings_of(&off, "hausakte.zip");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with("2026/abrechnung.pdf: no extractable text on page 2")
+                && w.contains("OCR is switched off")),
+        "{warnings:?}"
+    );
+    assert!(warnings.iter().any(|w| w.contains("2026/aushang.png")), "{warnings:?}");
+}
+
 #[test]
 fn the_shared_scans_become_searchable() {
     let Some(data) = test_data("the_shared_scans_become_searchable") else { return };

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::package::Package;
 use super::sniff::kind_from_extension;
-use super::{DocumentExtractor, Extracted, extractor_for, left_out_note};
+use super::{DocumentExtractor, Extracted, NestedOcr, extract_nested, left_out_note};
 use crate::api::FileKind;
 use crate::error::ExtractError;
 
@@ -28,12 +28,21 @@ impl DocumentExtractor for ArchiveExtractor {
         kind == FileKind::Archive
     }
 
-    fn extract(&self, _path: &Path, bytes: &[u8]) -> Result<Extracted, ExtractError> {
+    fn extract(&self, path: &Path, bytes: &[u8]) -> Result<Extracted, ExtractError> {
+        self.extract_with_ocr(path, bytes, None)
+    }
+
+    fn extract_with_ocr(
+        &self,
+        _path: &Path,
+        bytes: &[u8],
+        ocr: Option<&NestedOcr>,
+    ) -> Result<Extracted, ExtractError> {
         let mut package = Package::open(bytes, "a zip archive")?;
         let mut res = Extracted::default();
         let mut part = 0u32;
         let mut unread = Vec::new();
-        add_entries(&mut res, &mut package, &[], &mut part, &mut unread, 0)?;
+        add_entries(&mut res, &mut package, &[], &mut part, &mut unread, 0, ocr)?;
         if !unread.is_empty() {
             let why = "type not read, or archives nested too deep";
             res.warnings.push(left_out_note(&unread, "entry", "entries", why));
@@ -51,6 +60,7 @@ fn add_entries(
     part: &mut u32,
     unread: &mut Vec<String>,
     depth: usize,
+    ocr: Option<&NestedOcr>,
 ) -> Result<(), ExtractError> {
     for name in package.names() {
         if name.ends_with('/') || is_hidden(&name) {
@@ -60,7 +70,8 @@ fn add_entries(
         label.push(name.clone());
         let shown = label.join(" › ");
         let kind = kind_from_extension(Path::new(&name));
-        let Some(kind) = kind.filter(|k| *k != FileKind::Image) else {
+        // Images are read by OCR, when it is on.
+        let Some(kind) = kind.filter(|k| *k != FileKind::Image || ocr.is_some()) else {
             unread.push(shown);
             continue;
         };
@@ -84,17 +95,17 @@ fn add_entries(
             match Package::open(&bytes, "a zip archive") {
                 Ok(inner) => {
                     let mut inner = inner.with_budget(budget);
-                    add_entries(res, &mut inner, &label, part, unread, depth + 1)?;
+                    add_entries(res, &mut inner, &label, part, unread, depth + 1, ocr)?;
                 }
                 Err(e) => res.warnings.push(format!("{shown}: {e}")),
             }
             continue;
         }
-        let Some(extractor) = extractor_for(kind) else {
+        let Some(extracted) = extract_nested(kind, &name, &bytes, ocr) else {
             unread.push(shown);
             continue;
         };
-        match extractor.extract(Path::new(&name), &bytes) {
+        match extracted {
             Ok(doc) => {
                 let base = *part;
                 let paged = doc.pages > 1;

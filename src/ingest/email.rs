@@ -10,7 +10,7 @@ use std::path::Path;
 use mail_parser::{Message, MessageParser, MimeHeaders};
 
 use super::sniff::kind_from_extension;
-use super::{DocumentExtractor, Extracted, extractor_for, left_out_note};
+use super::{DocumentExtractor, Extracted, NestedOcr, extract_nested, left_out_note};
 use crate::api::FileKind;
 use crate::error::ExtractError;
 
@@ -34,7 +34,16 @@ impl DocumentExtractor for EmailExtractor {
         kind == FileKind::Email
     }
 
-    fn extract(&self, _path: &Path, bytes: &[u8]) -> Result<Extracted, ExtractError> {
+    fn extract(&self, path: &Path, bytes: &[u8]) -> Result<Extracted, ExtractError> {
+        self.extract_with_ocr(path, bytes, None)
+    }
+
+    fn extract_with_ocr(
+        &self,
+        _path: &Path,
+        bytes: &[u8],
+        ocr: Option<&NestedOcr>,
+    ) -> Result<Extracted, ExtractError> {
         let message = MessageParser::default()
             .parse(bytes)
             .filter(|m| m.headers().iter().any(|h| !h.name().is_empty()))
@@ -43,7 +52,7 @@ impl DocumentExtractor for EmailExtractor {
         let subject = subject_of(&message);
         res.title = Some(subject.clone());
         let mut part = 0u32;
-        add_message(&mut res, &message, &[], &mut part, 0, Parts::PerAttachment);
+        add_message(&mut res, &message, &[], &mut part, 0, Parts::PerAttachment, ocr);
         res.pages = part.max(1);
         Ok(res)
     }
@@ -62,7 +71,16 @@ impl DocumentExtractor for MboxExtractor {
         kind == FileKind::Mailbox
     }
 
-    fn extract(&self, _path: &Path, bytes: &[u8]) -> Result<Extracted, ExtractError> {
+    fn extract(&self, path: &Path, bytes: &[u8]) -> Result<Extracted, ExtractError> {
+        self.extract_with_ocr(path, bytes, None)
+    }
+
+    fn extract_with_ocr(
+        &self,
+        _path: &Path,
+        bytes: &[u8],
+        ocr: Option<&NestedOcr>,
+    ) -> Result<Extracted, ExtractError> {
         if !bytes.starts_with(b"From ") {
             return Err(ExtractError::Malformed(
                 "not an mbox mailbox: it does not start with a \"From \" line".into(),
@@ -83,7 +101,7 @@ impl DocumentExtractor for MboxExtractor {
                 res.warnings.push(format!("message {} could not be read", index + 1));
                 continue;
             };
-            add_message(&mut res, &message, &[], &mut part, 0, Parts::PerMessage);
+            add_message(&mut res, &message, &[], &mut part, 0, Parts::PerMessage, ocr);
         }
         if unread > 0 {
             res.warnings
@@ -118,6 +136,7 @@ fn add_message(
     part: &mut u32,
     depth: usize,
     parts: Parts,
+    ocr: Option<&NestedOcr>,
 ) {
     let subject = subject_of(message);
     let mut heading = outer.to_vec();
@@ -154,7 +173,7 @@ fn add_message(
         }
         if let Some(inner) = attachment.message() {
             if depth + 1 < MAX_DEPTH {
-                add_message(res, inner, &heading, part, depth + 1, parts);
+                add_message(res, inner, &heading, part, depth + 1, parts, ocr);
             } else {
                 unread.push(name);
             }
@@ -165,11 +184,11 @@ fn add_message(
             unread.push(name);
             continue;
         };
-        let Some(extractor) = extractor_for(kind) else {
+        let Some(extracted) = extract_nested(kind, &name, attachment.contents(), ocr) else {
             unread.push(name);
             continue;
         };
-        match extractor.extract(Path::new(&name), attachment.contents()) {
+        match extracted {
             Ok(doc) => {
                 if parts == Parts::PerAttachment {
                     *part += 1;
