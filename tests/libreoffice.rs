@@ -165,12 +165,12 @@ fn files_saved_by_libreoffice_are_found_at_their_page_sheet_and_slide() {
     // The report: the heading that starts page 2 starts it in every format (DOCX ends page 1
     // with a break, ODT puts the break in the heading's style, RTF writes \pagebb, EPUB starts
     // a chapter, PDF a page); headings where the format keeps them (the EPUB's from its table
-    // of contents).
+    // of contents, the RTF's from its paragraphs' outline levels).
     for (name, keeps_headings) in [
         ("report.docx", true),
         ("report.odt", true),
         ("report.epub", true),
-        ("report.rtf", false),
+        ("report.rtf", true),
         ("report.pdf", false),
     ] {
         let (page, heading, text) = hit_in(&lib, "vierzig Boote inneren Becken", name);

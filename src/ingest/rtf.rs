@@ -1,10 +1,10 @@
 //! Rich Text Format (`.rtf`: WordPad, many exports and old office files): the visible text
-//! with its paragraphs and page breaks (`\page`, and `\pagebb` before a paragraph), `\'hh` bytes decoded in the document's code
-//! page (`\ansicpg`, Windows-1252 by default) and `\uN` characters; font, colour and style
-//! tables, pictures, field instructions and other destinations left out; the title from
-//! `\info`. Written here rather than taken from a crate: the few RTF crates found either keep
-//! no code page or panic on malformed input, and what Quarry needs is this small state machine.
-
+//! with its paragraphs, page breaks (`\page`, and `\pagebb` before a paragraph) and headings
+//! (paragraphs with an `\outlinelevelN`), `\'hh` bytes decoded in the document's code page
+//! (`\ansicpg`, Windows-1252 by default) and `\uN` characters; font, colour and style tables,
+//! pictures, field instructions and other destinations left out; the title from `\info`.
+//! Written here rather than taken from a crate: the few RTF crates found either keep no code
+//! page or panic on malformed input, and what Quarry needs is this small state machine.
 use std::path::Path;
 
 use encoding_rs::{Encoding, WINDOWS_1252};
@@ -32,8 +32,8 @@ impl DocumentExtractor for RtfExtractor {
         }
         let doc = parse(bytes);
         let mut res = Extracted { pages: doc.pages.len().max(1) as u32, ..Extracted::default() };
-        for (index, text) in doc.pages.iter().enumerate() {
-            res.push_block(index as u32 + 1, Vec::new(), text);
+        for (page, heading, text) in &doc.blocks {
+            res.push_block(*page, heading.clone(), text);
         }
         let title = doc.title.trim();
         res.title = (!title.is_empty()).then(|| title.to_owned());
@@ -87,7 +87,10 @@ struct Group {
 }
 
 struct Parsed {
+    /// Each page's text.
     pages: Vec<String>,
+    /// The pages cut at headings: (page, heading path, text).
+    blocks: Vec<(u32, Vec<String>, String)>,
     title: String,
 }
 
@@ -96,6 +99,12 @@ struct Output {
     pages: Vec<String>,
     pending: Vec<u8>,
     title: String,
+    /// Where the current paragraph starts in the last page.
+    paragraph_start: usize,
+    /// The current paragraph's outline level (1 = top), from `\outlinelevelN`: a heading.
+    paragraph_level: Option<usize>,
+    /// Headings found: (page index, start, end in that page's text, level).
+    headings: Vec<(usize, usize, usize, usize)>,
 }
 
 impl Output {
@@ -110,6 +119,26 @@ impl Output {
             page.push_str(&text);
         }
         self.pending.clear();
+    }
+
+    /// Starts a new page (a paragraph starts with it).
+    fn new_page(&mut self) {
+        self.pages.push(String::new());
+        self.paragraph_start = 0;
+    }
+
+    /// Ends the current paragraph, noting it as a heading when it has an outline level.
+    fn end_paragraph(&mut self) {
+        self.flush(false);
+        let page = self.pages.len() - 1;
+        let end = self.pages[page].len();
+        if let Some(level) = self.paragraph_level
+            && !self.pages[page][self.paragraph_start..end].trim().is_empty()
+        {
+            self.headings.push((page, self.paragraph_start, end, level));
+        }
+        self.pages[page].push('\n');
+        self.paragraph_start = self.pages[page].len();
     }
 
     fn push(&mut self, title: bool, c: char) {
@@ -128,6 +157,9 @@ fn parse(bytes: &[u8]) -> Parsed {
         pages: vec![String::new()],
         pending: Vec::new(),
         title: String::new(),
+        paragraph_start: 0,
+        paragraph_level: None,
+        headings: Vec::new(),
     };
     let mut stack: Vec<Group> = Vec::new();
     let mut group = Group { skip: false, uc: 1, title: false };
@@ -226,8 +258,36 @@ fn parse(bytes: &[u8]) -> Parsed {
         }
     }
     out.flush(group.title);
+    let blocks = blocks_at_headings(&out.pages, &out.headings);
     let pages = out.pages.iter().map(|p| tidy(p)).collect();
-    Parsed { pages, title: out.title }
+    Parsed { pages, blocks, title: out.title }
+}
+
+/// The pages cut where headings start, each block with the heading path above it.
+fn blocks_at_headings(
+    pages: &[String],
+    headings: &[(usize, usize, usize, usize)],
+) -> Vec<(u32, Vec<String>, String)> {
+    let mut blocks = Vec::new();
+    let mut path: Vec<(usize, String)> = Vec::new();
+    for (index, page) in pages.iter().enumerate() {
+        let number = index as u32 + 1;
+        let mut from = 0;
+        for &(_, start, end, level) in headings.iter().filter(|h| h.0 == index) {
+            let before = tidy(&page[from..start]);
+            if !before.is_empty() {
+                blocks.push((number, path.iter().map(|(_, t)| t.clone()).collect(), before));
+            }
+            path.retain(|(l, _)| *l < level);
+            path.push((level, tidy(&page[start..end]).replace('\n', " ")));
+            from = start;
+        }
+        let rest = tidy(&page[from..]);
+        if !rest.is_empty() {
+            blocks.push((number, path.iter().map(|(_, t)| t.clone()).collect(), rest));
+        }
+    }
+    blocks
 }
 
 fn control_word(
@@ -257,18 +317,23 @@ fn control_word(
             }
         }
         _ if group.skip && !group.title => {}
+        "par" if !group.title => out.end_paragraph(),
+        "pard" => out.paragraph_level = None,
+        "outlinelevel" => {
+            out.paragraph_level = param.filter(|l| (0..9).contains(l)).map(|l| l as usize + 1);
+        }
         "par" | "line" | "sect" | "row" => out.push(group.title, '\n'),
         "tab" | "cell" => out.push(group.title, '\t'),
         "page" => {
             out.flush(group.title);
-            out.pages.push(String::new());
+            out.new_page();
         }
         // "Page break before" this paragraph, as LibreOffice and Word write a heading that
         // starts a page: a new page unless the current one is still empty.
         "pagebb" if !group.title => {
             out.flush(false);
             if out.pages.last().is_some_and(|page| !page.trim().is_empty()) {
-                out.pages.push(String::new());
+                out.new_page();
             }
         }
         "emdash" => out.push(group.title, '—'),
@@ -326,5 +391,27 @@ mod tests {
         // is not a break.
         let rtf = br"{\rtf1\ansi{\stylesheet{\s1\pagebb Heading 1;}}\pard\plain\s1\pagebb Eins\par\pard Erste Seite.\par\pard\plain\s1\pagebb Zwei\par\pard Zweite Seite.\par}";
         assert_eq!(parse(rtf).pages, ["Eins\nErste Seite.", "Zwei\nZweite Seite."]);
+    }
+
+    #[test]
+    fn paragraphs_with_an_outline_level_are_headings() {
+        // As LibreOffice and Word write heading paragraphs: \outlinelevel0 is a top heading;
+        // the style sheet's own levels are not text, and \pard ends a heading's level.
+        let rtf = br"{\rtf1\ansi{\stylesheet{\s1\outlinelevel0 Heading 1;}}\pard Vorwort.\par\pard\plain\s1\outlinelevel0 Bericht\par\pard Erste Seite.\par\pard\s2\outlinelevel1 Liegepl\'e4tze\par\pard Vierzig Boote.\par\pard\plain\s1\pagebb\outlinelevel0 Finanzen\par\pard Zweite Seite.\par}";
+        let doc = parse(rtf);
+        let got: Vec<(u32, String, &str)> = doc
+            .blocks
+            .iter()
+            .map(|(page, path, text)| (*page, path.join(" > "), text.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (1, String::new(), "Vorwort."),
+                (1, "Bericht".into(), "Bericht\nErste Seite."),
+                (1, "Bericht > Liegeplätze".into(), "Liegeplätze\nVierzig Boote."),
+                (2, "Finanzen".into(), "Finanzen\nZweite Seite."),
+            ]
+        );
     }
 }
