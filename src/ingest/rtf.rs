@@ -5,6 +5,7 @@
 //! pictures, field instructions and other destinations left out; the title from `\info`.
 //! Written here rather than taken from a crate: the few RTF crates found either keep no code
 //! page or panic on malformed input, and what Quarry needs is this small state machine.
+
 use std::path::Path;
 
 use encoding_rs::{Encoding, WINDOWS_1252};
