@@ -161,12 +161,6 @@ impl NestedOcr {
         let deadline = std::time::Instant::now() + Duration::from_secs(options.budget_secs.max(1));
         Some(Self { options, deadline })
     }
-
-    /// The options with what is left of the budget.
-    fn remaining(&self) -> ocr::OcrOptions {
-        let left = self.deadline.saturating_duration_since(std::time::Instant::now());
-        ocr::OcrOptions { budget_secs: left.as_secs(), ..self.options.clone() }
-    }
 }
 
 /// Extracts `bytes`, a file named `name` of `kind` found inside another file, with the parser of
@@ -185,8 +179,7 @@ pub(crate) fn extract_nested(
                 "not read: the file's OCR time budget is spent".into(),
             )));
         }
-        let source_like = ocr.remaining();
-        return Some(read_image_bytes(bytes, &source_like, ocr.deadline));
+        return Some(read_image_bytes(bytes, &ocr.options, ocr.deadline));
     }
     let extractor = extractor_for(kind)?;
     let mut res = match extractor.extract_with_ocr(Path::new(name), bytes, ocr) {
@@ -198,13 +191,18 @@ pub(crate) fn extract_nested(
         && !res.pages_without_text.is_empty()
     {
         // pdftoppm renders from a file: the PDF goes to a private temporary one.
-        match tempfile::Builder::new().prefix("quarry-nested-").suffix(".pdf").tempfile() {
-            Ok(mut file) => {
-                use std::io::Write as _;
-                if file.write_all(bytes).and_then(|()| file.flush()).is_ok() {
-                    ocr_pages(file.path(), &mut res, &ocr.remaining());
-                }
-            }
+        // Pages past the outer file's deadline are named as unread, without rendering.
+        let written =
+            tempfile::Builder::new().prefix("quarry-nested-").suffix(".pdf").tempfile().and_then(
+                |mut file| {
+                    use std::io::Write as _;
+                    file.write_all(bytes)?;
+                    file.flush()?;
+                    Ok(file)
+                },
+            );
+        match written {
+            Ok(file) => ocr_pages(file.path(), &mut res, &ocr.options, ocr.deadline),
             Err(e) => res.warnings.push(format!("OCR not run: no temporary file ({e})")),
         }
     }
@@ -278,7 +276,8 @@ pub fn extract_source(source: &Source) -> Result<Extracted, ExtractError> {
     if let Some(options) = &source.ocr
         && !res.pages_without_text.is_empty()
     {
-        ocr_pages(&source.path, &mut res, options);
+        let deadline = std::time::Instant::now() + Duration::from_secs(options.budget_secs.max(1));
+        ocr_pages(&source.path, &mut res, options, deadline);
     }
     tidy_sections(&mut res);
     if !res.pages_without_text.is_empty() {
@@ -332,8 +331,12 @@ fn read_image_bytes(
 /// Reads the pages without a text layer by OCR, within the options' time budget, and puts
 /// their text in page order among the others; says in warnings which pages were read so, which
 /// were read poorly and which were left.
-fn ocr_pages(path: &Path, res: &mut Extracted, options: &ocr::OcrOptions) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(options.budget_secs.max(1));
+fn ocr_pages(
+    path: &Path,
+    res: &mut Extracted,
+    options: &ocr::OcrOptions,
+    deadline: std::time::Instant,
+) {
     let mut read = Vec::new();
     let mut low = Vec::new();
     let mut noise = Vec::new();
@@ -453,6 +456,21 @@ pub fn page_ranges(pages: &[u32]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_inside_files_past_the_ocr_deadline_are_not_read() {
+        let spent = NestedOcr {
+            options: ocr::OcrOptions::default(),
+            deadline: std::time::Instant::now() - Duration::from_secs(1),
+        };
+        // An image: refused at once, naming the budget (no Tesseract run).
+        let err = extract_nested(FileKind::Image, "scan.png", b"not looked at", Some(&spent))
+            .unwrap()
+            .unwrap_err();
+        assert!(err.to_string().contains("OCR time budget is spent"), "{err}");
+        // OCR off: an image is not a file Quarry reads.
+        assert!(extract_nested(FileKind::Image, "scan.png", b"x", None).is_none());
+    }
 
     #[test]
     fn page_ranges_are_compact() {

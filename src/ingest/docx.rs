@@ -1,5 +1,7 @@
 //! Word documents (Office Open XML): paragraphs from `word/document.xml`, headings from the
-//! paragraph styles, pages from the page breaks Word records, and the title from `docProps/core.xml`.
+//! paragraph styles, pages from the page breaks the document records (hard breaks before or
+//! after a paragraph's text, `w:pageBreakBefore`, the breaks Word rendered), and the title from
+//! `docProps/core.xml`.
 
 use std::path::Path;
 
@@ -51,6 +53,8 @@ fn parse_document(xml: &str) -> Result<Extracted, ExtractError> {
     let mut in_text = false;
     let mut pending_page_break = false;
     let mut break_after_paragraph = false;
+    // Whether any text is on the current page.
+    let mut page_used = false;
 
     let flush = |res: &mut Extracted, section: &mut String, page: u32, heading: &[String]| {
         if !section.trim().is_empty() {
@@ -108,13 +112,13 @@ fn parse_document(xml: &str) -> Result<Extracted, ExtractError> {
             Event::End(e) => match e.local_name().as_ref() {
                 b"t" => in_text = false,
                 b"p" => {
-                    if pending_page_break {
-                        pending_page_break = false;
-                        if !paragraph.trim().is_empty() || !section.is_empty() {
-                            flush(&mut res, &mut section, section_page, &heading_of_section);
-                            page += 1;
-                            section_page = page;
-                        }
+                    // A break on a page with nothing on it yet (the document's first
+                    // paragraph, or one right after another break) adds no page.
+                    if std::mem::take(&mut pending_page_break) && page_used {
+                        flush(&mut res, &mut section, section_page, &heading_of_section);
+                        page += 1;
+                        section_page = page;
+                        page_used = false;
                     }
                     if let Some(level) = paragraph_heading {
                         flush(&mut res, &mut section, section_page, &heading_of_section);
@@ -128,6 +132,7 @@ fn parse_document(xml: &str) -> Result<Extracted, ExtractError> {
                             section.push('\n');
                         }
                         section.push_str(paragraph.trim_end());
+                        page_used = true;
                     }
                     // The next paragraph starts the page (none when the document ends here).
                     pending_page_break |= std::mem::take(&mut break_after_paragraph);
@@ -211,10 +216,10 @@ mod tests {
     #[test]
     fn page_breaks_after_a_paragraph_and_before_one_by_its_properties() {
         // LibreOffice ends the page with a break after the paragraph's text; Word can also ask
-        // for a break before a paragraph in its properties. A break closing the last paragraph
-        // adds no page.
+        // for a break before a paragraph in its properties. A break before the first paragraph
+        // or closing the last one adds no page.
         let xml = r#"<w:document xmlns:w="w"><w:body>
-          <w:p><w:pPr><w:pStyle w:val="Heading1"/></w:pPr><w:r><w:t>Bericht</w:t></w:r></w:p>
+          <w:p><w:pPr><w:pStyle w:val="Heading1"/><w:pageBreakBefore/></w:pPr><w:r><w:t>Bericht</w:t></w:r></w:p>
           <w:p><w:r><w:t>Erste Seite.</w:t></w:r><w:r><w:br w:type="page"/></w:r></w:p>
           <w:p><w:pPr><w:pStyle w:val="Heading1"/></w:pPr><w:r><w:t>Finanzen</w:t></w:r></w:p>
           <w:p><w:r><w:t>Zweite Seite.</w:t></w:r></w:p>

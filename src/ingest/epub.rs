@@ -52,17 +52,26 @@ impl DocumentExtractor for EpubExtractor {
         let base = opf_path.rsplit_once('/').map(|(dir, _)| format!("{dir}/")).unwrap_or_default();
         // Chapter titles from the table of contents, for chapters whose headings are styled
         // paragraphs (LibreOffice's export) and whose <title> is empty.
+        let mut toc_warning = None;
         let toc = match &book.toc {
             Some((href, kind)) => {
                 let path = join_path(&base, &percent_decode(href));
-                match package.read(&path)? {
-                    Some(bytes) => toc_labels(&decode_text(&bytes, &mut Vec::new()), *kind, &path),
-                    None => HashMap::new(),
+                // Only titles come from it: a contents file that cannot be read costs them.
+                match package.read(&path) {
+                    Ok(Some(bytes)) => {
+                        toc_labels(&decode_text(&bytes, &mut Vec::new()), *kind, &path)
+                    }
+                    Ok(None) => HashMap::new(),
+                    Err(e) => {
+                        toc_warning = Some(format!("table of contents {path} not read: {e}"));
+                        HashMap::new()
+                    }
                 }
             }
             None => HashMap::new(),
         };
         let mut res = Extracted { title: book.title.clone(), ..Extracted::default() };
+        res.warnings.extend(toc_warning);
         let mut chapter = 0u32;
         for href in &book.spine {
             let name = format!("{base}{}", percent_decode(href.split('#').next().unwrap_or(href)));

@@ -140,7 +140,7 @@ fn text_document(xml: &str) -> Result<Extracted, quick_xml::Error> {
     // Paragraph styles that break the page before or after their paragraph (a heading that
     // starts a page), read from the automatic styles ahead of the body.
     let mut breaks = PageBreakStyles::default();
-    let mut style: Option<String> = None;
+    let mut paragraph_style: Option<String> = None;
     // Whether anything was written on the current page (a break on an empty page adds none:
     // LibreOffice may record a laid-out break and the style's break for the same page).
     let mut page_used = false;
@@ -150,12 +150,12 @@ fn text_document(xml: &str) -> Result<Extracted, quick_xml::Error> {
         if let Event::Start(e) | Event::Empty(e) = &event {
             match e.local_name().as_ref() {
                 b"style" => {
-                    style = (attr(e, b"family").as_deref() == Some("paragraph"))
+                    paragraph_style = (attr(e, b"family").as_deref() == Some("paragraph"))
                         .then(|| attr(e, b"name"))
                         .flatten();
                 }
                 b"paragraph-properties" => {
-                    if let Some(name) = &style {
+                    if let Some(name) = &paragraph_style {
                         breaks.note(name, e);
                     }
                 }
@@ -177,8 +177,13 @@ fn text_document(xml: &str) -> Result<Extracted, quick_xml::Error> {
                 paragraphs.start(&e, false);
             }
             // The guard feeds every empty element to the paragraph once (spaces, tabs).
+            // LibreOffice records a laid-out break at the start of the paragraph that begins
+            // the page, also when that paragraph's style broke the page already: a break on a
+            // page with nothing on it yet adds none.
             Event::Empty(e)
-                if !paragraphs.start(&e, true) && e.local_name().as_ref() == b"soft-page-break" =>
+                if !paragraphs.start(&e, true)
+                    && e.local_name().as_ref() == b"soft-page-break"
+                    && (page_used || !paragraphs.text.trim().is_empty()) =>
             {
                 flush(&mut res, &mut section, section_page, &heading);
                 page += 1;
@@ -354,8 +359,7 @@ mod tests {
           <text:h text:style-name="P2" text:outline-level="1">Finanzen</text:h>
           <text:p text:style-name="P3">Zweite Seite.</text:p>
           <text:p text:style-name="T1">Dritte Seite.</text:p>
-          <text:soft-page-break/>
-          <text:h text:style-name="P2" text:outline-level="1">Anhang</text:h>
+          <text:h text:style-name="P2" text:outline-level="1"><text:soft-page-break/>Anhang</text:h>
           <text:p>Vierte Seite.</text:p>
         </office:text></office:body></office:document-content>"#;
         let doc = text_document(xml).unwrap();
