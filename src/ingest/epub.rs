@@ -196,6 +196,7 @@ fn toc_labels(xml: &str, kind: TocKind, toc_path: &str) -> HashMap<String, Strin
     let mut label = String::new();
     let mut target: Option<String> = None;
     let mut in_label = false;
+    let mut in_toc = false;
     let add = |labels: &mut HashMap<String, String>, target: &str, label: &str| {
         let label = label.split_whitespace().collect::<Vec<_>>().join(" ");
         let file = target.split('#').next().unwrap_or(target);
@@ -205,7 +206,14 @@ fn toc_labels(xml: &str, kind: TocKind, toc_path: &str) -> HashMap<String, Strin
     };
     while let Ok(event) = reader.read_event() {
         match (kind, event) {
-            (TocKind::Nav, Event::Start(e)) if e.local_name().as_ref() == b"a" => {
+            // Only the table of contents (`<nav epub:type="toc">`), not the landmarks or the
+            // page list, names chapters.
+            (TocKind::Nav, Event::Start(e)) if e.local_name().as_ref() == b"nav" => {
+                in_toc =
+                    attr(&e, b"type").is_some_and(|t| t.split_whitespace().any(|t| t == "toc"));
+            }
+            (TocKind::Nav, Event::End(e)) if e.local_name().as_ref() == b"nav" => in_toc = false,
+            (TocKind::Nav, Event::Start(e)) if in_toc && e.local_name().as_ref() == b"a" => {
                 target = attr(&e, b"href");
                 label.clear();
                 in_label = true;
@@ -300,7 +308,8 @@ mod tests {
         let nav = r#"<html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops"><body><nav epub:type="toc"><ol>
           <li><a href="sections/section0001.xhtml">Jahres<b>bericht</b></a></li>
           <li><a href="sections/section0001.xhtml#later">Not the first entry</a></li>
-          <li><a href="../text/Kapitel%202.xhtml#top">Finanzen</a></li></ol></nav></body></html>"#;
+          <li><a href="../text/Kapitel%202.xhtml#top">Finanzen</a></li></ol></nav>
+          <nav epub:type="landmarks"><ol><li><a href="cover.xhtml">Cover</a></li></ol></nav></body></html>"#;
         let labels = toc_labels(nav, TocKind::Nav, "OEBPS/toc.xhtml");
         assert_eq!(labels.get("OEBPS/sections/section0001.xhtml").unwrap(), "Jahresbericht");
         assert_eq!(labels.get("text/Kapitel 2.xhtml").unwrap(), "Finanzen");
