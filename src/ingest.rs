@@ -207,15 +207,21 @@ pub(crate) fn extract_nested(
         }
     }
     tidy_sections(&mut res);
-    if !res.pages_without_text.is_empty() {
-        let pages = &res.pages_without_text;
-        res.warnings.push(format!(
-            "no extractable text on {} ({})",
-            pages_phrase(pages),
-            if ocr.is_some() { "OCR found none" } else { "OCR is switched off" }
-        ));
+    if let Some(warning) = unread_pages_warning(&res, ocr.is_some()) {
+        res.warnings.push(warning);
     }
     Some(Ok(res))
+}
+
+/// "no extractable text on pages 2-3 (…)" when pages stayed without text.
+fn unread_pages_warning(res: &Extracted, ocr_on: bool) -> Option<String> {
+    (!res.pages_without_text.is_empty()).then(|| {
+        format!(
+            "no extractable text on {} (scanned, or fonts without a Unicode map; {})",
+            pages_phrase(&res.pages_without_text),
+            if ocr_on { "OCR found none" } else { "OCR is switched off" }
+        )
+    })
 }
 
 /// Every extractor the engine knows, in the order they are asked.
@@ -280,13 +286,8 @@ pub fn extract_source(source: &Source) -> Result<Extracted, ExtractError> {
         ocr_pages(&source.path, &mut res, options, deadline);
     }
     tidy_sections(&mut res);
-    if !res.pages_without_text.is_empty() {
-        let pages = &res.pages_without_text;
-        res.warnings.push(format!(
-            "no extractable text on {} (scanned, or fonts without a Unicode map; {})",
-            pages_phrase(pages),
-            if source.ocr.is_some() { "OCR found none" } else { "OCR is switched off" }
-        ));
+    if let Some(warning) = unread_pages_warning(&res, source.ocr.is_some()) {
+        res.warnings.push(warning);
     } else if !res.has_text() {
         res.warnings.push("the document contains no text".into());
     }

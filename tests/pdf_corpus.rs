@@ -153,7 +153,15 @@ fn damaged_pdfs_are_repaired_and_a_locked_one_opens_with_its_password() {
         }
         if let Ok(text) = String::from_utf8(std::fs::read(&entry).unwrap()) {
             looked += 1;
-            assert!(!text.contains(secret), "{}", entry.display());
+            // As a word: "abc" also occurs inside hex digests and ids by chance (1.5 % of
+            // SHA-256 digests hold it), which made this check fail now and then.
+            let as_word = text.match_indices(secret).any(|(at, _)| {
+                let before = text[..at].chars().next_back();
+                let after = text[at + secret.len()..].chars().next();
+                !before.is_some_and(|c| c.is_ascii_alphanumeric())
+                    && !after.is_some_and(|c| c.is_ascii_alphanumeric())
+            });
+            assert!(!as_word, "{} holds the password", entry.display());
         }
     }
     assert!(looked > 0);
