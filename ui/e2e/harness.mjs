@@ -1,12 +1,18 @@
 // What the UI suite and the UI benchmark share: starting `quarry serve` on a library and
 // reading the address it prints, and launching Debian's Chromium the way this machine allows.
 import { spawn } from "node:child_process";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+
+/** This checkout's UI build, named to `serve` so a binary built from another checkout (the
+ * build cache is shared) still serves the UI under test. */
+const uiDist = join(dirname(fileURLToPath(import.meta.url)), "..", "dist");
 
 /** Starts `quarry serve --port 0`; resolves with the child and the printed address. */
 export function startServer(bin, dataDir, modelsDir) {
-  const child = spawn(bin, ["--data-dir", dataDir, "--models-dir", modelsDir, "serve", "--port", "0"], {
+  const args = ["--data-dir", dataDir, "--models-dir", modelsDir, "serve", "--port", "0", "--ui-dir", uiDist];
+  const child = spawn(bin, args, {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stderr = "";
