@@ -174,6 +174,12 @@ pub(crate) fn extract_nested(
 ) -> Option<Result<Extracted, ExtractError>> {
     if kind == FileKind::Image {
         let ocr = ocr?;
+        if let Some((width, height)) = ocr::image_size(bytes)
+            && width.min(height) < ocr::MIN_TEXT_IMAGE_SIDE
+        {
+            // An icon or a tracking pixel: named as unread, not worth a Tesseract run.
+            return None;
+        }
         if std::time::Instant::now() >= ocr.deadline {
             return Some(Err(ExtractError::Malformed(
                 "not read: the file's OCR time budget is spent".into(),

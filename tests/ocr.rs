@@ -191,6 +191,10 @@ fn scans_and_images_inside_archives_and_e_mails_are_read_by_ocr() {
         .unwrap();
     assert!(status.success());
     let (pdf_bytes, png_bytes) = (std::fs::read(&scanned).unwrap(), std::fs::read(&photo).unwrap());
+    // A tracking pixel beside the photo: no Tesseract run, named as unread.
+    let pixel = lib.path().join("pixel.png");
+    write_blank_png(&pixel, 1, 1);
+    let pixel_bytes = std::fs::read(&pixel).unwrap();
 
     let archive = std::fs::File::create(docs.join("hausakte.zip")).unwrap();
     let mut zip = zip::ZipWriter::new(archive);
@@ -227,8 +231,12 @@ fn scans_and_images_inside_archives_and_e_mails_are_read_by_ocr() {
          --b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSiehe Anhang.\r\n\
          --b\r\nContent-Type: image/png; name=\"aushang.png\"\r\n\
          Content-Disposition: attachment; filename=\"aushang.png\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n\
+         --b\r\nContent-Type: image/png; name=\"pixel.png\"\r\n\
+         Content-Disposition: inline; filename=\"pixel.png\"\r\n\
          Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n",
-        base64(&png_bytes)
+        base64(&png_bytes),
+        base64(&pixel_bytes)
     );
     std::fs::write(docs.join("aushang.eml"), eml).unwrap();
 
@@ -257,6 +265,14 @@ fn scans_and_images_inside_archives_and_e_mails_are_read_by_ocr() {
         .collect();
     assert!(found.contains(&("hausakte.zip".into(), "2026/aushang.png".into())), "{found:?}");
     assert!(found.contains(&("aushang.eml".into(), "Aushang > aushang.png".into())), "{found:?}");
+    let warnings = warnings_of(&lib, "aushang.eml");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with("1 attachment not indexed") && w.ends_with(": pixel.png")),
+        "{warnings:?}"
+    );
+    assert!(!warnings.iter().any(|w| w.contains("OCR found no text")), "{warnings:?}");
     let warnings = warnings_of(&lib, "hausakte.zip");
     assert!(
         warnings.contains(&"2026/abrechnung.pdf: page 2 read by OCR (deu+eng)".to_owned()),

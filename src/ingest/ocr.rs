@@ -66,6 +66,47 @@ pub fn pdf_page(
     image_bytes(&image, options, deadline)
 }
 
+/// Images smaller than this on either side hold no line of text Tesseract can read (icons,
+/// logos in a signature, tracking pixels): inside e-mail and archives they are not OCR'd.
+pub const MIN_TEXT_IMAGE_SIDE: u32 = 24;
+
+/// Width and height of a PNG, GIF or JPEG image from its header, `None` for other formats or
+/// a header that does not say.
+pub fn image_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    let be16 =
+        |at: usize| bytes.get(at..at + 2).map(|b| u32::from(u16::from_be_bytes([b[0], b[1]])));
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        let word =
+            |at: usize| bytes.get(at..at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        return Some((word(16)?, word(20)?));
+    }
+    if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+        let le16 =
+            |at: usize| bytes.get(at..at + 2).map(|b| u32::from(u16::from_le_bytes([b[0], b[1]])));
+        return Some((le16(6)?, le16(8)?));
+    }
+    if bytes.starts_with(&[0xff, 0xd8]) {
+        // Segments after the start marker until a start-of-frame (SOF0-SOF15 but DHT, JPG, DAC).
+        let mut at = 2;
+        while at + 4 <= bytes.len() {
+            if bytes[at] != 0xff {
+                return None;
+            }
+            let marker = bytes[at + 1];
+            if marker == 0xff {
+                at += 1;
+                continue;
+            }
+            let length = be16(at + 2)? as usize;
+            if (0xc0..=0xcf).contains(&marker) && !matches!(marker, 0xc4 | 0xc8 | 0xcc) {
+                return Some((be16(at + 7)?, be16(at + 5)?));
+            }
+            at += 2 + length;
+        }
+    }
+    None
+}
+
 /// Reads an image (PNG, JPEG, TIFF, PNM: whatever Tesseract's Leptonica reads).
 pub fn image_bytes(
     image: &[u8],
@@ -154,5 +195,22 @@ mod tests {
             crate::api::OcrWord { text: "Die".into(), x: 0.1, y: 0.1, w: 0.3, h: 0.05 }
         );
         assert_eq!(parse_tsv("level\n").confidence, 0.0);
+    }
+
+    #[test]
+    fn image_sizes_from_png_gif_and_jpeg_headers() {
+        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+        png.extend_from_slice(&640u32.to_be_bytes());
+        png.extend_from_slice(&1u32.to_be_bytes());
+        assert_eq!(image_size(&png), Some((640, 1)));
+        assert_eq!(image_size(b"GIF89a\x01\x00\x01\x00rest"), Some((1, 1)));
+        // A JPEG: start, an APP0 segment of 16 bytes, then SOF0 with height 200, width 1600.
+        let mut jpeg = vec![0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10];
+        jpeg.extend_from_slice(&[0; 14]);
+        jpeg.extend_from_slice(&[0xff, 0xc0, 0x00, 0x11, 0x08, 0x00, 0xc8, 0x06, 0x40, 0x03]);
+        assert_eq!(image_size(&jpeg), Some((1600, 200)));
+        assert_eq!(image_size(b"II*\0 a TIFF"), None);
+        assert_eq!(image_size(b"\x89PNG\r\n\x1a\n short"), None);
+        assert_eq!(image_size(&[0xff, 0xd8, 0xff]), None);
     }
 }
