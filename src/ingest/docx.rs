@@ -1,8 +1,9 @@
 //! Word documents (Office Open XML): paragraphs from `word/document.xml`, headings from the
 //! paragraph styles, pages from the page breaks the document records (hard breaks before or
-//! after a paragraph's text, `w:pageBreakBefore`, the breaks Word rendered), and the title from
-//! `docProps/core.xml`.
+//! after a paragraph's text, `w:pageBreakBefore` on the paragraph or its style in
+//! `word/styles.xml`, the breaks Word rendered), and the title from `docProps/core.xml`.
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use quick_xml::Reader;
@@ -31,7 +32,11 @@ impl DocumentExtractor for DocxExtractor {
         let body = package.read_text("word/document.xml")?.ok_or_else(|| {
             ExtractError::Malformed("no word/document.xml: not a Word document".into())
         })?;
-        let mut res = parse_document(&body)?;
+        let breaking = match package.read_text("word/styles.xml")? {
+            Some(styles) => page_breaking_styles(&styles),
+            None => HashSet::new(),
+        };
+        let mut res = parse_document(&body, &breaking)?;
         if let Some(core) = package.read_text("docProps/core.xml")? {
             res.title = core_title(&core);
         }
@@ -39,8 +44,65 @@ impl DocumentExtractor for DocxExtractor {
     }
 }
 
-/// Builds sections from the document body: one per heading and page.
-fn parse_document(xml: &str) -> Result<Extracted, ExtractError> {
+/// The paragraph styles of `word/styles.xml` that break the page before their paragraph
+/// (`w:pageBreakBefore` in the style or, unless it says otherwise, in a style it is based on),
+/// as a template's "Heading 1" often does.
+fn page_breaking_styles(xml: &str) -> HashSet<String> {
+    // Style id -> (its own setting, the style it is based on).
+    let mut styles: HashMap<String, (Option<bool>, Option<String>)> = HashMap::new();
+    let mut reader = Reader::from_str(xml);
+    let mut current: Option<String> = None;
+    while let Ok(event) = reader.read_event() {
+        match event {
+            Event::Start(e) | Event::Empty(e) => match e.local_name().as_ref() {
+                b"style" => {
+                    current = (attr(&e, b"type").as_deref() == Some("paragraph"))
+                        .then(|| attr(&e, b"styleId"))
+                        .flatten();
+                    if let Some(id) = &current {
+                        styles.entry(id.clone()).or_default();
+                    }
+                }
+                b"basedOn" => {
+                    if let Some(entry) = current.as_ref().and_then(|id| styles.get_mut(id)) {
+                        entry.1 = attr(&e, b"val");
+                    }
+                }
+                b"pageBreakBefore" => {
+                    if let Some(entry) = current.as_ref().and_then(|id| styles.get_mut(id)) {
+                        entry.0 = Some(is_on(&e));
+                    }
+                }
+                _ => {}
+            },
+            Event::End(e) if e.local_name().as_ref() == b"style" => current = None,
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    let breaks = |id: &str| {
+        let mut at = id;
+        // A chain of at most 16 styles (a loop in a broken file ends there).
+        for _ in 0..16 {
+            match styles.get(at) {
+                Some((Some(own), _)) => return *own,
+                Some((None, Some(base))) => at = base,
+                _ => return false,
+            }
+        }
+        false
+    };
+    styles.keys().filter(|id| breaks(id)).cloned().collect()
+}
+
+/// Whether an on/off property (`<w:pageBreakBefore/>`, `w:val="true"`) is on.
+fn is_on(e: &BytesStart<'_>) -> bool {
+    !matches!(attr(e, b"val").as_deref(), Some("0" | "false" | "off"))
+}
+
+/// Builds sections from the document body: one per heading and page; `breaking` names the
+/// paragraph styles that start a page.
+fn parse_document(xml: &str, breaking: &HashSet<String>) -> Result<Extracted, ExtractError> {
     let mut res = Extracted::default();
     let mut reader = Reader::from_str(xml);
     let mut page = 1u32;
@@ -53,6 +115,11 @@ fn parse_document(xml: &str) -> Result<Extracted, ExtractError> {
     let mut in_text = false;
     let mut pending_page_break = false;
     let mut break_after_paragraph = false;
+    // The paragraph's style or its own properties break the page before it.
+    let mut break_before_paragraph = false;
+    // Inside a tracked change's record of former properties (`w:pPrChange`), which no longer
+    // apply.
+    let mut in_former_properties = false;
     // Whether any text is on the current page.
     let mut page_used = false;
 
@@ -69,13 +136,23 @@ fn parse_document(xml: &str) -> Result<Extracted, ExtractError> {
         let event = reader
             .read_event()
             .map_err(|e| ExtractError::Malformed(format!("word/document.xml: {e}")))?;
+        let is_start = matches!(event, Event::Start(_));
         match event {
             Event::Start(e) | Event::Empty(e) => match e.local_name().as_ref() {
                 b"p" => {
                     paragraph.clear();
                     paragraph_heading = None;
+                    break_before_paragraph = false;
                 }
-                b"pStyle" => paragraph_heading = heading_style(&e),
+                b"pPrChange" if is_start => {
+                    in_former_properties = true;
+                }
+                _ if in_former_properties => {}
+                b"pStyle" => {
+                    paragraph_heading = heading_style(&e);
+                    break_before_paragraph =
+                        attr(&e, b"val").is_some_and(|id| breaking.contains(&id));
+                }
                 b"t" => in_text = true,
                 b"tab" => paragraph.push('\t'),
                 // A page break before the paragraph's text starts the page with this
@@ -97,11 +174,7 @@ fn parse_document(xml: &str) -> Result<Extracted, ExtractError> {
                         break_after_paragraph = true;
                     }
                 }
-                b"pageBreakBefore"
-                    if !matches!(attr(&e, b"val").as_deref(), Some("0" | "false" | "off")) =>
-                {
-                    pending_page_break = true;
-                }
+                b"pageBreakBefore" => break_before_paragraph = is_on(&e),
                 _ => {}
             },
             Event::Text(t) if in_text => {
@@ -110,11 +183,14 @@ fn parse_document(xml: &str) -> Result<Extracted, ExtractError> {
                 paragraph.push_str(&text);
             }
             Event::End(e) => match e.local_name().as_ref() {
+                b"pPrChange" => in_former_properties = false,
                 b"t" => in_text = false,
                 b"p" => {
                     // A break on a page with nothing on it yet (the document's first
                     // paragraph, or one right after another break) adds no page.
-                    if std::mem::take(&mut pending_page_break) && page_used {
+                    let break_before = std::mem::take(&mut pending_page_break)
+                        | std::mem::take(&mut break_before_paragraph);
+                    if break_before && page_used {
                         flush(&mut res, &mut section, section_page, &heading_of_section);
                         page += 1;
                         section_page = page;
@@ -196,7 +272,7 @@ mod tests {
           <w:p><w:pPr><w:pStyle w:val="Heading2"/></w:pPr><w:r><w:t>Exceptions</w:t></w:r></w:p>
           <w:p><w:r><w:t>None</w:t><w:tab/><w:t>apply.</w:t></w:r></w:p>
         </w:body></w:document>"#;
-        let doc = parse_document(xml).unwrap();
+        let doc = parse_document(xml, &HashSet::new()).unwrap();
         assert_eq!(doc.pages, 2);
         let got: Vec<(u32, String, &str)> = doc
             .sections
@@ -226,7 +302,7 @@ mod tests {
           <w:p><w:pPr><w:pageBreakBefore/></w:pPr><w:r><w:t>Dritte Seite.</w:t></w:r></w:p>
           <w:p><w:pPr><w:pageBreakBefore w:val="false"/></w:pPr><w:r><w:t>Noch die dritte.</w:t><w:br w:type="page"/></w:r></w:p>
         </w:body></w:document>"#;
-        let doc = parse_document(xml).unwrap();
+        let doc = parse_document(xml, &HashSet::new()).unwrap();
         assert_eq!(doc.pages, 3);
         let got: Vec<(u32, String, &str)> = doc
             .sections
@@ -241,5 +317,34 @@ mod tests {
                 (3, "Finanzen".into(), "Dritte Seite.\nNoch die dritte."),
             ]
         );
+    }
+
+    #[test]
+    fn styles_that_break_the_page_through_their_base_and_former_properties_ignored() {
+        let styles = r#"<w:styles xmlns:w="w">
+          <w:style w:type="paragraph" w:styleId="Heading1"><w:pPr><w:pageBreakBefore/></w:pPr></w:style>
+          <w:style w:type="paragraph" w:styleId="Chapter"><w:basedOn w:val="Heading1"/></w:style>
+          <w:style w:type="paragraph" w:styleId="Quiet"><w:basedOn w:val="Heading1"/><w:pPr><w:pageBreakBefore w:val="0"/></w:pPr></w:style>
+          <w:style w:type="paragraph" w:styleId="Loop"><w:basedOn w:val="Loop"/></w:style>
+          <w:style w:type="character" w:styleId="Heading1Char"><w:pPr><w:pageBreakBefore/></w:pPr></w:style>
+        </w:styles>"#;
+        let breaking = page_breaking_styles(styles);
+        let mut names: Vec<&str> = breaking.iter().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["Chapter", "Heading1"]);
+        let xml = r#"<w:document xmlns:w="w"><w:body>
+          <w:p><w:pPr><w:pStyle w:val="Heading1"/></w:pPr><w:r><w:t>Eins</w:t></w:r></w:p>
+          <w:p><w:r><w:t>Erste Seite.</w:t></w:r></w:p>
+          <w:p><w:pPr><w:pStyle w:val="Chapter"/></w:pPr><w:r><w:t>Zwei</w:t></w:r></w:p>
+          <w:p><w:pPr><w:pStyle w:val="Quiet"/></w:pPr><w:r><w:t>Noch zwei</w:t></w:r></w:p>
+          <w:p><w:pPr><w:pStyle w:val="Heading1"/><w:pageBreakBefore w:val="false"/></w:pPr><w:r><w:t>Auch noch zwei</w:t></w:r></w:p>
+          <w:p><w:pPr><w:pPrChange><w:pPr><w:pageBreakBefore/></w:pPr></w:pPrChange></w:pPr><w:r><w:t>Immer noch zwei.</w:t></w:r></w:p>
+        </w:body></w:document>"#;
+        let doc = parse_document(xml, &breaking).unwrap();
+        assert_eq!(doc.pages, 2);
+        let pages: Vec<(u32, &str)> =
+            doc.sections.iter().map(|s| (s.page, doc.text[s.start..s.end].trim())).collect();
+        assert_eq!(pages[0], (1, "Eins\nErste Seite."));
+        assert!(pages[1..].iter().all(|(page, _)| *page == 2), "{pages:?}");
     }
 }
