@@ -155,7 +155,7 @@ pub struct NestedOcr {
 }
 
 impl NestedOcr {
-    /// OCR options for the outer file `source`, its budget starting now.
+    /// OCR options for the file `source`, its budget starting now.
     fn for_source(source: &Source) -> Option<Self> {
         let options = source.ocr.clone()?;
         let deadline = std::time::Instant::now() + Duration::from_secs(options.budget_secs.max(1));
@@ -276,8 +276,9 @@ pub fn extract_source(source: &Source) -> Result<Extracted, ExtractError> {
     }
     let extractor = extractor_for(source.kind)
         .ok_or_else(|| ExtractError::Unsupported(source.kind.as_str().to_owned()))?;
-    let nested_ocr = NestedOcr::for_source(source);
-    let mut res = match extractor.extract_with_ocr(&source.path, &bytes, nested_ocr.as_ref()) {
+    // One OCR budget for the file: its own pages and whatever it holds share it.
+    let ocr = NestedOcr::for_source(source);
+    let mut res = match extractor.extract_with_ocr(&source.path, &bytes, ocr.as_ref()) {
         Ok(res) => res,
         Err(err) if source.kind == FileKind::Pdf => {
             pdf::recover(&source.path, err, &source.passwords, extractor.as_ref())?
@@ -285,11 +286,10 @@ pub fn extract_source(source: &Source) -> Result<Extracted, ExtractError> {
         Err(err) => return Err(err),
     };
     res.extractor = extractor.name().to_owned();
-    if let Some(options) = &source.ocr
+    if let Some(ocr) = &ocr
         && !res.pages_without_text.is_empty()
     {
-        let deadline = std::time::Instant::now() + Duration::from_secs(options.budget_secs.max(1));
-        ocr_pages(&source.path, &mut res, options, deadline);
+        ocr_pages(&source.path, &mut res, &ocr.options, ocr.deadline);
     }
     tidy_sections(&mut res);
     if let Some(warning) = unread_pages_warning(&res, source.ocr.is_some()) {
@@ -458,6 +458,18 @@ pub fn page_ranges(pages: &[u32]) -> String {
         idx += 1;
     }
     res
+}
+
+#[cfg(test)]
+impl Extracted {
+    /// Each section as (page, heading path joined by `separator`, trimmed text): what parser
+    /// tests compare.
+    pub(crate) fn outline(&self, separator: &str) -> Vec<(u32, String, &str)> {
+        self.sections
+            .iter()
+            .map(|s| (s.page, s.heading.join(separator), self.text[s.start..s.end].trim()))
+            .collect()
+    }
 }
 
 #[cfg(test)]

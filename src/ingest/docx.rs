@@ -274,11 +274,7 @@ mod tests {
         </w:body></w:document>"#;
         let doc = parse_document(xml, &HashSet::new()).unwrap();
         assert_eq!(doc.pages, 2);
-        let got: Vec<(u32, String, &str)> = doc
-            .sections
-            .iter()
-            .map(|s| (s.page, s.heading.join(" > "), doc.text[s.start..s.end].trim()))
-            .collect();
+        let got: Vec<(u32, String, &str)> = doc.outline(" > ");
         assert_eq!(
             got,
             vec![
@@ -304,11 +300,7 @@ mod tests {
         </w:body></w:document>"#;
         let doc = parse_document(xml, &HashSet::new()).unwrap();
         assert_eq!(doc.pages, 3);
-        let got: Vec<(u32, String, &str)> = doc
-            .sections
-            .iter()
-            .map(|s| (s.page, s.heading.join(" > "), doc.text[s.start..s.end].trim()))
-            .collect();
+        let got: Vec<(u32, String, &str)> = doc.outline(" > ");
         assert_eq!(
             got,
             vec![
@@ -343,7 +335,7 @@ mod tests {
         let doc = parse_document(xml, &breaking).unwrap();
         assert_eq!(doc.pages, 2);
         let pages: Vec<(u32, &str)> =
-            doc.sections.iter().map(|s| (s.page, doc.text[s.start..s.end].trim())).collect();
+            doc.outline("").into_iter().map(|(page, _, text)| (page, text)).collect();
         assert_eq!(pages[0], (1, "Eins\nErste Seite."));
         assert!(pages[1..].iter().all(|(page, _)| *page == 2), "{pages:?}");
     }

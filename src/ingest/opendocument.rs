@@ -328,11 +328,7 @@ mod tests {
         </office:text></office:body></office:document-content>"#;
         let doc = text_document(xml).unwrap();
         assert_eq!(doc.pages, 2);
-        let got: Vec<(u32, String, &str)> = doc
-            .sections
-            .iter()
-            .map(|s| (s.page, s.heading.join(" > "), doc.text[s.start..s.end].trim()))
-            .collect();
+        let got: Vec<(u32, String, &str)> = doc.outline(" > ");
         assert_eq!(
             got,
             [
@@ -365,7 +361,7 @@ mod tests {
         let doc = text_document(xml).unwrap();
         assert_eq!(doc.pages, 4);
         let got: Vec<(u32, &str)> =
-            doc.sections.iter().map(|s| (s.page, doc.text[s.start..s.end].trim())).collect();
+            doc.outline("").into_iter().map(|(page, _, text)| (page, text)).collect();
         assert_eq!(
             got,
             [
@@ -389,11 +385,7 @@ mod tests {
         </office:presentation></office:body></office:document-content>"#;
         let doc = slides(xml).unwrap();
         assert_eq!(doc.pages, 2);
-        let got: Vec<(u32, String, &str)> = doc
-            .sections
-            .iter()
-            .map(|s| (s.page, s.heading.join(" > "), doc.text[s.start..s.end].trim()))
-            .collect();
+        let got: Vec<(u32, String, &str)> = doc.outline(" > ");
         assert_eq!(
             got,
             [
