@@ -27,7 +27,7 @@ else ifneq ($(MAKELEVEL),0)
 export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS ?= $(X86_FLAGS)
 endif
 
-.PHONY: run test eval bench setup ui check-fmt lint unit desktop test-inner run-inner real-models \
+.PHONY: run test eval bench setup ui check-fmt lint unit desktop test-inner run-inner real-models s3-server \
 	eval-inner bench-inner rustflags app-models mcp-client llama-server dist dist-inner dist-check \
 	dist-check-inner
 
@@ -170,7 +170,18 @@ llama-server:
 			$(LLAMA_SERVER_VENV)/bin/pip install --quiet 'llama-cpp-python[server]==0.3.36'; \
 	fi
 
-unit: ui real-models mcp-client llama-server
+# moto's S3 server (PyPI `moto[server]`, with boto3) in a throwaway virtualenv, for
+# tests/remote_library.rs: a real S3-compatible server on loopback with the conditional writes
+# (If-None-Match, If-Match) the writer lease and LanceDB's commits use; never a dependency of Quarry.
+S3_VENV ?= $(HOME)/.cache/quarry/venvs/s3
+export QUARRY_S3_SERVER_PYTHON ?= $(S3_VENV)/bin/python
+s3-server:
+	@if [ ! -x $(S3_VENV)/bin/python ] || ! $(S3_VENV)/bin/python -c 'import moto.server, boto3' 2>/dev/null; then \
+		echo "installing moto's S3 server (pip install moto[server]) into $(S3_VENV)"; \
+		/usr/bin/python3 -m venv $(S3_VENV) && $(S3_VENV)/bin/pip install --quiet 'moto[server]==5.2.6'; \
+	fi
+
+unit: ui real-models mcp-client llama-server s3-server
 	@mkdir -p $(CARGO_TARGET_DIR)
 	set -o pipefail; $(CARGO) test --locked --workspace 2>&1 | tee $(TEST_LOG)
 

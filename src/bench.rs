@@ -170,6 +170,8 @@ impl AskBench {
 /// Query latency at one library size.
 #[derive(Debug, Clone, Serialize)]
 pub struct SearchBench {
+    /// Where the library was: its folder, or its `s3://` address.
+    pub library: String,
     /// Chunks in the library.
     pub chunks: usize,
     /// Search mode.
@@ -211,9 +213,11 @@ fn random_unit_vector(rng: &mut Rng, dims: usize) -> Vec<f32> {
 }
 
 /// Builds a library of `n_chunks` synthetic chunks (random words, random unit vectors) in
-/// `dir`, then times `n_queries` hybrid queries with precomputed query vectors.
+/// `dir` (or on object storage at `remote`, with `dir` as this machine's folder for it), then
+/// times `n_queries` hybrid queries with precomputed query vectors.
 pub async fn search(
     dir: &std::path::Path,
+    remote: Option<&crate::config::RemoteLibrary>,
     n_chunks: usize,
     dims: usize,
     n_queries: usize,
@@ -222,7 +226,7 @@ pub async fn search(
     let words: Vec<&str> = PROSE.split_whitespace().collect();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ n_chunks as u64);
     let meta = EmbedderMeta { id: "bench/random".into(), dimensions: dims };
-    let store = Store::open_for_write(dir, Some(meta)).await?;
+    let store = Store::open_for_write(dir, remote, Some(meta)).await?;
     let started = Instant::now();
     const CHUNKS_PER_DOC: usize = 10;
     let mut batch = Vec::new();
@@ -308,6 +312,7 @@ pub async fn search(
         values[((values.len() as f64 - 1.0) * p).round() as usize]
     };
     Ok(SearchBench {
+        library: store.location(),
         chunks: n_chunks,
         mode: SearchMode::Hybrid,
         queries: n_queries,

@@ -23,9 +23,15 @@ pub(crate) use quarry::ingest::worker::WORKER_ARG;
 #[derive(Debug, Parser)]
 #[command(name = "quarry", version, about = "Ask questions about your own documents, offline")]
 struct Cli {
-    /// Library folder [default: the platform's data folder]
+    /// Library folder, or a library on S3-compatible storage (s3://bucket/prefix: credentials,
+    /// region and endpoint from the usual AWS variables and profiles, AWS_ENDPOINT_URL for
+    /// MinIO, Ceph or Garage) [default: the platform's data folder]
     #[arg(long, env = "QUARRY_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
+    /// This machine's folder for a library on S3 (its text index, settings, conversations
+    /// and audit log) [default: ~/.cache/quarry/libraries/<bucket>-<prefix>-<hash>]
+    #[arg(long, env = "QUARRY_CACHE_DIR", global = true)]
+    cache_dir: Option<PathBuf>,
     /// Models folder [default: <data-dir>/models]
     #[arg(long, env = "QUARRY_MODELS_DIR", global = true)]
     models_dir: Option<PathBuf>,
@@ -683,10 +689,23 @@ fn init_logging(verbose: u8, quiet: bool) {
 /// The engine settings and the models folder for this command. Only commands that write
 /// answers look for a default generator (reading model headers); `status` and friends don't.
 #[allow(clippy::disallowed_methods)] // The server's API key comes from the environment.
-fn config_for(cli: &Cli) -> anyhow::Result<(EngineConfig, quarry::models::ModelFolder)> {
-    let data_dir = match &cli.data_dir {
-        Some(dir) => dir.clone(),
-        None => quarry::config::default_data_dir()?,
+async fn config_for(cli: &Cli) -> anyhow::Result<(EngineConfig, quarry::models::ModelFolder)> {
+    let remote = match cli.data_dir.as_deref().and_then(|dir| dir.to_str()) {
+        Some(uri) => remote_library(uri)?,
+        None => None,
+    };
+    let data_dir = match (&remote, &cli.data_dir) {
+        (Some(remote), _) => {
+            let cache = match &cli.cache_dir {
+                Some(dir) => dir.clone(),
+                None => remote.default_cache_dir()?,
+            };
+            // The library's own record of its embedder, so the model is chosen to match.
+            quarry::index::remote::mirror_library_meta(remote, &cache).await?;
+            cache
+        }
+        (None, Some(dir)) => dir.clone(),
+        (None, None) => quarry::config::default_data_dir()?,
     };
     let models_dir = cli
         .models_dir
@@ -705,6 +724,7 @@ fn config_for(cli: &Cli) -> anyhow::Result<(EngineConfig, quarry::models::ModelF
                 | Command::Bench { what: BenchCommand::Ask { model: None, .. } }
         );
     let mut config = models.engine_config(data_dir, generates);
+    config.remote = remote;
     if let Some(url) = &cli.generator_url {
         let mut server = quarry::config::GeneratorServerConfig::new(url);
         server.model = cli.generator_model.clone();
@@ -753,6 +773,28 @@ fn config_for(cli: &Cli) -> anyhow::Result<(EngineConfig, quarry::models::ModelF
     Ok((config, models))
 }
 
+/// The library on object storage that `--data-dir` names, if it names one, with what the
+/// AWS environment says about the server (plain HTTP for an `http://` endpoint) and the lease
+/// length from QUARRY_LEASE_SECONDS.
+#[allow(clippy::disallowed_methods)] // The storage server is the user's AWS setting.
+fn remote_library(uri: &str) -> anyhow::Result<Option<quarry::config::RemoteLibrary>> {
+    let Some(mut remote) = quarry::config::RemoteLibrary::parse(uri)? else { return Ok(None) };
+    let endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()));
+    if let Some(endpoint) = endpoint {
+        remote.allow_http_for(&endpoint);
+    }
+    if let Ok(seconds) = std::env::var("QUARRY_LEASE_SECONDS") {
+        remote.lease_seconds = seconds.parse().ok().filter(|s| *s >= 5).ok_or_else(|| {
+            quarry::Error::user(format!(
+                "QUARRY_LEASE_SECONDS={seconds}: expected whole seconds, at least 5"
+            ))
+        })?;
+    }
+    Ok(Some(remote))
+}
+
 /// `--model` and `--passages` of `eval qa` and `bench ask`: the generator to answer with (a
 /// local model instead of any server) and the most passages it is given.
 fn choose_generator_and_passages(
@@ -772,7 +814,7 @@ fn choose_generator_and_passages(
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let (mut config, models) = config_for(&cli)?;
+    let (mut config, models) = config_for(&cli).await?;
     let models_dir = models.dir().to_owned();
     match cli.command {
         Command::Index { paths, json, timeout, workers, watch, password_file } => {
@@ -1223,7 +1265,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut runs = Vec::new();
             for size in sizes {
                 let work = tempfile::tempdir()?;
-                runs.push(quarry::bench::search(work.path(), size, dims, queries).await?);
+                // On object storage: a fresh library under the named prefix for each size.
+                let remote = config.remote.as_ref().map(|library| {
+                    let mut bench = library.clone();
+                    bench.uri = format!("{}/bench-{size}-{}", library.uri, std::process::id());
+                    bench
+                });
+                runs.push(
+                    quarry::bench::search(work.path(), remote.as_ref(), size, dims, queries)
+                        .await?,
+                );
             }
             println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "search": runs }))?);
         }

@@ -12,8 +12,12 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineConfig {
-    /// The library folder (LanceDB tables, tantivy index, `library.json`).
+    /// The library folder (LanceDB tables, tantivy index, `library.json`); for a library on
+    /// object storage (`remote`), this machine's folder for it: its own text index, settings,
+    /// conversations and audit log.
     pub data_dir: PathBuf,
+    /// A library whose tables live on S3-compatible object storage; `None`: all in `data_dir`.
+    pub remote: Option<RemoteLibrary>,
     /// A `tokenizer.json` used to size chunks in tokens; without it chunks are sized in
     /// characters (about four per token).
     pub tokenizer: Option<PathBuf>,
@@ -38,6 +42,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("quarry-data"),
+            remote: None,
             tokenizer: None,
             embedder: None,
             extraction: ExtractionConfig::default(),
@@ -47,6 +52,85 @@ impl Default for EngineConfig {
             answer: AnswerConfig::default(),
             models_dir: None,
         }
+    }
+}
+
+/// A library on S3-compatible object storage (`s3://bucket/prefix`): the LanceDB tables, the
+/// library's `library.json`, its OCR word boxes and the writer lease live there; each machine
+/// keeps the derived text index in its own `data_dir`. Credentials, region and endpoint come
+/// from the usual AWS environment variables and profiles (`AWS_ACCESS_KEY_ID`, `AWS_PROFILE`,
+/// `AWS_REGION`, `AWS_ENDPOINT_URL` for MinIO, Ceph, Garage and the like); `storage_options`
+/// adds LanceDB object-store options on top (`aws_endpoint`, `allow_http`, ...).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteLibrary {
+    /// `s3://bucket/prefix`, without a trailing slash.
+    pub uri: String,
+    /// Object-store options passed to LanceDB as they are (no secrets belong here: those come
+    /// from the environment).
+    #[serde(default)]
+    pub storage_options: std::collections::BTreeMap<String, String>,
+    /// How long the writer lease lasts without renewal: how long a writer that died blocks
+    /// the next one at most.
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u64,
+}
+
+fn default_lease_seconds() -> u64 {
+    crate::index::remote::DEFAULT_LEASE_SECONDS
+}
+
+impl RemoteLibrary {
+    /// The library at `uri` when it names object storage (`s3://bucket[/prefix]`); `Ok(None)`
+    /// for a plain folder; an error naming the address when it is malformed or of a kind
+    /// Quarry cannot store a library on.
+    pub fn parse(uri: &str) -> Result<Option<Self>> {
+        let Some((scheme, rest)) = uri.split_once("://") else { return Ok(None) };
+        if scheme != "s3" {
+            return Err(Error::user(format!(
+                "{uri}: a library can live in a folder or on S3-compatible storage (s3://bucket/prefix), not on {scheme}://"
+            )));
+        }
+        let rest = rest.trim_end_matches('/');
+        let bucket = rest.split('/').next().unwrap_or_default();
+        if bucket.is_empty() || rest.split('/').any(str::is_empty) || rest.contains(['?', '#']) {
+            return Err(Error::user(format!(
+                "{uri}: expected s3://bucket or s3://bucket/prefix (no empty parts, no query)"
+            )));
+        }
+        Ok(Some(Self {
+            uri: format!("s3://{rest}"),
+            storage_options: Default::default(),
+            lease_seconds: default_lease_seconds(),
+        }))
+    }
+
+    /// Allows plain HTTP when the storage server's endpoint is an `http://` address (a MinIO
+    /// on the LAN, a test server on loopback), which object_store otherwise refuses.
+    pub fn allow_http_for(&mut self, endpoint: &str) {
+        if endpoint.starts_with("http://") {
+            self.storage_options.insert("allow_http".to_owned(), "true".to_owned());
+        }
+    }
+
+    /// This machine's folder for the library when the user names none: one per address under
+    /// the platform's cache folder (`~/.cache/quarry/libraries/<bucket>-<prefix>-<hash>`).
+    pub fn default_cache_dir(&self) -> Result<PathBuf> {
+        let base = directories::ProjectDirs::from("org", "Quarry", "quarry")
+            .map(|p| p.cache_dir().join("libraries"))
+            .ok_or_else(|| Error::user("no home folder for the library's cache; name one"))?;
+        let readable: String = self
+            .uri
+            .trim_start_matches("s3://")
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+            .take(60)
+            .collect();
+        let digest = {
+            use sha2::Digest;
+            crate::ids::hex(&sha2::Sha256::digest(self.uri.as_bytes())[..4])
+        };
+        Ok(base.join(format!("{readable}-{digest}")))
     }
 }
 

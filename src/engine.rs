@@ -166,9 +166,9 @@ impl EngineBuilder {
         };
         let meta = embedder.as_ref().map(EmbedderSlot::meta);
         let store = if write {
-            Store::open_for_write(&config.data_dir, meta).await?
+            Store::open_for_write(&config.data_dir, config.remote.as_ref(), meta).await?
         } else {
-            Store::open(&config.data_dir, meta).await?
+            Store::open(&config.data_dir, config.remote.as_ref(), meta).await?
         };
         let chunker = Arc::new(make_chunker(&config)?);
         let generator = match generator {
@@ -336,13 +336,15 @@ impl Engine {
         } else {
             paths.iter().map(|p| canonical(p)).collect::<Result<Vec<_>>>()?
         };
-        self.store.update_meta(|meta| {
-            for root in &roots {
-                if !meta.sources.contains(root) {
-                    meta.sources.push(root.clone());
+        self.store
+            .update_meta(|meta| {
+                for root in &roots {
+                    if !meta.sources.contains(root) {
+                        meta.sources.push(root.clone());
+                    }
                 }
-            }
-        })?;
+            })
+            .await?;
         let embedder = self.embedder()?;
         let config = self.run_config();
         indexing::run(&self.store, &self.chunker, embedder, &config, &roots, sink, cancel).await
@@ -365,9 +367,11 @@ impl Engine {
             removed_sources.push(abs);
         }
         self.store.remove(&doc_ids).await?;
-        self.store.update_meta(|meta| {
-            meta.sources.retain(|s| !removed_sources.iter().any(|r| s.starts_with(r)));
-        })?;
+        self.store
+            .update_meta(|meta| {
+                meta.sources.retain(|s| !removed_sources.iter().any(|r| s.starts_with(r)));
+            })
+            .await?;
         Ok(doc_ids.len() as u32)
     }
 
@@ -428,7 +432,7 @@ impl Engine {
     /// (empty when that page had a text layer), so a viewer can highlight a quote on a scan.
     pub async fn ocr_words(&self, path: &Path, page: u32) -> Result<Vec<crate::api::OcrWord>> {
         let row = self.document_row(path).await?;
-        self.store.ocr_words(&row.doc_id, page)
+        self.store.ocr_words(&row.doc_id, page).await
     }
 
     /// The bytes and kind of the library document at `path`, for viewers that render the
@@ -489,7 +493,7 @@ impl Engine {
         let (chunks, text_chunks) = self.store.chunk_counts().await?;
         let meta = self.store.meta();
         Ok(LibraryStatus {
-            data_dir: self.store.dir().to_string_lossy().into_owned(),
+            data_dir: self.store.location(),
             format_version: meta.format_version,
             documents: docs.len() as u64,
             indexed: count(DocumentState::Indexed),

@@ -5,6 +5,7 @@
 pub mod analysis;
 pub mod fulltext;
 pub mod meta;
+pub mod remote;
 pub mod schema;
 pub mod tables;
 
@@ -17,9 +18,11 @@ use tracing::{info, warn};
 pub use self::analysis::TextLanguage;
 use self::fulltext::{FullText, TextEntry};
 use self::meta::{EmbedderMeta, LibraryMeta, WriterLock};
+use self::remote::{RemoteFiles, WriterLease};
 use self::schema::{ChunkRow, DocumentRow};
 use self::tables::{Tables, in_filter};
 use crate::api::{DocumentState, SearchHit};
+use crate::config::RemoteLibrary;
 use crate::error::{Error, Result};
 
 /// Errors of the index stage (LanceDB, tantivy, library metadata).
@@ -37,6 +40,9 @@ pub enum IndexError {
     /// The stored data does not have the expected shape.
     #[error("corrupt library: {0}")]
     Corrupt(String),
+    /// Object storage refused or failed a request (the library's address, what, why).
+    #[error("object storage: {0}")]
+    Remote(String),
 }
 
 impl From<IndexError> for Error {
@@ -60,7 +66,9 @@ pub struct PreparedDocument {
     pub ocr_words: Vec<crate::api::OcrPage>,
 }
 
-/// The library: LanceDB tables, tantivy index and `library.json` in one data folder.
+/// The library: LanceDB tables, tantivy index and `library.json` in one data folder, or, for
+/// a library on object storage, the tables, `library.json` and OCR words there and this
+/// machine's text index in the data folder.
 #[derive(Debug)]
 pub struct Store {
     dir: PathBuf,
@@ -68,21 +76,47 @@ pub struct Store {
     fulltext: FullText,
     meta: Mutex<LibraryMeta>,
     lock: Option<WriterLock>,
+    remote: Option<Remote>,
+}
+
+/// What a library on object storage adds: its files there and, for a writer, the lease.
+#[derive(Debug)]
+struct Remote {
+    files: RemoteFiles,
+    lease: Option<WriterLease>,
+}
+
+/// Where the text index of a library on object storage says it was built from: the table
+/// versions it reflects (in the data folder, beside `text/`).
+const TEXT_SYNCED: &str = "text-synced.json";
+
+/// The contents of [`TEXT_SYNCED`].
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct TextSynced {
+    library: String,
+    documents: u64,
+    chunks: u64,
 }
 
 impl Store {
-    /// Opens the library in `dir` for reading (and creates it when missing). A new library
-    /// takes `embedder` as its vector model; an existing one must have been built with it.
-    pub async fn open(dir: &Path, embedder: Option<EmbedderMeta>) -> Result<Self> {
-        let store = Self::open_unchecked(dir, embedder.clone()).await?;
+    /// Opens the library in `dir` (or, with `remote`, the library on object storage with
+    /// `dir` as this machine's folder for it) for reading, and creates it when missing. A new
+    /// library takes `embedder` as its vector model; an existing one must have been built with it.
+    pub async fn open(
+        dir: &Path,
+        remote: Option<&RemoteLibrary>,
+        embedder: Option<EmbedderMeta>,
+    ) -> Result<Self> {
+        let store = Self::open_unchecked(dir, remote, embedder.clone()).await?;
         let built_with = store.meta().embedder;
         // A reader without a model may still search by text; another model may not read.
         if embedder.is_some() && built_with != embedder {
-            return Err(embedder_mismatch(dir, &built_with, &embedder));
+            return Err(embedder_mismatch(&store.location(), &built_with, &embedder));
         }
-        // A text index out of step with the tables (dropped for an older schema, say) is
-        // rebuilt here when no writer holds the library; a writer rebuilds it when it opens.
-        if store.fulltext.len() != store.tables.count_chunks().await?
+        // A text index out of step with the tables (dropped for an older schema, say, or
+        // behind another machine's writes) is rebuilt here when no local process writes to
+        // this folder; a writer rebuilds it when it opens.
+        if !store.text_in_step().await?
             && let Ok(lock) = WriterLock::acquire(dir)
         {
             let mut store = store;
@@ -96,18 +130,48 @@ impl Store {
     }
 
     /// Opens (or creates) the library without comparing its embedder with `embedder`.
-    async fn open_unchecked(dir: &Path, embedder: Option<EmbedderMeta>) -> Result<Self> {
+    async fn open_unchecked(
+        dir: &Path,
+        library: Option<&RemoteLibrary>,
+        embedder: Option<EmbedderMeta>,
+    ) -> Result<Self> {
+        let (remote, stored_meta) = match library {
+            Some(library) => {
+                let files = RemoteFiles::open(library).await?;
+                let origin = format!("{}/library.json", library.uri);
+                let meta = match files.read("library.json").await? {
+                    Some(bytes) => Some(LibraryMeta::parse(&bytes, &origin, &library.uri)?),
+                    None => None,
+                };
+                (Some(Remote { files, lease: None }), meta)
+            }
+            None => {
+                let exists = dir.join("library.json").exists();
+                (None, exists.then(|| LibraryMeta::load_or_new(dir)).transpose()?)
+            }
+        };
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let mut meta = LibraryMeta::load_or_new(dir)?;
-        let is_new = !dir.join("library.json").exists();
+        let is_new = stored_meta.is_none();
+        let mut meta = stored_meta.unwrap_or_else(LibraryMeta::fresh);
         if is_new {
             meta.embedder = embedder;
         }
-        let lance_dir = dir.join("lance");
-        let uri = lance_dir.to_str().ok_or_else(|| {
-            Error::user(format!("data folder {} is not valid UTF-8", dir.display()))
-        })?;
-        let tables = Tables::open(uri, meta.embedder.as_ref().map(|e| e.dimensions)).await?;
+        let dims = meta.embedder.as_ref().map(|e| e.dimensions);
+        let tables = match library {
+            Some(library) => {
+                let uri = format!("{}/lance", library.uri);
+                Tables::open(&uri, remote::storage_options(library), dims)
+                    .await
+                    .map_err(|e| remote::remote_error(&library.uri, "tables", e))?
+            }
+            None => {
+                let lance_dir = dir.join("lance");
+                let uri = lance_dir.to_str().ok_or_else(|| {
+                    Error::user(format!("data folder {} is not valid UTF-8", dir.display()))
+                })?;
+                Tables::open(uri, Default::default(), dims).await?
+            }
+        };
         let text_dir = dir.join("text");
         let fulltext = match FullText::open(&text_dir) {
             Ok(ft) => ft,
@@ -118,45 +182,82 @@ impl Store {
                 FullText::open(&text_dir)?
             }
         };
-        let store =
-            Self { dir: dir.to_owned(), tables, fulltext, meta: Mutex::new(meta), lock: None };
-        if !dir.join("library.json").exists() {
-            store.save_meta()?;
+        let store = Self {
+            dir: dir.to_owned(),
+            tables,
+            fulltext,
+            meta: Mutex::new(meta),
+            lock: None,
+            remote,
+        };
+        if is_new {
+            store.save_meta().await?;
+        } else if store.remote.is_some() {
+            // This machine's copy, so the model choice can read it before the library opens.
+            store.meta().save(dir)?;
         }
         Ok(store)
     }
 
-    /// Opens the library for writing: takes the writer lock, then repairs what an interrupted
-    /// run left behind.
-    pub async fn open_for_write(dir: &Path, embedder: Option<EmbedderMeta>) -> Result<Self> {
+    /// Opens the library for writing: takes the writer lock (and, on object storage, the
+    /// writer lease), then repairs what an interrupted run left behind.
+    pub async fn open_for_write(
+        dir: &Path,
+        remote: Option<&RemoteLibrary>,
+        embedder: Option<EmbedderMeta>,
+    ) -> Result<Self> {
+        let lease = match remote {
+            Some(library) => {
+                let files = RemoteFiles::open(library).await?;
+                Some(WriterLease::acquire(&files, library.lease_seconds).await?)
+            }
+            None => None,
+        };
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let lock = WriterLock::acquire(dir)?;
-        let mut store = Self::open_unchecked(dir, embedder.clone()).await?;
+        let mut store = Self::open_unchecked(dir, remote, embedder.clone()).await?;
         let built_with = store.meta().embedder;
         if built_with != embedder {
             if !store.tables.documents().await?.is_empty() {
-                return Err(embedder_mismatch(dir, &built_with, &embedder));
+                return Err(embedder_mismatch(&store.location(), &built_with, &embedder));
             }
             // An empty library (say, one `quarry status` created) simply starts over.
+            store.tables.drop_all().await?;
             drop(store);
-            for part in ["lance", "text"] {
-                let path = dir.join(part);
+            let text = dir.join("text");
+            if text.exists() {
+                std::fs::remove_dir_all(&text).map_err(|e| Error::io(&text, e))?;
+            }
+            for file in ["library.json", TEXT_SYNCED] {
+                let path = dir.join(file);
                 if path.exists() {
-                    std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+                    std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
                 }
             }
-            let meta_path = dir.join("library.json");
-            std::fs::remove_file(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
-            store = Self::open_unchecked(dir, embedder).await?;
+            if let Some(library) = remote {
+                RemoteFiles::open(library).await?.delete("library.json").await?;
+            }
+            store = Self::open_unchecked(dir, remote, embedder).await?;
         }
         store.lock = Some(lock);
+        if let Some(remote) = store.remote.as_mut() {
+            remote.lease = lease;
+        }
         store.recover().await?;
         Ok(store)
     }
 
-    /// The data folder.
+    /// The data folder (for a library on object storage: this machine's folder for it).
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Where the library lives, as the user named it: its folder or its `s3://` address.
+    pub fn location(&self) -> String {
+        match &self.remote {
+            Some(remote) => remote.files.uri().to_owned(),
+            None => self.dir.display().to_string(),
+        }
     }
 
     /// A copy of `library.json`.
@@ -165,21 +266,67 @@ impl Store {
     }
 
     /// Changes `library.json` and saves it.
-    pub fn update_meta(&self, change: impl FnOnce(&mut LibraryMeta)) -> Result<()> {
+    pub async fn update_meta(&self, change: impl FnOnce(&mut LibraryMeta)) -> Result<()> {
         {
             let mut meta = self.meta.lock().unwrap_or_else(|p| p.into_inner());
             change(&mut meta);
         }
-        self.save_meta()
+        self.save_meta().await
     }
 
-    fn save_meta(&self) -> Result<()> {
-        self.meta().save(&self.dir)
+    async fn save_meta(&self) -> Result<()> {
+        let meta = self.meta();
+        if let Some(remote) = &self.remote {
+            remote.files.write("library.json", meta.to_json()?).await?;
+        }
+        meta.save(&self.dir)
+    }
+
+    /// Whether the text index reflects the tables: as many entries as chunks and, for a
+    /// library on object storage, built from the table versions open now.
+    async fn text_in_step(&self) -> Result<bool> {
+        if self.fulltext.len() != self.tables.count_chunks().await? {
+            return Ok(false);
+        }
+        if self.remote.is_none() {
+            return Ok(true);
+        }
+        let synced = std::fs::read(self.dir.join(TEXT_SYNCED))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<TextSynced>(&bytes).ok());
+        Ok(synced == Some(self.text_synced().await?))
+    }
+
+    async fn text_synced(&self) -> Result<TextSynced> {
+        let (documents, chunks) = self.tables.versions().await?;
+        Ok(TextSynced { library: self.location(), documents, chunks })
+    }
+
+    /// Records that the text index reflects the tables as they are now (a library on object
+    /// storage only; a local one compares counts).
+    async fn mark_text_synced(&self) -> Result<()> {
+        if self.remote.is_none() {
+            return Ok(());
+        }
+        let path = self.dir.join(TEXT_SYNCED);
+        let json = serde_json::to_vec(&self.text_synced().await?)
+            .map_err(|e| Error::internal("encode text-synced.json", e))?;
+        std::fs::write(&path, json).map_err(|e| Error::io(&path, e))
     }
 
     fn ensure_writer(&self) -> Result<()> {
         if self.lock.is_none() {
             return Err(Error::invariant("library opened read-only was asked to write"));
+        }
+        if let Some(remote) = &self.remote {
+            match &remote.lease {
+                Some(lease) => lease.check()?,
+                None => {
+                    return Err(Error::invariant(
+                        "library on object storage written without the lease",
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -214,17 +361,22 @@ impl Store {
             self.tables.delete_chunks_of(&stale).await?;
             self.fulltext.replace(&stale, &[])?;
         }
-        let n_chunks = self.tables.count_chunks().await?;
-        if self.fulltext.len() != n_chunks {
+        if !self.text_in_step().await? {
+            let n_chunks = self.tables.count_chunks().await?;
             warn!(target: "engine::index", text = self.fulltext.len(), tables = n_chunks, "text index out of step; rebuilding");
             self.rebuild_text_index().await?;
         }
         Ok(())
     }
 
-    /// Rebuilds the tantivy index from the `chunks` table.
+    /// Rebuilds the tantivy index from the `chunks` table. It is this machine's own (for a
+    /// library on object storage too), so the local writer lock is all it needs.
     pub async fn rebuild_text_index(&self) -> Result<()> {
-        self.ensure_writer()?;
+        if self.lock.is_none() {
+            return Err(Error::invariant(
+                "library opened read-only was asked to rebuild its text index",
+            ));
+        }
         let titles: HashMap<String, String> = self
             .tables
             .documents()
@@ -248,7 +400,7 @@ impl Store {
             }
             Ok(())
         })?;
-        Ok(())
+        self.mark_text_synced().await
     }
 
     /// Every document row.
@@ -310,18 +462,28 @@ impl Store {
         }
         // Derived data beside the tables: written after the commit, like the text index.
         for doc in batch {
-            self.write_ocr_words(&doc.row.doc_id, &doc.ocr_words)?;
+            self.write_ocr_words(&doc.row.doc_id, &doc.ocr_words).await?;
         }
-        Ok(())
+        self.mark_text_synced().await
     }
 
-    /// Where the OCR word boxes of a document are kept.
-    fn ocr_words_path(&self, doc_id: &str) -> PathBuf {
-        self.dir.join("ocr").join(format!("{doc_id}.json"))
+    /// Where the OCR word boxes of a document are kept: `ocr/<doc id>.json` in the data
+    /// folder, or under the library's prefix on object storage.
+    fn ocr_words_name(doc_id: &str) -> String {
+        format!("ocr/{doc_id}.json")
     }
 
-    fn write_ocr_words(&self, doc_id: &str, pages: &[crate::api::OcrPage]) -> Result<()> {
-        let path = self.ocr_words_path(doc_id);
+    async fn write_ocr_words(&self, doc_id: &str, pages: &[crate::api::OcrPage]) -> Result<()> {
+        let name = Self::ocr_words_name(doc_id);
+        if let Some(remote) = &self.remote {
+            if pages.is_empty() {
+                return remote.files.delete(&name).await;
+            }
+            let json =
+                serde_json::to_vec(pages).map_err(|e| Error::internal("encode OCR words", e))?;
+            return remote.files.write(&name, json).await;
+        }
+        let path = self.dir.join(&name);
         if pages.is_empty() {
             return match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&path, e)),
@@ -338,22 +500,33 @@ impl Store {
 
     /// The words OCR read on `page` of a document, with their boxes (none when the page was
     /// not read by OCR).
-    pub fn ocr_words(&self, doc_id: &str, page: u32) -> Result<Vec<crate::api::OcrWord>> {
-        let path = self.ocr_words_path(doc_id);
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io(&path, e)),
+    pub async fn ocr_words(&self, doc_id: &str, page: u32) -> Result<Vec<crate::api::OcrWord>> {
+        let name = Self::ocr_words_name(doc_id);
+        let (bytes, origin) = match &self.remote {
+            Some(remote) => {
+                (remote.files.read(&name).await?, format!("{}/{name}", remote.files.uri()))
+            }
+            None => {
+                let path = self.dir.join(&name);
+                match std::fs::read(&path) {
+                    Ok(bytes) => (Some(bytes), path.display().to_string()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, String::new()),
+                    Err(e) => return Err(Error::io(&path, e)),
+                }
+            }
         };
-        let pages: Vec<crate::api::OcrPage> = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::io(&path, std::io::Error::other(e)))?;
+        let Some(bytes) = bytes else { return Ok(Vec::new()) };
+        let pages: Vec<crate::api::OcrPage> = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::user(format!("{origin} is damaged ({e}); re-index the document"))
+        })?;
         Ok(pages.into_iter().find(|p| p.page == page).map(|p| p.words).unwrap_or_default())
     }
 
     /// Updates rows whose file is unchanged but whose size or mtime moved (a `touch`).
     pub async fn refresh_rows(&self, rows: &[DocumentRow]) -> Result<()> {
         self.ensure_writer()?;
-        Ok(self.tables.upsert_documents(rows).await?)
+        self.tables.upsert_documents(rows).await?;
+        self.mark_text_synced().await
     }
 
     /// Removes documents and their chunks from both indexes.
@@ -371,9 +544,9 @@ impl Store {
         self.fulltext.replace(doc_ids, &[])?;
         self.tables.delete_documents(doc_ids).await?;
         for doc_id in doc_ids {
-            self.write_ocr_words(doc_id, &[])?;
+            self.write_ocr_words(doc_id, &[]).await?;
         }
-        Ok(())
+        self.mark_text_synced().await
     }
 
     /// Compacts the tables after a large run, and builds the vector index once the library is
@@ -383,7 +556,8 @@ impl Store {
         if self.tables.ensure_vector_index(ANN_THRESHOLD).await? {
             info!(target: "engine::index", "built the approximate vector index");
         }
-        Ok(self.tables.optimize().await?)
+        self.tables.optimize().await?;
+        self.mark_text_synced().await
     }
 
     /// BM25 search over chunk text, best first.
@@ -483,7 +657,7 @@ impl Store {
 }
 
 fn embedder_mismatch(
-    dir: &Path,
+    library: &str,
     built: &Option<EmbedderMeta>,
     now: &Option<EmbedderMeta>,
 ) -> Error {
@@ -494,7 +668,7 @@ fn embedder_mismatch(
     Error::user(format!(
         "the library in {} was built with {}, but {} is configured now; \
          re-index into a new data folder (or install the library's model)",
-        dir.display(),
+        library,
         describe(built),
         describe(now)
     ))
@@ -628,7 +802,7 @@ mod tests {
     #[tokio::test]
     async fn a_reader_rebuilds_a_text_index_of_an_older_schema() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_for_write(dir.path(), minilm()).await.unwrap();
+        let store = Store::open_for_write(dir.path(), None, minilm()).await.unwrap();
         store.commit(&[row("/x/a.txt")]).await.unwrap();
         drop(store);
         // An index of another schema is dropped on open, leaving the tables' chunks unindexed.
@@ -638,7 +812,7 @@ mod tests {
         let mut schema = tantivy::schema::Schema::builder();
         schema.add_text_field("text", tantivy::schema::TEXT);
         tantivy::Index::create_in_dir(&text_dir, schema.build()).unwrap();
-        let reader = Store::open(dir.path(), minilm()).await.unwrap();
+        let reader = Store::open(dir.path(), None, minilm()).await.unwrap();
         let hits = reader.search_text("alpha", 5, None).await.unwrap();
         assert_eq!(hits.len(), 1, "{hits:?}");
         assert_eq!(hits[0].chunk_id, "c1");
@@ -648,8 +822,8 @@ mod tests {
     async fn another_embedder_is_refused_and_an_empty_library_adopts_one() {
         let dir = tempfile::tempdir().unwrap();
         // An empty text-only library (say, from `quarry status`) takes the model on first write.
-        drop(Store::open(dir.path(), None).await.unwrap());
-        let store = Store::open_for_write(dir.path(), minilm()).await.unwrap();
+        drop(Store::open(dir.path(), None, None).await.unwrap());
+        let store = Store::open_for_write(dir.path(), None, minilm()).await.unwrap();
         store.commit(&[row("/x/a.txt")]).await.unwrap();
         let hits = store.search_vector(&[1.0, 0.0, 0.0, 0.0], 5, None).await.unwrap();
         assert_eq!(
@@ -658,16 +832,16 @@ mod tests {
         );
         assert!((hits[0].score - 1.0).abs() < 1e-5);
         drop(store);
-        let err = Store::open_for_write(dir.path(), other()).await.unwrap_err();
+        let err = Store::open_for_write(dir.path(), None, other()).await.unwrap_err();
         assert!(err.to_string().contains("built with m/a (4 dimensions)"), "{err}");
-        let err = Store::open_for_write(dir.path(), None).await.unwrap_err();
+        let err = Store::open_for_write(dir.path(), None, None).await.unwrap_err();
         assert!(
             err.to_string().contains("no embedding model is configured now")
                 || err.to_string().contains("but no embedding model"),
             "{err}"
         );
         // Reading without the model still allows text search.
-        let reader = Store::open(dir.path(), None).await.unwrap();
+        let reader = Store::open(dir.path(), None, None).await.unwrap();
         assert_eq!(reader.search_text("alpha", 5, None).await.unwrap().len(), 1);
     }
 }

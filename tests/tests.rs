@@ -54,6 +54,8 @@ mod offline;
 mod pull;
 // `quarry mcp` with the official MCP Python client.
 mod mcp;
+// A team library on S3-compatible storage, two machines and a real S3 server on loopback.
+mod remote_library;
 // Answers from llama-cpp-python's OpenAI-compatible server with the real Qwen file.
 mod answer_server;
 // Follow-up questions rewritten and retrieved over the shared PDFs.

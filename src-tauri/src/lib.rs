@@ -334,6 +334,16 @@ fn engine_config() -> Result<EngineConfig, String> {
         Some(dir) => PathBuf::from(dir),
         None => quarry::config::default_data_dir().map_err(|e| e.to_string())?,
     };
+    // A team library on object storage is reached through `quarry` (index, search, ask,
+    // serve, mcp); the app works on a library folder of this machine.
+    if let Some(uri) = data_dir.to_str()
+        && quarry::config::RemoteLibrary::parse(uri).map_err(|e| e.to_string())?.is_some()
+    {
+        return Err(format!(
+            "QUARRY_DATA_DIR={uri}: the desktop app opens a library folder on this machine; \
+             use `quarry serve --data-dir {uri}` for a library on S3"
+        ));
+    }
     let models_dir = std::env::var_os("QUARRY_MODELS_DIR")
         .map(PathBuf::from)
         .or_else(|| quarry::config::LibrarySettings::models_dir(&data_dir))

@@ -128,7 +128,7 @@ pub(super) async fn run(
         store.remove(&vanished).await?;
         report.removed = vanished.len() as u32;
     }
-    store.update_meta(|meta| meta.chunker = chunker.description().to_owned())?;
+    store.update_meta(|meta| meta.chunker = chunker.description().to_owned()).await?;
     if written > 0 || report.removed > 0 {
         store.optimize().await?;
     }

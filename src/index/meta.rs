@@ -55,35 +55,46 @@ impl LibraryMeta {
     /// Reads `library.json` from `dir`, or starts a new one; refuses other format versions.
     pub fn load_or_new(dir: &Path) -> Result<Self> {
         let path = Self::path(dir);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::new()),
-            Err(e) => return Err(Error::io(path, e)),
-        };
-        let meta: LibraryMeta = serde_json::from_str(&text).map_err(|e| {
-            Error::user(format!(
-                "{} is damaged ({e}); delete the data folder and re-index",
-                path.display()
-            ))
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                Self::parse(&bytes, &path.display().to_string(), &dir.display().to_string())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::new()),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+
+    /// A new library's metadata (no sources, no chunker yet).
+    pub fn fresh() -> Self {
+        Self::new()
+    }
+
+    /// Reads a `library.json` found at `origin` (a file or an object's address) for the
+    /// library at `library`; refuses other format versions.
+    pub fn parse(bytes: &[u8], origin: &str, library: &str) -> Result<Self> {
+        let meta: LibraryMeta = serde_json::from_slice(bytes).map_err(|e| {
+            Error::user(format!("{origin} is damaged ({e}); delete the library and re-index"))
         })?;
         if meta.format_version != FORMAT_VERSION {
             return Err(Error::user(format!(
-                "the library in {} has format {} but this Quarry reads format {FORMAT_VERSION}; \
+                "the library in {library} has format {} but this Quarry reads format {FORMAT_VERSION}; \
                  re-index into a new data folder",
-                dir.display(),
                 meta.format_version
             )));
         }
         Ok(meta)
     }
 
+    /// The file's contents.
+    pub fn to_json(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec_pretty(self).map_err(|e| Error::internal("encode library.json", e))
+    }
+
     /// Writes `library.json` atomically (write, then rename).
     pub fn save(&self, dir: &Path) -> Result<()> {
         let path = Self::path(dir);
         let tmp = dir.join("library.json.tmp");
-        let text = serde_json::to_string_pretty(self)
-            .map_err(|e| Error::internal("encode library.json", e))?;
-        std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::write(&tmp, self.to_json()?).map_err(|e| Error::io(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
         Ok(())
     }

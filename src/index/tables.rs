@@ -44,6 +44,7 @@ const IDS_PER_FILTER: usize = 512;
 /// Open handles on the two tables.
 #[derive(Clone)]
 pub struct Tables {
+    db: Connection,
     documents: Table,
     chunks: Table,
     dims: Option<usize>,
@@ -56,13 +57,31 @@ impl std::fmt::Debug for Tables {
 }
 
 impl Tables {
-    /// Opens the tables in the LanceDB database at `uri`, creating them when missing; chunks
-    /// carry vectors of `dims` dimensions when given.
-    pub async fn open(uri: &str, dims: Option<usize>) -> Result<Self, IndexError> {
-        let db = lancedb::connect(uri).execute().await?;
+    /// Opens the tables in the LanceDB database at `uri` (a folder, or `s3://` with its
+    /// object-store `options`), creating them when missing; chunks carry vectors of `dims`
+    /// dimensions when given.
+    pub async fn open(
+        uri: &str,
+        options: std::collections::HashMap<String, String>,
+        dims: Option<usize>,
+    ) -> Result<Self, IndexError> {
+        let db = lancedb::connect(uri).storage_options(options).execute().await?;
         let documents = open_or_create(&db, DOCUMENTS, documents_schema()).await?;
         let chunks = open_or_create(&db, CHUNKS, chunks_schema(dims)).await?;
-        Ok(Self { documents, chunks, dims })
+        Ok(Self { db, documents, chunks, dims })
+    }
+
+    /// Drops both tables (an empty library starting over with another embedder).
+    pub async fn drop_all(&self) -> Result<(), IndexError> {
+        for name in [DOCUMENTS, CHUNKS] {
+            self.db.drop_table(name, &[]).await?;
+        }
+        Ok(())
+    }
+
+    /// The versions of the `documents` and `chunks` tables this handle reads.
+    pub async fn versions(&self) -> Result<(u64, u64), IndexError> {
+        Ok((self.documents.version().await?, self.chunks.version().await?))
     }
 
     /// The `limit` chunks nearest to `vector` by cosine distance, with their distances.
