@@ -152,6 +152,9 @@ pub struct NestedOcr {
     pub options: ocr::OcrOptions,
     /// When all OCR of the outer file must be done.
     pub deadline: std::time::Instant,
+    /// Images inside the file that were not read because the budget was spent, named in one
+    /// note at the end instead of a warning each.
+    past_budget: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl NestedOcr {
@@ -159,7 +162,23 @@ impl NestedOcr {
     fn for_source(source: &Source) -> Option<Self> {
         let options = source.ocr.clone()?;
         let deadline = std::time::Instant::now() + Duration::from_secs(options.budget_secs.max(1));
-        Some(Self { options, deadline })
+        Some(Self { options, deadline, past_budget: Default::default() })
+    }
+
+    fn note_past_budget(&self, name: &str) {
+        self.past_budget.lock().unwrap_or_else(|p| p.into_inner()).push(name.to_owned());
+    }
+
+    /// "3 images not indexed (…budget…): a.png, b.png, c.png", when any were left unread.
+    fn past_budget_note(&self) -> Option<String> {
+        let names = self.past_budget.lock().unwrap_or_else(|p| p.into_inner());
+        (!names.is_empty()).then(|| {
+            let why = format!(
+                "not read by OCR: the file's {} s budget ran out",
+                self.options.budget_secs
+            );
+            left_out_note(&names, "image", "images", &why)
+        })
     }
 }
 
@@ -181,9 +200,9 @@ pub(crate) fn extract_nested(
             return None;
         }
         if std::time::Instant::now() >= ocr.deadline {
-            return Some(Err(ExtractError::Malformed(
-                "not read: the file's OCR time budget is spent".into(),
-            )));
+            // Named with the others in one note of the outer file; nothing to add here.
+            ocr.note_past_budget(name);
+            return Some(Ok(Extracted::default()));
         }
         return Some(read_image_bytes(bytes, &ocr.options, ocr.deadline));
     }
@@ -298,6 +317,7 @@ pub fn extract_source(source: &Source) -> Result<Extracted, ExtractError> {
         res.warnings.push("the document contains no text".into());
     }
     res.warnings.extend(hidden::invisible_characters_warning(&res.text));
+    res.warnings.extend(ocr.as_ref().and_then(NestedOcr::past_budget_note));
     Ok(res)
 }
 
@@ -481,12 +501,20 @@ mod tests {
         let spent = NestedOcr {
             options: ocr::OcrOptions::default(),
             deadline: std::time::Instant::now() - Duration::from_secs(1),
+            past_budget: Default::default(),
         };
-        // An image: refused at once, naming the budget (no Tesseract run).
-        let err = extract_nested(FileKind::Image, "scan.png", b"not looked at", Some(&spent))
-            .unwrap()
-            .unwrap_err();
-        assert!(err.to_string().contains("OCR time budget is spent"), "{err}");
+        assert_eq!(spent.past_budget_note(), None);
+        // Images: left at once (no Tesseract run), and named together in one note.
+        for name in ["scan.png", "photo.jpg"] {
+            let read = extract_nested(FileKind::Image, name, b"not looked at", Some(&spent));
+            let doc = read.unwrap().unwrap();
+            assert!(doc.sections.is_empty() && doc.warnings.is_empty());
+        }
+        assert_eq!(
+            spent.past_budget_note().unwrap(),
+            "2 images not indexed (not read by OCR: the file's 90 s budget ran out): scan.png, \
+             photo.jpg"
+        );
         // OCR off: an image is not a file Quarry reads.
         assert!(extract_nested(FileKind::Image, "scan.png", b"x", None).is_none());
     }

@@ -106,6 +106,8 @@ fn add_entries(
             continue;
         };
         match extracted {
+            // An image left for lack of OCR time: the outer file names those together.
+            Ok(doc) if doc.pages == 0 && doc.sections.is_empty() && kind == FileKind::Image => {}
             Ok(doc) => {
                 let base = *part;
                 let paged = doc.pages > 1;

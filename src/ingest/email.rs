@@ -189,6 +189,8 @@ fn add_message(
             continue;
         };
         match extracted {
+            // An image left for lack of OCR time: the outer file names those together.
+            Ok(doc) if doc.pages == 0 && doc.sections.is_empty() && kind == FileKind::Image => {}
             Ok(doc) => {
                 if parts == Parts::PerAttachment {
                     *part += 1;

@@ -33,8 +33,21 @@ impl DocumentExtractor for OdtExtractor {
         let content = package.read_text("content.xml")?.ok_or_else(|| {
             ExtractError::Malformed("no content.xml: not an OpenDocument file".into())
         })?;
-        let mut res = text_document(&content)
+        // Named paragraph styles (a template's "Heading 1" that starts a page) live in
+        // styles.xml; an unreadable one costs only its page breaks.
+        let mut breaks = PageBreakStyles::default();
+        let mut warning = None;
+        if let Some(styles) = package.read_text("styles.xml")?
+            && let Err(e) = breaks.read(&styles)
+        {
+            breaks = PageBreakStyles::default();
+            warning = Some(format!(
+                "styles.xml is damaged ({e}); page breaks set by named styles are not known"
+            ));
+        }
+        let mut res = text_document(&content, breaks)
             .map_err(|e| ExtractError::Malformed(format!("content.xml: {e}")))?;
+        res.warnings.extend(warning);
         res.title = meta_title(&mut package)?;
         Ok(res)
     }
@@ -123,8 +136,9 @@ impl Paragraphs {
     }
 }
 
-/// A text document: sections at headings and page breaks.
-fn text_document(xml: &str) -> Result<Extracted, quick_xml::Error> {
+/// A text document: sections at headings and page breaks; `breaks` holds the named styles of
+/// styles.xml, and the automatic styles of `xml` are added to it.
+fn text_document(xml: &str, mut breaks: PageBreakStyles) -> Result<Extracted, quick_xml::Error> {
     let mut res = Extracted::default();
     let mut reader = Reader::from_str(xml);
     let mut paragraphs = Paragraphs::default();
@@ -139,7 +153,6 @@ fn text_document(xml: &str) -> Result<Extracted, quick_xml::Error> {
     };
     // Paragraph styles that break the page before or after their paragraph (a heading that
     // starts a page), read from the automatic styles ahead of the body.
-    let mut breaks = PageBreakStyles::default();
     let mut paragraph_style: Option<String> = None;
     // Whether anything was written on the current page (a break on an empty page adds none:
     // LibreOffice may record a laid-out break and the style's break for the same page).
@@ -149,11 +162,7 @@ fn text_document(xml: &str) -> Result<Extracted, quick_xml::Error> {
         let event = reader.read_event()?;
         if let Event::Start(e) | Event::Empty(e) = &event {
             match e.local_name().as_ref() {
-                b"style" => {
-                    paragraph_style = (attr(e, b"family").as_deref() == Some("paragraph"))
-                        .then(|| attr(e, b"name"))
-                        .flatten();
-                }
+                b"style" => paragraph_style = breaks.note_style(e),
                 b"paragraph-properties" => {
                     if let Some(name) = &paragraph_style {
                         breaks.note(name, e);
@@ -161,13 +170,13 @@ fn text_document(xml: &str) -> Result<Extracted, quick_xml::Error> {
                 }
                 b"p" | b"h" if paragraphs.depth == 0 => {
                     let name = attr(e, b"style-name").unwrap_or_default();
-                    if (break_after || breaks.before.contains(&name)) && page_used {
+                    if (break_after || breaks.before(&name)) && page_used {
                         flush(&mut res, &mut section, section_page, &heading);
                         page += 1;
                         section_page = page;
                         page_used = false;
                     }
-                    break_after = breaks.after.contains(&name);
+                    break_after = breaks.after(&name);
                 }
                 _ => {}
             }
@@ -219,22 +228,87 @@ fn text_document(xml: &str) -> Result<Extracted, quick_xml::Error> {
 }
 
 /// The paragraph styles that put a page break before or after their paragraph
-/// (`fo:break-before="page"` / `fo:break-after="page"`).
+/// (`fo:break-before="page"` / `fo:break-after="page"`), set on the style or inherited from its
+/// parent (`style:parent-style-name`) unless the style says otherwise (`auto`, `column`).
 #[derive(Default)]
 struct PageBreakStyles {
-    before: std::collections::HashSet<String>,
-    after: std::collections::HashSet<String>,
+    styles: std::collections::HashMap<String, BreakStyle>,
+}
+
+/// One paragraph style's own page-break settings and its parent.
+#[derive(Default)]
+struct BreakStyle {
+    parent: Option<String>,
+    before: Option<bool>,
+    after: Option<bool>,
 }
 
 impl PageBreakStyles {
+    /// Reads the paragraph styles of a styles.xml (or any XML holding `style:style`s).
+    fn read(&mut self, xml: &str) -> Result<(), quick_xml::Error> {
+        let mut reader = Reader::from_str(xml);
+        let mut current: Option<String> = None;
+        loop {
+            match reader.read_event()? {
+                Event::Start(e) | Event::Empty(e) => match e.local_name().as_ref() {
+                    b"style" => current = self.note_style(&e),
+                    b"paragraph-properties" => {
+                        if let Some(name) = &current {
+                            self.note(name, &e);
+                        }
+                    }
+                    _ => {}
+                },
+                Event::End(e) if e.local_name().as_ref() == b"style" => current = None,
+                Event::Eof => return Ok(()),
+                _ => {}
+            }
+        }
+    }
+
+    /// Notes a `style:style` element; returns its name when it is a paragraph style.
+    fn note_style(&mut self, e: &BytesStart<'_>) -> Option<String> {
+        if attr(e, b"family").as_deref() != Some("paragraph") {
+            return None;
+        }
+        let name = attr(e, b"name")?;
+        let style = self.styles.entry(name.clone()).or_default();
+        style.parent = attr(e, b"parent-style-name");
+        Some(name)
+    }
+
     /// Notes the breaks in style `name`'s paragraph properties `e`.
     fn note(&mut self, name: &str, e: &BytesStart<'_>) {
-        if attr(e, b"break-before").as_deref() == Some("page") {
-            self.before.insert(name.to_owned());
+        let style = self.styles.entry(name.to_owned()).or_default();
+        if let Some(value) = attr(e, b"break-before") {
+            style.before = Some(value == "page");
         }
-        if attr(e, b"break-after").as_deref() == Some("page") {
-            self.after.insert(name.to_owned());
+        if let Some(value) = attr(e, b"break-after") {
+            style.after = Some(value == "page");
         }
+    }
+
+    fn resolve(&self, name: &str, setting: impl Fn(&BreakStyle) -> Option<bool>) -> bool {
+        let mut name = Some(name);
+        // Parent chains are short; the bound stops a cycle in a damaged file.
+        for _ in 0..16 {
+            let Some(style) = name.and_then(|n| self.styles.get(n)) else { return false };
+            if let Some(value) = setting(style) {
+                return value;
+            }
+            name = style.parent.as_deref();
+        }
+        false
+    }
+
+    /// Whether a paragraph of style `name` starts a new page.
+    fn before(&self, name: &str) -> bool {
+        self.resolve(name, |s| s.before)
+    }
+
+    /// Whether a page ends after a paragraph of style `name`.
+    fn after(&self, name: &str) -> bool {
+        self.resolve(name, |s| s.after)
     }
 }
 
@@ -326,7 +400,7 @@ mod tests {
           <text:h text:outline-level="2">Kündigung</text:h>
           <text:p>Drei Monate<text:line-break/>zum Monatsende.</text:p>
         </office:text></office:body></office:document-content>"#;
-        let doc = text_document(xml).unwrap();
+        let doc = text_document(xml, PageBreakStyles::default()).unwrap();
         assert_eq!(doc.pages, 2);
         let got: Vec<(u32, String, &str)> = doc.outline(" > ");
         assert_eq!(
@@ -358,7 +432,7 @@ mod tests {
           <text:h text:style-name="P2" text:outline-level="1"><text:soft-page-break/>Anhang</text:h>
           <text:p>Vierte Seite.</text:p>
         </office:text></office:body></office:document-content>"#;
-        let doc = text_document(xml).unwrap();
+        let doc = text_document(xml, PageBreakStyles::default()).unwrap();
         assert_eq!(doc.pages, 4);
         let got: Vec<(u32, &str)> =
             doc.outline("").into_iter().map(|(page, _, text)| (page, text)).collect();
@@ -369,6 +443,54 @@ mod tests {
                 (2, "Finanzen\nZweite Seite."),
                 (3, "Dritte Seite."),
                 (4, "Anhang\nVierte Seite."),
+            ]
+        );
+    }
+
+    #[test]
+    fn named_styles_in_styles_xml_break_pages_through_their_children() {
+        // A template's heading style starts every chapter on a new page (styles.xml); the
+        // automatic styles LibreOffice derives from it inherit that, unless one says "auto".
+        let styles = r#"<office:document-styles xmlns:office="o" xmlns:style="s" xmlns:fo="f">
+          <office:styles>
+            <style:style style:name="Heading" style:family="paragraph"><style:text-properties/></style:style>
+            <style:style style:name="Heading_20_1" style:family="paragraph" style:parent-style-name="Heading">
+              <style:paragraph-properties fo:break-before="page"/>
+            </style:style>
+            <style:style style:name="Heading_20_1" style:family="text"><style:paragraph-properties fo:break-before="auto"/></style:style>
+            <style:style style:name="Loop_A" style:family="paragraph" style:parent-style-name="Loop_B"/>
+            <style:style style:name="Loop_B" style:family="paragraph" style:parent-style-name="Loop_A"/>
+          </office:styles></office:document-styles>"#;
+        let content = r#"<office:document-content xmlns:office="o" xmlns:style="s" xmlns:fo="f" xmlns:text="t">
+          <office:automatic-styles>
+            <style:style style:name="P1" style:family="paragraph" style:parent-style-name="Heading_20_1"/>
+            <style:style style:name="P2" style:family="paragraph" style:parent-style-name="Heading_20_1">
+              <style:paragraph-properties fo:break-before="auto"/>
+            </style:style>
+          </office:automatic-styles>
+          <office:body><office:text>
+          <text:h text:style-name="Heading_20_1" text:outline-level="1">Einleitung</text:h>
+          <text:p>Erste Seite.</text:p>
+          <text:h text:style-name="P1" text:outline-level="1">Finanzen</text:h>
+          <text:p>Zweite Seite.</text:p>
+          <text:h text:style-name="P2" text:outline-level="1">Ausblick</text:h>
+          <text:p text:style-name="Loop_A">Noch die zweite Seite.</text:p>
+          <text:h text:style-name="Heading_20_1" text:outline-level="1">Anhang</text:h>
+          <text:p>Dritte Seite.</text:p>
+        </office:text></office:body></office:document-content>"#;
+        let mut breaks = PageBreakStyles::default();
+        breaks.read(styles).unwrap();
+        let doc = text_document(content, breaks).unwrap();
+        assert_eq!(doc.pages, 3);
+        let got: Vec<(u32, &str)> =
+            doc.outline("").into_iter().map(|(page, _, text)| (page, text)).collect();
+        assert_eq!(
+            got,
+            [
+                (1, "Einleitung\nErste Seite."),
+                (2, "Finanzen\nZweite Seite."),
+                (2, "Ausblick\nNoch die zweite Seite."),
+                (3, "Anhang\nDritte Seite."),
             ]
         );
     }

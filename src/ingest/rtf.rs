@@ -1,5 +1,6 @@
 //! Rich Text Format (`.rtf`: WordPad, many exports and old office files): the visible text
-//! with its paragraphs, page breaks (`\page`, and `\pagebb` before a paragraph) and headings
+//! with its paragraphs, page breaks (`\page`, `\pagebb` before a paragraph, and sections that
+//! start on a new page: `\sect`, unless the next section says `\sbknone`) and headings
 //! (paragraphs with an `\outlinelevelN`), `\'hh` bytes decoded in the document's code page
 //! (`\ansicpg`, Windows-1252 by default) and `\uN` characters; font, colour and style tables,
 //! pictures, field instructions and other destinations left out; the title from `\info`.
@@ -106,12 +107,18 @@ struct Output {
     paragraph_level: Option<usize>,
     /// Headings found: (page index, start, end in that page's text, level).
     headings: Vec<(usize, usize, usize, usize)>,
+    /// A section ended (`\sect`) and the next one starts on a new page, RTF's default
+    /// (`\sbkpage`), unless its properties say it runs on (`\sbknone`, `\sbkcol`).
+    section_break: bool,
 }
 
 impl Output {
     fn flush(&mut self, title: bool) {
         if self.pending.is_empty() {
             return;
+        }
+        if !title {
+            self.start_text();
         }
         let (text, _, _) = self.encoding.decode(&self.pending);
         if title {
@@ -142,8 +149,21 @@ impl Output {
         self.paragraph_start = self.pages[page].len();
     }
 
+    /// Text is about to be written: a section that starts on a new page starts it now (a
+    /// page with nothing on it yet gets no new one).
+    fn start_text(&mut self) {
+        if std::mem::take(&mut self.section_break)
+            && self.pages.last().is_some_and(|page| !page.trim().is_empty())
+        {
+            self.new_page();
+        }
+    }
+
     fn push(&mut self, title: bool, c: char) {
         self.flush(title);
+        if !title {
+            self.start_text();
+        }
         if title {
             self.title.push(c);
         } else if let Some(page) = self.pages.last_mut() {
@@ -161,6 +181,7 @@ fn parse(bytes: &[u8]) -> Parsed {
         paragraph_start: 0,
         paragraph_level: None,
         headings: Vec::new(),
+        section_break: false,
     };
     let mut stack: Vec<Group> = Vec::new();
     let mut group = Group { skip: false, uc: 1, title: false };
@@ -323,6 +344,16 @@ fn control_word(
         "outlinelevel" => {
             out.paragraph_level = param.filter(|l| (0..9).contains(l)).map(|l| l as usize + 1);
         }
+        "sect" if !group.title => {
+            // It ends the paragraph too, unless a \par just did.
+            out.flush(false);
+            let open = out.pages.last().and_then(|page| page.get(out.paragraph_start..));
+            if open.is_some_and(|text| !text.trim().is_empty()) {
+                out.end_paragraph();
+            }
+            out.section_break = true;
+        }
+        "sbknone" | "sbkcol" => out.section_break = false,
         "par" | "line" | "sect" | "row" => out.push(group.title, '\n'),
         "tab" | "cell" => out.push(group.title, '\t'),
         "page" => {
@@ -392,6 +423,17 @@ mod tests {
         // is not a break.
         let rtf = br"{\rtf1\ansi{\stylesheet{\s1\pagebb Heading 1;}}\pard\plain\s1\pagebb Eins\par\pard Erste Seite.\par\pard\plain\s1\pagebb Zwei\par\pard Zweite Seite.\par}";
         assert_eq!(parse(rtf).pages, ["Eins\nErste Seite.", "Zwei\nZweite Seite."]);
+    }
+
+    #[test]
+    fn sections_start_new_pages_unless_they_run_on() {
+        // Word ends each section with \sect; the next section's properties follow it (new
+        // page by default, \sbknone runs on). A trailing \sect adds no empty page.
+        let rtf = br"{\rtf1\ansi\sectd\sbknone\pard Deckblatt.\par\sect\sectd\pard Kapitel eins.\par\sect\sectd\sbknone\pard Noch Kapitel eins.\par\sect\sectd\sbkpage\pard Kapitel zwei.\par\sect}";
+        assert_eq!(
+            parse(rtf).pages,
+            ["Deckblatt.", "Kapitel eins.\nNoch Kapitel eins.", "Kapitel zwei."]
+        );
     }
 
     #[test]

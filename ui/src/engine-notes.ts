@@ -38,6 +38,11 @@ const german: Rule[] = [
     /^(pages?) (.+) not read by OCR: its (\d+) s budget for this file ran out$/,
     (m) => `${pages(m[1], m[2])} nicht per Texterkennung gelesen: die ${m[3]} s für diese Datei waren aufgebraucht`,
   ],
+  [
+    /^(\d+) (images?) not indexed \(not read by OCR: the file's (\d+) s budget ran out\): (.+)$/,
+    (m) =>
+      `${m[1]} ${m[2] === "image" ? "Bild" : "Bilder"} nicht indiziert (nicht per Texterkennung gelesen: die ${m[3]} s für diese Datei waren aufgebraucht): ${m[4]}`,
+  ],
   [/^repaired by qpdf \((.+)\)$/, (m) => `von qpdf repariert (${engineNote(m[1], "de")})`],
   // Why a document failed.
   [/^damaged PDF: (.+)$/, (m) => `beschädigtes PDF: ${m[1]}`],
