@@ -486,6 +486,12 @@ impl Engine {
         Ok((row.kind, bytes))
     }
 
+    /// Whether this engine may add and remove documents (false for a library on object
+    /// storage opened read-only because another machine was writing).
+    pub fn writable(&self) -> bool {
+        self.store.check_writable().is_ok()
+    }
+
     /// The library at a glance.
     pub async fn status(&self) -> Result<LibraryStatus> {
         let docs = self.store.documents().await?;

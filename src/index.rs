@@ -267,6 +267,7 @@ impl Store {
 
     /// Changes `library.json` and saves it.
     pub async fn update_meta(&self, change: impl FnOnce(&mut LibraryMeta)) -> Result<()> {
+        self.check_writable()?;
         {
             let mut meta = self.meta.lock().unwrap_or_else(|p| p.into_inner());
             change(&mut meta);
@@ -314,7 +315,23 @@ impl Store {
         std::fs::write(&path, json).map_err(|e| Error::io(&path, e))
     }
 
+    /// Whether this store may write: `Error::Busy` for a library on object storage that was
+    /// opened read-only because another machine held the writer lease.
+    pub fn check_writable(&self) -> Result<()> {
+        if self.lock.is_none()
+            && let Some(remote) = &self.remote
+        {
+            return Err(Error::Busy(format!(
+                "the library at {} is open read-only here (another Quarry process held the writer \
+                 lease when it was opened); restart once it is done to add or remove documents",
+                remote.files.uri()
+            )));
+        }
+        Ok(())
+    }
+
     fn ensure_writer(&self) -> Result<()> {
+        self.check_writable()?;
         if self.lock.is_none() {
             return Err(Error::invariant("library opened read-only was asked to write"));
         }

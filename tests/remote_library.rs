@@ -157,6 +157,51 @@ fn write_documents(dir: &Path) {
     .unwrap();
 }
 
+/// `quarry serve` on a machine while another holds the writer lease.
+fn serve_read_only(machine: &Machine, docs: &Path) {
+    let ui = tempfile::tempdir().unwrap();
+    std::fs::write(ui.path().join("index.html"), "<!doctype html><title>Quarry</title>").unwrap();
+    let mut server = machine
+        .command(&["serve", "--port", "0", "--ui-dir", ui.path().to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let address = line.split("http://127.0.0.1:").nth(1).unwrap_or_else(|| panic!("{line}"));
+    let (port, token) = address.trim().split_once("/#token=").unwrap();
+    let port: u16 = port.parse().unwrap();
+    let (code, body) = http(port, "GET", "/api/search?q=Kormoran", token, "");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("boat.txt"), "{body}");
+    let request = serde_json::json!({ "paths": [docs] }).to_string();
+    let (code, body) = http(port, "POST", "/api/index", token, &request);
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("open read-only here"), "{body}");
+    server.kill().unwrap();
+    let stderr = server.wait_with_output().unwrap().stderr;
+    assert!(String::from_utf8_lossy(&stderr).contains("serving the library read-only"));
+}
+
+/// One HTTP/1.1 request with the server's token; the status code and the body.
+fn http(port: u16, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let code = response.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (code, body)
+}
+
 fn stderr_of(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -264,8 +309,10 @@ fn a_library_on_s3_is_written_by_one_machine_and_read_by_another() {
     let message = stderr_of(&refused);
     assert!(message.contains("another Quarry process") && message.contains(&library), "{message}");
     assert_eq!(message.trim().lines().count(), 1, "one clear line: {message}");
-    // Reading goes on meanwhile.
+    // Reading goes on meanwhile, and B's `serve` opens the library read-only: it searches,
+    // and refuses to add documents with the reason.
     json_of(&machine_b.run(&["search", "--json", "Kormoran"]));
+    serve_read_only(&machine_b, docs.path());
     // Ctrl-C ends the watch, and the lease is given up on the way out.
     let interrupted =
         Command::new("kill").args(["-INT", &watcher.id().to_string()]).status().unwrap();

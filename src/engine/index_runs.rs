@@ -98,6 +98,7 @@ impl Engine {
     /// added only when `confirmed` (else [`Error::NeedsConfirmation`] says which and why).
     /// Progress goes to [`Engine::index_progress`] and its followers.
     pub fn start_index(self: &Arc<Self>, paths: Vec<PathBuf>, confirmed: bool) -> Result<IndexJob> {
+        self.store.check_writable()?;
         // Checked here, before the run goes to the background, so every edge reports a bad
         // path at once (the app's and the web UI's path fields alike).
         for path in &paths {
@@ -119,6 +120,7 @@ impl Engine {
     /// locked (the desktop's and the web UI's "Unlock"). The password is used for this run
     /// only: it is not stored, logged or put in the audit log.
     pub fn start_unlock(self: &Arc<Self>, file: PathBuf, password: String) -> Result<IndexJob> {
+        self.store.check_writable()?;
         if !file.is_absolute() {
             return Err(Error::user(format!("{}: give the full path of the file", file.display())));
         }

@@ -237,7 +237,7 @@ impl WriterLease {
                         version
                     }
                     Err(object_store::Error::Precondition { .. }) => {
-                        return Err(Error::user(format!(
+                        return Err(Error::Busy(format!(
                             "another Quarry process took the writer lease of the library at {} \
                              a moment ago; wait for it to finish",
                             files.uri()
@@ -351,7 +351,7 @@ async fn renew(
 
 fn busy(uri: &str, current: &LeaseRecord) -> Error {
     let seconds = current.expires_at_ms.saturating_sub(now_ms()).div_ceil(1000);
-    Error::user(format!(
+    Error::Busy(format!(
         "another Quarry process ({}) is writing to the library at {uri}; wait for it to finish \
          (if it died, its lease expires within {seconds} s)",
         current.holder
