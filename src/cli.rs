@@ -700,8 +700,12 @@ async fn config_for(cli: &Cli) -> anyhow::Result<(EngineConfig, quarry::models::
                 Some(dir) => dir.clone(),
                 None => remote.default_cache_dir()?,
             };
-            // The library's own record of its embedder, so the model is chosen to match.
-            quarry::index::remote::mirror_library_meta(remote, &cache).await?;
+            // The library's own record of its embedder, so the model is chosen to match. A
+            // store out of reach is reported by the command that opens the library; others
+            // (`models list`) go on.
+            if let Err(e) = quarry::index::remote::mirror_library_meta(remote, &cache).await {
+                tracing::debug!("library.json not copied from {}: {e}", remote.uri);
+            }
             cache
         }
         (None, Some(dir)) => dir.clone(),

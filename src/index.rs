@@ -107,7 +107,7 @@ impl Store {
         remote: Option<&RemoteLibrary>,
         embedder: Option<EmbedderMeta>,
     ) -> Result<Self> {
-        let store = Self::open_unchecked(dir, remote, embedder.clone()).await?;
+        let store = Self::open_unchecked(dir, remote, embedder.clone(), remote.is_none()).await?;
         let built_with = store.meta().embedder;
         // A reader without a model may still search by text; another model may not read.
         if embedder.is_some() && built_with != embedder {
@@ -134,6 +134,7 @@ impl Store {
         dir: &Path,
         library: Option<&RemoteLibrary>,
         embedder: Option<EmbedderMeta>,
+        create: bool,
     ) -> Result<Self> {
         let (remote, stored_meta) = match library {
             Some(library) => {
@@ -141,6 +142,13 @@ impl Store {
                 let origin = format!("{}/library.json", library.uri);
                 let meta = match files.read("library.json").await? {
                     Some(bytes) => Some(LibraryMeta::parse(&bytes, &origin, &library.uri)?),
+                    // Only a writer, holding the lease, creates a shared library.
+                    None if !create => {
+                        return Err(Error::user(format!(
+                            "no library at {} yet: `quarry --data-dir {} index FOLDER` creates it",
+                            library.uri, library.uri
+                        )));
+                    }
                     None => None,
                 };
                 (Some(Remote { files, lease: None }), meta)
@@ -215,7 +223,7 @@ impl Store {
         };
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let lock = WriterLock::acquire(dir)?;
-        let mut store = Self::open_unchecked(dir, remote, embedder.clone()).await?;
+        let mut store = Self::open_unchecked(dir, remote, embedder.clone(), true).await?;
         let built_with = store.meta().embedder;
         if built_with != embedder {
             if !store.tables.documents().await?.is_empty() {
@@ -237,7 +245,7 @@ impl Store {
             if let Some(library) = remote {
                 RemoteFiles::open(library).await?.delete("library.json").await?;
             }
-            store = Self::open_unchecked(dir, remote, embedder).await?;
+            store = Self::open_unchecked(dir, remote, embedder, true).await?;
         }
         store.lock = Some(lock);
         if let Some(remote) = store.remote.as_mut() {
@@ -267,7 +275,9 @@ impl Store {
 
     /// Changes `library.json` and saves it.
     pub async fn update_meta(&self, change: impl FnOnce(&mut LibraryMeta)) -> Result<()> {
-        self.check_writable()?;
+        if self.remote.is_some() {
+            self.ensure_writer()?;
+        }
         {
             let mut meta = self.meta.lock().unwrap_or_else(|p| p.into_inner());
             change(&mut meta);
@@ -317,15 +327,20 @@ impl Store {
 
     /// Whether this store may write: `Error::Busy` for a library on object storage that was
     /// opened read-only because another machine held the writer lease.
+    /// Also refuses once a writer lost its lease.
     pub fn check_writable(&self) -> Result<()> {
-        if self.lock.is_none()
-            && let Some(remote) = &self.remote
-        {
-            return Err(Error::Busy(format!(
-                "the library at {} is open read-only here (another Quarry process held the writer \
-                 lease when it was opened); restart once it is done to add or remove documents",
-                remote.files.uri()
-            )));
+        if let Some(remote) = &self.remote {
+            if self.lock.is_none() {
+                return Err(Error::Busy(format!(
+                    "the library at {} is open read-only here (another Quarry process held the \
+                     writer lease when it was opened); restart once it is done to add or remove \
+                     documents",
+                    remote.files.uri()
+                )));
+            }
+            if let Some(lease) = &remote.lease {
+                lease.check()?;
+            }
         }
         Ok(())
     }
@@ -459,6 +474,7 @@ impl Store {
         // New documents' chunks are appended (no scan of the table); documents that had
         // chunks get theirs replaced in one merge, so readers never see a mix.
         let new_chunks: Vec<ChunkRow> = new.iter().flat_map(|d| d.chunks.iter().cloned()).collect();
+        self.ensure_writer()?; // A lease may run out during a long commit.
         self.tables.add_chunks(&new_chunks).await?;
         let old_ids: Vec<String> = old.iter().map(|d| d.row.doc_id.clone()).collect();
         let old_chunks: Vec<ChunkRow> = old.iter().flat_map(|d| d.chunks.iter().cloned()).collect();
@@ -474,6 +490,7 @@ impl Store {
         for doc in batch {
             by_state.entry(doc.row.state).or_default().push(doc.row.doc_id.clone());
         }
+        self.ensure_writer()?;
         for (state, ids) in by_state {
             self.tables.set_state(&ids, state.as_str()).await?;
         }
@@ -684,7 +701,8 @@ fn embedder_mismatch(
     };
     Error::user(format!(
         "the library in {} was built with {}, but {} is configured now; \
-         re-index into a new data folder (or install the library's model)",
+         re-index into a new library (another data folder, or another s3:// prefix), or install \
+         the library's model",
         library,
         describe(built),
         describe(now)

@@ -17,13 +17,20 @@ const BUCKET: &str = "team-library";
 const LEASE_SECONDS: &str = "6";
 
 fn s3_python(test: &str) -> Option<PathBuf> {
-    let python = std::env::var_os("QUARRY_S3_SERVER_PYTHON").map(PathBuf::from).or_else(|| {
+    let named = std::env::var_os("QUARRY_S3_SERVER_PYTHON").map(PathBuf::from);
+    let python = named.clone().or_else(|| {
         std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/quarry/venvs/s3/bin/python"))
     })?;
     let usable = Command::new(&python)
         .args(["-c", "import moto.server, boto3"])
         .output()
         .is_ok_and(|o| o.status.success());
+    // `make test` names the server it installed: that one must work.
+    assert!(
+        usable || named.is_none(),
+        "QUARRY_S3_SERVER_PYTHON={} cannot run moto's server (`make s3-server`)",
+        python.display()
+    );
     if usable {
         Some(python)
     } else {
@@ -157,6 +164,15 @@ fn write_documents(dir: &Path) {
     .unwrap();
 }
 
+/// Whether the library's writer lease was given up by its last holder.
+fn lease_released(server: &S3Server) -> bool {
+    let record = server.boto(&format!(
+        "print(s3.get_object(Bucket='{BUCKET}', Key='teams/legal/writer.lease')['Body'].read().decode())"
+    ));
+    let record: serde_json::Value = serde_json::from_str(record.trim()).unwrap();
+    record["released"] == true
+}
+
 /// `quarry serve` on a machine while another holds the writer lease.
 fn serve_read_only(machine: &Machine, docs: &Path) {
     let ui = tempfile::tempdir().unwrap();
@@ -221,8 +237,10 @@ fn a_library_on_s3_is_written_by_one_machine_and_read_by_another() {
     // A bucket that does not exist is named in one line, and nothing is created locally
     // as if it were a folder.
     let machine_a = Machine::new(&server, &library, &models);
-    let missing =
-        Machine::new(&server, "s3://no-such-bucket/x", &models).run(&["status", "--json"]);
+    let nowhere = Machine::new(&server, "s3://no-such-bucket/x", &models);
+    std::fs::remove_dir(nowhere.cache.path()).unwrap();
+    let missing = nowhere.run(&["status", "--json"]);
+    assert!(!nowhere.cache.path().exists(), "nothing made on this machine either");
     assert_eq!(missing.status.code(), Some(1), "{}", stderr_of(&missing));
     assert!(
         stderr_of(&missing).contains("the bucket no-such-bucket does not exist"),
@@ -247,7 +265,12 @@ fn a_library_on_s3_is_written_by_one_machine_and_read_by_another() {
     ));
     assert!(keys.contains("teams/legal/library.json"), "{keys}");
     assert!(keys.contains("teams/legal/lance/chunks.lance/"), "{keys}");
-    assert!(!keys.contains("writer.lease"), "the lease is given up at the end: {keys}");
+    assert!(lease_released(&server), "the lease is given up at the end");
+    // A reader does not create a library where there is none.
+    let elsewhere = Machine::new(&server, &format!("s3://{BUCKET}/teams/typo"), &models);
+    let none = elsewhere.run(&["search", "--json", "anything"]);
+    assert_eq!(none.status.code(), Some(1), "{}", stderr_of(&none));
+    assert!(stderr_of(&none).contains("no library at s3://team-library/teams/typo yet"));
     assert!(!machine_a.cache.path().join("lance").exists(), "tables stay on S3");
 
     // Machine B, with an empty folder of its own, searches (both retrievers) and answers.
@@ -296,7 +319,7 @@ fn a_library_on_s3_is_written_by_one_machine_and_read_by_another() {
         let keys = server.boto(&format!(
             "print('\\n'.join(o['Key'] for o in s3.list_objects_v2(Bucket='{BUCKET}')['Contents']))"
         ));
-        if keys.contains("teams/legal/writer.lease") {
+        if keys.contains("teams/legal/writer.lease") && !lease_released(&server) {
             break;
         }
         assert!(Instant::now() < lease_taken, "the watching writer never took the lease");
@@ -319,10 +342,7 @@ fn a_library_on_s3_is_written_by_one_machine_and_read_by_another() {
     assert!(interrupted.success());
     let exited = watcher.wait_with_output().unwrap();
     assert!(exited.status.code().is_some(), "{}", stderr_of(&exited));
-    let keys = server.boto(&format!(
-        "print('\\n'.join(o['Key'] for o in s3.list_objects_v2(Bucket='{BUCKET}')['Contents']))"
-    ));
-    assert!(!keys.contains("writer.lease"), "{keys}");
+    assert!(lease_released(&server), "Ctrl-C gives the lease up");
 
     // A writer killed in the middle of a large run: the library opens at once for readers,
     // the dead writer's lease blocks writers until it expires, then the next writer finishes.
@@ -368,6 +388,18 @@ fn a_library_on_s3_is_written_by_one_machine_and_read_by_another() {
     assert_eq!(status["indexed"], 154, "{status}");
     assert_eq!(status["pending"], 0, "{status}");
     assert_eq!(status["chunks"], status["text_index_chunks"], "{status}");
+    // A source folder that is not on the machine re-scanning (another machine's folder, an
+    // unplugged drive) keeps its documents; only files gone from a folder that is there count.
+    let moved = many.path().with_extension("elsewhere");
+    std::fs::rename(many.path(), &moved).unwrap();
+    std::fs::remove_file(docs.path().join("garden.txt")).unwrap();
+    let rescan = json_of(&machine_b.run(&["index", "--json"]));
+    assert_eq!(rescan["removed"], 1, "{rescan}");
+    let passed_over = rescan["passed_over"].to_string();
+    assert!(passed_over.contains("not found on this machine"), "{rescan}");
+    let status = json_of(&machine_b.run(&["status", "--json"]));
+    assert_eq!(status["indexed"], 153, "{status}");
+    std::fs::rename(&moved, many.path()).unwrap();
     // Machine A's text index is now behind B's writes and catches up too.
     let found = json_of(&machine_a.run(&["search", "--json", "--mode", "text", "zq149x"]));
     assert!(

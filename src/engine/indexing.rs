@@ -64,7 +64,22 @@ pub(super) async fn run(
 
     let mut jobs = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
+    // A source that is not here (an unplugged drive, an unmounted share, or another machine's
+    // folder in a library on shared storage) keeps its documents: only files missing from a
+    // source that is here count as deleted.
+    let mut absent: Vec<&PathBuf> = Vec::new();
     for root in roots {
+        if !root.exists() {
+            warn!(target: "engine::ingest", root = %root.display(), "source not found; its documents are kept");
+            report.passed_over.push(Failure {
+                path: root.to_string_lossy().into_owned(),
+                error: "not found on this machine: the documents indexed from it are kept \
+                        (quarry remove takes them out)"
+                    .into(),
+            });
+            absent.push(root);
+            continue;
+        }
         let _span = info_span!(target: "engine::ingest", "walk", root = %root.display()).entered();
         let (files, problems) = walk(root);
         for problem in problems {
@@ -112,6 +127,7 @@ pub(super) async fn run(
         .values()
         .filter(|d| !seen.contains(&d.path))
         .filter(|d| roots.iter().any(|r| Path::new(&d.path).starts_with(r)))
+        .filter(|d| !absent.iter().any(|r| Path::new(&d.path).starts_with(r)))
         .map(|d| d.doc_id.clone())
         .collect();
     let total = jobs.len() as u64;

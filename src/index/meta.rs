@@ -78,7 +78,7 @@ impl LibraryMeta {
         if meta.format_version != FORMAT_VERSION {
             return Err(Error::user(format!(
                 "the library in {library} has format {} but this Quarry reads format {FORMAT_VERSION}; \
-                 re-index into a new data folder",
+                 re-index into a new library (another data folder or s3:// prefix)",
                 meta.format_version
             )));
         }

@@ -10,8 +10,8 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lance_io::object_store::{ObjectStoreParams, StorageOptionsAccessor};
 use object_store::path::Path as ObjectPath;
@@ -173,10 +173,13 @@ pub fn remote_error(uri: &str, what: &str, err: impl std::fmt::Display) -> Error
 struct LeaseRecord {
     /// Who holds it, for the message another writer gets (host and process).
     holder: String,
-    /// Tells this holder's record from a later one by the same process.
+    /// Tells this holder's record from any other.
     token: String,
-    /// Milliseconds since the Unix epoch after which the lease is free.
+    /// Milliseconds since the Unix epoch after which the lease is free, by the holder's clock.
     expires_at_ms: u64,
+    /// Given up by its holder: the next writer takes it at once.
+    #[serde(default)]
+    released: bool,
 }
 
 fn now_ms() -> u64 {
@@ -192,82 +195,192 @@ fn holder_name() -> String {
     format!("process {} on {host}", std::process::id())
 }
 
+/// What the holder knows of its lease: the version it wrote last, and until when it may write,
+/// by both clocks (the monotonic one stands still while a laptop sleeps, the wall clock may
+/// jump; either running out ends the right to write).
+#[derive(Debug)]
+struct Held {
+    /// `None` once given up.
+    version: Option<UpdateVersion>,
+    valid_until: Option<(Instant, SystemTime)>,
+}
+
+/// The holder's state, shared with its renewal task.
+#[derive(Debug)]
+struct LeaseState {
+    ttl: Duration,
+    held: Mutex<Held>,
+}
+
+impl LeaseState {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How long this holder may still write, keeping a margin for a request under way.
+    fn time_left(&self) -> Duration {
+        let margin = self.ttl / 10;
+        match self.lock().valid_until {
+            Some((instant, wall)) => {
+                let by_instant = instant.saturating_duration_since(Instant::now());
+                let by_wall = wall.duration_since(SystemTime::now()).unwrap_or_default();
+                by_instant.min(by_wall).saturating_sub(margin)
+            }
+            None => Duration::ZERO,
+        }
+    }
+
+    /// A write of the lease sent at `sent` succeeded with `version`.
+    fn renewed(&self, version: UpdateVersion, sent: (Instant, SystemTime)) {
+        let mut held = self.lock();
+        held.version = Some(version);
+        held.valid_until = Some((sent.0 + self.ttl, sent.1 + self.ttl));
+    }
+
+    fn lose(&self) {
+        self.lock().valid_until = None;
+    }
+}
+
 /// The right to write a library on object storage; renewed in the background while held and
 /// given up when dropped (or left to expire when the process dies).
 #[derive(Debug)]
 pub struct WriterLease {
     files: RemoteFiles,
-    token: String,
-    held: Arc<AtomicBool>,
+    record: LeaseRecord,
+    state: Arc<LeaseState>,
     renewal: tokio::task::JoinHandle<()>,
 }
 
+/// How often `acquire` starts over when the lease changes hands under it.
+const ACQUIRE_ATTEMPTS: usize = 4;
+
 impl WriterLease {
-    /// Takes the lease, or refuses naming who holds it and until when. An expired lease (its
-    /// holder died or lost its connection) is taken over.
+    /// Takes the lease, or refuses naming who holds it and until when. A lease its holder gave
+    /// up is taken at once; one that looks expired is taken over only after it was seen
+    /// unchanged for longer than its holder renews it, so a live holder whose clock differs
+    /// from this machine's keeps it.
     pub async fn acquire(files: &RemoteFiles, lease_seconds: u64) -> Result<Self> {
-        Self::acquire_for(files, Duration::from_secs(lease_seconds.max(5))).await
+        Self::acquire_at(files, Duration::from_secs(lease_seconds.max(5)), 0).await
     }
 
-    async fn acquire_for(files: &RemoteFiles, ttl: Duration) -> Result<Self> {
-        let token = format!("{:016x}", rand::random::<u64>());
-        let record = |expires_at_ms| LeaseRecord {
+    /// `acquire` with a term of `ttl`, judging expiry as if this machine's clock were
+    /// `skew_ms` ahead (tests stand in for a machine whose clock is off).
+    async fn acquire_at(files: &RemoteFiles, ttl: Duration, skew_ms: u64) -> Result<Self> {
+        let record = LeaseRecord {
             holder: holder_name(),
-            token: token.clone(),
-            expires_at_ms,
+            token: format!("{:016x}", rand::random::<u64>()),
+            expires_at_ms: 0,
+            released: false,
         };
-        let encode = |r: &LeaseRecord| serde_json::to_vec(r).unwrap_or_default();
-        let fresh = encode(&record(now_ms() + ttl.as_millis() as u64));
-        let version = match files.put_conditional(LEASE, fresh.clone(), PutMode::Create).await {
-            Ok(version) => version,
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                let Some((bytes, version)) = files.read_versioned(LEASE).await? else {
-                    // Released between the two requests: try once more from the start.
-                    return Box::pin(Self::acquire_for(files, ttl)).await;
-                };
-                let current: Option<LeaseRecord> = serde_json::from_slice(&bytes).ok();
-                if let Some(current) = &current
-                    && current.expires_at_ms > now_ms()
-                {
-                    return Err(busy(files.uri(), current));
-                }
-                match files.put_conditional(LEASE, fresh, PutMode::Update(version)).await {
-                    Ok(version) => {
-                        warn!(target: "engine::index", library = files.uri(), previous = current.as_ref().map(|c| c.holder.as_str()), "took over an expired writer lease");
-                        version
-                    }
-                    Err(object_store::Error::Precondition { .. }) => {
-                        return Err(Error::Busy(format!(
-                            "another Quarry process took the writer lease of the library at {} \
-                             a moment ago; wait for it to finish",
-                            files.uri()
-                        )));
-                    }
-                    Err(e) => return Err(remote_error(files.uri(), LEASE, e)),
-                }
-            }
-            Err(object_store::Error::NotImplemented { .. }) => {
-                return Err(Error::user(format!(
-                    "{}: the storage server cannot write conditionally (If-None-Match), which \
-                     Quarry needs to let only one machine write at a time",
-                    files.uri()
-                )));
-            }
-            Err(e) => return Err(remote_error(files.uri(), LEASE, e)),
+        let fresh = |record: &LeaseRecord| {
+            let mut record = record.clone();
+            record.expires_at_ms = now_ms() + ttl.as_millis() as u64;
+            serde_json::to_vec(&record).unwrap_or_default()
         };
-        info!(target: "engine::index", library = files.uri(), "writer lease taken");
-        let held = Arc::new(AtomicBool::new(true));
-        let renewal =
-            tokio::spawn(renew(files.clone(), record(0), version, ttl, Arc::clone(&held)));
-        Ok(Self { files: files.clone(), token, held, renewal })
+        for _ in 0..ACQUIRE_ATTEMPTS {
+            let sent = (Instant::now(), SystemTime::now());
+            let version = match files.put_conditional(LEASE, fresh(&record), PutMode::Create).await
+            {
+                Ok(version) => version,
+                Err(object_store::Error::AlreadyExists { .. }) => {
+                    let Some((bytes, version)) = files.read_versioned(LEASE).await? else {
+                        continue; // Given up and deleted meanwhile: start over.
+                    };
+                    let current: Option<LeaseRecord> = serde_json::from_slice(&bytes).ok();
+                    match &current {
+                        // Our own create, whose answer was lost on the way: ours.
+                        Some(c) if c.token == record.token => version,
+                        Some(c) if !c.released && c.expires_at_ms > now_ms() + skew_ms => {
+                            return Err(busy(files.uri(), c));
+                        }
+                        _ => {
+                            let sent = (Instant::now(), SystemTime::now());
+                            let version = if current.as_ref().is_some_and(|c| c.released) {
+                                version
+                            } else {
+                                // Expired by this machine's clock, or unreadable. A live
+                                // holder rewrites it every third of a term whatever its clock
+                                // says: watch it a little longer than that.
+                                info!(target: "engine::index", library = files.uri(), "the writer lease looks expired; checking that its holder is gone");
+                                tokio::time::sleep(ttl / 3 + ttl / 10).await;
+                                match files.read_versioned(LEASE).await? {
+                                    Some((bytes, now)) if now.e_tag != version.e_tag => {
+                                        let holder = serde_json::from_slice(&bytes)
+                                            .ok()
+                                            .or(current)
+                                            .unwrap_or(LeaseRecord {
+                                                holder: "another process".into(),
+                                                token: String::new(),
+                                                expires_at_ms: now_ms(),
+                                                released: false,
+                                            });
+                                        return Err(busy(files.uri(), &holder));
+                                    }
+                                    Some(_) => version,
+                                    None => continue,
+                                }
+                            };
+                            match files
+                                .put_conditional(LEASE, fresh(&record), PutMode::Update(version))
+                                .await
+                            {
+                                Ok(version) => {
+                                    let previous = current.map(|c| c.holder);
+                                    info!(target: "engine::index", library = files.uri(), ?previous, "took over the writer lease");
+                                    return Ok(Self::hold(files, record, ttl, version, sent));
+                                }
+                                // Changed or deleted meanwhile: start over.
+                                Err(object_store::Error::Precondition { .. })
+                                | Err(object_store::Error::NotFound { .. }) => continue,
+                                Err(e) => return Err(remote_error(files.uri(), LEASE, e)),
+                            }
+                        }
+                    }
+                }
+                Err(object_store::Error::NotImplemented { .. }) => {
+                    return Err(Error::user(format!(
+                        "{}: the storage server cannot write conditionally (If-None-Match), \
+                         which Quarry needs to let only one machine write at a time",
+                        files.uri()
+                    )));
+                }
+                Err(e) => return Err(remote_error(files.uri(), LEASE, e)),
+            };
+            info!(target: "engine::index", library = files.uri(), "writer lease taken");
+            return Ok(Self::hold(files, record, ttl, version, sent));
+        }
+        Err(Error::Busy(format!(
+            "the writer lease of the library at {} kept changing hands; try again",
+            files.uri()
+        )))
     }
 
-    /// Whether this process still holds the lease; an error naming the library when it lost it.
+    fn hold(
+        files: &RemoteFiles,
+        record: LeaseRecord,
+        ttl: Duration,
+        version: UpdateVersion,
+        sent: (Instant, SystemTime),
+    ) -> Self {
+        let state = Arc::new(LeaseState {
+            ttl,
+            held: Mutex::new(Held {
+                version: Some(version),
+                valid_until: Some((sent.0 + ttl, sent.1 + ttl)),
+            }),
+        });
+        let renewal = tokio::spawn(renew(files.clone(), record.clone(), Arc::clone(&state)));
+        Self { files: files.clone(), record, state, renewal }
+    }
+
+    /// Whether this process may still write; an error naming the library when the lease ran
+    /// out or was taken over.
     pub fn check(&self) -> Result<()> {
-        if self.held.load(Ordering::Acquire) {
+        if self.state.time_left() > Duration::ZERO {
             Ok(())
         } else {
-            Err(Error::user(format!(
+            Err(Error::Busy(format!(
                 "lost the writer lease of the library at {} (it could not be renewed in time, \
                  and another machine may be writing now); stopped writing",
                 self.files.uri()
@@ -275,75 +388,90 @@ impl WriterLease {
         }
     }
 
-    /// Gives the lease up: it is deleted when it is still this holder's.
+    /// Gives the lease up, if it is still this holder's: the record is marked released, on
+    /// the condition that it is the one this holder wrote last.
     pub async fn release(&self) -> Result<()> {
         self.renewal.abort();
-        if !self.held.swap(false, Ordering::AcqRel) {
-            return Ok(());
-        }
-        if let Some((bytes, _)) = self.files.read_versioned(LEASE).await?
-            && serde_json::from_slice::<LeaseRecord>(&bytes).is_ok_and(|r| r.token == self.token)
-        {
-            self.files.delete(LEASE).await?;
-        }
-        Ok(())
+        release(&self.files, &self.record, &self.state).await
+    }
+}
+
+async fn release(files: &RemoteFiles, record: &LeaseRecord, state: &LeaseState) -> Result<()> {
+    let version = {
+        let mut held = state.lock();
+        held.valid_until = None;
+        held.version.take()
+    };
+    let Some(version) = version else { return Ok(()) }; // Given up already.
+    let released = LeaseRecord { released: true, expires_at_ms: 0, ..record.clone() };
+    let bytes = serde_json::to_vec(&released).unwrap_or_default();
+    match files.put_conditional(LEASE, bytes, PutMode::Update(version)).await {
+        // Someone else's now (this holder lost it): theirs stays.
+        Ok(_) | Err(object_store::Error::Precondition { .. }) => Ok(()),
+        Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(remote_error(files.uri(), LEASE, e)),
     }
 }
 
 impl Drop for WriterLease {
     fn drop(&mut self) {
         self.renewal.abort();
-        if !self.held.load(Ordering::Acquire) {
+        if self.state.lock().version.is_none() {
             return;
         }
-        // Deleting takes a request; on a multi-threaded runtime (the CLI, the app) this thread
-        // may wait for it. Elsewhere the lease simply expires.
-        if let Ok(handle) = tokio::runtime::Handle::try_current()
-            && handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
-        {
-            tokio::task::block_in_place(|| {
-                let released =
-                    handle.block_on(tokio::time::timeout(Duration::from_secs(5), self.release()));
-                if !matches!(released, Ok(Ok(()))) {
-                    warn!(target: "engine::index", library = self.files.uri(), "the writer lease could not be given up; it expires on its own");
-                }
-            });
+        // Giving it up takes a request, sent from a thread of its own with its own runtime:
+        // this may run inside a runtime, even one shutting down. Failing that, the lease
+        // simply expires.
+        let (files, record, state) =
+            (self.files.clone(), self.record.clone(), Arc::clone(&self.state));
+        let released = std::thread::Builder::new().name("quarry-lease".into()).spawn(move || {
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            // The timer is made inside the runtime: `timeout` needs one to exist.
+            let give_up = async {
+                tokio::time::timeout(Duration::from_secs(5), release(&files, &record, &state)).await
+            };
+            runtime.block_on(give_up).ok()?.ok()
+        });
+        if !released.is_ok_and(|thread| thread.join().ok().flatten().is_some()) {
+            warn!(target: "engine::index", library = self.files.uri(), "the writer lease could not be given up; it expires on its own");
         }
     }
 }
 
-/// Keeps the lease alive: renews it a third of the way through its term, conditionally on the
-/// version this holder wrote last. A refused renewal (someone took it over) ends the hold at
-/// once; failed requests are retried until the lease would have expired.
-async fn renew(
-    files: RemoteFiles,
-    mut record: LeaseRecord,
-    mut version: UpdateVersion,
-    ttl: Duration,
-    held: Arc<AtomicBool>,
-) {
-    let mut valid_until = now_ms() + ttl.as_millis() as u64;
+/// Keeps the lease alive: renews it every third of its term, conditionally on the version
+/// this holder wrote last, each request bounded by the time the holder has left. A refused
+/// renewal (someone took it over) ends the hold at once; failed ones are retried until the
+/// time runs out, when `check` refuses by itself.
+async fn renew(files: RemoteFiles, record: LeaseRecord, state: Arc<LeaseState>) {
+    let ttl = state.ttl;
     loop {
         tokio::time::sleep(ttl / 3).await;
-        record.expires_at_ms = now_ms() + ttl.as_millis() as u64;
-        let bytes = serde_json::to_vec(&record).unwrap_or_default();
-        match files.put_conditional(LEASE, bytes, PutMode::Update(version.clone())).await {
-            Ok(next) => {
-                version = next;
-                valid_until = record.expires_at_ms;
-            }
-            Err(object_store::Error::Precondition { .. }) => {
+        let left = state.time_left();
+        if left.is_zero() {
+            warn!(target: "engine::index", library = files.uri(), "the writer lease ran out");
+            state.lose();
+            return;
+        }
+        let sent = (Instant::now(), SystemTime::now());
+        let mut next = record.clone();
+        next.expires_at_ms = now_ms() + ttl.as_millis() as u64;
+        let bytes = serde_json::to_vec(&next).unwrap_or_default();
+        let Some(version) = state.lock().version.clone() else { return };
+        let put = files.put_conditional(LEASE, bytes, PutMode::Update(version));
+        match tokio::time::timeout(left, put).await {
+            Ok(Ok(version)) => state.renewed(version, sent),
+            Ok(Err(object_store::Error::Precondition { .. }))
+            | Ok(Err(object_store::Error::NotFound { .. })) => {
                 warn!(target: "engine::index", library = files.uri(), "the writer lease was taken over");
-                held.store(false, Ordering::Release);
+                state.lose();
                 return;
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 warn!(target: "engine::index", library = files.uri(), "renewing the writer lease failed: {e}");
-                // Stop writing before the lease could have passed to someone else.
-                if now_ms() + (ttl / 3).as_millis() as u64 >= valid_until {
-                    held.store(false, Ordering::Release);
-                    return;
-                }
+            }
+            Err(_) => {
+                warn!(target: "engine::index", library = files.uri(), "renewing the writer lease took too long");
             }
         }
     }
@@ -385,19 +513,20 @@ mod tests {
         }
     }
 
-    async fn lease_record(files: &RemoteFiles) -> Option<LeaseRecord> {
-        let bytes = files.read(LEASE).await.unwrap()?;
-        Some(serde_json::from_slice(&bytes).unwrap())
+    async fn lease_record(files: &RemoteFiles) -> LeaseRecord {
+        serde_json::from_slice(&files.read(LEASE).await.unwrap().unwrap()).unwrap()
     }
 
-    /// A short lease (renewed every 100 ms) so the test runs in real time.
+    /// A short lease (renewed every 100 ms) so the tests run in real time.
     const TERM: Duration = Duration::from_millis(300);
 
     #[tokio::test]
-    async fn one_writer_holds_the_lease_and_keeps_it_by_renewing() {
+    async fn one_writer_holds_the_lease_renews_it_and_hands_it_on_when_done() {
         let files = in_memory();
-        let first = WriterLease::acquire_for(&files, TERM).await.unwrap();
-        let err = WriterLease::acquire_for(&files, TERM).await.unwrap_err().to_string();
+        let first = WriterLease::acquire_at(&files, TERM, 0).await.unwrap();
+        let err = WriterLease::acquire_at(&files, TERM, 0).await.unwrap_err();
+        assert!(matches!(err, Error::Busy(_)), "{err}");
+        let err = err.to_string();
         assert!(
             err.contains("another Quarry process") && err.contains("s3://bucket/team/lib"),
             "{err}"
@@ -406,49 +535,67 @@ mod tests {
         let (_, taken) = files.read_versioned(LEASE).await.unwrap().unwrap();
         tokio::time::sleep(TERM * 2).await;
         first.check().unwrap();
-        let (bytes, renewed) = files.read_versioned(LEASE).await.unwrap().unwrap();
+        let (_, renewed) = files.read_versioned(LEASE).await.unwrap().unwrap();
         assert_ne!(taken.e_tag, renewed.e_tag, "the lease object was rewritten");
-        let record: LeaseRecord = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(record.token, first.token);
-        assert!(WriterLease::acquire_for(&files, TERM).await.is_err());
+        assert_eq!(lease_record(&files).await.token, first.record.token);
+        assert!(WriterLease::acquire_at(&files, TERM, 0).await.is_err());
+        // Given up: marked released, and the next writer takes it at once.
         first.release().await.unwrap();
-        assert!(files.read(LEASE).await.unwrap().is_none(), "released leases are deleted");
-        let second = WriterLease::acquire_for(&files, TERM).await.unwrap();
+        assert!(first.check().is_err());
+        assert!(lease_record(&files).await.released);
+        let started = Instant::now();
+        let second = WriterLease::acquire_at(&files, TERM, 0).await.unwrap();
+        assert!(started.elapsed() < TERM / 3, "no wait for a released lease");
+        second.check().unwrap();
+        drop(second);
+        assert!(lease_record(&files).await.released, "dropping gives it up too");
+    }
+
+    #[tokio::test]
+    async fn a_dead_holder_s_lease_is_taken_over_and_it_cannot_write_any_more() {
+        let files = in_memory();
+        let first = WriterLease::acquire_at(&files, TERM, 0).await.unwrap();
+        // The holder stops renewing (killed, or its laptop asleep) and its term runs out.
+        first.renewal.abort();
+        tokio::time::sleep(TERM).await;
+        assert!(first.check().is_err(), "the holder's own clock stops it");
+        let second = WriterLease::acquire_at(&files, TERM, 0).await.unwrap();
+        assert_eq!(lease_record(&files).await.token, second.record.token);
+        // The first holder giving up late leaves the new holder's lease alone.
+        first.release().await.unwrap();
+        assert_eq!(lease_record(&files).await.token, second.record.token);
+        assert!(!lease_record(&files).await.released);
         second.check().unwrap();
         second.release().await.unwrap();
     }
 
     #[tokio::test]
-    async fn an_expired_lease_is_taken_over_and_its_holder_learns_it_lost_it() {
+    async fn a_live_holder_keeps_its_lease_whatever_the_other_machine_s_clock_says() {
         let files = in_memory();
-        let first = WriterLease::acquire_for(&files, Duration::from_secs(30)).await.unwrap();
-        first.renewal.abort();
-        // The holder stopped renewing (a suspended laptop); its lease ran out.
-        let mut record = lease_record(&files).await.unwrap();
-        record.expires_at_ms = now_ms() - 1;
-        files.write(LEASE, serde_json::to_vec(&record).unwrap()).await.unwrap();
-        let second = WriterLease::acquire_for(&files, Duration::from_secs(30)).await.unwrap();
-        assert_ne!(lease_record(&files).await.unwrap().token, first.token);
-        // The first holder's next renewal is refused: it may no longer write.
-        let (_, version) = files.read_versioned(LEASE).await.unwrap().unwrap();
-        let stale = UpdateVersion { e_tag: Some("\"stale\"".into()), version: None };
-        assert_ne!(stale.e_tag, version.e_tag);
-        let held = Arc::new(AtomicBool::new(true));
-        let renewal = tokio::spawn(renew(
-            files.clone(),
-            record,
-            stale,
-            Duration::from_millis(30),
-            Arc::clone(&held),
-        ));
-        renewal.await.unwrap();
-        assert!(!held.load(Ordering::Acquire));
-        first.held.store(false, Ordering::Release);
-        let err = first.check().unwrap_err().to_string();
-        assert!(err.contains("lost the writer lease"), "{err}");
-        // Giving up a lease that is someone else's now leaves theirs alone.
+        let first = WriterLease::acquire_at(&files, TERM, 0).await.unwrap();
+        // A machine whose clock runs ten seconds ahead reads the lease as expired, watches
+        // it, sees it renewed, and stays out.
+        let err = WriterLease::acquire_at(&files, TERM, 10_000).await.unwrap_err();
+        assert!(err.to_string().contains("another Quarry process"), "{err}");
+        first.check().unwrap();
+        assert_eq!(lease_record(&files).await.token, first.record.token);
         first.release().await.unwrap();
-        assert_eq!(lease_record(&files).await.unwrap().token, second.token);
-        second.release().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_holder_whose_lease_was_taken_learns_it_at_its_next_renewal() {
+        let files = in_memory();
+        let first = WriterLease::acquire_at(&files, TERM, 0).await.unwrap();
+        // Another machine wrote the lease (after a partition, say).
+        let mut other = lease_record(&files).await;
+        other.token = "someone else".into();
+        files.write(LEASE, serde_json::to_vec(&other).unwrap()).await.unwrap();
+        first.check().unwrap();
+        // Its next renewal, conditional on the version it wrote, is refused: well before its
+        // own term is out, it stops writing, and giving up leaves the other's lease alone.
+        tokio::time::sleep(TERM / 2).await;
+        assert!(first.check().unwrap_err().to_string().contains("lost the writer lease"));
+        first.release().await.unwrap();
+        assert_eq!(lease_record(&files).await.token, "someone else");
     }
 }

@@ -162,6 +162,10 @@ fn add_message(
     res.push_block(*part, heading.clone(), &format!("{head}\n{body}"));
 
     let mut unread = Vec::new();
+    // Images the message's HTML shows by their Content-ID (`cid:`) are its layout: a logo, a
+    // signature, a banner. They are named, not read by OCR.
+    let html = message.body_html(0).unwrap_or_default();
+    let mut layout = Vec::new();
     for (index, attachment) in message.attachments().enumerate() {
         let name = attachment
             .attachment_name()
@@ -184,6 +188,16 @@ fn add_message(
             unread.push(name);
             continue;
         };
+        if kind == FileKind::Image
+            && ocr.is_some()
+            && attachment.content_id().is_some_and(|id| {
+                let id = id.trim().trim_start_matches('<').trim_end_matches('>');
+                !id.is_empty() && html.contains(&format!("cid:{id}"))
+            })
+        {
+            layout.push(name);
+            continue;
+        }
         let Some(extracted) = extract_nested(kind, &name, attachment.contents(), ocr) else {
             unread.push(name);
             continue;
@@ -209,6 +223,10 @@ fn add_message(
     if !unread.is_empty() {
         let why = "type not read, or too many";
         res.warnings.push(left_out_note(&unread, "attachment", "attachments", why));
+    }
+    if !layout.is_empty() {
+        let why = "part of the message's layout, a logo or signature: not read by OCR";
+        res.warnings.push(left_out_note(&layout, "image", "images", why));
     }
 }
 
@@ -269,6 +287,43 @@ mod tests {
         assert_eq!(
             doc.warnings,
             ["1 attachment not indexed (type not read, or too many): foto.png"]
+        );
+    }
+
+    #[test]
+    fn images_of_the_message_layout_are_named_not_read() {
+        // An HTML newsletter: its logo is shown inline by Content-ID; a photo is attached.
+        let eml = "From: verein@example.org\r\nSubject: Rundbrief\r\nMIME-Version: 1.0\r\n\
+            Content-Type: multipart/mixed; boundary=\"m\"\r\n\r\n\
+            --m\r\nContent-Type: multipart/related; boundary=\"r\"\r\n\r\n\
+            --r\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
+            <p><img src=\"cid:logo@verein\"> Das Sommerfest ist am 4. Juli.</p>\r\n\
+            --r\r\nContent-Type: image/png; name=\"logo.png\"\r\nContent-ID: <logo@verein>\r\n\
+            Content-Disposition: inline; filename=\"logo.png\"\r\n\
+            Content-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n--r--\r\n\
+            --m\r\nContent-Type: image/png; name=\"aushang.png\"\r\n\
+            Content-Disposition: attachment; filename=\"aushang.png\"\r\n\
+            Content-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n--m--\r\n";
+        // OCR on, its budget already spent: what would be read is named as over budget.
+        let ocr = NestedOcr {
+            options: crate::ingest::ocr::OcrOptions::default(),
+            deadline: std::time::Instant::now() - std::time::Duration::from_secs(1),
+            past_budget: Default::default(),
+        };
+        let doc = EmailExtractor
+            .extract_with_ocr(Path::new("r.eml"), eml.as_bytes(), Some(&ocr))
+            .unwrap();
+        assert!(doc.text.contains("Das Sommerfest ist am 4. Juli."), "{}", doc.text);
+        assert_eq!(
+            doc.warnings,
+            ["1 image not indexed (part of the message's layout, a logo or signature: not read \
+              by OCR): logo.png"]
+        );
+        assert_eq!(
+            ocr.past_budget_note().as_deref(),
+            Some(
+                "1 image not indexed (not read by OCR: the file's 90 s budget ran out): aushang.png"
+            )
         );
     }
 

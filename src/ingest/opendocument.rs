@@ -162,7 +162,13 @@ fn text_document(xml: &str, mut breaks: PageBreakStyles) -> Result<Extracted, qu
         let event = reader.read_event()?;
         if let Event::Start(e) | Event::Empty(e) = &event {
             match e.local_name().as_ref() {
-                b"style" => paragraph_style = breaks.note_style(e),
+                b"style" => {
+                    paragraph_style = breaks.note_style(e);
+                    // A style without properties: nothing after it is its.
+                    if matches!(event, Event::Empty(_)) {
+                        paragraph_style = None;
+                    }
+                }
                 b"paragraph-properties" => {
                     if let Some(name) = &paragraph_style {
                         breaks.note(name, e);
@@ -250,8 +256,23 @@ impl PageBreakStyles {
         let mut current: Option<String> = None;
         loop {
             match reader.read_event()? {
-                Event::Start(e) | Event::Empty(e) => match e.local_name().as_ref() {
+                Event::Start(e) => match e.local_name().as_ref() {
                     b"style" => current = self.note_style(&e),
+                    // A default style's properties belong to no named style.
+                    b"default-style" => current = None,
+                    b"paragraph-properties" => {
+                        if let Some(name) = &current {
+                            self.note(name, &e);
+                        }
+                    }
+                    _ => {}
+                },
+                Event::Empty(e) => match e.local_name().as_ref() {
+                    // A style without properties: nothing after it is its.
+                    b"style" => {
+                        self.note_style(&e);
+                        current = None;
+                    }
                     b"paragraph-properties" => {
                         if let Some(name) = &current {
                             self.note(name, &e);
@@ -459,6 +480,7 @@ mod tests {
             </style:style>
             <style:style style:name="Heading_20_1" style:family="text"><style:paragraph-properties fo:break-before="auto"/></style:style>
             <style:style style:name="Loop_A" style:family="paragraph" style:parent-style-name="Loop_B"/>
+            <style:default-style style:family="paragraph"><style:paragraph-properties fo:break-before="page"/></style:default-style>
             <style:style style:name="Loop_B" style:family="paragraph" style:parent-style-name="Loop_A"/>
           </office:styles></office:document-styles>"#;
         let content = r#"<office:document-content xmlns:office="o" xmlns:style="s" xmlns:fo="f" xmlns:text="t">

@@ -39,6 +39,11 @@ const german: Rule[] = [
     (m) => `${pages(m[1], m[2])} nicht per Texterkennung gelesen: die ${m[3]} s für diese Datei waren aufgebraucht`,
   ],
   [
+    /^(\d+) (images?) not indexed \(part of the message's layout, a logo or signature: not read by OCR\): (.+)$/,
+    (m) =>
+      `${m[1]} ${m[2] === "image" ? "Bild" : "Bilder"} nicht indiziert (Teil der Gestaltung der Nachricht, ein Logo oder eine Signatur: nicht per Texterkennung gelesen): ${m[3]}`,
+  ],
+  [
     /^(\d+) (images?) not indexed \(not read by OCR: the file's (\d+) s budget ran out\): (.+)$/,
     (m) =>
       `${m[1]} ${m[2] === "image" ? "Bild" : "Bilder"} nicht indiziert (nicht per Texterkennung gelesen: die ${m[3]} s für diese Datei waren aufgebraucht): ${m[4]}`,
