@@ -184,15 +184,24 @@ fn serve_read_only(machine: &Machine, docs: &Path) {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    // Kept open while the server runs.
+    let mut stdout = BufReader::new(server.stdout.take().unwrap());
+    stdout.read_line(&mut line).unwrap();
     let address = line.split("http://127.0.0.1:").nth(1).unwrap_or_else(|| panic!("{line}"));
     let (port, token) = address.trim().split_once("/#token=").unwrap();
     let port: u16 = port.parse().unwrap();
-    let (code, body) = http(port, "GET", "/api/search?q=Kormoran", token, "");
+    let (code, body) = match http(port, "GET", "/api/search?q=Kormoran", token, "") {
+        Ok(answer) => answer,
+        Err(e) => {
+            let _ = server.kill();
+            let out = server.wait_with_output().unwrap();
+            panic!("{e}; the server said: {}", String::from_utf8_lossy(&out.stderr))
+        }
+    };
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("boat.txt"), "{body}");
     let request = serde_json::json!({ "paths": [docs] }).to_string();
-    let (code, body) = http(port, "POST", "/api/index", token, &request);
+    let (code, body) = http(port, "POST", "/api/index", token, &request).unwrap();
     assert_eq!(code, 409, "{body}");
     assert!(body.contains("open read-only here"), "{body}");
     server.kill().unwrap();
@@ -201,7 +210,13 @@ fn serve_read_only(machine: &Machine, docs: &Path) {
 }
 
 /// One HTTP/1.1 request with the server's token; the status code and the body.
-fn http(port: u16, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: &str,
+) -> Result<(u16, String), String> {
     use std::io::{Read, Write};
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
@@ -211,11 +226,22 @@ fn http(port: u16, method: &str, path: &str, token: &str, body: &str) -> (u16, S
         body.len()
     )
     .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    // The server may reset the connection after its answer (closing with bytes unread):
+    // what arrived before that is the answer.
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !bytes.is_empty() => break,
+            Err(e) => return Err(format!("{method} {path}: {e}")),
+        }
+    }
+    let response = String::from_utf8_lossy(&bytes).into_owned();
     let code = response.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    (code, body)
+    Ok((code, body))
 }
 
 fn stderr_of(output: &Output) -> String {

@@ -111,10 +111,16 @@ pub(crate) async fn serve(config: EngineConfig, args: ServeArgs) -> anyhow::Resu
         origins: vec![format!("http://127.0.0.1:{port}"), format!("http://localhost:{port}")],
     });
     let app = router(Arc::clone(&state), &ui_dir);
-    println!("Quarry is serving this library at http://127.0.0.1:{port}/#token={token}");
-    println!("(the token in the address is the key: anyone with it can use the library)");
+    // Written, not printed: a server whose stdout was closed (a launcher that read the
+    // address and went away) keeps serving instead of panicking on a broken pipe.
     use std::io::Write;
-    let _ = std::io::stdout().flush();
+    let mut out = std::io::stdout().lock();
+    let _ =
+        writeln!(out, "Quarry is serving this library at http://127.0.0.1:{port}/#token={token}");
+    let _ =
+        writeln!(out, "(the token in the address is the key: anyone with it can use the library)");
+    let _ = out.flush();
+    drop(out);
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

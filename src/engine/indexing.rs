@@ -64,12 +64,16 @@ pub(super) async fn run(
 
     let mut jobs = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
-    // A source that is not here (an unplugged drive, an unmounted share, or another machine's
-    // folder in a library on shared storage) keeps its documents: only files missing from a
-    // source that is here count as deleted.
+    // A source folder that is not here (an unplugged drive, an unmounted share, or another
+    // machine's folder in a library on shared storage) keeps its documents: only files missing
+    // from a folder that is here count as deleted. A source that was one file and is gone is
+    // removed as before.
+    let was_folder = |root: &Path| {
+        existing.keys().any(|p| Path::new(p).starts_with(root) && Path::new(p) != root)
+    };
     let mut absent: Vec<&PathBuf> = Vec::new();
     for root in roots {
-        if !root.exists() {
+        if !root.exists() && was_folder(root) {
             warn!(target: "engine::ingest", root = %root.display(), "source not found; its documents are kept");
             report.passed_over.push(Failure {
                 path: root.to_string_lossy().into_owned(),

@@ -35,6 +35,8 @@ pub struct RemoteFiles {
     store: Arc<dyn ObjectStore>,
     root: ObjectPath,
     uri: String,
+    /// How it was opened, to open it afresh (`None` for a store made in place, in tests).
+    library: Option<RemoteLibrary>,
 }
 
 impl std::fmt::Debug for RemoteFiles {
@@ -66,7 +68,12 @@ impl RemoteFiles {
         )
         .await
         .map_err(|e| remote_error(&library.uri, "connect", e))?;
-        let files = Self { store: store.inner.clone(), root, uri: library.uri.clone() };
+        let files = Self {
+            store: store.inner.clone(),
+            root,
+            uri: library.uri.clone(),
+            library: Some(library.clone()),
+        };
         // One listing request up front: the bucket exists, the credentials work and the server
         // answers (a missing object and a missing bucket both read as "not found" otherwise).
         files
@@ -75,6 +82,14 @@ impl RemoteFiles {
             .await
             .map_err(|e| remote_error(&files.uri, "list", e))?;
         Ok(files)
+    }
+
+    /// The same objects through a client of their own (no connection shared with this one).
+    async fn reopen(&self) -> Result<Self> {
+        match &self.library {
+            Some(library) => Self::open(library).await,
+            None => Ok(self.clone()),
+        }
     }
 
     /// The library's address (`s3://bucket/prefix`).
@@ -233,6 +248,9 @@ impl LeaseState {
     /// A write of the lease sent at `sent` succeeded with `version`.
     fn renewed(&self, version: UpdateVersion, sent: (Instant, SystemTime)) {
         let mut held = self.lock();
+        if held.version.is_none() {
+            return; // Given up meanwhile: a renewal that was under way changes nothing.
+        }
         held.version = Some(version);
         held.valid_until = Some((sent.0 + self.ttl, sent.1 + self.ttl));
     }
@@ -278,8 +296,11 @@ impl WriterLease {
             record.expires_at_ms = now_ms() + ttl.as_millis() as u64;
             serde_json::to_vec(&record).unwrap_or_default()
         };
+        // Our own create may have landed although its answer was lost: its term counts from
+        // the first one sent.
+        let first_sent = (Instant::now(), SystemTime::now());
         for _ in 0..ACQUIRE_ATTEMPTS {
-            let sent = (Instant::now(), SystemTime::now());
+            let mut sent = (Instant::now(), SystemTime::now());
             let version = match files.put_conditional(LEASE, fresh(&record), PutMode::Create).await
             {
                 Ok(version) => version,
@@ -290,20 +311,23 @@ impl WriterLease {
                     let current: Option<LeaseRecord> = serde_json::from_slice(&bytes).ok();
                     match &current {
                         // Our own create, whose answer was lost on the way: ours.
-                        Some(c) if c.token == record.token => version,
+                        Some(c) if c.token == record.token => {
+                            sent = first_sent;
+                            version
+                        }
                         Some(c) if !c.released && c.expires_at_ms > now_ms() + skew_ms => {
                             return Err(busy(files.uri(), c));
                         }
                         _ => {
-                            let sent = (Instant::now(), SystemTime::now());
                             let version = if current.as_ref().is_some_and(|c| c.released) {
                                 version
                             } else {
-                                // Expired by this machine's clock, or unreadable. A live
-                                // holder rewrites it every third of a term whatever its clock
-                                // says: watch it a little longer than that.
+                                // Expired by this machine's clock, or unreadable. Clocks may
+                                // disagree: a holder may write for less than a term after its
+                                // last renewal, and renews every third of one. Unchanged for
+                                // longer than a term, it is gone, whatever the clocks say.
                                 info!(target: "engine::index", library = files.uri(), "the writer lease looks expired; checking that its holder is gone");
-                                tokio::time::sleep(ttl / 3 + ttl / 10).await;
+                                tokio::time::sleep(ttl + ttl / 10).await;
                                 match files.read_versioned(LEASE).await? {
                                     Some((bytes, now)) if now.e_tag != version.e_tag => {
                                         let holder = serde_json::from_slice(&bytes)
@@ -321,6 +345,7 @@ impl WriterLease {
                                     None => continue,
                                 }
                             };
+                            let sent = (Instant::now(), SystemTime::now());
                             match files
                                 .put_conditional(LEASE, fresh(&record), PutMode::Update(version))
                                 .await
@@ -405,12 +430,27 @@ async fn release(files: &RemoteFiles, record: &LeaseRecord, state: &LeaseState) 
     let Some(version) = version else { return Ok(()) }; // Given up already.
     let released = LeaseRecord { released: true, expires_at_ms: 0, ..record.clone() };
     let bytes = serde_json::to_vec(&released).unwrap_or_default();
-    match files.put_conditional(LEASE, bytes, PutMode::Update(version)).await {
-        // Someone else's now (this holder lost it): theirs stays.
-        Ok(_) | Err(object_store::Error::Precondition { .. }) => Ok(()),
-        Err(object_store::Error::NotFound { .. }) => Ok(()),
-        Err(e) => Err(remote_error(files.uri(), LEASE, e)),
+    let mut version = version;
+    for _ in 0..3 {
+        match files.put_conditional(LEASE, bytes.clone(), PutMode::Update(version)).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => return Ok(()),
+            Err(object_store::Error::Precondition { .. }) => {
+                // A renewal still under way may have landed first: while the record is this
+                // holder's, try again on its version; someone else's stays.
+                match files.read_versioned(LEASE).await? {
+                    Some((current, now))
+                        if serde_json::from_slice::<LeaseRecord>(&current)
+                            .is_ok_and(|c| c.token == record.token && !c.released) =>
+                    {
+                        version = now;
+                    }
+                    _ => return Ok(()),
+                }
+            }
+            Err(e) => return Err(remote_error(files.uri(), LEASE, e)),
+        }
     }
+    Ok(())
 }
 
 impl Drop for WriterLease {
@@ -427,11 +467,16 @@ impl Drop for WriterLease {
         let released = std::thread::Builder::new().name("quarry-lease".into()).spawn(move || {
             let runtime =
                 tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-            // The timer is made inside the runtime: `timeout` needs one to exist.
+            // A client of its own, so no connection of the caller's runtime (which waits
+            // here) is needed; the timer is made inside this runtime.
             let give_up = async {
-                tokio::time::timeout(Duration::from_secs(5), release(&files, &record, &state)).await
+                let files = files.reopen().await?;
+                release(&files, &record, &state).await
             };
-            runtime.block_on(give_up).ok()?.ok()
+            runtime
+                .block_on(async { tokio::time::timeout(Duration::from_secs(5), give_up).await })
+                .ok()?
+                .ok()
         });
         if !released.is_ok_and(|thread| thread.join().ok().flatten().is_some()) {
             warn!(target: "engine::index", library = self.files.uri(), "the writer lease could not be given up; it expires on its own");
@@ -510,6 +555,7 @@ mod tests {
             store: Arc::new(object_store::memory::InMemory::new()),
             root: ObjectPath::from("team/lib"),
             uri: "s3://bucket/team/lib".to_owned(),
+            library: None,
         }
     }
 
@@ -565,6 +611,21 @@ mod tests {
         first.release().await.unwrap();
         assert_eq!(lease_record(&files).await.token, second.record.token);
         assert!(!lease_record(&files).await.released);
+        second.check().unwrap();
+        second.release().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_taker_whose_clock_is_ahead_waits_out_the_holder_s_whole_term() {
+        let files = in_memory();
+        let first = WriterLease::acquire_at(&files, TERM, 0).await.unwrap();
+        // The holder stops renewing; a machine ten seconds ahead sees the lease as expired at
+        // once, but takes it only after the holder's own clocks have stopped it.
+        first.renewal.abort();
+        let started = Instant::now();
+        let second = WriterLease::acquire_at(&files, TERM, 10_000).await.unwrap();
+        assert!(started.elapsed() >= TERM, "{:?}", started.elapsed());
+        assert!(first.check().is_err(), "never two holders at once");
         second.check().unwrap();
         second.release().await.unwrap();
     }
