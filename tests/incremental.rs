@@ -1,5 +1,6 @@
 //! Incremental indexing: unchanged files are skipped, touched files are re-hashed but not
-//! re-indexed, edited files replace their chunks, deleted files leave the library.
+//! re-indexed, edited files replace their chunks, deleted files leave the library, and a source
+//! folder that is not there (an unplugged drive) keeps its documents.
 
 use std::time::{Duration, SystemTime};
 
@@ -92,4 +93,43 @@ async fn a_file_that_turns_bad_is_reported_and_others_are_kept() {
     let engine = Engine::open(config).await.unwrap();
     assert_eq!(engine.search("lighthouses", SearchMode::Text, 5).await.unwrap().len(), 1);
     assert!(engine.search("escrow", SearchMode::Text, 5).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_missing_source_folder_keeps_its_documents_and_a_missing_source_file_leaves() {
+    // An unplugged drive (or another machine's folder in a shared library): re-scanning the
+    // sources must not read its absence as every file deleted.
+    let place = tempfile::tempdir().unwrap();
+    let drive = place.path().join("usb-stick");
+    std::fs::create_dir_all(&drive).unwrap();
+    std::fs::write(drive.join("a.txt"), "Alpha document about glaciers.").unwrap();
+    std::fs::write(drive.join("b.txt"), "Beta document about volcanoes.").unwrap();
+    let single = place.path().join("single.txt");
+    std::fs::write(&single, "Gamma document about deserts.").unwrap();
+    let lib = TempLibrary::new();
+    let config = lib.in_process_config();
+    let first = lib.index(config.clone(), &[&drive, &single]).await;
+    assert_eq!(first.added, 3);
+
+    std::fs::rename(&drive, place.path().join("elsewhere")).unwrap();
+    std::fs::remove_file(&single).unwrap();
+    // No paths: the library's own sources are re-scanned.
+    let rescan = lib.index(config.clone(), &[]).await;
+    assert_eq!(rescan.removed, 1, "{rescan:?}");
+    let note = rescan.passed_over.iter().find(|f| f.path == drive.to_string_lossy());
+    assert!(
+        note.is_some_and(|f| f.error.contains("not found on this machine")),
+        "{:?}",
+        rescan.passed_over
+    );
+    let engine = Engine::open(config).await.unwrap();
+    let docs = engine.documents().await.unwrap();
+    let mut names: Vec<String> = docs.iter().map(|d| d.path.clone()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [drive.join("a.txt"), drive.join("b.txt")].map(|p| p.to_string_lossy().into_owned())
+    );
+    let hits = engine.search("glaciers", SearchMode::Text, 5).await.unwrap();
+    assert!(hits.iter().any(|h| h.doc_path.ends_with("a.txt")));
 }
