@@ -494,8 +494,13 @@ impl Store {
         for (state, ids) in by_state {
             self.tables.set_state(&ids, state.as_str()).await?;
         }
-        // Derived data beside the tables: written after the commit, like the text index.
+        // Derived data beside the tables: written after the commit, like the text index. A
+        // document new to the library has no old words to remove (on object storage that is
+        // a request saved per document).
         for doc in batch {
+            if doc.ocr_words.is_empty() && !known.contains(&doc.row.doc_id) {
+                continue;
+            }
             self.write_ocr_words(&doc.row.doc_id, &doc.ocr_words).await?;
         }
         self.mark_text_synced().await
@@ -577,8 +582,16 @@ impl Store {
         self.tables.delete_chunks_of(doc_ids).await?;
         self.fulltext.replace(doc_ids, &[])?;
         self.tables.delete_documents(doc_ids).await?;
+        // On object storage, one listing instead of a request per document without words.
+        let with_words = match &self.remote {
+            Some(remote) => Some(remote.files.names_under("ocr/").await?),
+            None => None,
+        };
         for doc_id in doc_ids {
-            self.write_ocr_words(doc_id, &[]).await?;
+            let name = Self::ocr_words_name(doc_id);
+            if with_words.as_ref().is_none_or(|names| names.contains(&name)) {
+                self.write_ocr_words(doc_id, &[]).await?;
+            }
         }
         self.mark_text_synced().await
     }

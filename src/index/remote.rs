@@ -8,7 +8,7 @@
 //! writer takes it over. One that cannot renew in time (a network partition, a suspended
 //! laptop) learns it lost the lease and refuses to write further.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -127,6 +127,27 @@ impl RemoteFiles {
             .await
             .map_err(|e| remote_error(&self.uri, name, e))?;
         Ok(())
+    }
+
+    /// The names of the objects under `prefix` (a folder-like prefix ending in `/`), relative
+    /// to the library, like the names the other methods take.
+    pub async fn names_under(&self, prefix: &str) -> Result<HashSet<String>> {
+        use futures::TryStreamExt;
+        let base = self.path(prefix.trim_end_matches('/'));
+        let listed: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(Some(&base))
+            .try_collect()
+            .await
+            .map_err(|e| remote_error(&self.uri, prefix, e))?;
+        let root = self.root.as_ref().to_owned();
+        Ok(listed
+            .into_iter()
+            .filter_map(|meta| {
+                let full = meta.location.as_ref().to_owned();
+                full.strip_prefix(&root).map(|rest| rest.trim_start_matches('/').to_owned())
+            })
+            .collect())
     }
 
     /// Removes the object `name` (nothing to do when it is absent).
@@ -565,6 +586,18 @@ mod tests {
 
     /// A short lease (renewed every 100 ms) so the tests run in real time.
     const TERM: Duration = Duration::from_millis(300);
+
+    #[tokio::test]
+    async fn objects_are_listed_by_the_names_they_were_written_under() {
+        let files = in_memory();
+        files.write("ocr/a.json", b"[]".to_vec()).await.unwrap();
+        files.write("ocr/b.json", b"[]".to_vec()).await.unwrap();
+        files.write("library.json", b"{}".to_vec()).await.unwrap();
+        let names = files.names_under("ocr/").await.unwrap();
+        assert_eq!(names, HashSet::from(["ocr/a.json".to_owned(), "ocr/b.json".to_owned()]));
+        files.delete("ocr/a.json").await.unwrap();
+        assert_eq!(files.names_under("ocr/").await.unwrap().len(), 1);
+    }
 
     #[tokio::test]
     async fn one_writer_holds_the_lease_renews_it_and_hands_it_on_when_done() {
