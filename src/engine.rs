@@ -216,6 +216,21 @@ impl Engine {
         Self::builder(config).open_for_write().await
     }
 
+    /// Opens the library for writing, like [`Engine::open_for_write`]; a library on object
+    /// storage whose writer lease another machine holds is opened read-only instead (search
+    /// and answers; adding documents is refused with the reason, see [`Engine::writable`]).
+    /// For long-running edges (`quarry serve`).
+    pub async fn open_for_write_or_read(config: EngineConfig) -> Result<Self> {
+        let shared = config.remote.is_some();
+        match Self::open_for_write(config.clone()).await {
+            Err(Error::Busy(why)) if shared => {
+                tracing::warn!(target: "engine::index", "{why}; opening the library read-only");
+                Self::open(config).await
+            }
+            opened => opened,
+        }
+    }
+
     /// The loaded embedding model, if the library has one.
     pub fn embedder(&self) -> Result<Option<Arc<dyn Embedder>>> {
         self.embedder.as_ref().map(EmbedderSlot::get).transpose()

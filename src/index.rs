@@ -107,7 +107,12 @@ impl Store {
         remote: Option<&RemoteLibrary>,
         embedder: Option<EmbedderMeta>,
     ) -> Result<Self> {
-        let store = Self::open_unchecked(dir, remote, embedder.clone(), remote.is_none()).await?;
+        let files = match remote {
+            Some(library) => Some(RemoteFiles::open(library).await?),
+            None => None,
+        };
+        let shared = remote.zip(files.as_ref());
+        let store = Self::open_unchecked(dir, shared, embedder.clone(), remote.is_none()).await?;
         let built_with = store.meta().embedder;
         // A reader without a model may still search by text; another model may not read.
         if embedder.is_some() && built_with != embedder {
@@ -130,15 +135,16 @@ impl Store {
     }
 
     /// Opens (or creates) the library without comparing its embedder with `embedder`.
+    /// `library`: a library on object storage, with its files already reached.
     async fn open_unchecked(
         dir: &Path,
-        library: Option<&RemoteLibrary>,
+        library: Option<(&RemoteLibrary, &RemoteFiles)>,
         embedder: Option<EmbedderMeta>,
         create: bool,
     ) -> Result<Self> {
         let (remote, stored_meta) = match library {
-            Some(library) => {
-                let files = RemoteFiles::open(library).await?;
+            Some((library, files)) => {
+                let files = files.clone();
                 let origin = format!("{}/library.json", library.uri);
                 let meta = match files.read("library.json").await? {
                     Some(bytes) => Some(LibraryMeta::parse(&bytes, &origin, &library.uri)?),
@@ -165,7 +171,7 @@ impl Store {
             meta.embedder = embedder;
         }
         let dims = meta.embedder.as_ref().map(|e| e.dimensions);
-        let tables = match library {
+        let tables = match library.map(|(library, _)| library) {
             Some(library) => {
                 let uri = format!("{}/lance", library.uri);
                 Tables::open(&uri, remote::storage_options(library), dims)
@@ -214,16 +220,20 @@ impl Store {
         remote: Option<&RemoteLibrary>,
         embedder: Option<EmbedderMeta>,
     ) -> Result<Self> {
-        let lease = match remote {
-            Some(library) => {
-                let files = RemoteFiles::open(library).await?;
-                Some(WriterLease::acquire(&files, library.lease_seconds).await?)
+        let files = match remote {
+            Some(library) => Some(RemoteFiles::open(library).await?),
+            None => None,
+        };
+        let shared = remote.zip(files.as_ref());
+        let lease = match shared {
+            Some((library, files)) => {
+                Some(WriterLease::acquire(files, library.lease_seconds).await?)
             }
             None => None,
         };
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let lock = WriterLock::acquire(dir)?;
-        let mut store = Self::open_unchecked(dir, remote, embedder.clone(), true).await?;
+        let mut store = Self::open_unchecked(dir, shared, embedder.clone(), true).await?;
         let built_with = store.meta().embedder;
         if built_with != embedder {
             if !store.tables.documents().await?.is_empty() {
@@ -242,10 +252,10 @@ impl Store {
                     std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
                 }
             }
-            if let Some(library) = remote {
-                RemoteFiles::open(library).await?.delete("library.json").await?;
+            if let Some(files) = &files {
+                files.delete("library.json").await?;
             }
-            store = Self::open_unchecked(dir, remote, embedder, true).await?;
+            store = Self::open_unchecked(dir, shared, embedder, true).await?;
         }
         store.lock = Some(lock);
         if let Some(remote) = store.remote.as_mut() {

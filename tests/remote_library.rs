@@ -206,7 +206,7 @@ fn serve_read_only(machine: &Machine, docs: &Path) {
     assert!(body.contains("open read-only here"), "{body}");
     server.kill().unwrap();
     let stderr = server.wait_with_output().unwrap().stderr;
-    assert!(String::from_utf8_lossy(&stderr).contains("serving the library read-only"));
+    assert!(String::from_utf8_lossy(&stderr).contains("opening the library read-only"));
 }
 
 /// One HTTP/1.1 request with the server's token; the status code and the body.

@@ -86,18 +86,7 @@ impl IntoResponse for ApiError {
 /// Runs the server until Ctrl-C.
 pub(crate) async fn serve(config: EngineConfig, args: ServeArgs) -> anyhow::Result<()> {
     let ui_dir = locate_ui(args.ui_dir.as_deref())?;
-    // A library on object storage that another machine is writing is still served, for
-    // search and answers; adding documents waits for a restart after that writer is done.
-    let shared = config.remote.is_some();
-    let engine = match Engine::open_for_write(config.clone()).await {
-        Ok(engine) => engine,
-        Err(quarry::Error::Busy(why)) if shared => {
-            tracing::warn!("{why}; serving the library read-only");
-            Engine::open(config).await?
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let engine = Arc::new(engine);
+    let engine = Arc::new(Engine::open_for_write_or_read(config).await?);
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, args.port))
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
