@@ -32,9 +32,9 @@ pub enum FileKind {
     Image,
     /// Rich Text Format (`.rtf`); `\page` breaks make pages.
     Rtf,
-    /// A mailbox (`.mbox`): one part per message.
+    /// A mailbox (`.mbox`): each message a document of its own (`<mailbox>/message N`).
     Mailbox,
-    /// A zip archive: the entries Quarry reads, their pages numbered on as parts.
+    /// A zip archive: each entry Quarry reads a document of its own (`<archive>/<entry>`).
     Archive,
 }
 
@@ -89,6 +89,12 @@ impl FileKind {
             FileKind::Mailbox => "message",
             _ => "page",
         }
+    }
+
+    /// Whether files of this kind hold documents of their own (archive entries, mailbox
+    /// messages), indexed under the file's path as `<file>/<name>`.
+    pub fn holds_documents(self) -> bool {
+        matches!(self, FileKind::Mailbox | FileKind::Archive)
     }
 
     /// Parses a name written by [`FileKind::as_str`].

@@ -12,6 +12,7 @@ mod settings;
 pub use answering::{AnswerTicket, Evidence};
 pub use index_runs::{IndexJob, SourceWatch};
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -453,7 +454,8 @@ impl Engine {
     /// The bytes and kind of the library document at `path`, for viewers that render the
     /// original (PDF). Only what was indexed is served: the document must be indexed, its file
     /// (links resolved) must still lie under one of the library's folders and have the size and
-    /// time it had when indexed, and be at most [`MAX_VIEWED_BYTES`].
+    /// time it had when indexed, and be at most [`MAX_VIEWED_BYTES`]. A document inside an
+    /// archive is read from the archive, which must pass the same checks.
     pub async fn document_bytes(&self, path: &Path) -> Result<(crate::api::FileKind, Vec<u8>)> {
         use std::io::Read;
         let row = self.document_row(path).await?;
@@ -465,6 +467,55 @@ impl Engine {
                 row.state.as_str()
             )));
         }
+        let holder = self.holder_row(&row.path).await?;
+        let file_row = holder.as_ref().unwrap_or(&row);
+        let real = self.viewable_file(file_row)?;
+        if let Some(holder) = &holder {
+            let name = row.path[holder.path.len()..].trim_start_matches('/');
+            if holder.kind != crate::api::FileKind::Archive {
+                return Err(Error::user(format!(
+                    "{}: not shown: a message of a mailbox is shown as its text",
+                    shown.display()
+                )));
+            }
+            let archive = std::fs::read(&real).map_err(|e| Error::io(&real, e))?;
+            let bytes = crate::ingest::archive::read_member(&archive, name, MAX_VIEWED_BYTES)
+                .map_err(|e| Error::user(format!("{}: not shown: {e}", shown.display())))?;
+            return Ok((row.kind, bytes));
+        }
+        let mut file = std::fs::File::open(&real).map_err(|e| Error::io(&real, e))?;
+        if file_row.size > MAX_VIEWED_BYTES {
+            return Err(Error::user(format!(
+                "{}: not shown: {} MiB is more than the viewer takes ({} MiB)",
+                shown.display(),
+                file_row.size >> 20,
+                MAX_VIEWED_BYTES >> 20
+            )));
+        }
+        let mut bytes = Vec::with_capacity(file_row.size as usize);
+        file.by_ref()
+            .take(MAX_VIEWED_BYTES)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io(&real, e))?;
+        Ok((row.kind, bytes))
+    }
+
+    /// The archive or mailbox of the library that holds the document at `path`, if any.
+    async fn holder_row(&self, path: &str) -> Result<Option<DocumentRow>> {
+        let above: Vec<String> = Path::new(path)
+            .ancestors()
+            .skip(1)
+            .filter_map(Path::to_str)
+            .map(str::to_owned)
+            .collect();
+        let rows = self.store.documents_at(&above).await?;
+        Ok(rows.into_iter().filter(|d| d.kind.holds_documents()).max_by_key(|d| d.path.len()))
+    }
+
+    /// The real path of the file of `row`, when it may be shown: still under one of the
+    /// library's folders (links resolved), with the size and time it had when indexed.
+    fn viewable_file(&self, row: &DocumentRow) -> Result<PathBuf> {
+        let shown = Path::new(&row.path);
         let real = std::fs::canonicalize(shown).map_err(|e| Error::io(shown, e))?;
         let inside = self.store.meta().sources.iter().any(|source| {
             std::fs::canonicalize(source).is_ok_and(|source| real.starts_with(source))
@@ -476,8 +527,7 @@ impl Engine {
                 real.display()
             )));
         }
-        let mut file = std::fs::File::open(&real).map_err(|e| Error::io(&real, e))?;
-        let meta = file.metadata().map_err(|e| Error::io(&real, e))?;
+        let meta = std::fs::metadata(&real).map_err(|e| Error::io(&real, e))?;
         let mtime_ns = crate::ingest::walk::mtime_ns(&meta);
         if meta.len() != row.size || mtime_ns != row.mtime_ns {
             return Err(Error::user(format!(
@@ -485,20 +535,7 @@ impl Engine {
                 shown.display()
             )));
         }
-        if meta.len() > MAX_VIEWED_BYTES {
-            return Err(Error::user(format!(
-                "{}: not shown: {} MiB is more than the viewer takes ({} MiB)",
-                shown.display(),
-                meta.len() >> 20,
-                MAX_VIEWED_BYTES >> 20
-            )));
-        }
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        file.by_ref()
-            .take(MAX_VIEWED_BYTES)
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::io(&real, e))?;
-        Ok((row.kind, bytes))
+        Ok(real)
     }
 
     /// Whether this engine may add and remove documents (false for a library on object
@@ -552,15 +589,23 @@ impl Engine {
             .iter()
             .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| PathBuf::from(p)))
             .collect();
-        let ids: Vec<String> = self
-            .store
-            .documents()
-            .await?
-            .into_iter()
+        let docs = self.store.documents().await?;
+        // A document inside an archive or mailbox is also of its file's kind ("zip": whatever
+        // the archives hold).
+        let kinds: HashMap<&str, crate::api::FileKind> =
+            docs.iter().map(|d| (d.path.as_str(), d.kind)).collect();
+        let is_holder = |p: &str| kinds.get(p).is_some_and(|k| k.holds_documents());
+        let of_kind = |d: &DocumentRow| {
+            scope.kinds.contains(&d.kind)
+                || indexing::holder_of(&d.path, is_holder)
+                    .is_some_and(|h| scope.kinds.contains(&kinds[h]))
+        };
+        let ids: Vec<String> = docs
+            .iter()
             .filter(|d| d.state == DocumentState::Indexed)
             .filter(|d| roots.is_empty() || roots.iter().any(|r| Path::new(&d.path).starts_with(r)))
-            .filter(|d| scope.kinds.is_empty() || scope.kinds.contains(&d.kind))
-            .map(|d| d.doc_id)
+            .filter(|d| scope.kinds.is_empty() || of_kind(d))
+            .map(|d| d.doc_id.clone())
             .collect();
         if ids.is_empty() {
             let mut parts = scope.within.clone();

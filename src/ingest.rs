@@ -54,6 +54,46 @@ pub struct Extracted {
     /// The words OCR read, with their boxes, per page it read.
     #[serde(default)]
     pub ocr_words: Vec<crate::api::OcrPage>,
+    /// Documents of their own inside this file (the entries of an archive, the messages of a
+    /// mailbox). The file itself then holds no text; each member is indexed as a document whose
+    /// path is the file's path, `/`, and the member's name.
+    #[serde(default)]
+    pub members: Vec<Member>,
+}
+
+/// A document inside another file: an archive entry or a mailbox message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Member {
+    /// Its name inside the file, `/`-separated ("reports/q3.pdf", "inner.zip/notes.md",
+    /// "message 12"); unique within the file and the same every time the file is read.
+    pub name: String,
+    /// What it is.
+    pub kind: FileKind,
+    /// Its size in bytes, unpacked.
+    pub size: u64,
+    /// SHA-256 of its bytes, hex.
+    pub sha256: String,
+    /// What was read from it, or why nothing could be.
+    pub extracted: Result<Extracted, String>,
+}
+
+impl Member {
+    /// A member read from `bytes`.
+    pub(crate) fn new(
+        name: String,
+        kind: FileKind,
+        bytes: &[u8],
+        extracted: Result<Extracted, ExtractError>,
+    ) -> Self {
+        use sha2::Digest;
+        Self {
+            name,
+            kind,
+            size: bytes.len() as u64,
+            sha256: crate::ids::hex(&sha2::Sha256::digest(bytes)),
+            extracted: extracted.map_err(|e| e.to_string()),
+        }
+    }
 }
 
 /// A span of [`Extracted::text`] that lies on one page under one heading.
@@ -235,6 +275,7 @@ pub(crate) fn extract_nested(
     if let Some(warning) = unread_pages_warning(&res, ocr.is_some()) {
         res.warnings.push(warning);
     }
+    res.extractor = extractor.name().to_owned();
     Some(Ok(res))
 }
 
@@ -313,11 +354,19 @@ pub fn extract_source(source: &Source) -> Result<Extracted, ExtractError> {
     tidy_sections(&mut res);
     if let Some(warning) = unread_pages_warning(&res, source.ocr.is_some()) {
         res.warnings.push(warning);
-    } else if !res.has_text() {
+    } else if !res.has_text() && res.members.is_empty() {
         res.warnings.push("the document contains no text".into());
     }
     res.warnings.extend(hidden::invisible_characters_warning(&res.text));
     res.warnings.extend(ocr.as_ref().and_then(NestedOcr::past_budget_note));
+    for member in &mut res.members {
+        if let Ok(doc) = &mut member.extracted {
+            if !doc.has_text() && doc.pages_without_text.is_empty() {
+                doc.warnings.push("the document contains no text".into());
+            }
+            doc.warnings.extend(hidden::invisible_characters_warning(&doc.text));
+        }
+    }
     Ok(res)
 }
 

@@ -269,14 +269,14 @@ fn first_hit(lib: &TempLibrary, query: &str) -> serde_json::Value {
     hits[0].clone()
 }
 
-/// The best hit of `query` in the file named `name`.
+/// The best hit of `query` in the document whose path ends with `/name`.
 fn hit_in(lib: &TempLibrary, query: &str, name: &str) -> serde_json::Value {
     let found = json_of(&lib.run(&["search", "--mode", "text", "--json", "-k", "10", query]));
     found["hits"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|h| file_of(h) == name)
+        .find(|h| h["doc_path"].as_str().unwrap().ends_with(&format!("/{name}")))
         .unwrap_or_else(|| panic!("no hit in {name} for {query:?}: {found:#}"))
         .clone()
 }
@@ -331,13 +331,14 @@ fn office_ebook_mail_and_table_files_are_found_at_their_slide_sheet_chapter_and_
     .unwrap();
     let report = json_of(&lib.run(&["index", "--json", docs.to_str().unwrap()]));
     assert_eq!(report["failed"], 0, "{report:#}");
-    assert_eq!(report["added"], 13, "{report:#}");
+    // The archive's two entries and the mailbox's two messages are documents of their own.
+    assert_eq!(report["added"], 15, "{report:#}");
 
     // Slides: the deck's order, not the file names'; notes are found on their slide.
-    let hit = hit_in(&lib, "lighthouse keeper retires", "board.pptx");
+    let hit = hit_in(&lib, "lighthouse keeper retires", "docs/board.pptx");
     assert_eq!((file_of(&hit).as_str(), hit["page"].as_u64()), ("board.pptx", Some(2)), "{hit:#}");
     assert_eq!(hit["heading"], "Lighthouse", "{hit:#}");
-    let hit = hit_in(&lib, "budget frozen until spring", "board.pptx");
+    let hit = hit_in(&lib, "budget frozen until spring", "docs/board.pptx");
     assert_eq!((file_of(&hit).as_str(), hit["page"].as_u64()), ("board.pptx", Some(2)), "{hit:#}");
     // (A short slide and its notes share a chunk, under the slide's heading.)
     assert!(hit["text"].as_str().unwrap().contains("lighthouse budget is frozen"), "{hit:#}");
@@ -416,24 +417,34 @@ fn office_ebook_mail_and_table_files_are_found_at_their_slide_sheet_chapter_and_
     let hit = first_hit(&lib, "freundlichen Grüßen");
     assert_eq!((file_of(&hit).as_str(), hit["page"].as_u64()), ("brief.rtf", Some(2)), "{hit:#}");
 
-    // A mailbox: one part per message, the subject as heading.
+    // A mailbox: one document per message, named by its place, the subject as heading.
+    let under_docs = |hit: &serde_json::Value| {
+        let path = hit["doc_path"].as_str().unwrap();
+        path.strip_prefix(docs.to_str().unwrap()).unwrap().to_owned()
+    };
     let hit = first_hit(&lib, "Monteur Donnerstag");
     assert_eq!(
-        (file_of(&hit).as_str(), hit["page"].as_u64()),
-        ("hausverwaltung.mbox", Some(2)),
+        (under_docs(&hit).as_str(), hit["page"].as_u64()),
+        ("/hausverwaltung.mbox/message 2", Some(1)),
         "{hit:#}"
     );
     assert_eq!(hit["heading"], "Re: Aufzug", "{hit:#}");
 
-    // A zip archive: each entry with its own parser, the heading naming the entry and its slide.
+    // A zip archive: each entry a document of its own, read by its own parser, at its own
+    // slide.
     let hit = first_hit(&lib, "treasurer apologies");
     assert_eq!(
-        (file_of(&hit).as_str(), hit["heading"].as_str()),
-        ("board-pack.zip", Some("minutes/attendance.txt")),
+        (under_docs(&hit).as_str(), hit["page"].as_u64()),
+        ("/board-pack.zip/minutes/attendance.txt", Some(1)),
         "{hit:#}"
     );
-    let in_zip = hit_in(&lib, "lighthouse keeper retires", "board-pack.zip");
-    assert_eq!(in_zip["heading"], "minutes/board.pptx > slide 2 > Lighthouse", "{in_zip:#}");
+    let in_zip = hit_in(&lib, "lighthouse keeper retires", "minutes/board.pptx");
+    assert_eq!(
+        (under_docs(&in_zip).as_str(), in_zip["page"].as_u64()),
+        ("/board-pack.zip/minutes/board.pptx", Some(2)),
+        "{in_zip:#}"
+    );
+    assert_eq!(in_zip["heading"], "Lighthouse", "{in_zip:#}");
 
     // Source code is text.
     assert_eq!(file_of(&first_hit(&lib, "sluice basin overflows")), "pump.py");
@@ -453,6 +464,8 @@ fn office_ebook_mail_and_table_files_are_found_at_their_slide_sheet_chapter_and_
     assert_eq!(title_of("hausordnung.odt"), "Hausordnung 2027");
     assert_eq!(title_of("keeper.epub"), "The Keeper's Log");
     assert_eq!(title_of("berths.eml"), "Berth allocation for the winter");
+    assert_eq!(title_of("hausverwaltung.mbox/message 1"), "Aufzug");
+    assert_eq!(title_of("board-pack.zip/minutes/board.pptx"), "Harbour board, December");
     assert_eq!(title_of("brief.rtf"), "Brief an die Hausverwaltung");
 }
 
@@ -565,7 +578,8 @@ fn bombs_and_locked_workbooks_fail_with_a_reason_and_cost_nothing_else() {
     assert!(reason("many.epub").contains("zip bomb"), "{}", reason("many.epub"));
     assert!(reason("locked.xlsx").contains("password"), "{}", reason("locked.xlsx"));
     assert_eq!(file_of(&first_hit(&lib, "Mülltonnen Hof")), "fine.odt");
-    assert_eq!(file_of(&first_hit(&lib, "pump manual blue binder")), "pack.zip");
+    let hit = first_hit(&lib, "pump manual blue binder");
+    assert!(hit["doc_path"].as_str().unwrap().ends_with("pack.zip/readme.txt"), "{hit:#}");
     let hit = first_hit(&lib, "far away marker");
     assert_eq!(file_of(&hit), "sparse.xlsx");
     assert!(hit["text"].as_str().unwrap().contains("XFD: far away marker"), "{hit:#}");

@@ -133,3 +133,122 @@ async fn a_missing_source_folder_keeps_its_documents_and_a_missing_source_file_l
     let hits = engine.search("glaciers", SearchMode::Text, 5).await.unwrap();
     assert!(hits.iter().any(|h| h.doc_path.ends_with("a.txt")));
 }
+
+fn write_zip(path: &std::path::Path, entries: &[(&str, &str)]) {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    for (name, text) in entries {
+        zip.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
+        zip.write_all(text.as_bytes()).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+fn message(from: &str, subject: &str, body: &str) -> String {
+    format!("From {from} Mon Dec  7 10:00:00 2026\nFrom: {from}\nSubject: {subject}\n\n{body}\n\n")
+}
+
+#[tokio::test]
+async fn documents_inside_archives_and_mailboxes_come_and_go_with_their_file() {
+    let docs = tempfile::tempdir().unwrap();
+    let pack = docs.path().join("pack.zip");
+    let mbox = docs.path().join("verwaltung.mbox");
+    write_zip(
+        &pack,
+        &[
+            ("minutes/june.txt", "The board approved the new pier in June."),
+            ("minutes/july.txt", "The harbour fees stay the same in July."),
+        ],
+    );
+    std::fs::write(&mbox, message("anna@example.org", "Aufzug", "Der Aufzug steht still."))
+        .unwrap();
+    let lib = TempLibrary::new();
+    let config = lib.in_process_config();
+    let paths = |engine_docs: Vec<quarry::DocumentInfo>| -> Vec<String> {
+        let root = docs.path().to_str().unwrap();
+        engine_docs.iter().map(|d| d.path.strip_prefix(root).unwrap().to_owned()).collect()
+    };
+
+    // The entries and the message are documents of their own, beside their files.
+    let first = lib.index(config.clone(), &[docs.path()]).await;
+    assert_eq!((first.added, first.failed), (3, 0), "{first:?}");
+    let engine = Engine::open(config.clone()).await.unwrap();
+    assert_eq!(
+        paths(engine.documents().await.unwrap()),
+        [
+            "/pack.zip",
+            "/pack.zip/minutes/july.txt",
+            "/pack.zip/minutes/june.txt",
+            "/verwaltung.mbox",
+            "/verwaltung.mbox/message 1"
+        ]
+    );
+    let hits = engine.search("pier", SearchMode::Text, 5).await.unwrap();
+    assert!(hits[0].doc_path.ends_with("pack.zip/minutes/june.txt"), "{hits:?}");
+    // A scope of archives reaches what they hold.
+    let scope = quarry::api::AskScope { within: vec![], kinds: vec![quarry::FileKind::Archive] };
+    let found = engine
+        .evidence_within("harbour fees", 5, &scope, &mut |s: &str| s.len() / 4)
+        .await
+        .unwrap();
+    assert!(found.passages.iter().any(|p| p.doc_path.ends_with("minutes/july.txt")));
+    assert!(found.passages.iter().all(|p| p.doc_path.contains("pack.zip/")));
+    drop(engine);
+
+    // Nothing changed: nothing is read again, and nothing inside the files is lost.
+    let again = lib.index(config.clone(), &[docs.path()]).await;
+    assert_eq!((again.added, again.updated, again.removed, again.unchanged), (0, 0, 0, 2));
+
+    // An entry edited, one gone, one new; a message appended to the mailbox.
+    write_zip(
+        &pack,
+        &[
+            ("minutes/june.txt", "The board postponed the new pier in June."),
+            ("minutes/august.txt", "A dredger arrives in August."),
+        ],
+    );
+    set_mtime(&pack, SystemTime::now() + Duration::from_secs(60));
+    let mut mailbox = std::fs::read_to_string(&mbox).unwrap();
+    mailbox.push_str(&message("verwaltung@example.org", "Re: Aufzug", "Der Monteur kommt."));
+    std::fs::write(&mbox, mailbox).unwrap();
+    set_mtime(&mbox, SystemTime::now() + Duration::from_secs(60));
+    let changed = lib.index(config.clone(), &[docs.path()]).await;
+    assert_eq!((changed.added, changed.updated, changed.failed), (2, 2, 0), "{changed:?}");
+    let engine = Engine::open(config.clone()).await.unwrap();
+    assert_eq!(
+        paths(engine.documents().await.unwrap()),
+        [
+            "/pack.zip",
+            "/pack.zip/minutes/august.txt",
+            "/pack.zip/minutes/june.txt",
+            "/verwaltung.mbox",
+            "/verwaltung.mbox/message 1",
+            "/verwaltung.mbox/message 2"
+        ]
+    );
+    assert!(engine.search("harbour fees", SearchMode::Text, 5).await.unwrap().is_empty());
+    assert!(engine.search("approved", SearchMode::Text, 5).await.unwrap().is_empty());
+    let hits = engine.search("Monteur", SearchMode::Text, 5).await.unwrap();
+    assert!(hits[0].doc_path.ends_with("verwaltung.mbox/message 2"), "{hits:?}");
+    let status = engine.status().await.unwrap();
+    assert_eq!((status.chunks, status.text_index_chunks), (4, 4));
+    drop(engine);
+
+    // Removing the archive removes what it held; deleting the mailbox too.
+    let engine = Engine::open_for_write(config.clone()).await.unwrap();
+    assert_eq!(engine.remove(std::slice::from_ref(&pack)).await.unwrap(), 3);
+    assert_eq!(
+        paths(engine.documents().await.unwrap()),
+        ["/verwaltung.mbox", "/verwaltung.mbox/message 1", "/verwaltung.mbox/message 2"]
+    );
+    drop(engine);
+    std::fs::remove_file(&pack).unwrap();
+    std::fs::remove_file(&mbox).unwrap();
+    let gone = lib.index(config.clone(), &[docs.path()]).await;
+    assert_eq!(gone.removed, 3, "{gone:?}");
+    let engine = Engine::open(config).await.unwrap();
+    let left = engine.documents().await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    let status = engine.status().await.unwrap();
+    assert_eq!((status.chunks, status.text_index_chunks), (0, 0));
+}

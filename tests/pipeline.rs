@@ -397,6 +397,17 @@ async fn only_indexed_unchanged_documents_inside_the_library_are_served() {
     let lib = TempLibrary::new();
     let docs = write_documents(lib.path());
     std::fs::write(docs.join("broken.pdf"), "<html>not a pdf</html>").unwrap();
+    // A PDF inside an archive is served from the archive; a mailbox's message is not a file.
+    let lease_bytes = std::fs::read(docs.join("lease.pdf")).unwrap();
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(docs.join("pack.zip")).unwrap());
+    zip.start_file("contracts/lease.pdf", zip::write::SimpleFileOptions::default()).unwrap();
+    std::io::Write::write_all(&mut zip, &lease_bytes).unwrap();
+    zip.finish().unwrap();
+    std::fs::write(
+        docs.join("mail.mbox"),
+        "From a@example.org Mon Dec  7 10:00:00 2026\nFrom: a@example.org\nSubject: Keys\n\nThe keys are at the office.\n",
+    )
+    .unwrap();
     let engine = Engine::builder(config(&lib)).open_for_write().await.unwrap();
     engine.index(std::slice::from_ref(&docs), &mut |_| {}, &CancelToken::new()).await.unwrap();
     let garden = docs.join("garden.txt");
@@ -406,6 +417,20 @@ async fn only_indexed_unchanged_documents_inside_the_library_are_served() {
         assert!(matches!(err, Error::User(_)), "{err:?}");
         err.to_string()
     };
+    let in_zip = docs.join("pack.zip/contracts/lease.pdf");
+    let (kind, bytes) = engine.document_bytes(&in_zip).await.unwrap();
+    assert_eq!((kind, bytes == lease_bytes), (quarry::FileKind::Pdf, true));
+    let message = engine.document_bytes(&docs.join("mail.mbox/message 1")).await.unwrap_err();
+    assert!(refused(message).contains("shown as its text"));
+    let text = engine.document_text(&docs.join("mail.mbox/message 1")).await.unwrap();
+    assert!(text.text.contains("The keys are at the office."), "{}", text.text);
+    let other = std::fs::read(docs.join("garden.txt")).unwrap();
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(docs.join("pack.zip")).unwrap());
+    zip.start_file("contracts/lease.pdf", zip::write::SimpleFileOptions::default()).unwrap();
+    std::io::Write::write_all(&mut zip, &other).unwrap();
+    zip.finish().unwrap();
+    let changed = engine.document_bytes(&in_zip).await.unwrap_err();
+    assert!(refused(changed).contains("changed since it was indexed"));
     let failed = engine.document_bytes(&docs.join("broken.pdf")).await.unwrap_err();
     assert!(refused(failed).contains("not indexed"));
     std::fs::write(&garden, "Tomatoes need full sun. And a secret appended later.").unwrap();

@@ -35,6 +35,8 @@ const BATCH_AGE: Duration = Duration::from_secs(10);
 struct Job {
     file: FoundFile,
     previous: Option<DocumentRow>,
+    /// The documents it held (archive entries, mailbox messages), by path.
+    members_before: HashSet<String>,
     force: bool,
 }
 
@@ -43,7 +45,20 @@ enum Outcome {
     /// Content unchanged: only size/mtime moved.
     Unchanged(DocumentRow),
     /// Extracted (or failed) and ready to commit.
-    Prepared { doc: PreparedDocument, existed: bool, warnings: Vec<String> },
+    Prepared {
+        doc: PreparedDocument,
+        existed: bool,
+        warnings: Vec<String>,
+        /// The documents inside it, each with whether the library had it before.
+        members: Vec<(PreparedDocument, bool)>,
+        /// Ids of documents it held before and holds no more.
+        stale: Vec<String>,
+    },
+}
+
+/// The path of the archive or mailbox in `documents` that holds the document at `path`, if any.
+pub(super) fn holder_of(path: &str, is_holder: impl Fn(&str) -> bool) -> Option<&str> {
+    Path::new(path).ancestors().skip(1).filter_map(Path::to_str).find(|p| is_holder(p))
 }
 
 pub(super) async fn run(
@@ -61,6 +76,15 @@ pub(super) async fn run(
     let existing: HashMap<String, DocumentRow> =
         store.documents().await?.into_iter().map(|d| (d.path.clone(), d)).collect();
     let rechunk = store.meta().chunker != chunker.description();
+    // Documents inside archives and mailboxes come and go with the file that holds them.
+    let is_holder = |p: &str| existing.get(p).is_some_and(|d| d.kind.holds_documents());
+    let mut members_of: HashMap<&str, Vec<&DocumentRow>> = HashMap::new();
+    for row in existing.values() {
+        if let Some(holder) = holder_of(&row.path, is_holder) {
+            members_of.entry(holder).or_default().push(row);
+        }
+    }
+    let is_member = |p: &str| holder_of(p, is_holder).is_some();
 
     let mut jobs = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
@@ -69,7 +93,9 @@ pub(super) async fn run(
     // from a folder that is here count as deleted. A source that was one file and is gone is
     // removed as before.
     let was_folder = |root: &Path| {
-        existing.keys().any(|p| Path::new(p).starts_with(root) && Path::new(p) != root)
+        existing
+            .keys()
+            .any(|p| Path::new(p).starts_with(root) && Path::new(p) != root && !is_member(p))
     };
     let mut absent: Vec<&PathBuf> = Vec::new();
     for root in roots {
@@ -118,21 +144,33 @@ pub(super) async fn run(
                     && p.error.as_deref().is_some_and(|e| e.starts_with("encrypted"))
             });
             let retry = locked && !config.extraction.pdf_passwords.0.is_empty();
-            if settled && same_stat && same_kind && !rechunk && !retry {
+            // An archive or mailbox indexed as one document, before its entries and messages
+            // became documents of their own, is read again.
+            let one_document =
+                previous.as_ref().is_some_and(|p| p.kind.holds_documents() && p.chunks > 0);
+            if settled && same_stat && same_kind && !rechunk && !retry && !one_document {
                 report.unchanged += 1;
                 continue;
             }
+            let members_before = members_of
+                .get(key.as_str())
+                .map(|rows| rows.iter().map(|r| r.path.clone()).collect())
+                .unwrap_or_default();
             // Size or mtime moved: the worker hashes the file, and the content hash decides
             // there (a `touch` changes nothing); hashing once, off this task.
-            jobs.push(Job { file, previous, force: rechunk || retry });
+            let force = rechunk || retry || one_document;
+            jobs.push(Job { file, previous, members_before, force });
         }
     }
     let vanished: Vec<String> = existing
         .values()
-        .filter(|d| !seen.contains(&d.path))
+        .filter(|d| !seen.contains(&d.path) && !is_member(&d.path))
         .filter(|d| roots.iter().any(|r| Path::new(&d.path).starts_with(r)))
         .filter(|d| !absent.iter().any(|r| Path::new(&d.path).starts_with(r)))
-        .map(|d| d.doc_id.clone())
+        .flat_map(|d| {
+            let members = members_of.get(d.path.as_str()).into_iter().flatten();
+            std::iter::once(d.doc_id.clone()).chain(members.map(|m| m.doc_id.clone()))
+        })
         .collect();
     let total = jobs.len() as u64;
     sink.event(IngestEvent::Planned {
@@ -215,6 +253,10 @@ async fn process(
     let mut done = 0u64;
     let mut written = 0u64;
     let mut batch: Vec<PreparedDocument> = Vec::new();
+    // Files in the batch (an archive's entries are documents of the batch too), and the
+    // documents their files no longer hold.
+    let mut batch_files = 0u64;
+    let mut stale: Vec<String> = Vec::new();
     let mut batch_chunks = 0usize;
     let mut oldest: Option<Instant> = None;
     let mut pending_events = Vec::new();
@@ -232,21 +274,38 @@ async fn process(
                     done += 1;
                     touched.push(row);
                 }
-                Outcome::Prepared { doc, existed, warnings } => {
-                    tally(report, &doc, existed);
-                    pending_events.push(file_done(&doc, warnings));
+                Outcome::Prepared { doc, existed, warnings, members, stale: gone } => {
+                    // A file that holds documents counts as the documents it holds.
+                    if members.is_empty() || doc.row.state != DocumentState::Indexed {
+                        tally(report, &doc, existed);
+                    }
+                    for (member, existed) in &members {
+                        tally(report, member, *existed);
+                    }
+                    pending_events.push(file_done(&doc, &members, warnings));
                     batch_chunks += doc.chunks.len();
+                    batch_chunks += members.iter().map(|(m, _)| m.chunks.len()).sum::<usize>();
                     oldest.get_or_insert_with(Instant::now);
+                    batch_files += 1;
+                    stale.extend(gone);
                     batch.push(doc);
+                    batch.extend(members.into_iter().map(|(m, _)| m));
                 }
             }
         }
         let full = batch.len() >= BATCH_DOCS || batch_chunks >= BATCH_CHUNKS;
         let aged = oldest.is_some_and(|t| t.elapsed() >= BATCH_AGE);
         if !batch.is_empty() && (full || aged || finished) {
+            // Removed before the commit: if the run stops in between, the file's row still
+            // has its old size and time, and the next run reads it again.
+            if !stale.is_empty() {
+                store.remove(&stale).await?;
+                stale.clear();
+            }
             store.commit(&batch).await?;
             written += batch.len() as u64;
-            done += batch.len() as u64;
+            done += batch_files;
+            batch_files = 0;
             for event in pending_events.drain(..) {
                 sink.event(event);
             }
@@ -275,7 +334,9 @@ fn embed_stage(
     output: &tokio::sync::mpsc::Sender<Outcome>,
 ) {
     let n_chunks = |o: &Outcome| match o {
-        Outcome::Prepared { doc, .. } => doc.chunks.len(),
+        Outcome::Prepared { doc, members, .. } => {
+            doc.chunks.len() + members.iter().map(|(m, _)| m.chunks.len()).sum::<usize>()
+        }
         Outcome::Unchanged(_) => 0,
     };
     while let Ok(first) = input.recv() {
@@ -305,10 +366,14 @@ fn embed_stage(
 fn embed_outcomes(embedder: &dyn Embedder, outcomes: &mut [Outcome]) {
     let docs: Vec<&mut PreparedDocument> = outcomes
         .iter_mut()
-        .filter_map(|o| match o {
-            Outcome::Prepared { doc, .. } if !doc.chunks.is_empty() => Some(doc),
-            _ => None,
+        .flat_map(|o| match o {
+            Outcome::Prepared { doc, members, .. } => {
+                let members = members.iter_mut().map(|(m, _)| m);
+                std::iter::once(doc).chain(members).collect()
+            }
+            Outcome::Unchanged(_) => Vec::new(),
         })
+        .filter(|doc| !doc.chunks.is_empty())
         .collect();
     if docs.is_empty() {
         return;
@@ -358,12 +423,33 @@ fn tally(report: &mut IndexReport, doc: &PreparedDocument, existed: bool) {
     }
 }
 
-fn file_done(doc: &PreparedDocument, warnings: Vec<String>) -> IngestEvent {
+/// The event for one file; for an archive or mailbox, its documents' chunks, pages, failures
+/// and warnings are counted and named in it.
+fn file_done(
+    doc: &PreparedDocument,
+    members: &[(PreparedDocument, bool)],
+    mut warnings: Vec<String>,
+) -> IngestEvent {
+    let mut pages = doc.row.pages;
+    let mut chunks = doc.chunks.len() as u32;
+    for (member, _) in members {
+        let name = member.row.path.strip_prefix(&doc.row.path).unwrap_or(&member.row.path);
+        let name = name.trim_start_matches('/');
+        pages += member.row.pages;
+        chunks += member.chunks.len() as u32;
+        if let Some(error) = &member.row.error {
+            warnings.push(format!("{name}: {error}"));
+        }
+        warnings.extend(member.row.warnings.iter().map(|w| format!("{name}: {w}")));
+    }
+    if !members.is_empty() {
+        pages -= doc.row.pages;
+    }
     IngestEvent::FileDone {
         path: doc.row.path.clone(),
         state: doc.row.state,
-        pages: doc.row.pages,
-        chunks: doc.chunks.len() as u32,
+        pages,
+        chunks,
         error: doc.row.error.clone(),
         warnings,
     }
@@ -426,6 +512,10 @@ fn prepare(
         title: None,
         indexed_at: Some(chrono::Utc::now().to_rfc3339()),
     };
+    // Whatever the file held before goes when it fails or is skipped now.
+    let all_stale = || -> Vec<String> {
+        job.members_before.iter().map(|p| DocumentId::for_path(Path::new(p)).0).collect()
+    };
     let fail = |mut row: DocumentRow, state: DocumentState, error: String| {
         row.state = state;
         row.error = Some(error);
@@ -433,6 +523,8 @@ fn prepare(
             doc: PreparedDocument { row, chunks: Vec::new(), ocr_words: Vec::new() },
             existed,
             warnings: Vec::new(),
+            members: Vec::new(),
+            stale: all_stale(),
         }
     };
     match crate::ids::sha256_file(&job.file.path) {
@@ -470,7 +562,7 @@ fn prepare(
     });
     let passwords = config.extraction.pdf_passwords.clone();
     let source = Source { path: job.file.path.clone(), kind, ocr, passwords };
-    let extracted = match extractor.extract(&source) {
+    let mut extracted = match extractor.extract(&source) {
         Ok(doc) => doc,
         Err(e) => return fail(row, DocumentState::Failed, e.to_string()),
     };
@@ -478,12 +570,69 @@ fn prepare(
         max_chunks: config.extraction.max_chunks_per_file,
         time: Duration::from_secs(config.extraction.chunking_timeout_secs),
     };
+    let found = std::mem::take(&mut extracted.members);
+    let doc = chunked(row, extracted, kind, chunker, limits);
+    if doc.row.state != DocumentState::Indexed {
+        let reason = doc.row.error.clone().unwrap_or_default();
+        return fail(doc.row, DocumentState::Failed, reason);
+    }
+    let mut members = Vec::with_capacity(found.len());
+    for member in found {
+        let path = format!("{}/{}", doc.row.path, member.name);
+        let member_row = DocumentRow {
+            doc_id: DocumentId::for_path(Path::new(&path)).0,
+            path,
+            kind: member.kind,
+            size: member.size,
+            sha256: member.sha256,
+            warnings: Vec::new(),
+            pages: 0,
+            title: None,
+            ..doc.row.clone()
+        };
+        let existed = job.members_before.contains(&member_row.path);
+        let prepared = match member.extracted {
+            Ok(extracted) => chunked(member_row, extracted, member.kind, chunker, limits),
+            Err(reason) => failed(member_row, reason),
+        };
+        members.push((prepared, existed));
+    }
+    let now: HashSet<&str> = members.iter().map(|(m, _)| m.row.path.as_str()).collect();
+    let stale = job
+        .members_before
+        .iter()
+        .filter(|p| !now.contains(p.as_str()))
+        .map(|p| DocumentId::for_path(Path::new(p)).0)
+        .collect();
+    let warnings = doc.row.warnings.clone();
+    Outcome::Prepared { doc, existed, warnings, members, stale }
+}
+
+/// A document that failed for `reason`, without chunks.
+fn failed(mut row: DocumentRow, reason: String) -> PreparedDocument {
+    row.state = DocumentState::Failed;
+    row.error = Some(reason);
+    row.chunks = 0;
+    PreparedDocument { row, chunks: Vec::new(), ocr_words: Vec::new() }
+}
+
+/// `extracted` chunked into the document `row` describes; a failed document with the reason
+/// when chunking fails.
+fn chunked(
+    mut row: DocumentRow,
+    extracted: Extracted,
+    kind: FileKind,
+    chunker: &Chunker,
+    limits: ChunkLimits,
+) -> PreparedDocument {
     let chunks = match chunker.chunk_within(&extracted, kind, limits) {
         Ok(chunks) => chunks,
-        Err(reason) => return fail(row, DocumentState::Failed, reason),
+        Err(reason) => return failed(row, reason),
     };
-    debug!(target: "engine::chunk", n_chunks = chunks.len(), "chunked");
+    debug!(target: "engine::chunk", path = %row.path, n_chunks = chunks.len(), "chunked");
+    let doc_id = DocumentId(row.doc_id.clone());
     row.state = DocumentState::Indexed;
+    row.error = None;
     row.extractor = extracted.extractor.clone();
     row.pages = extracted.pages;
     row.title = extracted.title.clone();
@@ -506,7 +655,5 @@ fn prepare(
             vector: None,
         })
         .collect();
-    let warnings = row.warnings.clone();
-    let ocr_words = extracted.ocr_words;
-    Outcome::Prepared { doc: PreparedDocument { row, chunks: rows, ocr_words }, existed, warnings }
+    PreparedDocument { row, chunks: rows, ocr_words: extracted.ocr_words }
 }

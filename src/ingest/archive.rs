@@ -1,14 +1,16 @@
-//! Zip archives (`.zip`): every entry Quarry can read is extracted with the parser of its
-//! kind, inside the archive's budget of entries and inflated bytes (archives inside archives
-//! share what is left of it, two levels deep). The archive is one document whose parts run on
-//! through its entries' pages; each passage's heading names the entry ("reports/q3.pdf ›
-//! page 4"), so a citation leads to the file inside the archive.
+//! Zip archives (`.zip`): every entry Quarry can read is a document of its own, extracted with
+//! the parser of its kind inside the archive's budget of entries and inflated bytes (archives
+//! inside archives share what is left of it, two levels deep). An entry's document is named by
+//! the archive's path and the entry's ("/docs/reports.zip/q3/summary.pdf"), keeps its own pages,
+//! and is cited like any file; the archive itself holds no text, only the notes on what was left
+//! out.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use super::package::Package;
 use super::sniff::kind_from_extension;
-use super::{DocumentExtractor, Extracted, NestedOcr, extract_nested, left_out_note};
+use super::{DocumentExtractor, Extracted, Member, NestedOcr, extract_nested, left_out_note};
 use crate::api::FileKind;
 use crate::error::ExtractError;
 
@@ -40,35 +42,64 @@ impl DocumentExtractor for ArchiveExtractor {
     ) -> Result<Extracted, ExtractError> {
         let mut package = Package::open(bytes, "a zip archive")?;
         let mut res = Extracted::default();
-        let mut part = 0u32;
         let mut unread = Vec::new();
-        add_entries(&mut res, &mut package, &[], &mut part, &mut unread, 0, ocr)?;
+        add_entries(&mut res, &mut package, "", &mut unread, 0, ocr)?;
         if !unread.is_empty() {
             let why = "type not read, or archives nested too deep";
             res.warnings.push(left_out_note(&unread, "entry", "entries", why));
         }
-        res.pages = part.max(1);
+        res.pages = 1;
         Ok(res)
     }
 }
 
-/// Extracts the entries of `package` into `res`, their pages numbered on from `part`.
+/// The entries of `package` worth reading, each with the member name it is indexed under:
+/// folders, macOS resource forks and dot files left out; `.`, `..` and empty segments dropped
+/// (an entry named "../../x" cannot name anything outside its archive); names that come out
+/// the same numbered " (2)", " (3)" before the extension, in archive order. The viewer finds
+/// an entry again by the same list.
+fn entry_names(package: &Package<'_>) -> Vec<(String, String)> {
+    let mut taken = HashSet::new();
+    let mut res = Vec::new();
+    for entry in package.names() {
+        if entry.ends_with('/') || is_hidden(&entry) {
+            continue;
+        }
+        let clean = entry
+            .split(['/', '\\'])
+            .filter(|part| !part.is_empty() && *part != "." && *part != "..")
+            .collect::<Vec<_>>()
+            .join("/");
+        if clean.is_empty() {
+            continue;
+        }
+        // The number goes before the extension, which says what the entry is.
+        let (stem, extension) = match clean.rfind('.') {
+            Some(dot) if dot > clean.rfind('/').map_or(0, |slash| slash + 1) => clean.split_at(dot),
+            _ => (clean.as_str(), ""),
+        };
+        let mut name = clean.clone();
+        let mut n = 1;
+        while !taken.insert(name.clone()) {
+            n += 1;
+            name = format!("{stem} ({n}){extension}");
+        }
+        res.push((entry, name));
+    }
+    res
+}
+
+/// Extracts the entries of `package` as members of `res`, their names under `outer`.
 fn add_entries(
     res: &mut Extracted,
     package: &mut Package<'_>,
-    outer: &[String],
-    part: &mut u32,
+    outer: &str,
     unread: &mut Vec<String>,
     depth: usize,
     ocr: Option<&NestedOcr>,
 ) -> Result<(), ExtractError> {
-    for name in package.names() {
-        if name.ends_with('/') || is_hidden(&name) {
-            continue;
-        }
-        let mut label = outer.to_vec();
-        label.push(name.clone());
-        let shown = label.join(" › ");
+    for (entry, name) in entry_names(package) {
+        let shown = format!("{outer}{name}");
         let kind = kind_from_extension(Path::new(&name));
         // Images are read by OCR, when it is on.
         let Some(kind) = kind.filter(|k| *k != FileKind::Image || ocr.is_some()) else {
@@ -81,7 +112,7 @@ fn add_entries(
         }
         // An entry larger than what is left of the budget is left out (the archive may hold
         // a huge log beside the documents); one that lies about its size ends the archive.
-        if package.declared_size(&name).is_some_and(|size| size > package.budget_left()) {
+        if package.declared_size(&entry).is_some_and(|size| size > package.budget_left()) {
             res.warnings.push(format!(
                 "{shown}: larger than the {} MB left of the archive's budget, left out",
                 package.budget_left() / (1024 * 1024)
@@ -89,13 +120,13 @@ fn add_entries(
             continue;
         }
         // Read through the package, so every entry counts against its budget.
-        let Some(bytes) = package.read(&name)? else { continue };
+        let Some(bytes) = package.read(&entry)? else { continue };
         if kind == FileKind::Archive {
             let budget = package.budget_left();
             match Package::open(&bytes, "a zip archive") {
                 Ok(inner) => {
                     let mut inner = inner.with_budget(budget);
-                    add_entries(res, &mut inner, &label, part, unread, depth + 1, ocr)?;
+                    add_entries(res, &mut inner, &format!("{shown}/"), unread, depth + 1, ocr)?;
                 }
                 Err(e) => res.warnings.push(format!("{shown}: {e}")),
             }
@@ -108,33 +139,53 @@ fn add_entries(
         match extracted {
             // An image left for lack of OCR time: the outer file names those together.
             Ok(doc) if doc.pages == 0 && doc.sections.is_empty() && kind == FileKind::Image => {}
-            Ok(doc) => {
-                let base = *part;
-                let paged = doc.pages > 1;
-                for section in &doc.sections {
-                    let mut heading = label.clone();
-                    if paged {
-                        heading.push(format!("{} {}", kind.page_name(), section.page));
-                    }
-                    heading.extend(section.heading.iter().cloned());
-                    res.push_block(
-                        base + section.page,
-                        heading,
-                        &doc.text[section.start..section.end],
-                    );
-                }
-                *part = base + doc.pages.max(1);
-                res.warnings.extend(doc.warnings.iter().map(|w| format!("{shown}: {w}")));
-            }
-            Err(e) => res.warnings.push(format!("{shown}: {e}")),
+            extracted => res.members.push(Member::new(shown, kind, &bytes, extracted)),
         }
     }
     Ok(())
 }
 
-/// Entries no one meant to keep: macOS resource forks and dot files.
+/// The bytes of member `name` of the archive `bytes` (as [`ArchiveExtractor`] named it), read
+/// within the archive's budget and at most `max_bytes`, for a viewer that shows the original.
+pub fn read_member(bytes: &[u8], name: &str, max_bytes: u64) -> Result<Vec<u8>, ExtractError> {
+    read_member_at(bytes, name, max_bytes, 0)
+}
+
+fn read_member_at(
+    bytes: &[u8],
+    name: &str,
+    max_bytes: u64,
+    depth: usize,
+) -> Result<Vec<u8>, ExtractError> {
+    let mut package = Package::open(bytes, "a zip archive")?;
+    let not_found = || ExtractError::Malformed(format!("the archive holds no entry {name}"));
+    for (entry, member) in entry_names(&package) {
+        if member == name {
+            if package.declared_size(&entry).is_some_and(|size| size > max_bytes) {
+                return Err(ExtractError::Malformed(format!(
+                    "{name} is larger than {} MiB",
+                    max_bytes >> 20
+                )));
+            }
+            return package.read(&entry)?.ok_or_else(not_found);
+        }
+        let inner = name.strip_prefix(&member).and_then(|rest| rest.strip_prefix('/'));
+        if let Some(inner) = inner
+            && depth + 1 < MAX_DEPTH
+            && kind_from_extension(Path::new(&member)) == Some(FileKind::Archive)
+        {
+            let Some(archive) = package.read(&entry)? else { continue };
+            return read_member_at(&archive, inner, max_bytes, depth + 1);
+        }
+    }
+    Err(not_found())
+}
+
+/// Entries no one meant to keep: macOS resource forks and dot files (`.` and `..` are not
+/// names, [`entry_names`] drops them).
 fn is_hidden(name: &str) -> bool {
-    name.split('/').any(|part| part.starts_with('.') || part == "__MACOSX")
+    name.split(['/', '\\'])
+        .any(|part| (part.starts_with('.') && part != "." && part != "..") || part == "__MACOSX")
 }
 
 #[cfg(test)]
@@ -167,24 +218,58 @@ mod tests {
             ("nested.zip", &too_deep),
         ]);
         let doc = ArchiveExtractor.extract(Path::new("a.zip"), &outer).unwrap();
-        let got: Vec<(u32, String, &str)> = doc
-            .sections
+        assert!(doc.text.is_empty() && doc.sections.is_empty(), "{doc:?}");
+        let got: Vec<(&str, FileKind, String)> = doc
+            .members
             .iter()
-            .map(|s| (s.page, s.heading.join(" › "), doc.text[s.start..s.end].trim()))
+            .map(|m| {
+                let inner = m.extracted.as_ref().unwrap();
+                let text = inner.sections.iter().map(|s| inner.text[s.start..s.end].trim());
+                (m.name.as_str(), m.kind, text.collect::<Vec<_>>().join(" | "))
+            })
             .collect();
         assert_eq!(
             got,
             [
-                (1, "docs/rent.txt".into(), "The rent is 900 euros."),
-                (2, "inner.zip › deep/note.md › Boiler".into(), "# Boiler\n\nServiced in October."),
+                ("docs/rent.txt", FileKind::Text, "The rent is 900 euros.".into()),
+                (
+                    "inner.zip/deep/note.md",
+                    FileKind::Markdown,
+                    "# Boiler\n\nServiced in October.".into()
+                ),
             ]
         );
-        assert_eq!(doc.pages, 2);
+        assert_eq!(doc.members[0].size, 22);
+        assert_eq!(doc.members[0].sha256.len(), 64);
         assert_eq!(
             doc.warnings,
             [
-                "2 entries not indexed (type not read, or archives nested too deep): photo.jpg, nested.zip › x.zip"
+                "2 entries not indexed (type not read, or archives nested too deep): photo.jpg, nested.zip/x.zip"
             ]
         );
+        // The viewer finds each member again, inside the inner archive too.
+        assert_eq!(
+            read_member(&outer, "docs/rent.txt", 1 << 20).unwrap(),
+            b"The rent is 900 euros."
+        );
+        assert_eq!(
+            read_member(&outer, "inner.zip/deep/note.md", 1 << 20).unwrap(),
+            b"# Boiler\n\nServiced in October.\n"
+        );
+        assert!(read_member(&outer, "docs/rent.txt", 4).is_err());
+        assert!(read_member(&outer, "docs/other.txt", 1 << 20).is_err());
+    }
+
+    #[test]
+    fn entry_names_stay_inside_the_archive_and_are_unique() {
+        let outer = zip_of(&[
+            ("../../etc/notes.txt", b"one"),
+            ("etc/notes.txt", b"two"),
+            ("./a//b.txt", b"three"),
+        ]);
+        let doc = ArchiveExtractor.extract(Path::new("a.zip"), &outer).unwrap();
+        let names: Vec<&str> = doc.members.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["etc/notes.txt", "etc/notes (2).txt", "a/b.txt"]);
+        assert_eq!(read_member(&outer, "etc/notes (2).txt", 1 << 20).unwrap(), b"two");
     }
 }

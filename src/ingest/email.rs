@@ -2,15 +2,15 @@
 //! part 1 (from, to, date and subject, then the body, HTML bodies as their visible text), and
 //! every attachment Quarry can read is a part of its own, extracted with the same parsers as a
 //! file of its kind and cited as "message › attachment". Attached messages are read the same
-//! way, a few levels deep. Mailboxes (`.mbox`) are read message by message, one part per
-//! message (its attachments under it).
+//! way, a few levels deep. A mailbox (`.mbox`) holds one document per message, read like a
+//! saved message and named by its place in the mailbox ("/mail/2026.mbox/message 12").
 
 use std::path::Path;
 
 use mail_parser::{Message, MessageParser, MimeHeaders};
 
 use super::sniff::kind_from_extension;
-use super::{DocumentExtractor, Extracted, NestedOcr, extract_nested, left_out_note};
+use super::{DocumentExtractor, Extracted, Member, NestedOcr, extract_nested, left_out_note};
 use crate::api::FileKind;
 use crate::error::ExtractError;
 
@@ -48,14 +48,21 @@ impl DocumentExtractor for EmailExtractor {
             .parse(bytes)
             .filter(|m| m.headers().iter().any(|h| !h.name().is_empty()))
             .ok_or_else(|| ExtractError::Malformed("not an e-mail message: no headers".into()))?;
-        let mut res = Extracted::default();
-        let subject = subject_of(&message);
-        res.title = Some(subject.clone());
-        let mut part = 0u32;
-        add_message(&mut res, &message, &[], &mut part, 0, Parts::PerAttachment, ocr);
-        res.pages = part.max(1);
-        Ok(res)
+        Ok(read_message(&message, ocr))
     }
+}
+
+/// A message as a document: headers and body as part 1, then each attachment a part.
+fn read_message(message: &Message<'_>, ocr: Option<&NestedOcr>) -> Extracted {
+    let mut res = Extracted {
+        title: Some(subject_of(message)),
+        extractor: "email".into(),
+        ..Extracted::default()
+    };
+    let mut part = 0u32;
+    add_message(&mut res, message, &[], &mut part, 0, ocr);
+    res.pages = part.max(1);
+    res
 }
 
 /// Extracts `.mbox` mailboxes.
@@ -86,8 +93,7 @@ impl DocumentExtractor for MboxExtractor {
                 "not an mbox mailbox: it does not start with a \"From \" line".into(),
             ));
         }
-        let mut res = Extracted::default();
-        let mut part = 0u32;
+        let mut res = Extracted { pages: 1, ..Extracted::default() };
         let mut unread = 0usize;
         for (index, raw) in mail_parser::mailbox::mbox::MessageIterator::new(bytes).enumerate() {
             let raw = raw.map_err(|e| ExtractError::Malformed(format!("damaged mailbox: {e}")))?;
@@ -95,33 +101,24 @@ impl DocumentExtractor for MboxExtractor {
                 unread += 1;
                 continue;
             }
-            let Some(message) = MessageParser::default().parse(raw.contents()) else {
-                // Keep the numbering: part N is the mailbox's N-th message.
-                part += 1;
-                res.warnings.push(format!("message {} could not be read", index + 1));
-                continue;
-            };
-            add_message(&mut res, &message, &[], &mut part, 0, Parts::PerMessage, ocr);
+            // Named by its place, so message N keeps its name when mail is added at the end.
+            let name = format!("message {}", index + 1);
+            let extracted = MessageParser::default()
+                .parse(raw.contents())
+                .filter(|m| m.headers().iter().any(|h| !h.name().is_empty()))
+                .map(|message| read_message(&message, ocr))
+                .ok_or_else(|| ExtractError::Malformed("not a readable e-mail message".into()));
+            res.members.push(Member::new(name, FileKind::Email, raw.contents(), extracted));
         }
         if unread > 0 {
             res.warnings
                 .push(format!("{unread} messages after the first {MAX_MESSAGES} are not indexed"));
         }
-        if part == 0 {
+        if res.members.is_empty() {
             return Err(ExtractError::Malformed("the mailbox holds no message".into()));
         }
-        res.pages = part;
         Ok(res)
     }
-}
-
-/// How a message's attachments are numbered.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Parts {
-    /// Each attachment a part of its own (a single `.eml`).
-    PerAttachment,
-    /// A message and its attachments one part (a mailbox: part N is message N).
-    PerMessage,
 }
 
 fn subject_of(message: &Message<'_>) -> String {
@@ -135,7 +132,6 @@ fn add_message(
     outer: &[String],
     part: &mut u32,
     depth: usize,
-    parts: Parts,
     ocr: Option<&NestedOcr>,
 ) {
     let subject = subject_of(message);
@@ -156,9 +152,7 @@ fn add_message(
     }
     head.push_str(&format!("Subject: {subject}\n"));
     let body = message.body_text(0).map(|b| b.trim().to_owned()).unwrap_or_default();
-    if depth == 0 || parts == Parts::PerAttachment {
-        *part += 1;
-    }
+    *part += 1;
     res.push_block(*part, heading.clone(), &format!("{head}\n{body}"));
 
     let mut unread = Vec::new();
@@ -177,7 +171,7 @@ fn add_message(
         }
         if let Some(inner) = attachment.message() {
             if depth + 1 < MAX_DEPTH {
-                add_message(res, inner, &heading, part, depth + 1, parts, ocr);
+                add_message(res, inner, &heading, part, depth + 1, ocr);
             } else {
                 unread.push(name);
             }
@@ -206,9 +200,7 @@ fn add_message(
             // An image left for lack of OCR time: the outer file names those together.
             Ok(doc) if doc.pages == 0 && doc.sections.is_empty() && kind == FileKind::Image => {}
             Ok(doc) => {
-                if parts == Parts::PerAttachment {
-                    *part += 1;
-                }
+                *part += 1;
                 for section in &doc.sections {
                     let mut path = heading.clone();
                     path.push(name.clone());
@@ -328,19 +320,33 @@ mod tests {
     }
 
     #[test]
-    fn a_mailbox_is_one_part_per_message() {
+    fn a_mailbox_is_one_document_per_message() {
         let mbox = "From anna@example.org Mon Dec  7 10:00:00 2026\n\
             From: anna@example.org\nSubject: Heizung\n\nDie Heizung ist kalt.\n\
             >From here on it is quoted.\n\n\
             From bauer@example.org Tue Dec  8 09:00:00 2026\n\
             From: bauer@example.org\nSubject: Re: Heizung\n\nDer Techniker kommt morgen.\n";
         let doc = MboxExtractor.extract(Path::new("a.mbox"), mbox.as_bytes()).unwrap();
-        assert_eq!(doc.pages, 2);
-        let got: Vec<(u32, String)> =
-            doc.sections.iter().map(|s| (s.page, s.heading.join(" › "))).collect();
-        assert_eq!(got, [(1, "Heizung".into()), (2, "Re: Heizung".into())]);
-        assert!(doc.text.contains("From here on it is quoted."), "{}", doc.text);
-        assert!(doc.text.contains("Der Techniker kommt morgen."));
+        assert!(doc.text.is_empty(), "{doc:?}");
+        let got: Vec<(&str, FileKind, Option<&str>, u32)> = doc
+            .members
+            .iter()
+            .map(|m| {
+                let message = m.extracted.as_ref().unwrap();
+                (m.name.as_str(), m.kind, message.title.as_deref(), message.pages)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("message 1", FileKind::Email, Some("Heizung"), 1),
+                ("message 2", FileKind::Email, Some("Re: Heizung"), 1)
+            ]
+        );
+        let first = doc.members[0].extracted.as_ref().unwrap();
+        assert!(first.text.contains("From here on it is quoted."), "{}", first.text);
+        let second = doc.members[1].extracted.as_ref().unwrap();
+        assert!(second.text.contains("Der Techniker kommt morgen."));
         assert!(MboxExtractor.extract(Path::new("a.mbox"), b"Subject: x").is_err());
     }
 }
