@@ -207,6 +207,11 @@ pub struct DocumentInfo {
     pub size: u64,
     /// Document title when the format has one (HTML `<title>`, DOCX core properties).
     pub title: Option<String>,
+    /// For a document inside an archive or mailbox: the path of that file (the document's
+    /// path is this path, `/`, and its name inside).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub inside: Option<String>,
 }
 
 /// One file that could not be indexed.

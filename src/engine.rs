@@ -399,8 +399,18 @@ impl Engine {
 
     /// Every document with its state, sorted by path.
     pub async fn documents(&self) -> Result<Vec<DocumentInfo>> {
-        let mut docs: Vec<DocumentInfo> =
-            self.store.documents().await?.into_iter().map(document_info).collect();
+        let rows = self.store.documents().await?;
+        let holders: std::collections::HashSet<&str> =
+            rows.iter().filter(|d| d.kind.holds_documents()).map(|d| d.path.as_str()).collect();
+        let inside: Vec<Option<String>> = rows
+            .iter()
+            .map(|d| indexing::holder_of(&d.path, |p| holders.contains(p)).map(str::to_owned))
+            .collect();
+        let mut docs: Vec<DocumentInfo> = rows
+            .into_iter()
+            .zip(inside)
+            .map(|(row, inside)| DocumentInfo { inside, ..document_info(row) })
+            .collect();
         docs.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(docs)
     }
@@ -708,5 +718,6 @@ fn document_info(row: DocumentRow) -> DocumentInfo {
         indexed_at: row.indexed_at,
         size: row.size,
         title: row.title,
+        inside: None,
     }
 }

@@ -211,11 +211,6 @@ impl Magic {
 }
 
 fn magic_kind(head: &[u8]) -> Magic {
-    // PDF readers accept the header anywhere in the first KiB, so do we.
-    let window = &head[..head.len().min(1024)];
-    if window.windows(5).any(|w| w == b"%PDF-") {
-        return Magic::Pdf;
-    }
     const SIGNATURES: &[(&[u8], &str)] = &[
         (b"PK\x03\x04", "zip"),
         (b"\x89PNG", PNG),
@@ -231,10 +226,17 @@ fn magic_kind(head: &[u8]) -> Magic {
         (b"Rar!", "a RAR archive"),
         (b"SQLite format 3", "an SQLite database"),
     ];
+    // A signature at the start wins: a zip archive that stores a PDF uncompressed has "%PDF-"
+    // in its first KiB too.
     for (sig, what) in SIGNATURES {
         if head.starts_with(sig) {
             return if *what == "zip" { Magic::Zip } else { Magic::Binary(what) };
         }
+    }
+    // PDF readers accept the header anywhere in the first KiB, so do we.
+    let window = &head[..head.len().min(1024)];
+    if window.windows(5).any(|w| w == b"%PDF-") {
+        return Magic::Pdf;
     }
     let has_utf16_bom = head.starts_with(b"\xff\xfe") || head.starts_with(b"\xfe\xff");
     if has_utf16_bom {
@@ -291,6 +293,10 @@ mod tests {
         check("a.csv", b"name,age\n", Sniffed::Document(FileKind::Spreadsheet));
         check("a.eml", b"From: a@b\n", Sniffed::Document(FileKind::Email));
         check("a.zip", b"PK\x03\x04rest", Sniffed::Document(FileKind::Archive));
+        // An archive storing a PDF uncompressed is still an archive.
+        let stored_pdf = b"PK\x03\x04\x14\0\0\0\0\0contracts/dues.pdf%PDF-1.4\n";
+        check("a.zip", stored_pdf, Sniffed::Document(FileKind::Archive));
+        check("a.docx", stored_pdf, Sniffed::Document(FileKind::Docx));
         check("main.rs", b"fn main() {}\n", Sniffed::Document(FileKind::Text));
         check(
             "a.xlsx",

@@ -1,6 +1,7 @@
 // Quarry's web UI as a person uses it: Playwright (playwright-core) drives Debian's Chromium
 // against `quarry serve` on a fresh library built from fixtures. Run by `make test` through
 // `npm run e2e`; screenshots land in test-artifacts/screenshots/.
+import { execFileSync } from "node:child_process";
 import { createServer, request } from "node:http";
 import { cpSync, createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -353,6 +354,26 @@ async function main() {
     } else {
       console.log(`SKIPPED OCR viewer step: no ${scan}`);
     }
+
+    // A PDF inside a zip archive is a document of its own: found under "archive › entry" at its
+    // own page, and shown by the viewer from the archive.
+    const packed = mkdtempSync(join(tmpdir(), "quarry-e2e-zip-"));
+    writePdf(join(packed, "dues.pdf"), ["Harbour dues overview", "Mooring dues rise to 412 euros in spring"]);
+    execFileSync("python3", ["-c", "import sys, zipfile\nwith zipfile.ZipFile(sys.argv[1], 'w') as z: z.write(sys.argv[2], 'contracts/dues.pdf')", join(docs, "harbour.zip"), join(packed, "dues.pdf")]);
+    rmSync(packed, { recursive: true, force: true });
+    let zipHit = null;
+    for (let tries = 0; tries < 60 && !zipHit; tries++) {
+      await page.getByLabel("Words or a description of what you look for").fill("mooring dues spring");
+      await page.locator(".search-form button[type=submit]").click();
+      await page.waitForTimeout(1000);
+      const hits = page.locator(".search-results li[data-hit]", { hasText: "harbour.zip › contracts/dues.pdf" });
+      if ((await hits.count()) > 0) zipHit = hits.first();
+    }
+    check(zipHit !== null, "a PDF inside a zip archive is found as harbour.zip › contracts/dues.pdf");
+    check((await zipHit.textContent()).includes("page 2"), "the PDF inside the archive keeps its own pages");
+    await zipHit.locator("button.link").first().click();
+    await page.locator(".pdf-page[data-page='2'] .highlight").first().waitFor({ timeout: 30_000 });
+    check(true, "the viewer shows the PDF from inside the archive with the passage marked");
 
     // Models: the installed embedder is listed as in use, the catalog offers downloads.
     await page.getByRole("button", { name: "Models" }).click();

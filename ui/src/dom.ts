@@ -30,9 +30,31 @@ export function fileName(path: string): string {
   return path.split(/[\\/]/).pop() ?? path;
 }
 
+/** A message of a mailbox, as the engine names it: `<mailbox>.mbox/message N`. */
+const MAILBOX_MESSAGE = /\.mbox[\\/]message \d+$/i;
+
+/**
+ * A document's name as people read it: the file name, or for a document inside an archive or a
+ * mailbox the file and the name inside ("pack.zip › minutes/june.txt", "2026.mbox › message 3").
+ */
+export function docName(path: string): string {
+  const inside = /([^\\/]+\.(?:zip|mbox))[\\/](.+)$/i.exec(path);
+  return inside ? `${inside[1]} › ${inside[2]}` : fileName(path);
+}
+
+/** The extensions a document counts as: its own, "eml" for a mailbox's message, and "zip" or "mbox" for what an archive or mailbox holds. */
+export function docExtensions(path: string): string[] {
+  const own = fileName(path);
+  const exts = own.includes(".") ? [(own.split(".").pop() ?? "").toLowerCase()] : [];
+  if (MAILBOX_MESSAGE.test(path)) exts.push("eml");
+  for (const m of path.matchAll(/\.(zip|mbox)[\\/]/gi)) exts.push(m[1].toLowerCase());
+  return exts;
+}
+
 /** What a citation's page number counts in a file of this name (as the engine's `FileKind::page_name`). */
 export function pageUnit(path: string): "page" | "slide" | "sheet" | "chapter" | "part" | "message" {
-  const ext = (path.split(".").pop() ?? "").toLowerCase();
+  if (MAILBOX_MESSAGE.test(path)) return "part";
+  const ext = (fileName(path).split(".").pop() ?? "").toLowerCase();
   if (ext === "pptx" || ext === "odp") return "slide";
   if (["xlsx", "xlsm", "xls", "ods", "csv", "tsv"].includes(ext)) return "sheet";
   if (ext === "epub") return "chapter";

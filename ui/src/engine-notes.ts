@@ -48,6 +48,16 @@ const german: Rule[] = [
     (m) =>
       `${m[1]} ${m[2] === "image" ? "Bild" : "Bilder"} nicht indiziert (nicht per Texterkennung gelesen: die ${m[3]} s für diese Datei waren aufgebraucht): ${m[4]}`,
   ],
+  [
+    /^(\d+) (entry|entries) not indexed \(type not read, or archives nested too deep\): (.+)$/,
+    (m) => `${m[1]} ${m[2] === "entry" ? "Eintrag" : "Einträge"} nicht indiziert (Dateityp nicht lesbar, oder Archive zu tief verschachtelt): ${m[3]}`,
+  ],
+  [
+    /^(\d+) (attachments?) not indexed \(type not read, or too many\): (.+)$/,
+    (m) => `${m[1]} ${m[2] === "attachment" ? "Anhang" : "Anhänge"} nicht indiziert (Dateityp nicht lesbar, oder zu viele): ${m[3]}`,
+  ],
+  [/^(\d+) messages after the first (\d+) are not indexed$/, (m) => `${m[1]} Nachrichten nach den ersten ${m[2]} sind nicht indiziert`],
+  [/^not a readable e-mail message$/, () => "keine lesbare E-Mail-Nachricht"],
   [/^repaired by qpdf \((.+)\)$/, (m) => `von qpdf repariert (${engineNote(m[1], "de")})`],
   // Why a document failed.
   [/^damaged PDF: (.+)$/, (m) => `beschädigtes PDF: ${m[1]}`],

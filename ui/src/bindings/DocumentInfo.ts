@@ -49,4 +49,9 @@ size: number,
 /**
  * Document title when the format has one (HTML `<title>`, DOCX core properties).
  */
-title: string | null, };
+title: string | null, 
+/**
+ * For a document inside an archive or mailbox: the path of that file (the document's
+ * path is this path, `/`, and its name inside).
+ */
+inside?: string, };

@@ -7,7 +7,7 @@ import type { Citation } from "../bindings/Citation";
 import type { FileKind } from "../bindings/FileKind";
 import type { Thread } from "../bindings/Thread";
 import type { ThreadExportFormat } from "../bindings/ThreadExportFormat";
-import { fileName, h } from "../dom";
+import { docName, h } from "../dom";
 import type { Strings } from "../i18n";
 import type { Transport } from "../transport";
 
@@ -212,7 +212,7 @@ export class AskView {
     if (answer.citations.length > 0) {
       const sources = h("p", { class: "muted turn-sources" });
       for (const c of answer.citations) {
-        const open = h("button", { type: "button", class: "link" }, `[${c.n}] ${fileName(c.doc_path)}, ${t.page(c.page, c.doc_path)}`);
+        const open = h("button", { type: "button", class: "link" }, `[${c.n}] ${docName(c.doc_path)}, ${t.page(c.page, c.doc_path)}`);
         open.addEventListener("click", () => this.openSource(c));
         sources.append(open, " ");
       }
@@ -353,7 +353,7 @@ export class AskView {
       if (!s.supported) sentence.title = t.unsupported;
       for (const n of s.citations) {
         const c = byN.get(n);
-        const label = c ? `[${n}] ${fileName(c.doc_path)}, ${t.page(c.page, c.doc_path)}` : `[${n}]`;
+        const label = c ? `[${n}] ${docName(c.doc_path)}, ${t.page(c.page, c.doc_path)}` : `[${n}]`;
         const chip = h(
           "button",
           { type: "button", class: s.attributed ? "chip attributed" : "chip", "aria-label": s.attributed ? `${label} (${t.attributedShort})` : label },
@@ -375,7 +375,7 @@ export class AskView {
         h(
           "li",
           { value: c.n, "data-n": c.n },
-          h("div", { class: "source-head" }, h("strong", {}, fileName(c.doc_path)), ` · ${t.page(c.page, c.doc_path)} `, open),
+          h("div", { class: "source-head" }, h("strong", {}, docName(c.doc_path)), ` · ${t.page(c.page, c.doc_path)} `, open),
           h("blockquote", {}, h("mark", {}, c.quote)),
         ),
       );

@@ -2,7 +2,7 @@
 // documents with their state, errors and warnings.
 import type { DocumentInfo } from "../bindings/DocumentInfo";
 import type { IndexProgress } from "../bindings/IndexProgress";
-import { duration, fileName, h } from "../dom";
+import { docName, duration, fileName, h } from "../dom";
 import type { Strings } from "../i18n";
 import { ApiError, type Transport } from "../transport";
 
@@ -202,13 +202,16 @@ export class LibraryView {
     for (const d of docs) {
       const notes = h("div", { class: "notes" });
       if (d.error) notes.append(h("div", { class: "error" }, this.t.note(d.error)));
-      if (d.state === "failed" && d.kind === "pdf" && d.error?.startsWith("encrypted")) notes.append(this.unlockForm(d.path));
+      // Where a titled document inside an archive or mailbox lies ("pack.zip › minutes/board.pptx").
+      if (d.inside && d.title) notes.append(h("div", { class: "muted inside" }, docName(d.path)));
+      // The password form re-reads one file; a locked PDF inside an archive is not one.
+      if (d.state === "failed" && d.kind === "pdf" && d.error?.startsWith("encrypted") && !d.inside) notes.append(this.unlockForm(d.path));
       for (const w of d.warnings) notes.append(h("div", { class: "warning" }, this.t.note(w)));
       body.append(
         h(
           "tr",
           { "data-state": d.state },
-          h("td", {}, h("span", { class: "doc-name", title: d.path }, d.title ?? fileName(d.path)), notes),
+          h("td", {}, h("span", { class: "doc-name", title: d.path }, d.title ?? (d.inside ? docName(d.path) : fileName(d.path))), notes),
           h("td", {}, h("span", { class: `state state-${d.state}` }, t.state[d.state] ?? d.state)),
           h("td", { class: "num" }, String(d.pages)),
           h("td", { class: "num" }, String(d.chunks)),

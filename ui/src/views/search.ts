@@ -3,7 +3,7 @@
 // opened in the source viewer at the passage.
 import type { Citation } from "../bindings/Citation";
 import type { SearchHit } from "../bindings/SearchHit";
-import { fileName, h } from "../dom";
+import { docExtensions, docName, h } from "../dom";
 import type { Strings } from "../i18n";
 import type { Transport } from "../transport";
 
@@ -72,7 +72,7 @@ export class SearchView {
     const t = this.t;
     const wanted = KINDS[this.kind.value];
     const shown = wanted
-      ? this.hits.filter((hit) => wanted.includes(hit.doc_path.split(".").pop()?.toLowerCase() ?? ""))
+      ? this.hits.filter((hit) => docExtensions(hit.doc_path).some((ext) => wanted.includes(ext)))
       : this.hits;
     if (shown.length === 0) {
       this.results.replaceChildren(h("li", { class: "muted" }, t.noHits));
@@ -98,7 +98,7 @@ export class SearchView {
         return h(
           "li",
           { "data-hit": hit.chunk_id },
-          h("strong", {}, fileName(hit.doc_path)),
+          h("strong", {}, docName(hit.doc_path)),
           ` · ${t.page(hit.page, hit.doc_path)}${hit.heading ? ` · ${hit.heading}` : ""} `,
           open,
           h("p", {}, text),

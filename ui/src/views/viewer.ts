@@ -4,7 +4,7 @@ import * as pdfjs from "pdfjs-dist";
 import type { OcrWord } from "../bindings/OcrWord";
 import workerUrl from "pdfjs-dist/build/pdf.worker.min.mjs?url";
 import type { Citation } from "../bindings/Citation";
-import { fileName, h } from "../dom";
+import { docName, h } from "../dom";
 import type { Strings } from "../i18n";
 import type { Transport } from "../transport";
 
@@ -36,7 +36,7 @@ export class SourceViewer {
   async open(c: Citation): Promise<void> {
     const t = this.t;
     this.root.hidden = false;
-    this.title.textContent = `${fileName(c.doc_path)} · ${t.page(c.page, c.doc_path)}`;
+    this.title.textContent = `${docName(c.doc_path)} · ${t.page(c.page, c.doc_path)}`;
     this.body.replaceChildren(h("p", { class: "muted" }, t.loading));
     this.closeButton.focus();
     try {
@@ -65,7 +65,7 @@ export class SourceViewer {
     const width = Math.max(320, this.body.clientWidth - 24);
     const base = page.getViewport({ scale: 1 });
     const viewport = page.getViewport({ scale: width / base.width });
-    const canvas = h("canvas", { class: "pdf-canvas", "aria-label": `${fileName(c.doc_path)} ${this.t.page(c.page, c.doc_path)}` });
+    const canvas = h("canvas", { class: "pdf-canvas", "aria-label": `${docName(c.doc_path)} ${this.t.page(c.page, c.doc_path)}` });
     const ratio = window.devicePixelRatio || 1;
     canvas.width = Math.floor(viewport.width * ratio);
     canvas.height = Math.floor(viewport.height * ratio);
