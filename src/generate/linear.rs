@@ -204,7 +204,7 @@ impl QLinear {
             && matches!(self.weight, Weight::Quantized(_))
             && tokens >= PROMPT_KERNEL_FROM_TOKENS
             && cols.is_multiple_of(prompt_gemm::GROUP)
-            && prompt_gemm::fast()
+            && self.own_encoding.is_some_and(prompt_gemm::fast_for)
     }
 
     /// A prompt chunk `x` through several layers that read it (q/k/v, gate/up): the outputs,

@@ -23,13 +23,22 @@ impl Lcg {
     }
 }
 
-/// Q8_0 or Q5_0 rows whose blocks have a small positive f16 scale and random bytes.
+/// Rows of random bytes whose blocks have small positive f16 scales where the encoding keeps
+/// them (Q8_0 and Q5_0 at the start of each block of 32, Q4_K at 0 and 2 of each of 256,
+/// Q6_K at 208).
 fn weights(encoding: WeightEncoding, rows: usize, cols: usize, rng: &mut Lcg) -> Vec<u8> {
-    let block_bytes = encoding.row_bytes(32);
-    let mut bytes = Vec::with_capacity(rows * encoding.row_bytes(cols));
-    for _ in 0..rows * cols / 32 {
-        bytes.extend_from_slice(&half::f16::from_f32(0.01).to_le_bytes());
-        bytes.extend((2..block_bytes).map(|_| rng.next() as u8));
+    let (block_values, scales_at): (usize, &[usize]) = match encoding {
+        WeightEncoding::Q8_0 | WeightEncoding::Q5_0 => (32, &[0]),
+        WeightEncoding::Q4K => (256, &[0, 2]),
+        WeightEncoding::Q6K => (256, &[208]),
+    };
+    let block_bytes = encoding.row_bytes(block_values);
+    let mut bytes: Vec<u8> =
+        (0..rows * encoding.row_bytes(cols)).map(|_| rng.next() as u8).collect();
+    for block in bytes.chunks_exact_mut(block_bytes) {
+        for &at in scales_at {
+            block[at..at + 2].copy_from_slice(&half::f16::from_f32(0.01).to_le_bytes());
+        }
     }
     bytes
 }
@@ -51,7 +60,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let x: Vec<f32> = (0..tokens * cols).map(|_| rng.value()).collect();
     let acts = PromptActivations::quantize(&x, cols)?;
     let mut out = vec![0f32; tokens * rows];
-    for encoding in [WeightEncoding::Q5_0, WeightEncoding::Q8_0] {
+    for encoding in
+        [WeightEncoding::Q5_0, WeightEncoding::Q8_0, WeightEncoding::Q4K, WeightEncoding::Q6K]
+    {
         let w = weights(encoding, rows, cols, &mut rng);
         for path in TilePath::available() {
             let mut failed = None;

@@ -4,22 +4,32 @@
 //! each group of weight rows is unpacked once per call into bytes with a scale and an offset
 //! per 16 values (exact for Q5_0, Q8_0, Q4_K and Q6_K), the prompt's activations are quantized
 //! to bytes with a scale per 32 values (as llama.cpp's Q8_0), and a tile of 4 weight rows × 4
-//! tokens is multiplied with AVX-512
-//! VNNI byte dot products (`vpdpbusd`, 64 products per instruction) or, on CPUs with AVX-VNNI
-//! but no AVX-512 (Intel's from Alder Lake on), its 256-bit form, chosen at run time
-//! ([`TilePath`]). Where the CPU has neither the same arithmetic runs as plain Rust (correct,
-//! and what the tests check the vector paths against), and [`fast`] tells the generator to
-//! keep its f32 path. One thread, a 4864 × 1024 matrix times 512 tokens on the AVX-512 build
-//! machine (`cargo run --release -p quarry-quant-kernels --example prompt_paths`): AVX-512
-//! VNNI 40 GMAC/s, AVX-VNNI 30, plain Rust 4, and f32 GEMM on weights expanded beforehand 70
-//! (the generator's f32 path also pays the expansion, per chunk, which made it 0.7x llama.cpp
-//! where the byte kernel is 1.3x).
+//! tokens is multiplied with AVX-512 VNNI byte dot products (`vpdpbusd`, 64 products per
+//! instruction), on CPUs with AVX-VNNI but no AVX-512 (Intel's from Alder Lake on) its 256-bit
+//! form, and on CPUs with AVX2 alone (AMD before Zen 4, Intel before Ice Lake) `vpmaddubsw`
+//! and `vpmaddwd`, chosen at run time ([`TilePath`]). Elsewhere the same arithmetic runs as
+//! plain Rust (correct, and what the tests check the vector paths against), and [`fast_for`]
+//! tells the generator to keep its f32 path. One thread, a 4864 × 1024 matrix times 512 tokens
+//! (`cargo run --release -p quarry-quant-kernels --example prompt_paths`): on an AVX-512 Xeon
+//! before the block layout below, AVX-512 VNNI 40 GMAC/s, AVX-VNNI 30, plain Rust 4, and f32
+//! GEMM on weights expanded beforehand 70 (the generator's f32 path also pays the expansion,
+//! per chunk, which made it 0.7x llama.cpp where the byte kernel was 1.3x); on an AVX2-only
+//! AMD EPYC, AVX2 32-36 GMAC/s against f32 GEMM's 38-42 (noisy, shared machine), where the
+//! generator's prompts on a K-quant model ran 1.3-1.4x faster than through its f32 path, which
+//! expands K-quants through candle per chunk.
 //!
 //! The arithmetic: a weight is `scale[g] · u + offset[g]` with `u` an unsigned byte and `g`
 //! its group of 16; an activation is `ascale[k] · q` with `q` a signed byte and `k` its block
 //! of 32. So `w · x = Σ_k ascale[k] Σ_{i∈k} scale[g(i)] · u_i · q_i + Σ_g offset[g] · xsum[g]`,
 //! where `xsum[g]` is the sum of group `g`'s quantized activations: the first sum is byte
 //! products, the second a short f32 dot product per row and token.
+//!
+//! The layout (`Layout`): rows and activations are stored in blocks of up to 256 values in
+//! which each of a vector's 16 lanes keeps one group of 16 values (its 4 values of each step
+//! of 64 bytes), so a lane's scales stay the same for the whole block. The byte products of a
+//! block then add up in 32-bit integers, and are converted and scaled once per block instead
+//! of once per 64 values: 4 `vpdpbusd` and 3 float operations per 256 values and pair of row
+//! and token, where the natural order took 4 of each.
 
 use half::f16;
 
@@ -44,6 +54,70 @@ const TILE_TOKENS: usize = 4;
 /// Tokens whose activations stay in the core's cache while an item's rows meet them.
 const TOKENS_PER_BLOCK: usize = 64;
 
+/// Values of one full block of [`Layout`]: 16 groups of 16, one per lane.
+const BLOCK_VALUES: usize = 256;
+/// Lanes of one step (a 512-bit vector of 32-bit sums).
+const LANES: usize = GROUP / LANE;
+
+/// The order rows and activations are stored in for the kernel: blocks of 256 values while
+/// they fit, then one of 128 and one of 64 where left (widths are multiples of 64). In a block
+/// of `n` groups of 16 (16, 8 or 4) and `n / 4` steps of 64 bytes, lane `l` of every step holds
+/// 4 values of group `l / (16 / n)`: step `s`, byte `b` of the lane is value
+/// `(s · 16 / n + l mod (16 / n)) · 4 + b` of that group. Each lane keeps its group's weight
+/// scale and activation scale through the whole block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Layout {
+    /// Per block: its first value and its steps of 64 bytes (4, 2 or 1).
+    blocks: Vec<(usize, usize)>,
+    /// `stored[i]` is value `order[i]` of the row in its natural order.
+    order: Vec<u32>,
+    /// Per block and lane: the lane's group, in the row's natural numbering.
+    lane_groups: Vec<u32>,
+}
+
+impl Layout {
+    fn new(cols: usize) -> Self {
+        let mut blocks = Vec::new();
+        let mut start = 0;
+        while cols - start >= BLOCK_VALUES {
+            blocks.push((start, BLOCK_VALUES / GROUP));
+            start += BLOCK_VALUES;
+        }
+        for size in [BLOCK_VALUES / 2, BLOCK_VALUES / 4] {
+            if cols - start >= size {
+                blocks.push((start, size / GROUP));
+                start += size;
+            }
+        }
+        debug_assert_eq!(start, cols, "widths are multiples of {GROUP}");
+        let mut order = Vec::with_capacity(cols);
+        let mut lane_groups = Vec::with_capacity(blocks.len() * LANES);
+        for &(start, steps) in &blocks {
+            let per_group = LANES / (4 * steps);
+            for lane in 0..LANES {
+                lane_groups.push((start / SUB + lane / per_group) as u32);
+            }
+            for step in 0..steps {
+                for lane in 0..LANES {
+                    let (group, part) = (lane / per_group, lane % per_group);
+                    for byte in 0..LANE {
+                        let within = (step * per_group + part) * LANE + byte;
+                        order.push((start + group * SUB + within) as u32);
+                    }
+                }
+            }
+        }
+        Self { blocks, order, lane_groups }
+    }
+
+    /// `natural` in the stored order, into `stored`.
+    fn store<T: Copy>(&self, natural: &[T], stored: &mut [T]) {
+        for (s, &i) in stored.iter_mut().zip(&self.order) {
+            *s = natural[i as usize];
+        }
+    }
+}
+
 /// How a tile is multiplied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TilePath {
@@ -52,6 +126,12 @@ pub enum TilePath {
     /// AVX-VNNI, the 256-bit VEX form of `vpdpbusd` with AVX2 and FMA: 32 values a step
     /// (Intel's laptop and desktop CPUs from Alder Lake on, which lack AVX-512).
     AvxVnni,
+    /// AVX2 and FMA without VNNI (AMD before Zen 4, Intel before Ice Lake): `vpmaddubsw` and
+    /// `vpmaddwd` for the byte products, 32 values a step. Pairs of byte products add up in
+    /// 16 bits, which holds them for bytes below 64 (Q5_0, Q4_K, Q6_K) but not Q8_0's (those
+    /// run the plain path here, [`TilePath::holds`]). The generator takes it for the K-quants
+    /// only ([`TilePath::vectorizes`], [`fast_for`]) and keeps its f32 path for the others.
+    Avx2,
     /// Plain Rust, the reference the vector paths are checked against.
     Plain,
 }
@@ -73,8 +153,33 @@ impl TilePath {
             {
                 return Self::AvxVnni;
             }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Self::Avx2;
+            }
         }
         Self::Plain
+    }
+
+    /// Whether this path can multiply weights of `encoding` (the AVX2 path's 16-bit pairs
+    /// cannot hold Q8_0's products); [`matmul_prompt_on`] runs the others on the plain path.
+    pub fn holds(self, encoding: WeightEncoding) -> bool {
+        self != TilePath::Avx2 || encoding != WeightEncoding::Q8_0
+    }
+
+    /// Whether this path is worth taking for weights of `encoding` instead of the generator's
+    /// f32 product (what [`fast_for`] answers for the CPU's own path).
+    pub fn vectorizes(self, encoding: WeightEncoding) -> bool {
+        match self {
+            TilePath::Plain => false,
+            // Measured on an AMD EPYC (AVX2, 2 threads): the generator's prompts ran 1.42x
+            // faster than through its f32 path on a K-quant model (Qwen3-0.6B shape,
+            // Q4_K_M), and no faster on the Q5_0-heavy real Qwen2.5 file, whose f32 path
+            // expands Q5_0 cheaply; Q8_0's bytes do not fit the 16-bit pairs at all.
+            TilePath::Avx2 => matches!(encoding, WeightEncoding::Q4K | WeightEncoding::Q6K),
+            TilePath::Avx512Vnni | TilePath::AvxVnni => true,
+        }
     }
 
     /// Every path this CPU can run, fastest first (for tests and benchmarks).
@@ -91,16 +196,21 @@ impl TilePath {
             {
                 paths.push(Self::AvxVnni);
             }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                paths.push(Self::Avx2);
+            }
         }
         paths.push(Self::Plain);
         paths
     }
 }
 
-/// Whether this CPU runs a vector kernel (AVX-512 VNNI or AVX-VNNI); without one
+/// Whether this CPU runs a vector kernel for weights of `encoding`; without one
 /// [`matmul_prompt`] is plain Rust and slower than expanding the weights for a float GEMM.
-pub fn fast() -> bool {
-    TilePath::detect() != TilePath::Plain
+pub fn fast_for(encoding: WeightEncoding) -> bool {
+    use_path().vectorizes(encoding)
 }
 
 /// A prompt chunk's activations (tokens × width) as signed bytes with a scale per 32 values
@@ -110,8 +220,11 @@ pub fn fast() -> bool {
 pub struct PromptActivations {
     width: usize,
     tokens: usize,
+    layout: Layout,
+    /// Per token, in the [`Layout`]'s order.
     quants: Vec<i8>,
     scales: Vec<f32>,
+    /// Per token, block and lane: the lane's activation scale.
     lanes: Vec<f32>,
     sums: Vec<f32>,
 }
@@ -125,9 +238,9 @@ impl PromptActivations {
                 x.len()
             )));
         }
+        let layout = Layout::new(width);
         let mut quants = vec![0i8; x.len()];
         let mut scales = Vec::with_capacity(x.len() / ACT_BLOCK);
-        let mut lanes = Vec::with_capacity(x.len() / LANE);
         let mut sums = Vec::with_capacity(x.len() / SUB);
         for (values, q) in x.chunks_exact(ACT_BLOCK).zip(quants.chunks_exact_mut(ACT_BLOCK)) {
             let amax = values.iter().fold(0f32, |m, v| m.max(v.abs()));
@@ -139,13 +252,23 @@ impl PromptActivations {
                 *q = (v * inverse + 12_582_912.0).to_bits() as u8 as i8;
             }
             scales.push(scale);
-            lanes.extend(std::iter::repeat_n(scale, ACT_BLOCK / LANE));
             sums.extend(
                 q.chunks_exact(SUB)
                     .map(|g| scale * g.iter().map(|&v| i32::from(v)).sum::<i32>() as f32),
             );
         }
-        Ok(Self { width, tokens: x.len() / width, quants, scales, lanes, sums })
+        let tokens = x.len() / width;
+        let mut stored = vec![0i8; x.len()];
+        let mut lanes = Vec::with_capacity(tokens * layout.lane_groups.len());
+        for t in 0..tokens {
+            let row = t * width..(t + 1) * width;
+            layout.store(&quants[row.clone()], &mut stored[row]);
+            let token_scales = &scales[t * width / ACT_BLOCK..(t + 1) * width / ACT_BLOCK];
+            lanes.extend(
+                layout.lane_groups.iter().map(|&g| token_scales[g as usize * SUB / ACT_BLOCK]),
+            );
+        }
+        Ok(Self { width, tokens, layout, quants: stored, scales, lanes, sums })
     }
 
     /// Number of token rows.
@@ -163,7 +286,7 @@ impl PromptActivations {
     }
 
     fn lanes(&self, t: usize) -> &[f32] {
-        let lanes = self.width / LANE;
+        let lanes = self.layout.lane_groups.len();
         &self.lanes[t * lanes..(t + 1) * lanes]
     }
 
@@ -187,11 +310,14 @@ pub struct PromptProduct<'a> {
     pub out: &'a mut [f32],
 }
 
-/// Weight rows unpacked to one byte per value, with a scale and an offset per 16 values, and
-/// the scales repeated per 4 values as the vector kernel's lanes take them.
+/// Weight rows unpacked to one byte per value in the [`Layout`]'s order, with a scale and an
+/// offset per 16 values, and per block the scale of each lane's group.
 #[derive(Default)]
 struct Unpacked {
     cols: usize,
+    lanes_per_row: usize,
+    /// One row in its natural order, before it is stored in the layout's.
+    natural: Vec<u8>,
     bytes: Vec<u8>,
     scales: Vec<f32>,
     offsets: Vec<f32>,
@@ -199,26 +325,33 @@ struct Unpacked {
 }
 
 impl Unpacked {
-    fn reset(&mut self, rows: usize, cols: usize) {
+    fn reset(&mut self, rows: usize, layout: &Layout) {
+        let cols = layout.order.len();
         self.cols = cols;
+        self.lanes_per_row = layout.lane_groups.len();
+        self.natural.resize(cols, 0);
         self.bytes.resize(rows * cols, 0);
         self.scales.resize(rows * cols / SUB, 0.0);
         self.offsets.resize(rows * cols / SUB, 0.0);
-        self.lanes.resize(rows * cols / LANE, 0.0);
+        self.lanes.resize(rows * self.lanes_per_row, 0.0);
     }
 
-    /// Fills the lane scales from the scales of the rows unpacked.
-    fn spread_scales(&mut self) {
-        for (lanes, &scale) in self.lanes.chunks_exact_mut(SUB / LANE).zip(&self.scales) {
-            lanes.fill(scale);
+    /// Unpacks row `r` of the item from `row` in `encoding`.
+    fn unpack(&mut self, r: usize, encoding: WeightEncoding, row: &[u8], layout: &Layout) {
+        let (c, s, l) = (self.cols, self.cols / SUB, self.lanes_per_row);
+        let (scales, offsets) =
+            (&mut self.scales[r * s..(r + 1) * s], &mut self.offsets[r * s..(r + 1) * s]);
+        unpack_row(encoding, row, &mut self.natural, scales, offsets);
+        layout.store(&self.natural, &mut self.bytes[r * c..(r + 1) * c]);
+        for (lane, &g) in self.lanes[r * l..(r + 1) * l].iter_mut().zip(&layout.lane_groups) {
+            *lane = scales[g as usize];
         }
     }
 
     fn row(&self, r: usize) -> UnpackedRow<'_> {
-        let (c, s, l) = (self.cols, self.cols / SUB, self.cols / LANE);
+        let (c, s, l) = (self.cols, self.cols / SUB, self.lanes_per_row);
         UnpackedRow {
             bytes: &self.bytes[r * c..(r + 1) * c],
-            scales: &self.scales[r * s..(r + 1) * s],
             offsets: &self.offsets[r * s..(r + 1) * s],
             lanes: &self.lanes[r * l..(r + 1) * l],
         }
@@ -228,7 +361,6 @@ impl Unpacked {
 #[derive(Clone, Copy)]
 struct UnpackedRow<'a> {
     bytes: &'a [u8],
-    scales: &'a [f32],
     offsets: &'a [f32],
     lanes: &'a [f32],
 }
@@ -387,6 +519,8 @@ pub fn matmul_prompt_on(
         p.encoding.check_product(p.weights, p.rows, cols, p.out.len(), tokens)?;
         plans.push((p.encoding, p.weights, p.rows, SharedOut(p.out.as_mut_ptr())));
     }
+    // A path that cannot hold an encoding's products leaves them to the plain one.
+    let path_for = |encoding| if vector.holds(encoding) { vector } else { TilePath::Plain };
     let groups = RowGroups::new(products.iter().map(|p| p.rows));
     let items = groups.items;
     let claims = Claims::new(items);
@@ -396,27 +530,19 @@ pub fn matmul_prompt_on(
                 let (m, std::ops::Range { start: first, end }) = groups.locate(item);
                 let (encoding, weights, rows, out_ptr) = plans[m];
                 let row_bytes = encoding.row_bytes(cols);
-                unpacked.reset(end - first, cols);
+                unpacked.reset(end - first, &acts.layout);
                 for (r, row) in
                     weights[first * row_bytes..end * row_bytes].chunks_exact(row_bytes).enumerate()
                 {
-                    let s = cols / SUB;
-                    unpack_row(
-                        encoding,
-                        row,
-                        &mut unpacked.bytes[r * cols..(r + 1) * cols],
-                        &mut unpacked.scales[r * s..(r + 1) * s],
-                        &mut unpacked.offsets[r * s..(r + 1) * s],
-                    );
+                    unpacked.unpack(r, encoding, row, &acts.layout);
                 }
-                unpacked.spread_scales();
                 // SAFETY: `claims` gives each item to one worker only; the item's outputs are
                 // `out[t * rows + r]` for its rows `first..end` and every token, which no other
                 // item writes, and they lie inside that matrix's output (`end <= rows`,
                 // `out.len() == rows * tokens`, checked above), borrowed mutably for this
                 // whole call (the executor cannot keep `work` past `run`).
                 let out = unsafe { OutRows::new(out_ptr, rows, tokens, first, end) };
-                multiply_item(unpacked, acts, out, vector);
+                multiply_item(unpacked, acts, out, path_for(encoding));
             }
         })
     };
@@ -511,32 +637,43 @@ fn tile<const R: usize, const C: usize>(
         sums: acts.sums(t + j),
     });
     let cols = acts.width;
+    let blocks = &acts.layout.blocks;
+    let lanes = blocks.len() * LANES;
     assert!(
         weights.iter().all(|w| w.bytes.len() == cols
-            && w.lanes.len() == cols / LANE
+            && w.lanes.len() == lanes
             && w.offsets.len() == cols / SUB)
             && tokens.iter().all(|t| t.quants.len() == cols
                 && t.scales.len() == cols / ACT_BLOCK
-                && t.lanes.len() == cols / LANE
+                && t.lanes.len() == lanes
                 && t.sums.len() == cols / SUB),
         "a tile's rows and tokens have one width"
     );
     assert!(
-        cols.is_multiple_of(GROUP),
-        "the vector paths step through rows {GROUP} values at a time"
+        cols.is_multiple_of(GROUP)
+            && blocks
+                .iter()
+                .all(|&(start, steps)| (1..=4).contains(&steps) && start + steps * GROUP <= cols),
+        "the vector paths step through rows {GROUP} values at a time, inside the row"
     );
     let products = match vector {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `matmul_prompt_on` takes this path only where `TilePath::available` lists
         // it: the CPU has AVX-512 F, BW and VNNI. Every row holds `cols` bytes, `cols / 16`
-        // scales and offsets and `cols / 4` lane scales, every token `cols` quants, `cols / 4`
-        // lane scales and `cols / 16` sums (`Unpacked::row`, `PromptActivations`, asserted
-        // just above), with `cols` a multiple of 64.
-        TilePath::Avx512Vnni => unsafe { avx512::tile::<R, C>(&weights, &tokens) },
+        // offsets and 16 lane scales per block, every token `cols` quants, 16 lane scales per
+        // block and `cols / 16` sums, and every block's steps of 64 values lie inside `cols`
+        // (`Unpacked::row`, `PromptActivations`, asserted just above), with `cols` a multiple
+        // of 64.
+        TilePath::Avx512Vnni => unsafe { avx512::tile::<R, C>(&weights, &tokens, blocks) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above, for a CPU with AVX-VNNI, AVX2 and FMA.
-        TilePath::AvxVnni => unsafe { avx_vnni::tile::<R, C>(&weights, &tokens) },
-        _ => tile_scalar::<R, C>(&weights, &tokens),
+        TilePath::AvxVnni => unsafe { avx_vnni::tile::<R, C>(&weights, &tokens, blocks) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above, for a CPU with AVX2 and FMA; `matmul_prompt_on` gives this path
+        // only encodings whose bytes are below 64 (`TilePath::holds`), so no pair of byte
+        // products leaves 16 bits.
+        TilePath::Avx2 => unsafe { avx2::tile::<R, C>(&weights, &tokens, blocks) },
+        _ => tile_scalar::<R, C>(&weights, &tokens, blocks),
     };
     for (i, row) in products.iter().enumerate() {
         for (j, &value) in row.iter().enumerate() {
@@ -554,28 +691,30 @@ struct TokenRow<'a> {
     sums: &'a [f32],
 }
 
-/// A tile in plain Rust: the reference for the vector kernel.
+/// A tile in plain Rust: the reference for the vector kernel (the same sums, lane by lane).
 fn tile_scalar<const R: usize, const C: usize>(
     weights: &[UnpackedRow<'_>; R],
     tokens: &[TokenRow<'_>; C],
+    blocks: &[(usize, usize)],
 ) -> [[f32; C]; R] {
     let mut products = [[0f32; C]; R];
     for (i, w) in weights.iter().enumerate() {
         for (j, token) in tokens.iter().enumerate() {
-            let (quants, scales) = (token.quants, token.scales);
             let mut total: f32 = w.offsets.iter().zip(token.sums).map(|(o, s)| o * s).sum();
-            for (k, &ascale) in scales.iter().enumerate() {
-                let mut block = 0f32;
-                for g in 0..ACT_BLOCK / SUB {
-                    let at = k * ACT_BLOCK + g * SUB;
-                    let dot: i32 = w.bytes[at..at + SUB]
-                        .iter()
-                        .zip(&quants[at..at + SUB])
-                        .map(|(&u, &q)| i32::from(u) * i32::from(q))
-                        .sum();
-                    block += w.scales[at / SUB] * dot as f32;
+            for (b, &(start, steps)) in blocks.iter().enumerate() {
+                for lane in 0..LANES {
+                    let mut dot = 0i32;
+                    for step in 0..steps {
+                        let at = start + step * GROUP + lane * LANE;
+                        dot += w.bytes[at..at + LANE]
+                            .iter()
+                            .zip(&token.quants[at..at + LANE])
+                            .map(|(&u, &q)| i32::from(u) * i32::from(q))
+                            .sum::<i32>();
+                    }
+                    let scale = w.lanes[b * LANES + lane] * token.lanes[b * LANES + lane];
+                    total += dot as f32 * scale;
                 }
-                total += ascale * block;
             }
             products[i][j] = total;
         }
@@ -587,47 +726,51 @@ fn tile_scalar<const R: usize, const C: usize>(
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{GROUP, LANE, SUB, TokenRow, UnpackedRow};
+    use super::{GROUP, LANES, SUB, TokenRow, UnpackedRow};
 
-    /// A tile: per 64 values and per row, the bytes and the 16 lane scales (`vpdpbusd` sums 4
-    /// products into each lane), per token the bytes and its 16 lane scales; per token and row,
-    /// one `vpdpbusd`, a conversion, and two multiplications into the tile's accumulator; then
-    /// the offsets, 16 groups a step.
+    /// A tile: per block of the [`super::Layout`] and per row and token, the block's steps of
+    /// 64 values summed by `vpdpbusd` in 32-bit lanes, then one conversion and two float
+    /// operations with the lanes' weight and activation scales into the tile's accumulator;
+    /// then the offsets, 16 groups a step.
     ///
     /// # Safety
     /// The CPU has AVX-512 F, BW and VNNI. Every row has as many bytes as the tokens have
-    /// quants (a multiple of 64), an offset per 16 of them and a lane scale per 4; every token
-    /// a lane scale per 4 and a sum per 16.
+    /// quants (a multiple of 64), an offset per 16 of them and 16 lane scales per block; every
+    /// token 16 lane scales per block and a sum per 16; each block's steps lie inside the row.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub(super) unsafe fn tile<const R: usize, const C: usize>(
         weights: &[UnpackedRow<'_>; R],
         tokens: &[TokenRow<'_>; C],
+        blocks: &[(usize, usize)],
     ) -> [[f32; C]; R] {
         let cols = tokens[0].quants.len();
         let zero = _mm512_setzero_si512();
         let mut acc = [[_mm512_setzero_ps(); C]; R];
-        for k in 0..cols / GROUP {
-            let mut w = [zero; R];
-            let mut ws = [_mm512_setzero_ps(); R];
-            for i in 0..R {
-                // SAFETY: `k * 64 + 64 <= cols` bytes and `k * 16 + 16 <= cols / 4` lane
-                // scales lie in each row (the caller's contract).
-                unsafe {
-                    w[i] = _mm512_loadu_si512(weights[i].bytes.as_ptr().add(k * GROUP).cast());
-                    ws[i] = _mm512_loadu_ps(weights[i].lanes.as_ptr().add(k * GROUP / LANE));
-                }
-            }
+        for (b, &(start, steps)) in blocks.iter().enumerate() {
+            let mut ascale = [_mm512_setzero_ps(); C];
             for j in 0..C {
-                // SAFETY: as above for the token's quants and lane scales.
-                let (a, ascale) = unsafe {
-                    (
-                        _mm512_loadu_si512(tokens[j].quants.as_ptr().add(k * GROUP).cast()),
-                        _mm512_loadu_ps(tokens[j].lanes.as_ptr().add(k * GROUP / LANE)),
-                    )
-                };
-                for i in 0..R {
-                    let dot = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, w[i], a));
-                    acc[i][j] = _mm512_fmadd_ps(_mm512_mul_ps(dot, ws[i]), ascale, acc[i][j]);
+                // SAFETY: 16 lane scales per block lie in each token (the caller's contract).
+                ascale[j] = unsafe { _mm512_loadu_ps(tokens[j].lanes.as_ptr().add(b * LANES)) };
+            }
+            for i in 0..R {
+                // SAFETY: as above, for the row.
+                let wscale = unsafe { _mm512_loadu_ps(weights[i].lanes.as_ptr().add(b * LANES)) };
+                let mut dots = [zero; C];
+                for step in 0..steps {
+                    let at = start + step * GROUP;
+                    // SAFETY: the block's steps lie inside the row's bytes and each token's
+                    // quants (the caller's contract).
+                    let w = unsafe { _mm512_loadu_si512(weights[i].bytes.as_ptr().add(at).cast()) };
+                    for j in 0..C {
+                        // SAFETY: as above.
+                        let a =
+                            unsafe { _mm512_loadu_si512(tokens[j].quants.as_ptr().add(at).cast()) };
+                        dots[j] = _mm512_dpbusd_epi32(dots[j], w, a);
+                    }
+                }
+                for j in 0..C {
+                    let scale = _mm512_mul_ps(wscale, ascale[j]);
+                    acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots[j]), scale, acc[i][j]);
                 }
             }
         }
@@ -661,41 +804,34 @@ mod avx512 {
 mod avx_vnni {
     use std::arch::x86_64::*;
 
-    use super::{LANE, SUB, TokenRow, UnpackedRow};
+    use super::{GROUP, LANES, SUB, TokenRow, UnpackedRow};
 
-    /// Values per step: one 256-bit register of bytes.
-    const STEP: usize = 32;
+    /// Values per half step: one 256-bit register of bytes, 8 of a step's 16 lanes.
+    const HALF: usize = 32;
 
-    /// A tile as [`super::avx512::tile`] computes it, 32 values a step with the 256-bit
-    /// `vpdpbusd`, two rows at a time: with sixteen vector registers, four rows' accumulators
-    /// for four tokens would leave none for the operands.
+    /// A tile as [`super::avx512::tile`] computes it, each step of 64 values as two halves of
+    /// 32 with the 256-bit `vpdpbusd`, one row at a time: with sixteen vector registers, more
+    /// rows' accumulators would leave none for the operands.
     ///
     /// # Safety
     /// The CPU has AVX-VNNI, AVX2 and FMA. Every row has as many bytes as the tokens have
-    /// quants (a multiple of 64), an offset per 16 of them and a lane scale per 4; every token
-    /// a lane scale per 4 and a sum per 16.
+    /// quants (a multiple of 64), an offset per 16 of them and 16 lane scales per block; every
+    /// token 16 lane scales per block and a sum per 16; each block's steps lie inside the row.
     #[target_feature(enable = "avx2,fma,avxvnni")]
     pub(super) unsafe fn tile<const R: usize, const C: usize>(
         weights: &[UnpackedRow<'_>; R],
         tokens: &[TokenRow<'_>; C],
+        blocks: &[(usize, usize)],
     ) -> [[f32; C]; R] {
         let mut products = [[0f32; C]; R];
-        let mut i = 0;
-        while i + 2 <= R {
-            // SAFETY: the caller's contract, for two of its rows.
-            let pair = unsafe { rows::<2, C>(&[weights[i], weights[i + 1]], tokens) };
-            products[i] = pair[0];
-            products[i + 1] = pair[1];
-            i += 2;
-        }
-        if i < R {
-            // SAFETY: the caller's contract, for its last row.
-            products[i] = unsafe { rows::<1, C>(&[weights[i]], tokens) }[0];
+        for i in 0..R {
+            // SAFETY: the caller's contract, for one of its rows.
+            products[i] = unsafe { rows::<1, C>(&[weights[i]], tokens, blocks) }[0];
         }
         products
     }
 
-    /// `R` (1 or 2) rows of a tile.
+    /// `R` rows of a tile.
     ///
     /// # Safety
     /// As [`tile`].
@@ -704,32 +840,40 @@ mod avx_vnni {
     unsafe fn rows<const R: usize, const C: usize>(
         weights: &[UnpackedRow<'_>; R],
         tokens: &[TokenRow<'_>; C],
+        blocks: &[(usize, usize)],
     ) -> [[f32; C]; R] {
         let cols = tokens[0].quants.len();
         let zero = _mm256_setzero_si256();
         let mut acc = [[_mm256_setzero_ps(); C]; R];
-        for k in 0..cols / STEP {
-            let mut w = [zero; R];
-            let mut ws = [_mm256_setzero_ps(); R];
-            for i in 0..R {
-                // SAFETY: `k * 32 + 32 <= cols` bytes and `k * 8 + 8 <= cols / 4` lane
-                // scales lie in each row (the caller's contract).
-                unsafe {
-                    w[i] = _mm256_loadu_si256(weights[i].bytes.as_ptr().add(k * STEP).cast());
-                    ws[i] = _mm256_loadu_ps(weights[i].lanes.as_ptr().add(k * STEP / LANE));
-                }
-            }
-            for j in 0..C {
-                // SAFETY: as above for the token's quants and lane scales.
-                let (a, ascale) = unsafe {
-                    (
-                        _mm256_loadu_si256(tokens[j].quants.as_ptr().add(k * STEP).cast()),
-                        _mm256_loadu_ps(tokens[j].lanes.as_ptr().add(k * STEP / LANE)),
-                    )
-                };
+        for (b, &(start, steps)) in blocks.iter().enumerate() {
+            for half in 0..2 {
+                let lanes = b * LANES + half * LANES / 2;
                 for i in 0..R {
-                    let dot = _mm256_cvtepi32_ps(_mm256_dpbusd_avx_epi32(zero, w[i], a));
-                    acc[i][j] = _mm256_fmadd_ps(_mm256_mul_ps(dot, ws[i]), ascale, acc[i][j]);
+                    // SAFETY: 16 lane scales per block lie in each row and token (the
+                    // caller's contract); this half reads 8 of them.
+                    let wscale = unsafe { _mm256_loadu_ps(weights[i].lanes.as_ptr().add(lanes)) };
+                    let mut dots = [zero; C];
+                    for step in 0..steps {
+                        let at = start + step * GROUP + half * HALF;
+                        // SAFETY: the block's steps lie inside the row's bytes and each
+                        // token's quants (the caller's contract).
+                        let w =
+                            unsafe { _mm256_loadu_si256(weights[i].bytes.as_ptr().add(at).cast()) };
+                        for j in 0..C {
+                            // SAFETY: as above.
+                            let a = unsafe {
+                                _mm256_loadu_si256(tokens[j].quants.as_ptr().add(at).cast())
+                            };
+                            dots[j] = _mm256_dpbusd_avx_epi32(dots[j], w, a);
+                        }
+                    }
+                    for j in 0..C {
+                        // SAFETY: as above.
+                        let ascale =
+                            unsafe { _mm256_loadu_ps(tokens[j].lanes.as_ptr().add(lanes)) };
+                        let scale = _mm256_mul_ps(wscale, ascale);
+                        acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[j]), scale, acc[i][j]);
+                    }
                 }
             }
         }
@@ -758,6 +902,125 @@ mod avx_vnni {
             }
         }
         products
+    }
+
+    /// 8 floats at `p`, or 4 and zeros.
+    ///
+    /// # Safety
+    /// `p` points to 8 readable floats, or 4 when `four`.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn load_upto8(p: *const f32, four: bool) -> __m256 {
+        if four {
+            // SAFETY: 4 floats at `p` (the caller's contract).
+            _mm256_set_m128(_mm_setzero_ps(), unsafe { _mm_loadu_ps(p) })
+        } else {
+            // SAFETY: 8 floats at `p` (the caller's contract).
+            unsafe { _mm256_loadu_ps(p) }
+        }
+    }
+
+    /// The sum of the 8 lanes.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn sum8(v: __m256) -> f32 {
+        let pairs = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let twos = _mm_add_ps(pairs, _mm_movehl_ps(pairs, pairs));
+        _mm_cvtss_f32(_mm_add_ss(twos, _mm_shuffle_ps::<1>(twos, twos)))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{GROUP, LANES, SUB, TokenRow, UnpackedRow};
+
+    /// Values per half step: one 256-bit register of bytes, 8 of a step's 16 lanes.
+    const HALF: usize = 32;
+
+    /// A tile as [`super::avx512::tile`] computes it, each step of 64 values as two halves of
+    /// 32: `vpmaddubsw` multiplies the bytes and adds pairs in 16 bits, `vpmaddwd` by ones adds
+    /// those pairs into the 32-bit lanes; one row at a time (sixteen vector registers).
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA. Every row's bytes are below 64 (so a pair of products, at most
+    /// 2 · 63 · 127, fits in 16 bits), as many as the tokens have quants (a multiple of 64),
+    /// with an offset per 16 of them and 16 lane scales per block; every token has 16 lane
+    /// scales per block and a sum per 16; each block's steps lie inside the row.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn tile<const R: usize, const C: usize>(
+        weights: &[UnpackedRow<'_>; R],
+        tokens: &[TokenRow<'_>; C],
+        blocks: &[(usize, usize)],
+    ) -> [[f32; C]; R] {
+        let mut products = [[0f32; C]; R];
+        for i in 0..R {
+            // SAFETY: the caller's contract, for one of its rows.
+            products[i] = unsafe { row::<C>(&weights[i], tokens, blocks) };
+        }
+        products
+    }
+
+    /// One row of a tile.
+    ///
+    /// # Safety
+    /// As [`tile`].
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn row<const C: usize>(
+        weights: &UnpackedRow<'_>,
+        tokens: &[TokenRow<'_>; C],
+        blocks: &[(usize, usize)],
+    ) -> [f32; C] {
+        let cols = tokens[0].quants.len();
+        let zero = _mm256_setzero_si256();
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [_mm256_setzero_ps(); C];
+        for (b, &(start, steps)) in blocks.iter().enumerate() {
+            for half in 0..2 {
+                let lanes = b * LANES + half * LANES / 2;
+                // SAFETY: 16 lane scales per block lie in the row and each token (the
+                // caller's contract); this half reads 8 of them.
+                let wscale = unsafe { _mm256_loadu_ps(weights.lanes.as_ptr().add(lanes)) };
+                let mut dots = [zero; C];
+                for step in 0..steps {
+                    let at = start + step * GROUP + half * HALF;
+                    // SAFETY: the block's steps lie inside the row's bytes and each token's
+                    // quants (the caller's contract).
+                    let w = unsafe { _mm256_loadu_si256(weights.bytes.as_ptr().add(at).cast()) };
+                    for j in 0..C {
+                        // SAFETY: as above.
+                        let a =
+                            unsafe { _mm256_loadu_si256(tokens[j].quants.as_ptr().add(at).cast()) };
+                        let pairs = _mm256_maddubs_epi16(w, a);
+                        dots[j] = _mm256_add_epi32(dots[j], _mm256_madd_epi16(pairs, ones));
+                    }
+                }
+                for j in 0..C {
+                    // SAFETY: as above.
+                    let ascale = unsafe { _mm256_loadu_ps(tokens[j].lanes.as_ptr().add(lanes)) };
+                    let scale = _mm256_mul_ps(wscale, ascale);
+                    acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[j]), scale, acc[j]);
+                }
+            }
+        }
+        // The offsets, 8 groups of 16 values a step, then the 4 left where there are.
+        let groups = cols / SUB;
+        let mut g = 0;
+        while g < groups {
+            let four = groups - g < 8;
+            // SAFETY: 8 offsets and sums from `g` lie inside the `groups` of each, or 4 where
+            // only 4 are left (`cols` is a multiple of 64).
+            let offsets = unsafe { load_upto8(weights.offsets.as_ptr().add(g), four) };
+            for j in 0..C {
+                // SAFETY: as above.
+                let sums = unsafe { load_upto8(tokens[j].sums.as_ptr().add(g), four) };
+                acc[j] = _mm256_fmadd_ps(offsets, sums, acc[j]);
+            }
+            g += if four { 4 } else { 8 };
+        }
+        acc.map(|v| sum8(v))
     }
 
     /// 8 floats at `p`, or 4 and zeros.
@@ -839,6 +1102,31 @@ mod tests {
             (vec![0u8; cols], vec![0f32; cols / SUB], vec![0f32; cols / SUB]);
         unpack_row(encoding, row, &mut u, &mut s, &mut o);
         (0..cols).map(|i| s[i / SUB] * f32::from(u[i]) + o[i / SUB]).collect()
+    }
+
+    /// The layout stores every value once, and each lane of a block keeps one group of 16
+    /// through all the block's steps, for widths of every mix of blocks.
+    #[test]
+    fn each_lane_keeps_one_group_through_its_block() {
+        for cols in [64, 128, 192, 256, 448, 896, 960, 1024, 3072] {
+            let layout = Layout::new(cols);
+            let mut seen = vec![false; cols];
+            for &i in &layout.order {
+                assert!(!std::mem::replace(&mut seen[i as usize], true), "width {cols}: {i} twice");
+            }
+            assert!(seen.iter().all(|&s| s), "width {cols}: a value missing");
+            for (b, &(start, steps)) in layout.blocks.iter().enumerate() {
+                for step in 0..steps {
+                    for lane in 0..LANES {
+                        let group = layout.lane_groups[b * LANES + lane] as usize;
+                        for byte in 0..LANE {
+                            let stored = start + step * GROUP + lane * LANE + byte;
+                            assert_eq!(layout.order[stored] as usize / SUB, group, "width {cols}");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Unpacking gives the values the decode kernels multiply: each encoding's unpacked row,
@@ -923,7 +1211,12 @@ mod tests {
         for (cols, tokens, rows) in [(960, 9, 21), (1024, 6, 7)] {
             let x: Vec<f32> = (0..tokens * cols).map(|_| rng.value()).collect();
             let acts = PromptActivations::quantize(&x, cols).unwrap();
-            for encoding in [WeightEncoding::Q5_0, WeightEncoding::Q8_0, WeightEncoding::Q6K] {
+            for encoding in [
+                WeightEncoding::Q5_0,
+                WeightEncoding::Q8_0,
+                WeightEncoding::Q4K,
+                WeightEncoding::Q6K,
+            ] {
                 if !cols.is_multiple_of(encoding.block_len()) {
                     continue;
                 }
