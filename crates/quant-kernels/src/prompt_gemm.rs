@@ -800,15 +800,112 @@ mod avx512 {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-mod avx_vnni {
-    use std::arch::x86_64::*;
+/// The two 256-bit tiles, which differ only in how a step's bytes become 32-bit lane sums: the
+/// same body, generated for each with its target features and its byte product.
+macro_rules! tile_256 {
+    (
+        $(#[$doc:meta])*
+        mod $name:ident, features = $features:literal,
+        dot($dots:ident, $w:ident, $a:ident) = $dot:expr
+    ) => {
+        #[cfg(target_arch = "x86_64")]
+        mod $name {
+            use std::arch::x86_64::*;
 
-    use super::{GROUP, LANES, SUB, TokenRow, UnpackedRow};
+            use super::{GROUP, LANES, SUB, TokenRow, UnpackedRow};
 
-    /// Values per half step: one 256-bit register of bytes, 8 of a step's 16 lanes.
-    const HALF: usize = 32;
+            /// Values per half step: one 256-bit register of bytes, 8 of a step's 16 lanes.
+            const HALF: usize = 32;
 
+            $(#[$doc])*
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn tile<const R: usize, const C: usize>(
+                weights: &[UnpackedRow<'_>; R],
+                tokens: &[TokenRow<'_>; C],
+                blocks: &[(usize, usize)],
+            ) -> [[f32; C]; R] {
+                let mut products = [[0f32; C]; R];
+                for i in 0..R {
+                    // SAFETY: the caller's contract, for one of its rows.
+                    products[i] = unsafe { row::<C>(&weights[i], tokens, blocks) };
+                }
+                products
+            }
+
+            /// One row of a tile, each step of 64 values as two halves of 32.
+            ///
+            /// # Safety
+            /// As [`tile`].
+            #[target_feature(enable = $features)]
+            #[inline]
+            unsafe fn row<const C: usize>(
+                weights: &UnpackedRow<'_>,
+                tokens: &[TokenRow<'_>; C],
+                blocks: &[(usize, usize)],
+            ) -> [f32; C] {
+                let cols = tokens[0].quants.len();
+                let zero = _mm256_setzero_si256();
+                let mut acc = [_mm256_setzero_ps(); C];
+                for (b, &(start, steps)) in blocks.iter().enumerate() {
+                    for half in 0..2 {
+                        let lanes = b * LANES + half * LANES / 2;
+                        // SAFETY: 16 lane scales per block lie in the row and each token (the
+                        // caller's contract); this half reads 8 of them.
+                        let wscale = unsafe { _mm256_loadu_ps(weights.lanes.as_ptr().add(lanes)) };
+                        let mut dots = [zero; C];
+                        for step in 0..steps {
+                            let at = start + step * GROUP + half * HALF;
+                            // SAFETY: the block's steps lie inside the row's bytes and each
+                            // token's quants (the caller's contract).
+                            let $w = unsafe {
+                                _mm256_loadu_si256(weights.bytes.as_ptr().add(at).cast())
+                            };
+                            for j in 0..C {
+                                // SAFETY: as above.
+                                let $a = unsafe {
+                                    _mm256_loadu_si256(tokens[j].quants.as_ptr().add(at).cast())
+                                };
+                                let $dots = dots[j];
+                                dots[j] = $dot;
+                            }
+                        }
+                        for j in 0..C {
+                            // SAFETY: as above.
+                            let ascale = unsafe {
+                                _mm256_loadu_ps(tokens[j].lanes.as_ptr().add(lanes))
+                            };
+                            let scale = _mm256_mul_ps(wscale, ascale);
+                            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[j]), scale, acc[j]);
+                        }
+                    }
+                }
+                // The offsets, 8 groups of 16 values a step, then the 4 left where there are
+                // (`cols` is a multiple of 64).
+                let groups = cols / SUB;
+                let mut g = 0;
+                while g < groups {
+                    let four = groups - g < 8;
+                    // SAFETY: 8 offsets and sums from `g` lie inside the `groups` of each, or 4
+                    // where only 4 are left.
+                    let offsets = unsafe {
+                        super::avx256::load_upto8(weights.offsets.as_ptr().add(g), four)
+                    };
+                    for j in 0..C {
+                        // SAFETY: as above.
+                        let sums = unsafe {
+                            super::avx256::load_upto8(tokens[j].sums.as_ptr().add(g), four)
+                        };
+                        acc[j] = _mm256_fmadd_ps(offsets, sums, acc[j]);
+                    }
+                    g += if four { 4 } else { 8 };
+                }
+                acc.map(|v| super::avx256::sum8(v))
+            }
+        }
+    };
+}
+
+tile_256! {
     /// A tile as [`super::avx512::tile`] computes it, each step of 64 values as two halves of
     /// 32 with the 256-bit `vpdpbusd`, one row at a time: with sixteen vector registers, more
     /// rows' accumulators would leave none for the operands.
@@ -817,128 +914,11 @@ mod avx_vnni {
     /// The CPU has AVX-VNNI, AVX2 and FMA. Every row has as many bytes as the tokens have
     /// quants (a multiple of 64), an offset per 16 of them and 16 lane scales per block; every
     /// token 16 lane scales per block and a sum per 16; each block's steps lie inside the row.
-    #[target_feature(enable = "avx2,fma,avxvnni")]
-    pub(super) unsafe fn tile<const R: usize, const C: usize>(
-        weights: &[UnpackedRow<'_>; R],
-        tokens: &[TokenRow<'_>; C],
-        blocks: &[(usize, usize)],
-    ) -> [[f32; C]; R] {
-        let mut products = [[0f32; C]; R];
-        for i in 0..R {
-            // SAFETY: the caller's contract, for one of its rows.
-            products[i] = unsafe { rows::<1, C>(&[weights[i]], tokens, blocks) }[0];
-        }
-        products
-    }
-
-    /// `R` rows of a tile.
-    ///
-    /// # Safety
-    /// As [`tile`].
-    #[target_feature(enable = "avx2,fma,avxvnni")]
-    #[inline]
-    unsafe fn rows<const R: usize, const C: usize>(
-        weights: &[UnpackedRow<'_>; R],
-        tokens: &[TokenRow<'_>; C],
-        blocks: &[(usize, usize)],
-    ) -> [[f32; C]; R] {
-        let cols = tokens[0].quants.len();
-        let zero = _mm256_setzero_si256();
-        let mut acc = [[_mm256_setzero_ps(); C]; R];
-        for (b, &(start, steps)) in blocks.iter().enumerate() {
-            for half in 0..2 {
-                let lanes = b * LANES + half * LANES / 2;
-                for i in 0..R {
-                    // SAFETY: 16 lane scales per block lie in each row and token (the
-                    // caller's contract); this half reads 8 of them.
-                    let wscale = unsafe { _mm256_loadu_ps(weights[i].lanes.as_ptr().add(lanes)) };
-                    let mut dots = [zero; C];
-                    for step in 0..steps {
-                        let at = start + step * GROUP + half * HALF;
-                        // SAFETY: the block's steps lie inside the row's bytes and each
-                        // token's quants (the caller's contract).
-                        let w =
-                            unsafe { _mm256_loadu_si256(weights[i].bytes.as_ptr().add(at).cast()) };
-                        for j in 0..C {
-                            // SAFETY: as above.
-                            let a = unsafe {
-                                _mm256_loadu_si256(tokens[j].quants.as_ptr().add(at).cast())
-                            };
-                            dots[j] = _mm256_dpbusd_avx_epi32(dots[j], w, a);
-                        }
-                    }
-                    for j in 0..C {
-                        // SAFETY: as above.
-                        let ascale =
-                            unsafe { _mm256_loadu_ps(tokens[j].lanes.as_ptr().add(lanes)) };
-                        let scale = _mm256_mul_ps(wscale, ascale);
-                        acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[j]), scale, acc[i][j]);
-                    }
-                }
-            }
-        }
-        // The offsets, 8 groups of 16 values a step; `cols` is a multiple of 64, so what is
-        // left after the steps of 8 is 0 or 4 groups.
-        let groups = cols / SUB;
-        let mut g = 0;
-        while g < groups {
-            let four = groups - g < 8;
-            for i in 0..R {
-                // SAFETY: 8 offsets and sums from `g` lie inside the `groups` of each, or 4
-                // where only 4 are left (then the upper half is zero).
-                let offsets = unsafe { load_upto8(weights[i].offsets.as_ptr().add(g), four) };
-                for j in 0..C {
-                    // SAFETY: as above.
-                    let sums = unsafe { load_upto8(tokens[j].sums.as_ptr().add(g), four) };
-                    acc[i][j] = _mm256_fmadd_ps(offsets, sums, acc[i][j]);
-                }
-            }
-            g += if four { 4 } else { 8 };
-        }
-        let mut products = [[0f32; C]; R];
-        for i in 0..R {
-            for j in 0..C {
-                products[i][j] = sum8(acc[i][j]);
-            }
-        }
-        products
-    }
-
-    /// 8 floats at `p`, or 4 and zeros.
-    ///
-    /// # Safety
-    /// `p` points to 8 readable floats, or 4 when `four`.
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    unsafe fn load_upto8(p: *const f32, four: bool) -> __m256 {
-        if four {
-            // SAFETY: 4 floats at `p` (the caller's contract).
-            _mm256_set_m128(_mm_setzero_ps(), unsafe { _mm_loadu_ps(p) })
-        } else {
-            // SAFETY: 8 floats at `p` (the caller's contract).
-            unsafe { _mm256_loadu_ps(p) }
-        }
-    }
-
-    /// The sum of the 8 lanes.
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    fn sum8(v: __m256) -> f32 {
-        let pairs = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-        let twos = _mm_add_ps(pairs, _mm_movehl_ps(pairs, pairs));
-        _mm_cvtss_f32(_mm_add_ss(twos, _mm_shuffle_ps::<1>(twos, twos)))
-    }
+    mod avx_vnni, features = "avx2,fma,avxvnni",
+    dot(dots, w, a) = _mm256_dpbusd_avx_epi32(dots, w, a)
 }
 
-#[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use std::arch::x86_64::*;
-
-    use super::{GROUP, LANES, SUB, TokenRow, UnpackedRow};
-
-    /// Values per half step: one 256-bit register of bytes, 8 of a step's 16 lanes.
-    const HALF: usize = 32;
-
+tile_256! {
     /// A tile as [`super::avx512::tile`] computes it, each step of 64 values as two halves of
     /// 32: `vpmaddubsw` multiplies the bytes and adds pairs in 16 bits, `vpmaddwd` by ones adds
     /// those pairs into the 32-bit lanes; one row at a time (sixteen vector registers).
@@ -948,80 +928,17 @@ mod avx2 {
     /// 2 · 63 · 127, fits in 16 bits), as many as the tokens have quants (a multiple of 64),
     /// with an offset per 16 of them and 16 lane scales per block; every token has 16 lane
     /// scales per block and a sum per 16; each block's steps lie inside the row.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn tile<const R: usize, const C: usize>(
-        weights: &[UnpackedRow<'_>; R],
-        tokens: &[TokenRow<'_>; C],
-        blocks: &[(usize, usize)],
-    ) -> [[f32; C]; R] {
-        let mut products = [[0f32; C]; R];
-        for i in 0..R {
-            // SAFETY: the caller's contract, for one of its rows.
-            products[i] = unsafe { row::<C>(&weights[i], tokens, blocks) };
-        }
-        products
-    }
+    mod avx2, features = "avx2,fma",
+    dot(dots, w, a) = _mm256_add_epi32(
+        dots,
+        _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), _mm256_set1_epi16(1))
+    )
+}
 
-    /// One row of a tile.
-    ///
-    /// # Safety
-    /// As [`tile`].
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    unsafe fn row<const C: usize>(
-        weights: &UnpackedRow<'_>,
-        tokens: &[TokenRow<'_>; C],
-        blocks: &[(usize, usize)],
-    ) -> [f32; C] {
-        let cols = tokens[0].quants.len();
-        let zero = _mm256_setzero_si256();
-        let ones = _mm256_set1_epi16(1);
-        let mut acc = [_mm256_setzero_ps(); C];
-        for (b, &(start, steps)) in blocks.iter().enumerate() {
-            for half in 0..2 {
-                let lanes = b * LANES + half * LANES / 2;
-                // SAFETY: 16 lane scales per block lie in the row and each token (the
-                // caller's contract); this half reads 8 of them.
-                let wscale = unsafe { _mm256_loadu_ps(weights.lanes.as_ptr().add(lanes)) };
-                let mut dots = [zero; C];
-                for step in 0..steps {
-                    let at = start + step * GROUP + half * HALF;
-                    // SAFETY: the block's steps lie inside the row's bytes and each token's
-                    // quants (the caller's contract).
-                    let w = unsafe { _mm256_loadu_si256(weights.bytes.as_ptr().add(at).cast()) };
-                    for j in 0..C {
-                        // SAFETY: as above.
-                        let a =
-                            unsafe { _mm256_loadu_si256(tokens[j].quants.as_ptr().add(at).cast()) };
-                        let pairs = _mm256_maddubs_epi16(w, a);
-                        dots[j] = _mm256_add_epi32(dots[j], _mm256_madd_epi16(pairs, ones));
-                    }
-                }
-                for j in 0..C {
-                    // SAFETY: as above.
-                    let ascale = unsafe { _mm256_loadu_ps(tokens[j].lanes.as_ptr().add(lanes)) };
-                    let scale = _mm256_mul_ps(wscale, ascale);
-                    acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[j]), scale, acc[j]);
-                }
-            }
-        }
-        // The offsets, 8 groups of 16 values a step, then the 4 left where there are.
-        let groups = cols / SUB;
-        let mut g = 0;
-        while g < groups {
-            let four = groups - g < 8;
-            // SAFETY: 8 offsets and sums from `g` lie inside the `groups` of each, or 4 where
-            // only 4 are left (`cols` is a multiple of 64).
-            let offsets = unsafe { load_upto8(weights.offsets.as_ptr().add(g), four) };
-            for j in 0..C {
-                // SAFETY: as above.
-                let sums = unsafe { load_upto8(tokens[j].sums.as_ptr().add(g), four) };
-                acc[j] = _mm256_fmadd_ps(offsets, sums, acc[j]);
-            }
-            g += if four { 4 } else { 8 };
-        }
-        acc.map(|v| sum8(v))
-    }
+/// What the 256-bit tiles share.
+#[cfg(target_arch = "x86_64")]
+mod avx256 {
+    use std::arch::x86_64::*;
 
     /// 8 floats at `p`, or 4 and zeros.
     ///
@@ -1029,7 +946,7 @@ mod avx2 {
     /// `p` points to 8 readable floats, or 4 when `four`.
     #[target_feature(enable = "avx2")]
     #[inline]
-    unsafe fn load_upto8(p: *const f32, four: bool) -> __m256 {
+    pub(super) unsafe fn load_upto8(p: *const f32, four: bool) -> __m256 {
         if four {
             // SAFETY: 4 floats at `p` (the caller's contract).
             _mm256_set_m128(_mm_setzero_ps(), unsafe { _mm_loadu_ps(p) })
@@ -1042,7 +959,7 @@ mod avx2 {
     /// The sum of the 8 lanes.
     #[target_feature(enable = "avx2")]
     #[inline]
-    fn sum8(v: __m256) -> f32 {
+    pub(super) fn sum8(v: __m256) -> f32 {
         let pairs = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
         let twos = _mm_add_ps(pairs, _mm_movehl_ps(pairs, pairs));
         _mm_cvtss_f32(_mm_add_ss(twos, _mm_shuffle_ps::<1>(twos, twos)))
