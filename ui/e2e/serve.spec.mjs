@@ -73,6 +73,20 @@ function writePdf(path, pages) {
   writeFileSync(path, out, "latin1");
 }
 
+/** Searches for `query` in the Search view once a second, for up to a minute, until a hit
+ * naming `document` appears (the folder watch indexes files added while the test runs); the hit,
+ * or null. */
+async function searchUntil(page, query, document) {
+  for (let tries = 0; tries < 60; tries++) {
+    await page.getByLabel("Words or a description of what you look for").fill(query);
+    await page.locator(".search-form button[type=submit]").click();
+    await page.waitForTimeout(1000);
+    const hits = page.locator(".search-results li[data-hit]", { hasText: document });
+    if ((await hits.count()) > 0) return hits.first();
+  }
+  return null;
+}
+
 async function main() {
   if (!existsSync(join(data, "models/all-MiniLM-L6-v2"))) {
     console.log(`SKIPPED e2e: no embedding model under ${data}/models (set QUARRY_TEST_DATA)`);
@@ -337,14 +351,7 @@ async function main() {
     const scan = join(data, "pdfs/two_pages.pdf");
     if (existsSync(scan)) {
       cpSync(scan, join(docs, "scan.pdf"));
-      let scanHit = null;
-      for (let tries = 0; tries < 60 && !scanHit; tries++) {
-        await page.getByLabel("Words or a description of what you look for").fill("Firefox");
-        await page.locator(".search-form button[type=submit]").click();
-        await page.waitForTimeout(1000);
-        const hits = page.locator(".search-results li[data-hit]", { hasText: "scan.pdf" });
-        if ((await hits.count()) > 0) scanHit = hits.first();
-      }
+      const scanHit = await searchUntil(page, "Firefox", "scan.pdf");
       check(scanHit !== null, "the OCR'd scan is found by search");
       check((await scanHit.textContent()).includes("page 2"), "the OCR'd text is on page 2");
       await scanHit.locator("button.link").first().click();
@@ -361,14 +368,7 @@ async function main() {
     writePdf(join(packed, "dues.pdf"), ["Harbour dues overview", "Mooring dues rise to 412 euros in spring"]);
     execFileSync("python3", ["-c", "import sys, zipfile\nwith zipfile.ZipFile(sys.argv[1], 'w') as z: z.write(sys.argv[2], 'contracts/dues.pdf')", join(docs, "harbour.zip"), join(packed, "dues.pdf")]);
     rmSync(packed, { recursive: true, force: true });
-    let zipHit = null;
-    for (let tries = 0; tries < 60 && !zipHit; tries++) {
-      await page.getByLabel("Words or a description of what you look for").fill("mooring dues spring");
-      await page.locator(".search-form button[type=submit]").click();
-      await page.waitForTimeout(1000);
-      const hits = page.locator(".search-results li[data-hit]", { hasText: "harbour.zip › contracts/dues.pdf" });
-      if ((await hits.count()) > 0) zipHit = hits.first();
-    }
+    const zipHit = await searchUntil(page, "mooring dues spring", "harbour.zip › contracts/dues.pdf");
     check(zipHit !== null, "a PDF inside a zip archive is found as harbour.zip › contracts/dues.pdf");
     check((await zipHit.textContent()).includes("page 2"), "the PDF inside the archive keeps its own pages");
     await zipHit.locator("button.link").first().click();
